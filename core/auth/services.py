@@ -1,0 +1,62 @@
+"""Logging in, with a lockout after repeated failures."""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from core.errors import ServiceError
+from core.models import User
+
+log = logging.getLogger("coremis.auth")
+
+
+def authenticate(username: str, password: str) -> User:
+    """Check credentials. After ``LOGIN_MAX_FAILURES`` failures in a row the account is locked
+    for ``LOGIN_LOCKOUT``; while locked, even the right password is refused."""
+    user = User.objects.filter(username=username).first()
+    if user is None:
+        log.info("login failed", extra={"username": username, "reason": "unknown user"})
+        raise ServiceError("INVALID_CREDENTIALS", "Invalid username or password.")
+    if user.is_locked():
+        assert user.locked_until is not None
+        raise ServiceError(
+            "ACCOUNT_LOCKED",
+            "This account is locked after too many failed log-ins. Try again after "
+            f"{user.locked_until:%Y-%m-%d %H:%M} UTC, or ask an administrator to unlock it.",
+        )
+    if not user.is_active or not user.check_password(password):
+        _record_failure(user)
+        raise ServiceError("INVALID_CREDENTIALS", "Invalid username or password.")
+    if user.failed_login_attempts or user.locked_until:
+        User.objects.filter(pk=user.pk).update(failed_login_attempts=0, locked_until=None)
+    User.objects.filter(pk=user.pk).update(last_login=timezone.now())
+    log.info("login", extra={"username": username})
+    return user
+
+
+def _record_failure(user: User) -> None:
+    limit = settings.COREMIS["LOGIN_MAX_FAILURES"]
+    with transaction.atomic():
+        User.objects.filter(pk=user.pk).update(failed_login_attempts=F("failed_login_attempts") + 1)
+        failures = User.objects.values_list("failed_login_attempts", flat=True).get(pk=user.pk)
+        if failures >= limit:
+            User.objects.filter(pk=user.pk).update(
+                locked_until=timezone.now() + settings.COREMIS["LOGIN_LOCKOUT"], failed_login_attempts=0
+            )
+            log.warning("account locked", extra={"username": user.username, "failures": failures})
+    if failures >= limit:
+        raise ServiceError(
+            "ACCOUNT_LOCKED",
+            f"Invalid username or password. The account is now locked for "
+            f"{int(settings.COREMIS['LOGIN_LOCKOUT'].total_seconds() // 60)} minutes after "
+            f"{limit} failed log-ins.",
+        )
+
+
+def unlock(user: User) -> None:
+    User.objects.filter(pk=user.pk).update(failed_login_attempts=0, locked_until=None)

@@ -1,0 +1,157 @@
+"""The core's own GraphQL surface: log-in, the mutation log, background jobs, roles."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import graphene
+from graphql import GraphQLError
+
+from core.auth import services as auth_services
+from core.auth import tokens
+from core.errors import ServiceError
+from core.graphql.fields import ProtectedConnectionField
+from core.graphql.permissions import mark
+from core.graphql.types import CoreNode, CountableConnection
+from core.models import Job, MutationLog, Role
+from core.permissions import has_permission
+
+
+class MutationLogType(CoreNode):
+    class Meta:
+        model = MutationLog
+        interfaces = (graphene.relay.Node,)
+        connection_class = CountableConnection
+        filter_fields = {
+            "client_mutation_id": ["exact", "in"], "status": ["exact"], "mutation_name": ["exact"]
+        }
+        fields = (
+            "id", "mutation_name", "client_mutation_id", "client_mutation_label",
+            "client_mutation_details", "json_content", "status", "request_date_time",
+            "finished_date_time", "affected_ids",
+        )
+
+    status = graphene.Int(required=True, description="0 received, 1 error, 2 success")
+    error = graphene.String(description="JSON list of {field, code, message} when status is 1")
+
+    def resolve_error(self, info: Any) -> str | None:
+        import json
+
+        return json.dumps(self.error) if self.error else None
+
+    @classmethod
+    def get_queryset(cls, queryset: Any, info: Any) -> Any:
+        user = info.context.user
+        if not has_permission(user, "core.mutation_log.view_all"):
+            queryset = queryset.filter(user=user)
+        return queryset
+
+
+class JobType(CoreNode):
+    class Meta:
+        model = Job
+        interfaces = (graphene.relay.Node,)
+        connection_class = CountableConnection
+        filter_fields = {"kind": ["exact"], "state": ["exact"], "module": ["exact"]}
+        fields = (
+            "id", "kind", "module", "stage", "params", "processed", "total", "error_count",
+            "errors", "result", "message", "attempts", "created_at", "started_at", "finished_at",
+        )
+
+    state = graphene.String(required=True)
+
+    @classmethod
+    def get_queryset(cls, queryset: Any, info: Any) -> Any:
+        user = info.context.user
+        if not has_permission(user, "core.job.view_all"):
+            queryset = queryset.filter(created_by=user)
+        return queryset
+
+
+class RoleType(CoreNode):
+    class Meta:
+        model = Role
+        interfaces = (graphene.relay.Node,)
+        connection_class = CountableConnection
+        filter_fields = {"name": ["exact", "icontains"], "is_deleted": ["exact"]}
+        fields = ("id", "name", "description", "permissions", "is_deleted", "version",
+                  "date_created", "date_updated")
+
+
+class Query(graphene.ObjectType):
+    mutation_logs = ProtectedConnectionField(
+        MutationLogType, permission="core.mutation_log.view",
+        order_fields=["request_date_time", "status"],
+    )
+    jobs = ProtectedConnectionField(
+        JobType, permission="core.job.view", order_fields=["created_at", "state", "kind"]
+    )
+    roles = ProtectedConnectionField(RoleType, permission="core.role.manage", order_fields=["name"])
+
+
+class TokenPayload(graphene.ObjectType):
+    token = graphene.String(required=True)
+    refresh_token = graphene.String(required=True)
+    payload = graphene.JSONString(required=True)
+    refresh_expires_in = graphene.Int(required=True)
+
+
+def _as_graphql_error(exc: ServiceError) -> GraphQLError:
+    return GraphQLError(exc.message, extensions={"code": exc.code})
+
+
+class TokenAuth(graphene.Mutation):
+    """Log in; returns an access token (``Authorization: Bearer``) and a refresh token."""
+
+    class Arguments:
+        username = graphene.String(required=True)
+        password = graphene.String(required=True)
+
+    Output = TokenPayload
+
+    @staticmethod
+    def mutate(root: Any, info: Any, username: str, password: str) -> TokenPayload:
+        try:
+            user = auth_services.authenticate(username, password)
+        except ServiceError as exc:
+            raise _as_graphql_error(exc) from exc
+        pair = tokens.issue(user)
+        return TokenPayload(pair.token, pair.refresh_token, pair.payload, pair.refresh_expires_in)
+
+
+class RefreshToken(graphene.Mutation):
+    class Arguments:
+        refresh_token = graphene.String(required=True)
+
+    Output = TokenPayload
+
+    @staticmethod
+    def mutate(root: Any, info: Any, refresh_token: str) -> TokenPayload:
+        try:
+            user, _ = tokens.decode(refresh_token, "refresh")
+        except ServiceError as exc:
+            raise _as_graphql_error(exc) from exc
+        pair = tokens.issue(user)
+        return TokenPayload(pair.token, pair.refresh_token, pair.payload, pair.refresh_expires_in)
+
+
+class VerifyToken(graphene.Mutation):
+    class Arguments:
+        token = graphene.String(required=True)
+
+    payload = graphene.JSONString(required=True)
+
+    @staticmethod
+    def mutate(root: Any, info: Any, token: str) -> VerifyToken:
+        try:
+            _, payload = tokens.decode(token, "access")
+        except ServiceError as exc:
+            raise _as_graphql_error(exc) from exc
+        return VerifyToken(payload=payload)
+
+
+class Mutation(graphene.ObjectType):
+    # Logging in needs no prior log-in: these three are the schema's only public fields.
+    token_auth = mark(TokenAuth.Field(), "public")
+    refresh_token = mark(RefreshToken.Field(), "public")
+    verify_token = mark(VerifyToken.Field(), "public")

@@ -1,0 +1,54 @@
+"""Every root field and mutation declares the permission it needs; nothing is open by default."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from graphql import GraphQLError
+
+from core.permissions import has_permission
+
+# Fields anyone may call: logging in needs no prior login.
+PUBLIC_FIELDS = frozenset({"tokenAuth", "refreshToken", "verifyToken"})
+
+PERMISSION_ATTR = "coremis_permission"
+
+
+class NotAuthenticated(GraphQLError):
+    def __init__(self) -> None:
+        super().__init__(
+            "Authentication required: log in with tokenAuth and send the token as "
+            "'Authorization: Bearer <token>'.",
+            extensions={"code": "UNAUTHENTICATED"},
+        )
+
+
+class Forbidden(GraphQLError):
+    def __init__(self, code: str) -> None:
+        super().__init__(
+            f"Permission denied: this requires the permission '{code}'.",
+            extensions={"code": "FORBIDDEN", "permission": code},
+        )
+
+
+def user_of(info: Any) -> Any:
+    return getattr(info.context, "user", None)
+
+
+def check_permission(info: Any, code: str) -> Any:
+    """Return the acting user, or raise the GraphQL error a client should see."""
+    user = user_of(info)
+    if user is None or not user.is_authenticated:
+        raise NotAuthenticated()
+    if not has_permission(user, code):
+        raise Forbidden(code)
+    return user
+
+
+def mark(field: Any, code: str) -> Any:
+    setattr(field, PERMISSION_ATTR, code)
+    return field
+
+
+def declared_permission(field: Any) -> str | None:
+    return getattr(field, PERMISSION_ATTR, None)

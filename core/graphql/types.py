@@ -1,0 +1,46 @@
+"""Shared GraphQL types: counted connections, typed mutation errors, base node types."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import graphene
+from graphene import relay
+from graphene_django import DjangoObjectType
+
+
+class CountableConnection(relay.Connection):
+    """A Relay connection with ``totalCount``, as openIMIS frontends expect."""
+
+    class Meta:
+        abstract = True
+
+    total_count = graphene.Int(required=True)
+
+    def resolve_total_count(self, info: Any) -> int:
+        return int(getattr(self, "length", 0))
+
+
+class MutationError(graphene.ObjectType):
+    """One reason a mutation was refused; ``field`` is null when it is about the whole input."""
+
+    field = graphene.String()
+    code = graphene.String(required=True)
+    message = graphene.String(required=True)
+
+
+class CoreNode(DjangoObjectType):
+    """Base for model types: Relay ``id`` plus ``uuid``; subclasses add scoping in
+    ``get_queryset`` (it runs for every list) and ``select_related`` for what they expose."""
+
+    uuid = graphene.UUID(required=True)
+
+    class Meta:
+        abstract = True
+
+    def resolve_uuid(self, info: Any) -> Any:
+        return self.pk
+
+
+class JSONString(graphene.JSONString):
+    """Alias kept in one place so every module returns ``json_ext`` the same way."""

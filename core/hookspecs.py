@@ -1,0 +1,93 @@
+"""Every extension point of the core, in one place.
+
+A module adds to the system only by implementing these hooks (with ``core.hooks.hookimpl``).
+Each spec is a typed function with an empty body; its docstring says when it is called and
+what the core does with the result. Hooks grow by adding arguments, which implementations
+may ignore, so adding one never breaks a module.
+
+Events a module owns (for example "individuals were created") are declared as that module's
+own hookspecs (``ModuleSpec.hookspecs``), following the same rules: ``after_*`` hooks fire on
+transaction commit; ``validate_*`` hooks run inside the transaction and may veto by raising a
+``core.errors.ServiceError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from django.urls import URLPattern, URLResolver
+
+    from core.jobs import JobContext
+    from core.permissions import PermissionSpec
+
+hookspec = pluggy.HookspecMarker("coremis")
+
+
+@hookspec
+def coremis_permissions() -> list[PermissionSpec]:
+    """Permission codes the module declares (``"location.search"``…), with a description.
+
+    Called once when the permission registry is first used. Codes must start with the
+    module's name and a dot; a code declared twice stops the process.
+    """
+
+
+@hookspec
+def coremis_graphql_query() -> type | None:
+    """A ``graphene.ObjectType`` whose fields join the root ``Query``.
+
+    Every field must declare its permission (see ``core.graphql.permissions``); the schema
+    refuses to build otherwise, and two modules defining the same field stop the process.
+    """
+
+
+@hookspec
+def coremis_graphql_mutation() -> type | None:
+    """A ``graphene.ObjectType`` whose fields join the root ``Mutation`` (same rules as
+    :func:`coremis_graphql_query`)."""
+
+
+@hookspec
+def coremis_graphql_types() -> list[type]:
+    """Extra GraphQL types to include even when no root field reaches them yet."""
+
+
+@hookspec
+def coremis_urls() -> list[URLPattern | URLResolver]:
+    """URL routes (uploads, downloads, webhooks) mounted under ``/api/<module>/``.
+
+    Returned patterns are included under the module's own prefix, so two modules cannot
+    collide.
+    """
+
+
+@hookspec
+def coremis_jobs() -> dict[str, Callable[[JobContext], Any]]:
+    """Background job kinds the module runs: ``{"location.import": handler}``.
+
+    A handler receives a :class:`core.jobs.JobContext` (the job row, its parameters, a
+    progress reporter) and returns a JSON-serialisable result. Kinds must start with the
+    module's name and a dot.
+    """
+
+
+@hookspec
+def coremis_schedules() -> list[dict[str, Any]]:
+    """Periodic jobs: ``[{"kind": "location.rebuild_paths", "cron": "0 3 * * *", "params": {}}]``.
+
+    The scheduler process enqueues them; the kind must be one of the module's job kinds.
+    """
+
+
+@hookspec
+def coremis_seed_demo(stdout: Any) -> None:
+    """Create the module's demo data idempotently (``make run`` calls it on every start)."""
+
+
+@hookspec
+def coremis_health_checks() -> dict[str, Callable[[], tuple[bool, str]]]:
+    """Extra checks for ``/health``: ``{name: check}``; a check returns (ok, detail)."""

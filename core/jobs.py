@@ -1,0 +1,151 @@
+"""Background jobs: a ``Job`` row a client can watch, run by an RQ worker.
+
+A module declares job kinds through ``coremis_jobs``; :func:`start_job` records the job and
+enqueues it when the surrounding transaction commits, so a rolled-back request never starts
+work. Progress is written on the separate ``progress`` database connection, so a client sees
+it while the job's own writes are still inside an uncommitted transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import cache
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from core.errors import ServiceError
+from core.loader import ModuleConfigurationError
+from core.models import Job, User
+
+log = logging.getLogger("coremis.jobs")
+
+PROGRESS_DB = "progress"
+MAX_STORED_ERRORS = 1000
+
+
+@dataclass
+class JobContext:
+    """What a job handler works with."""
+
+    job: Job
+    user: User | None
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def progress(self, processed: int, total: int | None = None, stage: str | None = None) -> None:
+        changes: dict[str, Any] = {"processed": processed, "heartbeat_at": timezone.now()}
+        if total is not None:
+            changes["total"] = total
+        if stage is not None:
+            changes["stage"] = stage
+        Job.objects.using(PROGRESS_DB).filter(pk=self.job.pk).update(**changes)
+        for key, value in changes.items():
+            setattr(self.job, key, value)
+
+    def report_errors(self, errors: list[dict[str, Any]]) -> None:
+        """Record row errors; the first ``MAX_STORED_ERRORS`` are kept in full on the job."""
+        if not errors:
+            return
+        room = max(0, MAX_STORED_ERRORS - len(self.job.errors))
+        self.job.errors = self.job.errors + errors[:room]
+        self.job.error_count += len(errors)
+        Job.objects.using(PROGRESS_DB).filter(pk=self.job.pk).update(
+            errors=self.job.errors, error_count=self.job.error_count
+        )
+
+
+Handler = Callable[[JobContext], Any]
+
+
+@cache
+def job_kinds() -> dict[str, tuple[str, Handler]]:
+    from core.hooks import results_by_module
+
+    kinds: dict[str, tuple[str, Handler]] = {}
+    for module, declared in results_by_module("coremis_jobs"):
+        for kind, handler in declared.items():
+            if not kind.startswith(f"{module}."):
+                raise ModuleConfigurationError(
+                    module, f"declares job kind '{kind}' outside its namespace", f"name it '{module}.<job>'"
+                )
+            kinds[kind] = (module, handler)
+    return kinds
+
+
+def start_job(kind: str, params: dict[str, Any], user: User | None) -> Job:
+    """Record a job and enqueue it once the current transaction commits."""
+    if kind not in job_kinds():
+        raise ServiceError("UNKNOWN_JOB_KIND", f"No enabled module runs jobs of kind '{kind}'.")
+    module, _ = job_kinds()[kind]
+    job = Job.objects.create(kind=kind, module=module, params=params, created_by=user)
+    transaction.on_commit(lambda: enqueue(job))
+    return job
+
+
+def enqueue(job: Job) -> None:
+    import django_rq
+
+    queue = django_rq.get_queue("default")
+    # The RQ job id is ours, so enqueuing the same job twice is visible, not a second run.
+    queue.enqueue("core.jobs.run_job", str(job.pk), job_id=f"coremis-{job.pk}-{job.attempts}")
+
+
+def run_job(job_id: str) -> Any:
+    """RQ entry point. Running a job that already finished does nothing (idempotent)."""
+    claimed = Job.objects.filter(pk=job_id, state__in=[Job.QUEUED, Job.RUNNING]).update(
+        state=Job.RUNNING,
+        started_at=timezone.now(),
+        heartbeat_at=timezone.now(),
+        attempts=F("attempts") + 1,
+    )
+    if not claimed:
+        log.info("job already finished or missing", extra={"job": job_id})
+        return None
+    job = Job.objects.select_related("created_by").get(pk=job_id)
+    _, handler = job_kinds()[job.kind]
+    context = JobContext(job=job, user=job.created_by, params=job.params)
+    log.info("job started", extra={"job": job_id, "kind": job.kind, "attempt": job.attempts})
+    try:
+        result = handler(context)
+    except ServiceError as exc:
+        _finish(job, Job.FAILED, message=exc.message)
+        return None
+    except Exception as exc:
+        log.exception("job crashed", extra={"job": job_id, "kind": job.kind})
+        _finish(job, Job.FAILED, message=f"Internal error: {exc!r}", trace=traceback.format_exc())
+        raise
+    state = Job.PARTIAL if job.error_count and (result or {}).get("partial", True) else Job.SUCCEEDED
+    if isinstance(result, dict) and result.get("state") in Job.FINAL_STATES:
+        state = result["state"]
+    _finish(job, state, result=result)
+    return result
+
+
+def _finish(job: Job, state: str, *, message: str = "", result: Any = None, trace: str = "") -> None:
+    changes: dict[str, Any] = {"state": state, "finished_at": timezone.now(), "result": result}
+    if message:
+        changes["message"] = message
+    Job.objects.using(PROGRESS_DB).filter(pk=job.pk).update(**changes)
+    for key, value in changes.items():
+        setattr(job, key, value)
+    log.info("job finished", extra={"job": str(job.pk), "state": state, "trace": trace or None})
+
+
+def requeue_stale_jobs(older_than: timedelta = timedelta(minutes=5)) -> list[str]:
+    """Re-enqueue RUNNING jobs whose worker stopped sending heartbeats (it was killed).
+
+    Handlers are written to be restartable: a job run again continues or redoes its work
+    without duplicates.
+    """
+    limit = timezone.now() - older_than
+    stale = list(Job.objects.filter(state=Job.RUNNING, heartbeat_at__lt=limit))
+    for job in stale:
+        Job.objects.filter(pk=job.pk, state=Job.RUNNING).update(state=Job.QUEUED)
+        enqueue(job)
+    return [str(j.pk) for j in stale]

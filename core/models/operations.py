@@ -1,0 +1,73 @@
+"""The mutation log and background jobs: what a client can watch after it asked for work."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class MutationLog(models.Model):
+    """One GraphQL mutation request, in the shape openIMIS frontends poll."""
+
+    RECEIVED = 0
+    ERROR = 1
+    SUCCESS = 2
+    STATUSES = ((RECEIVED, "received"), (ERROR, "error"), (SUCCESS, "success"))
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    mutation_name = models.CharField(max_length=100)
+    client_mutation_id = models.CharField(max_length=255, null=True, blank=True, db_index=True)
+    client_mutation_label = models.CharField(max_length=255, null=True, blank=True)
+    client_mutation_details = models.JSONField(null=True, blank=True)
+    json_content = models.JSONField(null=True, blank=True)
+    status = models.PositiveSmallIntegerField(choices=STATUSES, default=RECEIVED)
+    error = models.JSONField(null=True, blank=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
+    request_date_time = models.DateTimeField(default=timezone.now)
+    finished_date_time = models.DateTimeField(null=True, blank=True)
+    affected_ids = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "-request_date_time"], name="core_mutlog_user")]
+
+
+class Job(models.Model):
+    """A background job with progress a client reads while a worker runs it."""
+
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    PARTIAL = "PARTIAL"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    STATES = [(s, s.lower()) for s in (QUEUED, RUNNING, SUCCEEDED, PARTIAL, FAILED, CANCELLED)]
+    FINAL_STATES = frozenset({SUCCEEDED, PARTIAL, FAILED, CANCELLED})
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(max_length=100, db_index=True)
+    module = models.CharField(max_length=50)
+    state = models.CharField(max_length=20, choices=STATES, default=QUEUED)
+    stage = models.CharField(max_length=50, blank=True, default="")
+    params = models.JSONField(default=dict)
+    processed = models.BigIntegerField(default=0)
+    total = models.BigIntegerField(null=True)
+    error_count = models.BigIntegerField(default=0)
+    errors = models.JSONField(default=list)
+    result = models.JSONField(null=True)
+    message = models.TextField(blank=True, default="")
+    attempts = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True)
+    finished_at = models.DateTimeField(null=True)
+    heartbeat_at = models.DateTimeField(null=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["created_by", "-created_at"], name="core_job_user")]
+
+    @property
+    def is_final(self) -> bool:
+        return self.state in self.FINAL_STATES

@@ -1,0 +1,22 @@
+"""URL map: GraphQL, admin, job dashboard, health, and each enabled module's routes."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import include, path
+from django.views.decorators.csrf import csrf_exempt
+
+from core.graphql.schema import CoreGraphQLView
+from core.health import health
+from core.hooks import results_by_module
+
+urlpatterns = [
+    path("graphql", csrf_exempt(CoreGraphQLView.as_view(graphiql=True))),
+    path("graphql/", csrf_exempt(CoreGraphQLView.as_view(graphiql=True))),
+    path("health", health),
+    path("admin/", admin.site.urls),
+    path("django-rq/", include("django_rq.urls")),
+]
+
+for _module, _routes in results_by_module("coremis_urls"):
+    urlpatterns.append(path(f"api/{_module}/", include((_routes, _module))))

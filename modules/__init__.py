@@ -1,0 +1,1 @@
+"""Modules shipped with coremis. Each sub-package declares a ``MODULE`` manifest."""
