@@ -9,11 +9,13 @@ from django.views.decorators.csrf import csrf_exempt
 from core.graphql.schema import CoreGraphQLView
 from core.health import health
 from core.hooks import results_by_module
+from core.uploads import upload_view
 
 urlpatterns = [
     path("graphql", csrf_exempt(CoreGraphQLView.as_view(graphiql=True))),
     path("graphql/", csrf_exempt(CoreGraphQLView.as_view(graphiql=True))),
     path("health", health),
+    path("api/upload", upload_view),
     path("admin/", admin.site.urls),
     path("django-rq/", include("django_rq.urls")),
 ]

@@ -1,0 +1,202 @@
+"""Location services: create, change, delete, and the user scoping every module reuses."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.db import connection
+from django.db.models import Q, QuerySet
+
+from core import services
+from core.errors import FieldError, NotFound, PermissionDenied, ServiceError, ValidationFailed
+from core.hooks import hook
+from core.loader import module_config
+from core.permissions import has_permission
+from modules.location.models import Location, UserLocation
+
+
+def levels() -> list[str]:
+    return list(module_config("location")["levels"])
+
+
+def path_for(location_id: uuid.UUID, parent: Location | None) -> str:
+    return (parent.path if parent else "") + location_id.hex + "/"
+
+
+# --- scoping ---------------------------------------------------------------------------------
+
+
+def is_national(user: Any) -> bool:
+    return bool(user.is_superuser) or has_permission(user, "location.scope.national")
+
+
+def scope_paths(user: Any) -> list[str] | None:
+    """The path prefixes a user is limited to; ``None`` means no limit (national users)."""
+    if is_national(user):
+        return None
+    cached: list[str] | None = getattr(user, "_location_scope_paths", None)
+    if cached is None:
+        cached = list(
+            UserLocation.objects.filter(user=user, location__is_deleted=False).values_list(
+                "location__path", flat=True
+            )
+        )
+        user._location_scope_paths = cached
+    return cached
+
+
+def within_paths(paths: list[str], location_field: str = "") -> Q:
+    """Rows whose location is one of ``paths`` or under it (``location_field`` = FK path)."""
+    lookup = f"{location_field}__path__startswith" if location_field else "path__startswith"
+    condition = Q(pk__in=[])
+    for path in paths:
+        condition |= Q(**{lookup: path})
+    return condition
+
+
+def scope_queryset(queryset: QuerySet, user: Any, location_field: str = "location") -> QuerySet:
+    """Limit any queryset with a location foreign key to what ``user`` may see.
+
+    Every list, export and job a user starts goes through this; a user with no scope and no
+    national permission sees nothing.
+    """
+    paths = scope_paths(user)
+    if paths is None:
+        return queryset
+    return queryset.filter(within_paths(paths, location_field))
+
+
+def in_scope(user: Any, location: Location) -> bool:
+    paths = scope_paths(user)
+    return paths is None or any(location.path.startswith(p) for p in paths)
+
+
+def descendants_of(location_ids: list[Any], location_field: str = "") -> Q:
+    """Rows at any of ``location_ids`` or anywhere under them."""
+    paths = list(Location.objects.filter(pk__in=location_ids).values_list("path", flat=True))
+    return within_paths(paths, location_field)
+
+
+def set_user_locations(actor: Any, user: Any, location_ids: list[Any]) -> list[Location]:
+    if not has_permission(actor, "location.scope.manage"):
+        raise PermissionDenied()
+    found = list(Location.objects.filter(pk__in=location_ids))
+    missing = {str(i) for i in location_ids} - {str(loc.pk) for loc in found}
+    if missing:
+        raise ServiceError("LOCATION_NOT_FOUND", f"Unknown locations: {', '.join(sorted(missing))}", "locationUuids")
+    UserLocation.objects.filter(user=user).exclude(location__in=found).delete()
+    UserLocation.objects.bulk_create(
+        [UserLocation(user=user, location=loc) for loc in found], ignore_conflicts=True
+    )
+    return found
+
+
+# --- writes ----------------------------------------------------------------------------------
+
+
+def _get(user: Any, location_id: Any, include_deleted: bool = False) -> Location:
+    manager = Location.all_objects if include_deleted else Location.objects
+    location = manager.select_related("parent").filter(pk=location_id).first()
+    if location is None or not in_scope(user, location):
+        raise NotFound("Location", location_id)
+    return location
+
+
+def _check_fields(user: Any, code: str, name: str, type_: str, parent: Location | None,
+                  exclude: Any = None) -> list[FieldError]:
+    errors: list[FieldError] = []
+    code = (code or "").strip()
+    if not code:
+        errors.append(FieldError("code", "REQUIRED", "The code is required."))
+    elif len(code) > 50:
+        errors.append(FieldError("code", "TOO_LONG", "The code is at most 50 characters."))
+    elif Location.objects.filter(code=code).exclude(pk=exclude).exists():
+        errors.append(FieldError("code", "LOCATION_CODE_TAKEN", f"Another location already has the code '{code}'."))
+    if not (name or "").strip():
+        errors.append(FieldError("name", "REQUIRED", "The name is required."))
+    names = levels()
+    if type_ not in names:
+        errors.append(FieldError("type", "INVALID_TYPE", f"'{type_}' is not a level; levels are {', '.join(names)}."))
+    else:
+        level = names.index(type_)
+        if level == 0 and parent is not None:
+            errors.append(FieldError("parentUuid", "INVALID_PARENT", f"A {type_} is a top level and has no parent."))
+        elif level > 0 and parent is None:
+            errors.append(FieldError("parentUuid", "REQUIRED", f"A {type_} needs a parent {names[level - 1]}."))
+        elif parent is not None and parent.level != level - 1:
+            errors.append(FieldError(
+                "parentUuid", "INVALID_PARENT",
+                f"The parent of a {type_} must be a {names[level - 1]}, not a {parent.type}.",
+            ))
+    if parent is None and not is_national(user):
+        errors.append(FieldError("parentUuid", "OUT_OF_SCOPE", "Only national users may change top-level locations."))
+    elif parent is not None and not in_scope(user, parent):
+        errors.append(FieldError("parentUuid", "OUT_OF_SCOPE", "The parent is outside your locations."))
+    return errors
+
+
+def _parent(user: Any, parent_id: Any) -> Location | None:
+    if not parent_id:
+        return None
+    try:
+        return _get(user, parent_id)
+    except NotFound as exc:
+        raise ValidationFailed([FieldError("parentUuid", "NOT_FOUND", f"No location {parent_id}.")]) from exc
+
+
+def create_location(user: Any, *, code: str, name: str, type: str, parent_id: Any = None,
+                    json_ext: Any = None) -> Location:
+    parent = _parent(user, parent_id)
+    errors = _check_fields(user, code, name, type, parent)
+    if errors:
+        raise ValidationFailed(errors)
+    location = Location(code=code.strip(), name=name.strip(), type=type, level=levels().index(type),
+                        parent=parent, json_ext=json_ext)
+    location.path = path_for(location.id, parent)
+    return services.create(location, user)
+
+
+def update_location(user: Any, location_id: Any, *, version: int | None = None, code: str | None = None,
+                    name: str | None = None, parent_id: Any = ..., json_ext: Any = ...) -> Location:
+    location = _get(user, location_id)
+    parent = location.parent if parent_id is ... else _parent(user, parent_id)
+    new_code = location.code if code is None else code
+    new_name = location.name if name is None else name
+    errors = _check_fields(user, new_code, new_name, location.type, parent, exclude=location.pk)
+    if parent is not None and parent.path.startswith(location.path):
+        errors.append(FieldError("parentUuid", "INVALID_PARENT", "A location cannot move under itself."))
+    if errors:
+        raise ValidationFailed(errors)
+    old_path = location.path
+    location.code, location.name, location.parent = new_code.strip(), new_name.strip(), parent
+    if json_ext is not ...:
+        location.json_ext = json_ext
+    location.path = path_for(location.id, parent)
+    services.save_versioned(location, user, ["code", "name", "parent", "path", "json_ext"], version)
+    if location.path != old_path:
+        # Move the whole subtree in one statement.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE location_location SET path = %s || substr(path, %s) "
+                "WHERE path LIKE %s AND id <> %s",
+                [location.path, len(old_path) + 1, old_path.replace("%", r"\%") + "%", location.pk],
+            )
+    return location
+
+
+def delete_location(user: Any, location_id: Any, version: int | None = None) -> Location:
+    location = _get(user, location_id)
+    if Location.objects.filter(parent=location).exists():
+        raise ServiceError("LOCATION_HAS_CHILDREN", "Delete or move the locations under it first.", "uuid")
+    hook().location_validate_delete(location=location)
+    return services.set_deleted(location, user, True, version)
+
+
+def restore_location(user: Any, location_id: Any, version: int | None = None) -> Location:
+    location = _get(user, location_id, include_deleted=True)
+    if Location.objects.filter(code=location.code).exists():
+        raise ServiceError("LOCATION_CODE_TAKEN", f"Another location now has the code '{location.code}'.", "code")
+    if location.parent_id and location.parent.is_deleted:  # type: ignore[union-attr]
+        raise ServiceError("INVALID_PARENT", "Restore its parent first.", "parentUuid")
+    return services.set_deleted(location, user, False, version)
