@@ -120,9 +120,11 @@ def run_job(job_id: str) -> Any:
         log.exception("job crashed", extra={"job": job_id, "kind": job.kind})
         _finish(job, Job.FAILED, message=f"Internal error: {exc!r}", trace=traceback.format_exc())
         raise
-    state = Job.PARTIAL if job.error_count and (result or {}).get("partial", True) else Job.SUCCEEDED
+    # A handler may name the final state (an all-or-nothing import that refused is FAILED);
+    # otherwise row errors make a job PARTIAL.
+    state = Job.PARTIAL if job.error_count else Job.SUCCEEDED
     if isinstance(result, dict) and result.get("state") in Job.FINAL_STATES:
-        state = result["state"]
+        state = result.pop("state")
     _finish(job, state, result=result)
     return result
 

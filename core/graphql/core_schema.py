@@ -13,8 +13,16 @@ from core.errors import ServiceError
 from core.graphql.fields import ProtectedConnectionField
 from core.graphql.permissions import mark
 from core.graphql.types import CoreNode, CountableConnection
-from core.models import Job, MutationLog, Role
+from core.models import Job, MutationLog, Role, User
 from core.permissions import has_permission
+
+
+class UserType(CoreNode):
+    """Who created or changed something; only the name is exposed through other objects."""
+
+    class Meta:
+        model = User
+        fields = ("id", "username")
 
 
 class MutationLogType(CoreNode):
@@ -40,7 +48,7 @@ class MutationLogType(CoreNode):
         return json.dumps(self.error) if self.error else None
 
     @classmethod
-    def get_queryset(cls, queryset: Any, info: Any) -> Any:
+    def list_queryset(cls, queryset: Any, info: Any) -> Any:
         user = info.context.user
         if not has_permission(user, "core.mutation_log.view_all"):
             queryset = queryset.filter(user=user)
@@ -61,7 +69,7 @@ class JobType(CoreNode):
     state = graphene.String(required=True)
 
     @classmethod
-    def get_queryset(cls, queryset: Any, info: Any) -> Any:
+    def list_queryset(cls, queryset: Any, info: Any) -> Any:
         user = info.context.user
         if not has_permission(user, "core.job.view_all"):
             queryset = queryset.filter(created_by=user)

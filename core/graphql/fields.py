@@ -58,6 +58,12 @@ class ProtectedConnectionField(DjangoFilterConnectionField):
     ) -> None:
         # DjangoFilterConnectionField swallows a keyword named order_by, hence the camelCase key.
         kwargs.setdefault("orderBy", graphene.List(graphene.String))
+        model = _type._meta.model
+        self.soft_delete = any(f.name == "is_deleted" for f in model._meta.fields)
+        if self.soft_delete:
+            # Start from every row so isDeleted: true can find deleted ones; live rows are the
+            # default below.
+            kwargs.setdefault("on", "all_objects")
         self.permission = permission
         self.order_fields = tuple(order_fields)
         self.queryset_hook = queryset_hook
@@ -69,6 +75,11 @@ class ProtectedConnectionField(DjangoFilterConnectionField):
 
         def resolve(connection: Any, iterable: Any, info: Any, args: dict[str, Any]) -> Any:
             queryset = filtering(connection, iterable, info, args)
+            list_queryset = getattr(self.node_type, "list_queryset", None)
+            if list_queryset is not None:
+                queryset = list_queryset(queryset, info)
+            if self.soft_delete and args.get("is_deleted") is None:
+                queryset = queryset.filter(is_deleted=False)
             if self.queryset_hook is not None:
                 queryset = self.queryset_hook(queryset, info, args)
             return apply_order_by(queryset, args.get("orderBy"), self.order_fields)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import graphene
+from django.db.models import QuerySet
 from graphene import relay
 from graphene_django import DjangoObjectType
 
@@ -30,8 +31,12 @@ class MutationError(graphene.ObjectType):
 
 
 class CoreNode(DjangoObjectType):
-    """Base for model types: Relay ``id`` plus ``uuid``; subclasses add scoping in
-    ``get_queryset`` (it runs for every list) and ``select_related`` for what they expose."""
+    """Base for model types: Relay ``id`` plus ``uuid``.
+
+    Subclasses limit lists to the user's scope and add ``select_related`` in
+    :meth:`list_queryset`. They do not override ``get_queryset``: graphene-django then runs one
+    query per related object to re-check it, which turns every list into N+1 queries.
+    """
 
     uuid = graphene.UUID(required=True)
 
@@ -40,6 +45,10 @@ class CoreNode(DjangoObjectType):
 
     def resolve_uuid(self, info: Any) -> Any:
         return self.pk
+
+    @classmethod
+    def list_queryset(cls, queryset: QuerySet, info: Any) -> QuerySet:
+        return queryset
 
 
 class JSONString(graphene.JSONString):

@@ -34,11 +34,6 @@ def make_user(db: Any) -> Callable[..., Any]:
     return factory
 
 
-@pytest.fixture
-def admin_user(make_user: Callable[..., Any]) -> Any:
-    return make_user(superuser=True, username="root-admin")
-
-
 class GraphQLClient:
     """Sends GraphQL over HTTP through Django's test client, with a real bearer token."""
 

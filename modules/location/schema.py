@@ -1,0 +1,195 @@
+"""The location module's GraphQL surface (openIMIS shapes: ``locations``, ``createLocation``…)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import django_filters
+import graphene
+from django.db.models import QuerySet
+
+from core.errors import NotFound
+from core.graphql.core_schema import JobType, UserType  # noqa: F401 - UserType resolves userUpdated
+from core.graphql.fields import ProtectedConnectionField
+from core.graphql.history import history_connection
+from core.graphql.mutations import CoreMutation
+from core.graphql.types import CoreNode, CountableConnection
+from core.jobs import start_job
+from core.models import User
+from core.uploads import get_upload
+from modules.location import services
+from modules.location.models import Location
+
+
+class LocationFilter(django_filters.FilterSet):
+    uuid = django_filters.UUIDFilter(field_name="id")
+    parent__uuid = django_filters.UUIDFilter(field_name="parent_id")
+    within__uuid = django_filters.UUIDFilter(method="filter_within", label="this location and all under it")
+
+    class Meta:
+        model = Location
+        fields = {
+            "code": ["exact", "istartswith", "icontains"],
+            "name": ["exact", "istartswith", "icontains"],
+            "type": ["exact"],
+            "level": ["exact"],
+            "is_deleted": ["exact"],
+        }
+
+    def filter_within(self, queryset: QuerySet, name: str, value: Any) -> QuerySet:
+        return queryset.filter(services.descendants_of([value]))
+
+
+class LocationGQLType(CoreNode):
+    class Meta:
+        model = Location
+        name = "LocationGQLType"
+        interfaces = (graphene.relay.Node,)
+        connection_class = CountableConnection
+        filterset_class = LocationFilter
+        fields = (
+            "id", "code", "name", "type", "level", "parent", "json_ext", "is_deleted", "version",
+            "date_created", "date_updated", "user_created", "user_updated",
+        )
+
+    @classmethod
+    def list_queryset(cls, queryset: QuerySet, info: Any) -> QuerySet:
+        queryset = queryset.select_related("parent", "user_created", "user_updated")
+        return services.scope_queryset(queryset, info.context.user, location_field="")
+
+
+def _visible_locations(queryset: QuerySet, user: Any) -> QuerySet:
+    return services.scope_queryset(queryset, user, location_field="")
+
+
+class Query(graphene.ObjectType):
+    locations = ProtectedConnectionField(
+        LocationGQLType, permission="location.search",
+        order_fields=["code", "name", "type", "level", "date_created", "date_updated"],
+    )
+    location_history = history_connection(Location, "location.search", _visible_locations)
+
+
+class CreateLocationMutation(CoreMutation):
+    """Create a location; its parent must be one level up and inside your locations."""
+
+    permission = "location.create"
+    location = graphene.Field(LocationGQLType)
+
+    class Input(CoreMutation.Input):
+        code = graphene.String(required=True)
+        name = graphene.String(required=True)
+        type = graphene.String(required=True)
+        parent_uuid = graphene.UUID()
+        json_ext = graphene.JSONString()
+
+    @classmethod
+    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
+        location = services.create_location(
+            user, code=data["code"], name=data["name"], type=data["type"],
+            parent_id=data.get("parent_uuid"), json_ext=data.get("json_ext"),
+        )
+        return {"location": location}
+
+
+class UpdateLocationMutation(CoreMutation):
+    """Change a location; send ``version`` to refuse the change if someone else changed it."""
+
+    permission = "location.update"
+    location = graphene.Field(LocationGQLType)
+
+    class Input(CoreMutation.Input):
+        uuid = graphene.UUID(required=True)
+        version = graphene.Int()
+        code = graphene.String()
+        name = graphene.String()
+        parent_uuid = graphene.UUID(description="null moves it to the top level; omit to keep")
+        json_ext = graphene.JSONString()
+
+    @classmethod
+    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
+        location = services.update_location(
+            user, data["uuid"], version=data.get("version"), code=data.get("code"),
+            name=data.get("name"), parent_id=data.get("parent_uuid", ...),
+            json_ext=data.get("json_ext", ...),
+        )
+        return {"location": location}
+
+
+class DeleteLocationMutation(CoreMutation):
+    """Soft-delete a location that has nothing under it."""
+
+    permission = "location.delete"
+    location = graphene.Field(LocationGQLType)
+
+    class Input(CoreMutation.Input):
+        uuid = graphene.UUID(required=True)
+        version = graphene.Int()
+
+    @classmethod
+    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
+        return {"location": services.delete_location(user, data["uuid"], data.get("version"))}
+
+
+class RestoreLocationMutation(CoreMutation):
+    permission = "location.delete"
+    location = graphene.Field(LocationGQLType)
+
+    class Input(CoreMutation.Input):
+        uuid = graphene.UUID(required=True)
+        version = graphene.Int()
+
+    @classmethod
+    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
+        return {"location": services.restore_location(user, data["uuid"], data.get("version"))}
+
+
+class ImportMode(graphene.Enum):
+    ALL_OR_NOTHING = "all_or_nothing"
+    VALID_ROWS = "valid_rows"
+
+
+class ImportLocationsMutation(CoreMutation):
+    """Start importing a CSV (columns code, name, type, parent_code) uploaded with
+    ``POST /api/upload?purpose=location.import``; watch the returned job."""
+
+    permission = "location.import"
+    job = graphene.Field(JobType)
+
+    class Input(CoreMutation.Input):
+        upload_id = graphene.UUID(required=True)
+        mode = ImportMode(default_value=ImportMode.ALL_OR_NOTHING.value)
+
+    @classmethod
+    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
+        upload = get_upload(data["upload_id"], user, "location.import")
+        mode = getattr(data.get("mode"), "value", data.get("mode")) or ImportMode.ALL_OR_NOTHING.value
+        job = start_job("location.import", {"upload_id": str(upload.pk), "mode": mode}, user)
+        return {"job": job}
+
+
+class SetUserLocationsMutation(CoreMutation):
+    """Scope a user to these locations (and everything under them)."""
+
+    permission = "location.scope.manage"
+    locations = graphene.List(graphene.NonNull(LocationGQLType))
+
+    class Input(CoreMutation.Input):
+        user_uuid = graphene.UUID(required=True)
+        location_uuids = graphene.List(graphene.NonNull(graphene.UUID), required=True)
+
+    @classmethod
+    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
+        target = User.objects.filter(pk=data["user_uuid"]).first()
+        if target is None:
+            raise NotFound("User", data["user_uuid"])
+        return {"locations": services.set_user_locations(user, target, data["location_uuids"])}
+
+
+class Mutation(graphene.ObjectType):
+    create_location = CreateLocationMutation.Field()
+    update_location = UpdateLocationMutation.Field()
+    delete_location = DeleteLocationMutation.Field()
+    restore_location = RestoreLocationMutation.Field()
+    import_locations = ImportLocationsMutation.Field()
+    set_user_locations = SetUserLocationsMutation.Field()

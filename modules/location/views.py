@@ -1,0 +1,39 @@
+"""``POST /api/location/import?mode=valid_rows`` with a multipart ``file``: upload and start
+the import in one request (the GraphQL route is ``/api/upload`` + ``importLocations``)."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.http import HttpRequest, JsonResponse
+from django.urls import path
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from core.errors import ServiceError
+from core.jobs import start_job
+from core.uploads import store_upload
+
+
+@csrf_exempt
+@require_POST
+def import_view(request: HttpRequest) -> JsonResponse:
+    user = request.user
+    if not user.is_authenticated:
+        return JsonResponse({"error": {"code": "UNAUTHENTICATED", "message": "Log in first."}}, status=401)
+    file = request.FILES.get("file")
+    mode = request.GET.get("mode", "all_or_nothing")
+    if file is None:
+        return JsonResponse({"error": {"code": "NO_FILE", "message": "Send the CSV as multipart field 'file'."}}, status=400)
+    if mode not in ("all_or_nothing", "valid_rows"):
+        return JsonResponse({"error": {"code": "INVALID_MODE", "message": "mode is all_or_nothing or valid_rows."}}, status=400)
+    try:
+        with transaction.atomic():
+            upload = store_upload(file, file.name or "locations.csv", "location.import", user, file.content_type or "")
+            job = start_job("location.import", {"upload_id": str(upload.pk), "mode": mode}, user)
+    except ServiceError as exc:
+        status = 403 if exc.code == "PERMISSION_DENIED" else 400
+        return JsonResponse({"error": {"code": exc.code, "message": exc.message, "field": exc.field}}, status=status)
+    return JsonResponse({"jobId": str(job.pk), "uploadId": str(upload.pk)}, status=202)
+
+
+urlpatterns = [path("import", import_view, name="import")]
