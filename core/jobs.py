@@ -26,7 +26,17 @@ from core.models import Job, User
 
 log = logging.getLogger("coremis.jobs")
 
-PROGRESS_DB = "progress"
+
+
+def progress_db() -> str:
+    """The connection progress is written on: its own one, so it is visible mid-transaction.
+
+    Tests that wrap everything in one transaction set ``COREMIS["PROGRESS_DB"] = "default"``.
+    """
+    from django.conf import settings
+
+    return str(settings.COREMIS.get("PROGRESS_DB", "progress"))
+
 MAX_STORED_ERRORS = 1000
 
 
@@ -44,7 +54,7 @@ class JobContext:
             changes["total"] = total
         if stage is not None:
             changes["stage"] = stage
-        Job.objects.using(PROGRESS_DB).filter(pk=self.job.pk).update(**changes)
+        Job.objects.using(progress_db()).filter(pk=self.job.pk).update(**changes)
         for key, value in changes.items():
             setattr(self.job, key, value)
 
@@ -55,7 +65,7 @@ class JobContext:
         room = max(0, MAX_STORED_ERRORS - len(self.job.errors))
         self.job.errors = self.job.errors + errors[:room]
         self.job.error_count += len(errors)
-        Job.objects.using(PROGRESS_DB).filter(pk=self.job.pk).update(
+        Job.objects.using(progress_db()).filter(pk=self.job.pk).update(
             errors=self.job.errors, error_count=self.job.error_count
         )
 
@@ -133,7 +143,7 @@ def _finish(job: Job, state: str, *, message: str = "", result: Any = None, trac
     changes: dict[str, Any] = {"state": state, "finished_at": timezone.now(), "result": result}
     if message:
         changes["message"] = message
-    Job.objects.using(PROGRESS_DB).filter(pk=job.pk).update(**changes)
+    Job.objects.using(progress_db()).filter(pk=job.pk).update(**changes)
     for key, value in changes.items():
         setattr(job, key, value)
     log.info("job finished", extra={"job": str(job.pk), "state": state, "trace": trace or None})

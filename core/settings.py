@@ -149,6 +149,7 @@ COREMIS = {
     "LOGIN_LOCKOUT": timedelta(minutes=int(os.environ.get("COREMIS_LOGIN_LOCKOUT_MINUTES", "15"))),
     "GRAPHQL_MAX_DEPTH": int(os.environ.get("COREMIS_GRAPHQL_MAX_DEPTH", "10")),
     "MAX_PAGE_SIZE": int(os.environ.get("COREMIS_MAX_PAGE_SIZE", "100")),
+    "PROGRESS_DB": "progress",
 }
 
 LOGGING = {

@@ -14,6 +14,14 @@ from typing import Any
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def _progress_on_the_test_connection(request: pytest.FixtureRequest, settings: Any) -> None:
+    """Tests inside one wrapping transaction must see job progress on that same connection;
+    tests with real commits (``transactional_db``, live processes) keep the separate one."""
+    if "transactional_db" not in request.fixturenames and "live_server" not in request.fixturenames:
+        settings.COREMIS = {**settings.COREMIS, "PROGRESS_DB": "default"}
+
+
 @pytest.fixture
 def make_user(db: Any) -> Callable[..., Any]:
     """``make_user(["location.search"])``: a user whose one role grants those codes."""
@@ -88,12 +96,21 @@ def redis_queue() -> Iterator[Any]:
 
 @pytest.fixture
 def run_jobs(redis_queue: Any) -> Callable[[], int]:
-    """Run every queued job in this process with a real RQ SimpleWorker (burst mode)."""
+    """Run every queued job in this process with a real RQ SimpleWorker (burst mode) and
+    return how many ran; a job that crashed fails the test with its traceback."""
     from rq import SimpleWorker
+    from rq.registry import FailedJobRegistry
 
     def run() -> int:
+        queued = redis_queue.count
+        failed = FailedJobRegistry(queue=redis_queue)
+        already_failed = set(failed.get_job_ids())
         worker = SimpleWorker([redis_queue], connection=redis_queue.connection)
         worker.work(burst=True)
-        return worker.successful_job_count
+        for job_id in set(failed.get_job_ids()) - already_failed:
+            job = redis_queue.fetch_job(job_id)
+            failed.remove(job_id)
+            pytest.fail(f"background job crashed:\n{job.latest_result().exc_string if job else job_id}")
+        return queued
 
     return run
