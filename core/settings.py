@@ -76,6 +76,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "core.logging.RequestLogMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -131,7 +132,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "var" / "static"
+STATIC_ROOT = Path(os.environ.get("COREMIS_STATIC_ROOT", BASE_DIR / "var" / "static"))
 MEDIA_ROOT = Path(os.environ.get("COREMIS_MEDIA_ROOT", BASE_DIR / "var" / "media"))
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024  # larger uploads stream to disk
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
@@ -140,6 +141,10 @@ GRAPHENE = {
     "SCHEMA": "core.graphql.schema.schema",
     "RELAY_CONNECTION_MAX_LIMIT": int(os.environ.get("COREMIS_MAX_PAGE_SIZE", "100")),
     "RELAY_CONNECTION_ENFORCE_FIRST_OR_LAST": False,
+    # graphene-django adds its debug middleware when DEBUG is on; the schema has no ``_debug``
+    # field to read it, and the cursor wrappers it installs on every connection are never
+    # removed, so they would record every later query of the process.
+    "MIDDLEWARE": [],
 }
 
 COREMIS = {

@@ -1,0 +1,7 @@
+"""Benchmark stages, one file per module.
+
+Files are imported in the modules' dependency order, so a stage may use data that an earlier
+module's stage loaded (declared with ``needs=``).
+"""
+
+from bench.stages import location  # noqa: F401
