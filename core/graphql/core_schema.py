@@ -10,11 +10,13 @@ from graphql import GraphQLError
 from core.auth import services as auth_services
 from core.auth import tokens
 from core.errors import ServiceError
-from core.graphql.fields import ProtectedConnectionField
+from core import roles
+from core.graphql.fields import ProtectedConnectionField, ProtectedField
+from core.graphql.mutations import CoreMutation
 from core.graphql.permissions import mark
 from core.graphql.types import CoreNode, CountableConnection
 from core.models import Job, MutationLog, Role, User
-from core.permissions import has_permission
+from core.permissions import has_permission, registry
 
 
 class UserType(CoreNode):
@@ -95,6 +97,13 @@ class Query(graphene.ObjectType):
         JobType, permission="core.job.view", order_fields=["created_at", "state", "kind"]
     )
     roles = ProtectedConnectionField(RoleType, permission="core.role.manage", order_fields=["name"])
+    permissions = ProtectedField(
+        graphene.List(graphene.NonNull(lambda: PermissionType)), permission="core.role.manage",
+        description="Every permission code the enabled modules declare.",
+    )
+
+    def resolve_permissions(self, info: Any) -> list[Any]:
+        return sorted(registry().values(), key=lambda p: p.code)
 
 
 class TokenPayload(graphene.ObjectType):
@@ -158,7 +167,80 @@ class VerifyToken(graphene.Mutation):
         return VerifyToken(payload=payload)
 
 
+class RoleInput(CoreMutation.Input):
+    name = graphene.String()
+    description = graphene.String()
+    permissions = graphene.List(graphene.NonNull(graphene.String))
+
+
+class CreateRoleMutation(CoreMutation):
+    """Create a role granting declared permission codes (unknown codes are refused)."""
+
+    permission = "core.role.manage"
+    role = graphene.Field(RoleType)
+
+    class Input(RoleInput):
+        pass
+
+    @classmethod
+    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
+        return {"role": roles.create_role(user, data.get("name") or "", data.get("permissions") or [],
+                                          data.get("description") or "")}
+
+
+class UpdateRoleMutation(CoreMutation):
+    permission = "core.role.manage"
+    role = graphene.Field(RoleType)
+
+    class Input(RoleInput):
+        uuid = graphene.UUID(required=True)
+        version = graphene.Int()
+
+    @classmethod
+    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
+        return {"role": roles.update_role(
+            user, data["uuid"], version=data.get("version"), name=data.get("name"),
+            permissions=data.get("permissions"), description=data.get("description"),
+        )}
+
+
+class DeleteRoleMutation(CoreMutation):
+    permission = "core.role.manage"
+    role = graphene.Field(RoleType)
+
+    class Input(CoreMutation.Input):
+        uuid = graphene.UUID(required=True)
+        version = graphene.Int()
+
+    @classmethod
+    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
+        return {"role": roles.delete_role(user, data["uuid"], data.get("version"))}
+
+
+class SetUserRolesMutation(CoreMutation):
+    permission = "core.role.manage"
+    user = graphene.Field(UserType)
+
+    class Input(CoreMutation.Input):
+        user_uuid = graphene.UUID(required=True)
+        role_uuids = graphene.List(graphene.NonNull(graphene.UUID), required=True)
+
+    @classmethod
+    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
+        return {"user": roles.set_user_roles(user, data["user_uuid"], data["role_uuids"])}
+
+
+class PermissionType(graphene.ObjectType):
+    code = graphene.String(required=True)
+    description = graphene.String(required=True)
+
+
 class Mutation(graphene.ObjectType):
+    create_role = CreateRoleMutation.Field()
+    update_role = UpdateRoleMutation.Field()
+    delete_role = DeleteRoleMutation.Field()
+    set_user_roles = SetUserRolesMutation.Field()
+
     # Logging in needs no prior log-in: these three are the schema's only public fields.
     token_auth = mark(TokenAuth.Field(), "public")
     refresh_token = mark(RefreshToken.Field(), "public")
