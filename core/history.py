@@ -107,15 +107,35 @@ def tracked_tables() -> set[str]:
 
 @contextmanager
 def acting_as(user: Any, **context: Any) -> Iterator[None]:
-    """A transaction whose changes history attributes to ``user`` (and ``context``)."""
+    """A transaction whose changes history attributes to ``user`` (and ``context``).
+
+    The settings are transaction-local, so when this block is nested in an outer transaction
+    the outer actor is put back on the way out; later changes are not attributed to ``user``.
+    """
+    nested = connection.in_atomic_block
     with transaction.atomic():
         user_id = getattr(user, "pk", None)
         with connection.cursor() as cursor:
+            previous: tuple[str | None, str | None] | None = None
+            if nested:
+                cursor.execute(
+                    "SELECT current_setting('coremis.user_id', true), "
+                    "current_setting('coremis.context', true)"
+                )
+                previous = cursor.fetchone()
             cursor.execute(
                 "SELECT set_config('coremis.user_id', %s, true), set_config('coremis.context', %s, true)",
                 [str(user_id) if user_id else "", json.dumps(context, default=str) if context else ""],
             )
         yield
+        if previous is not None:
+            # (On an exception the savepoint's rollback restores them by itself.)
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT set_config('coremis.user_id', %s, true), "
+                    "set_config('coremis.context', %s, true)",
+                    [previous[0] or "", previous[1] or ""],
+                )
 
 
 def history_of(table: str, row_id: Any) -> list[dict[str, Any]]:

@@ -7,10 +7,10 @@ from typing import Any
 import graphene
 from graphql import GraphQLError
 
+from core import roles
 from core.auth import services as auth_services
 from core.auth import tokens
 from core.errors import ServiceError
-from core import roles
 from core.graphql.fields import ProtectedConnectionField, ProtectedField
 from core.graphql.mutations import CoreMutation
 from core.graphql.permissions import mark
