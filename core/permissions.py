@@ -54,3 +54,11 @@ def has_permission(user: Any, code: str) -> bool:
         # A typo in a permission check must not silently grant or deny: it is a bug.
         raise KeyError(f"unknown permission code {code!r}; declare it in coremis_permissions")
     return bool(user.has_code(code))
+
+
+def require(user: Any, code: str) -> None:
+    """Service-level check: ``None`` is the system itself (imports, demo data, schedules)."""
+    from core.errors import PermissionDenied
+
+    if user is not None and not has_permission(user, code):
+        raise PermissionDenied(f"This requires the permission '{code}'.")

@@ -18,7 +18,9 @@ import pytest
 def _progress_on_the_test_connection(request: pytest.FixtureRequest, settings: Any) -> None:
     """Tests inside one wrapping transaction must see job progress on that same connection;
     tests with real commits (``transactional_db``, live processes) keep the separate one."""
-    if "transactional_db" not in request.fixturenames and "live_server" not in request.fixturenames:
+    marker = request.node.get_closest_marker("django_db")
+    commits = bool(marker and (marker.kwargs.get("transaction") or (marker.args and marker.args[0])))
+    if not commits and "transactional_db" not in request.fixturenames and "live_server" not in request.fixturenames:
         settings.COREMIS = {**settings.COREMIS, "PROGRESS_DB": "default"}
 
 

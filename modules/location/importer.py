@@ -24,6 +24,7 @@ from core.history import acting_as
 from core.jobs import JobContext
 from core.loader import module_config
 from core.models import Upload
+from core.permissions import require
 from modules.location import services
 from modules.location.models import Location
 
@@ -90,6 +91,7 @@ def import_rows(rows: Iterable[dict[str, str]], user: Any, mode: str = "all_or_n
                 progress: Progress | None = None, context: dict[str, Any] | None = None) -> ImportResult:
     if mode not in ("all_or_nothing", "valid_rows"):
         raise ServiceError("INVALID_MODE", f"Unknown import mode '{mode}'.", "mode")
+    require(user, "location.import")
     report = progress or (lambda processed, total, stage: None)
     levels = services.levels()
     result = ImportResult()

@@ -12,7 +12,7 @@ from core import services
 from core.errors import FieldError, NotFound, PermissionDenied, ServiceError, ValidationFailed
 from core.hooks import hook
 from core.loader import module_config
-from core.permissions import has_permission
+from core.permissions import has_permission, require
 from modules.location.models import Location, UserLocation
 
 
@@ -147,6 +147,7 @@ def _parent(user: Any, parent_id: Any) -> Location | None:
 
 def create_location(user: Any, *, code: str, name: str, type: str, parent_id: Any = None,
                     json_ext: Any = None) -> Location:
+    require(user, "location.create")
     parent = _parent(user, parent_id)
     errors = _check_fields(user, code, name, type, parent)
     if errors:
@@ -159,6 +160,7 @@ def create_location(user: Any, *, code: str, name: str, type: str, parent_id: An
 
 def update_location(user: Any, location_id: Any, *, version: int | None = None, code: str | None = None,
                     name: str | None = None, parent_id: Any = ..., json_ext: Any = ...) -> Location:
+    require(user, "location.update")
     location = _get(user, location_id)
     parent = location.parent if parent_id is ... else _parent(user, parent_id)
     new_code = location.code if code is None else code
@@ -186,6 +188,7 @@ def update_location(user: Any, location_id: Any, *, version: int | None = None, 
 
 
 def delete_location(user: Any, location_id: Any, version: int | None = None) -> Location:
+    require(user, "location.delete")
     location = _get(user, location_id)
     if Location.objects.filter(parent=location).exists():
         raise ServiceError("LOCATION_HAS_CHILDREN", "Delete or move the locations under it first.", "uuid")
@@ -194,6 +197,7 @@ def delete_location(user: Any, location_id: Any, version: int | None = None) -> 
 
 
 def restore_location(user: Any, location_id: Any, version: int | None = None) -> Location:
+    require(user, "location.delete")
     location = _get(user, location_id, include_deleted=True)
     if Location.objects.filter(code=location.code).exists():
         raise ServiceError("LOCATION_CODE_TAKEN", f"Another location now has the code '{location.code}'.", "code")
