@@ -12,6 +12,8 @@ from graphene.utils.str_converters import to_snake_case
 from graphene_django.filter import DjangoFilterConnectionField
 from graphql import GraphQLError
 
+from core.errors import ServiceError
+from core.graphql import custom_filters
 from core.graphql.permissions import check_permission, mark
 
 
@@ -54,8 +56,13 @@ class ProtectedConnectionField(DjangoFilterConnectionField):
         permission: str,
         order_fields: Iterable[str] = (),
         queryset_hook: Callable[[QuerySet, Any, dict[str, Any]], QuerySet] | None = None,
+        custom_filters: bool = False,
         **kwargs: Any,
     ) -> None:
+        if custom_filters:
+            kwargs.setdefault("customFilters", graphene.List(
+                graphene.String, description='json_ext conditions: ["field__lookup__type=value"]'))
+        self.custom_filters = custom_filters
         # DjangoFilterConnectionField swallows a keyword named order_by, hence the camelCase key.
         kwargs.setdefault("orderBy", graphene.List(graphene.String))
         model = _type._meta.model
@@ -80,6 +87,11 @@ class ProtectedConnectionField(DjangoFilterConnectionField):
                 queryset = list_queryset(queryset, info)
             if self.soft_delete and args.get("is_deleted") is None:
                 queryset = queryset.filter(is_deleted=False)
+            if self.custom_filters:
+                try:
+                    queryset = custom_filters.apply(queryset, args.get("customFilters"))
+                except ServiceError as exc:
+                    raise GraphQLError(exc.message, extensions={"code": exc.code}) from exc
             if self.queryset_hook is not None:
                 queryset = self.queryset_hook(queryset, info, args)
             return apply_order_by(queryset, args.get("orderBy"), self.order_fields)

@@ -1,0 +1,96 @@
+"""``customFilters: ["field__lookup__type=value"]`` over ``json_ext``, as openIMIS sends them.
+
+Types: string, integer, decimal, boolean, date. Lookups: exact, iexact, icontains, lt, lte, gt,
+gte, isnull. Numbers compare as JSON numbers (no SQL cast, so a bad stored value cannot make
+the query fail); dates compare as ISO strings; strings compare as text. A malformed filter is
+a :class:`CustomFilterError` with a sentence, never a database error.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.db.models import Q
+from django.db.models.fields.json import KT
+
+from core.errors import ServiceError
+
+TYPES = ("string", "integer", "decimal", "boolean", "date")
+LOOKUPS = ("exact", "iexact", "icontains", "lt", "lte", "gt", "gte", "isnull")
+TEXT_ONLY = ("iexact", "icontains")
+FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+class CustomFilterError(ServiceError):
+    def __init__(self, text: str, reason: str) -> None:
+        super().__init__("INVALID_CUSTOM_FILTER", f"Custom filter '{text}': {reason}", "customFilters")
+
+
+def _value(text: str, kind: str, raw: str) -> Any:
+    try:
+        if kind == "integer":
+            return int(raw)
+        if kind == "decimal":
+            return float(Decimal(raw))  # JSON numbers; jsonb compares them numerically
+        if kind == "boolean":
+            lowered = raw.strip().lower()
+            if lowered not in ("true", "false", "1", "0"):
+                raise ValueError(raw)
+            return lowered in ("true", "1")
+        if kind == "date":
+            return datetime.date.fromisoformat(raw.strip()).isoformat()
+        return raw
+    except (ValueError, InvalidOperation) as exc:
+        raise CustomFilterError(text, f"'{raw}' is not a valid {kind}") from exc
+
+
+@dataclass(frozen=True)
+class ParsedFilter:
+    condition: Q
+    aliases: dict[str, Any] = field(default_factory=dict)
+
+
+def parse(text: str, column: str = "json_ext") -> ParsedFilter:
+    if "=" not in text:
+        raise CustomFilterError(text, "expected field__lookup__type=value")
+    left, raw = text.split("=", 1)
+    parts = left.split("__")
+    if len(parts) != 3:
+        raise CustomFilterError(text, "expected field__lookup__type=value")
+    name, lookup, kind = parts
+    if not FIELD.match(name):
+        raise CustomFilterError(text, f"'{name}' is not a valid field name")
+    if lookup not in LOOKUPS:
+        raise CustomFilterError(text, f"unknown lookup '{lookup}' (use {', '.join(LOOKUPS)})")
+    if kind not in TYPES:
+        raise CustomFilterError(text, f"unknown type '{kind}' (use {', '.join(TYPES)})")
+    path = f"{column}__{name}"
+    if lookup == "isnull":
+        wanted = _value(text, "boolean", raw)
+        has = Q(**{f"{column}__has_key": name}) & ~Q(**{path: None})
+        return ParsedFilter(~has if wanted else has)
+    value = _value(text, kind, raw)
+    if lookup in TEXT_ONLY and kind != "string":
+        raise CustomFilterError(text, f"'{lookup}' applies to strings only")
+    if kind in ("string", "date"):
+        # compare the stored value as text (ISO dates order correctly as strings)
+        alias = f"_cf_{column}_{name}_text"
+        return ParsedFilter(Q(**{f"{alias}__{lookup}": value}), {alias: KT(path)})
+    if kind == "boolean" and lookup != "exact":
+        raise CustomFilterError(text, "booleans take only 'exact'")
+    return ParsedFilter(Q(**{f"{path}__{lookup}": value}))
+
+
+def apply(queryset: Any, filters: Iterable[str] | None, column: str = "json_ext") -> Any:
+    """Filter ``queryset`` by every custom filter (AND)."""
+    for text in filters or []:
+        parsed = parse(text.strip(), column)
+        if parsed.aliases:
+            queryset = queryset.alias(**parsed.aliases)
+        queryset = queryset.filter(parsed.condition)
+    return queryset

@@ -1,0 +1,27 @@
+"""Events the individual module owns. ``after_*`` hooks fire once the transaction commits;
+``validate_*`` hooks run inside it and may refuse by raising ``ServiceError``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("coremis")
+
+
+@hookspec
+def individual_after_created(individual_ids: list[Any], source: str) -> None:
+    """Individuals were created (``source``: "mutation" or "import:<job id>"). For a bulk
+    import this fires once per chunk committed, with that chunk's ids."""
+
+
+@hookspec
+def individual_validate_delete(individual: Any) -> None:
+    """An individual is about to be soft-deleted; raise ``ServiceError`` to refuse (for
+    example, an active beneficiary)."""
+
+
+@hookspec
+def group_validate_delete(group: Any) -> None:
+    """A household is about to be soft-deleted; raise ``ServiceError`` to refuse."""

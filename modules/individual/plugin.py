@@ -1,0 +1,62 @@
+"""Hook implementations of the individual module (imports stay inside the hooks)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from core.hooks import hookimpl
+from core.permissions import PermissionSpec
+
+
+@hookimpl
+def coremis_permissions() -> list[PermissionSpec]:
+    return [
+        PermissionSpec("individual.search", "List and read individuals, households and members"),
+        PermissionSpec("individual.create", "Register individuals and households"),
+        PermissionSpec("individual.update", "Change individuals, households and memberships"),
+        PermissionSpec("individual.delete", "Delete and restore individuals and households"),
+        PermissionSpec("individual.import", "Upload a registry file for bulk import"),
+        PermissionSpec("individual.import_approve", "Approve another user's bulk import"),
+        PermissionSpec("individual.export", "Export individuals and households"),
+    ]
+
+
+@hookimpl
+def coremis_graphql_query() -> type:
+    from modules.individual.schema import Query
+
+    return Query
+
+
+@hookimpl
+def coremis_graphql_mutation() -> type:
+    from modules.individual.schema import Mutation
+
+    return Mutation
+
+
+@hookimpl
+def coremis_jobs() -> dict[str, Callable[..., Any]]:
+    from modules.individual.bulk_import import run_import
+    from modules.individual.export import run_export
+
+    return {"individual.import": run_import, "individual.export": run_export}
+
+
+@hookimpl
+def coremis_urls() -> list[Any]:
+    from modules.individual.views import urlpatterns
+
+    return urlpatterns
+
+
+@hookimpl
+def location_validate_delete(location: Any) -> None:
+    from core.errors import ServiceError
+    from modules.individual.models import Group, Individual
+
+    if Individual.objects.filter(location=location).exists() or Group.objects.filter(location=location).exists():
+        raise ServiceError(
+            "LOCATION_IN_USE", "People or households are registered in this location; move them first.", "uuid"
+        )

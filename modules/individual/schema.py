@@ -1,0 +1,311 @@
+"""The individual module's GraphQL surface, in the shapes openIMIS frontends send."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import graphene
+from django.db.models import QuerySet
+
+from core.graphql.core_schema import UserType  # noqa: F401 - resolves userCreated/userUpdated
+from core.graphql.fields import ProtectedConnectionField
+from core.graphql.history import history_connection
+from core.graphql.mutations import CoreMutation
+from core.graphql.types import CoreNode, CountableConnection
+from modules.individual import services
+from modules.individual.filters import GroupFilter, GroupIndividualFilter, IndividualFilter
+from modules.individual.models import Group, GroupIndividual, Individual
+from modules.location.schema import LocationGQLType  # noqa: F401 - resolves location
+
+AUDIT_FIELDS = ("id", "json_ext", "is_deleted", "version", "date_created", "date_updated",
+                "user_created", "user_updated")
+
+
+class IndividualGQLType(CoreNode):
+    class Meta:
+        model = Individual
+        interfaces = (graphene.relay.Node,)
+        connection_class = CountableConnection
+        filterset_class = IndividualFilter
+        fields = ("first_name", "last_name", "dob", "sex", "location", *AUDIT_FIELDS)
+
+    @classmethod
+    def list_queryset(cls, queryset: QuerySet, info: Any) -> QuerySet:
+        queryset = queryset.select_related("location", "user_created", "user_updated")
+        return services.visible_individuals(info.context.user, queryset)
+
+
+class GroupGQLType(CoreNode):
+    class Meta:
+        model = Group
+        interfaces = (graphene.relay.Node,)
+        connection_class = CountableConnection
+        filterset_class = GroupFilter
+        fields = ("code", "location", "head", *AUDIT_FIELDS)
+
+    @classmethod
+    def list_queryset(cls, queryset: QuerySet, info: Any) -> QuerySet:
+        queryset = queryset.select_related("location", "head", "user_created", "user_updated")
+        return services.visible_groups(info.context.user, queryset)
+
+
+class GroupIndividualGQLType(CoreNode):
+    class Meta:
+        model = GroupIndividual
+        interfaces = (graphene.relay.Node,)
+        connection_class = CountableConnection
+        filterset_class = GroupIndividualFilter
+        fields = ("group", "individual", "role", "recipient_type", *AUDIT_FIELDS)
+
+    role = graphene.String(required=True)
+    recipient_type = graphene.String()
+
+    @classmethod
+    def list_queryset(cls, queryset: QuerySet, info: Any) -> QuerySet:
+        queryset = queryset.select_related("group", "group__location", "individual", "individual__location",
+                                           "user_created", "user_updated")
+        return services.visible_memberships(info.context.user, queryset)
+
+
+def _visible(kind: str) -> Any:
+    def visible(queryset: QuerySet, user: Any) -> QuerySet:
+        return services.visible_individuals(user, queryset) if kind == "individual" else services.visible_groups(user, queryset)
+
+    return visible
+
+
+class Query(graphene.ObjectType):
+    individual = ProtectedConnectionField(
+        IndividualGQLType, permission="individual.search", custom_filters=True,
+        order_fields=["first_name", "last_name", "dob", "sex", "date_created", "date_updated", "location__name"],
+    )
+    group = ProtectedConnectionField(
+        GroupGQLType, permission="individual.search", custom_filters=True,
+        order_fields=["code", "date_created", "date_updated", "location__name", "head__last_name"],
+    )
+    group_individual = ProtectedConnectionField(
+        GroupIndividualGQLType, permission="individual.search",
+        order_fields=["role", "recipient_type", "individual__last_name", "individual__first_name",
+                      "individual__dob", "group__code", "date_created"],
+    )
+    individual_history = history_connection(Individual, "individual.search", _visible("individual"))
+    group_history = history_connection(Group, "individual.search", _visible("group"))
+
+
+# --- mutations -------------------------------------------------------------------------------
+
+
+class IndividualInput(CoreMutation.Input):
+    first_name = graphene.String()
+    last_name = graphene.String()
+    dob = graphene.Date()
+    sex = graphene.String()
+    location_id = graphene.UUID()
+    json_ext = graphene.JSONString()
+
+
+class CreateIndividualMutation(CoreMutation):
+    """Register a person; ``jsonExt`` is checked against the deployment's schema."""
+
+    permission = "individual.create"
+    individual = graphene.Field(IndividualGQLType)
+
+    class Input(IndividualInput):
+        pass
+
+    @classmethod
+    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
+        return {"individual": services.create_individual(
+            user, first_name=data.get("first_name") or "", last_name=data.get("last_name") or "",
+            dob=data.get("dob"), sex=data.get("sex") or "", location_id=data.get("location_id"),
+            json_ext=data.get("json_ext"),
+        )}
+
+
+class UpdateIndividualMutation(CoreMutation):
+    """Change a person; omitted fields stay; send ``version`` to refuse a stale edit."""
+
+    permission = "individual.update"
+    individual = graphene.Field(IndividualGQLType)
+
+    class Input(IndividualInput):
+        id = graphene.UUID(required=True)
+        version = graphene.Int()
+
+    @classmethod
+    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
+        pk, version = data.pop("id"), data.pop("version", None)
+        return {"individual": services.update_individual(user, pk, version=version, **data)}
+
+
+class IdsInput(CoreMutation.Input):
+    ids = graphene.List(graphene.NonNull(graphene.UUID), required=True)
+
+
+def _each(ids: list[Any], action: Any) -> list[Any]:
+    return [action(pk) for pk in ids]
+
+
+class DeleteIndividualMutation(CoreMutation):
+    """Soft-delete people (they leave their household); all or none."""
+
+    permission = "individual.delete"
+    individuals = graphene.List(graphene.NonNull(IndividualGQLType))
+
+    class Input(IdsInput):
+        pass
+
+    @classmethod
+    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
+        return {"individuals": _each(data["ids"], lambda pk: services.delete_individual(user, pk))}
+
+
+class UndoDeleteIndividualMutation(CoreMutation):
+    permission = "individual.delete"
+    individuals = graphene.List(graphene.NonNull(IndividualGQLType))
+
+    class Input(IdsInput):
+        pass
+
+    @classmethod
+    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
+        return {"individuals": _each(data["ids"], lambda pk: services.restore_individual(user, pk))}
+
+
+class GroupInput(CoreMutation.Input):
+    code = graphene.String()
+    location_id = graphene.UUID()
+    json_ext = graphene.JSONString()
+
+
+class CreateGroupMutation(CoreMutation):
+    permission = "individual.create"
+    group = graphene.Field(GroupGQLType)
+
+    class Input(GroupInput):
+        pass
+
+    @classmethod
+    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
+        return {"group": services.create_group(
+            user, code=data.get("code") or "", location_id=data.get("location_id"), json_ext=data.get("json_ext"))}
+
+
+class UpdateGroupMutation(CoreMutation):
+    permission = "individual.update"
+    group = graphene.Field(GroupGQLType)
+
+    class Input(GroupInput):
+        id = graphene.UUID(required=True)
+        version = graphene.Int()
+
+    @classmethod
+    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
+        pk, version = data.pop("id"), data.pop("version", None)
+        return {"group": services.update_group(user, pk, version=version, **data)}
+
+
+class DeleteGroupMutation(CoreMutation):
+    """Soft-delete households and their memberships; the people stay registered."""
+
+    permission = "individual.delete"
+    groups = graphene.List(graphene.NonNull(GroupGQLType))
+
+    class Input(IdsInput):
+        pass
+
+    @classmethod
+    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
+        return {"groups": _each(data["ids"], lambda pk: services.delete_group(user, pk))}
+
+
+class UndoDeleteGroupMutation(CoreMutation):
+    permission = "individual.delete"
+    groups = graphene.List(graphene.NonNull(GroupGQLType))
+
+    class Input(IdsInput):
+        pass
+
+    @classmethod
+    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
+        return {"groups": _each(data["ids"], lambda pk: services.restore_group(user, pk))}
+
+
+class MemberInput(CoreMutation.Input):
+    role = graphene.String()
+    recipient_type = graphene.String()
+
+
+class CreateGroupIndividualMutation(CoreMutation):
+    """Add a person to a household (one head and one primary recipient per household)."""
+
+    permission = "individual.update"
+    group_individual = graphene.Field(GroupIndividualGQLType)
+
+    class Input(MemberInput):
+        group_id = graphene.UUID(required=True)
+        individual_id = graphene.UUID(required=True)
+
+    @classmethod
+    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
+        return {"group_individual": services.add_member(
+            user, group_id=data["group_id"], individual_id=data["individual_id"],
+            role=data.get("role") or "OTHER_RELATIVE", recipient_type=data.get("recipient_type"))}
+
+
+class UpdateGroupIndividualMutation(CoreMutation):
+    permission = "individual.update"
+    group_individual = graphene.Field(GroupIndividualGQLType)
+
+    class Input(MemberInput):
+        id = graphene.UUID(required=True)
+        version = graphene.Int()
+
+    @classmethod
+    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
+        changes = {k: data[k] for k in ("role", "recipient_type") if k in data}
+        return {"group_individual": services.edit_member(user, data["id"], version=data.get("version"), **changes)}
+
+
+class RemoveGroupIndividualMutation(CoreMutation):
+    permission = "individual.update"
+    group_individual = graphene.Field(GroupIndividualGQLType)
+
+    class Input(CoreMutation.Input):
+        id = graphene.UUID(required=True)
+
+    @classmethod
+    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
+        return {"group_individual": services.remove_member(user, data["id"])}
+
+
+class MoveGroupIndividualMutation(CoreMutation):
+    """Move a person to another household in one step."""
+
+    permission = "individual.update"
+    group_individual = graphene.Field(GroupIndividualGQLType)
+
+    class Input(MemberInput):
+        individual_id = graphene.UUID(required=True)
+        group_id = graphene.UUID(required=True)
+
+    @classmethod
+    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
+        return {"group_individual": services.move_member(
+            user, individual_id=data["individual_id"], group_id=data["group_id"],
+            role=data.get("role") or "OTHER_RELATIVE", recipient_type=data.get("recipient_type"))}
+
+
+class Mutation(graphene.ObjectType):
+    create_individual = CreateIndividualMutation.Field()
+    update_individual = UpdateIndividualMutation.Field()
+    delete_individual = DeleteIndividualMutation.Field()
+    undo_delete_individual = UndoDeleteIndividualMutation.Field()
+    create_group = CreateGroupMutation.Field()
+    update_group = UpdateGroupMutation.Field()
+    delete_group = DeleteGroupMutation.Field()
+    undo_delete_group = UndoDeleteGroupMutation.Field()
+    create_group_individual = CreateGroupIndividualMutation.Field()
+    update_group_individual = UpdateGroupIndividualMutation.Field()
+    remove_group_individual = RemoveGroupIndividualMutation.Field()
+    move_group_individual = MoveGroupIndividualMutation.Field()
