@@ -1,9 +1,10 @@
 """``customFilters: ["field__lookup__type=value"]`` over ``json_ext``, as openIMIS sends them.
 
 Types: string, integer, decimal, boolean, date. Lookups: exact, iexact, icontains, lt, lte, gt,
-gte, isnull. Numbers compare as JSON numbers (no SQL cast, so a bad stored value cannot make
-the query fail); dates compare as ISO strings; strings compare as text. A malformed filter is
-a :class:`CustomFilterError` with a sentence, never a database error.
+gte, isnull. Comparisons are between jsonb values (no SQL cast, so a badly typed stored value
+cannot make the query fail): numbers compare numerically, dates as ISO strings; iexact and
+icontains work on the text value. A malformed filter is a :class:`CustomFilterError` with a
+sentence, never a database error.
 """
 
 from __future__ import annotations
@@ -11,12 +12,10 @@ from __future__ import annotations
 import datetime
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.db.models import Q
-from django.db.models.fields.json import KT
 
 from core.errors import ServiceError
 
@@ -49,13 +48,7 @@ def _value(text: str, kind: str, raw: str) -> Any:
         raise CustomFilterError(text, f"'{raw}' is not a valid {kind}") from exc
 
 
-@dataclass(frozen=True)
-class ParsedFilter:
-    condition: Q
-    aliases: dict[str, Any] = field(default_factory=dict)
-
-
-def parse(text: str, column: str = "json_ext") -> ParsedFilter:
+def parse(text: str, column: str = "json_ext") -> Q:
     if "=" not in text:
         raise CustomFilterError(text, "expected field__lookup__type=value")
     left, raw = text.split("=", 1)
@@ -73,24 +66,17 @@ def parse(text: str, column: str = "json_ext") -> ParsedFilter:
     if lookup == "isnull":
         wanted = _value(text, "boolean", raw)
         has = Q(**{f"{column}__has_key": name}) & ~Q(**{path: None})
-        return ParsedFilter(~has if wanted else has)
+        return ~has if wanted else has
     value = _value(text, kind, raw)
     if lookup in TEXT_ONLY and kind != "string":
         raise CustomFilterError(text, f"'{lookup}' applies to strings only")
-    if kind in ("string", "date"):
-        # compare the stored value as text (ISO dates order correctly as strings)
-        alias = f"_cf_{column}_{name}_text"
-        return ParsedFilter(Q(**{f"{alias}__{lookup}": value}), {alias: KT(path)})
     if kind == "boolean" and lookup != "exact":
         raise CustomFilterError(text, "booleans take only 'exact'")
-    return ParsedFilter(Q(**{f"{path}__{lookup}": value}))
+    return Q(**{f"{path}__{lookup}": value})
 
 
 def apply(queryset: Any, filters: Iterable[str] | None, column: str = "json_ext") -> Any:
     """Filter ``queryset`` by every custom filter (AND)."""
     for text in filters or []:
-        parsed = parse(text.strip(), column)
-        if parsed.aliases:
-            queryset = queryset.alias(**parsed.aliases)
-        queryset = queryset.filter(parsed.condition)
+        queryset = queryset.filter(parse(text.strip(), column))
     return queryset
