@@ -1,0 +1,45 @@
+"""Background jobs of the social protection module."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.jobs import JobContext
+from core.loader import module_config
+from modules.social_protection import services
+
+
+def run_enrollment(ctx: JobContext) -> dict[str, Any]:
+    """Enroll everyone eligible (or an explicit selection), chunk by chunk.
+
+    Each chunk commits on its own; a job that is retried, or started twice, continues where
+    the committed chunks stopped because already-enrolled people are no longer candidates.
+    """
+    plan = services.get_plan(ctx.params["plan_id"])
+    status = ctx.params.get("status", "POTENTIAL")
+    criteria = ctx.params.get("criteria")
+    selection = ctx.params.get("selection")
+    services.validate_enrollment(ctx.user, plan, status)
+    expected = services.preview(ctx.user, plan.pk, criteria, sample_size=0)["would_enroll"]
+    chunk = int(module_config("social_protection")["enrollment_chunk_size"])
+    ctx.progress(0, expected, "enrolling")
+    enrolled, after = 0, None
+    while True:
+        inserted, last = services.enroll_chunk(plan, ctx.user, status, after, chunk, criteria, selection)
+        enrolled += inserted
+        ctx.progress(enrolled, max(expected, enrolled), "enrolling")
+        if last is None:
+            break
+        after = last
+    return {"enrolled": enrolled, "plan": str(plan.pk), "status": status}
+
+
+def run_bulk_status(ctx: JobContext) -> dict[str, Any]:
+    from modules.social_protection.filters import beneficiaries_for
+
+    plan = services.get_plan(ctx.params["plan_id"])
+    rows = beneficiaries_for(ctx.user, plan, ctx.params.get("filters", {}))
+    ctx.progress(0, None, "updating")
+    result = services.bulk_change_status(ctx.user, plan, rows, ctx.params["status"])
+    ctx.progress(result["matched"], result["matched"], "updating")
+    return result

@@ -1,0 +1,62 @@
+"""Hook implementations of the social protection module."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from core.hooks import hookimpl
+from core.permissions import PermissionSpec
+
+
+@hookimpl
+def coremis_permissions() -> list[PermissionSpec]:
+    return [
+        PermissionSpec("social_protection.plan_search", "List and read benefit plans"),
+        PermissionSpec("social_protection.plan_create", "Create benefit plans"),
+        PermissionSpec("social_protection.plan_update", "Change benefit plans and their criteria"),
+        PermissionSpec("social_protection.plan_delete", "Delete benefit plans without beneficiaries"),
+        PermissionSpec("social_protection.plan_close", "Close benefit plans (graduates beneficiaries)"),
+        PermissionSpec("social_protection.enroll", "Preview targeting and enroll beneficiaries"),
+        PermissionSpec("social_protection.beneficiary_search", "List and read beneficiaries"),
+        PermissionSpec("social_protection.beneficiary_update", "Change beneficiary status"),
+    ]
+
+
+@hookimpl
+def coremis_graphql_query() -> type:
+    from modules.social_protection.schema import Query
+
+    return Query
+
+
+@hookimpl
+def coremis_graphql_mutation() -> type:
+    from modules.social_protection.schema import Mutation
+
+    return Mutation
+
+
+@hookimpl
+def coremis_jobs() -> dict[str, Callable[..., Any]]:
+    from modules.social_protection.jobs import run_bulk_status, run_enrollment
+
+    return {"social_protection.enroll": run_enrollment, "social_protection.bulk_status": run_bulk_status}
+
+
+@hookimpl
+def individual_validate_delete(individual: Any) -> None:
+    from core.errors import ServiceError
+    from modules.social_protection.models import Beneficiary, BeneficiaryStatus
+
+    if Beneficiary.objects.filter(individual=individual, status=BeneficiaryStatus.ACTIVE).exists():
+        raise ServiceError("ACTIVE_BENEFICIARY", "This person is an active beneficiary; suspend or graduate them first.", "id")
+
+
+@hookimpl
+def group_validate_delete(group: Any) -> None:
+    from core.errors import ServiceError
+    from modules.social_protection.models import BeneficiaryStatus, GroupBeneficiary
+
+    if GroupBeneficiary.objects.filter(group=group, status=BeneficiaryStatus.ACTIVE).exists():
+        raise ServiceError("ACTIVE_BENEFICIARY", "This household is an active beneficiary; suspend or graduate it first.", "id")

@@ -1,0 +1,139 @@
+"""Eligibility criteria: stored with a plan, turned into one SQL condition.
+
+A criteria document is a tree::
+
+    {"combine": "AND", "conditions": [
+        {"location": ["<uuid>", ...]},                          # these places and below
+        {"filter": "vulnerability_score__lt__integer=30"},      # json_ext, customFilters language
+        {"field": "sex", "lookup": "exact", "value": "F"},      # a built-in field
+        {"on": "head", "filter": "disability__exact__boolean=true"},  # GROUP plans: the head
+        {"combine": "OR", "conditions": [...]}
+    ]}
+
+For INDIVIDUAL plans conditions apply to individuals; for GROUP plans to households, or to
+their head with ``"on": "head"``. An empty document matches everyone. Every error names its
+JSON path.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from django.db.models import Q
+
+from core.errors import FieldError, ServiceError, ValidationFailed
+from core.graphql import custom_filters
+from modules.location.models import Location
+from modules.location.services import within_paths
+
+LOOKUPS = ("exact", "iexact", "icontains", "lt", "lte", "gt", "gte", "in")
+BUILT_IN: dict[str, dict[str, str]] = {
+    "INDIVIDUAL": {"first_name": "text", "last_name": "text", "sex": "text", "dob": "date"},
+    "GROUP": {"code": "text"},
+}
+HEAD_FIELDS = BUILT_IN["INDIVIDUAL"]
+
+
+class _Builder:
+    def __init__(self, plan_type: str) -> None:
+        self.plan_type = plan_type
+        self.errors: list[FieldError] = []
+
+    def fail(self, path: str, message: str) -> Q:
+        self.errors.append(FieldError(f"criteria{path}", "INVALID_CRITERIA", f"criteria{path}: {message}"))
+        return Q()
+
+    def node(self, value: Any, path: str) -> Q:
+        if not isinstance(value, dict):
+            return self.fail(path, "expected an object")
+        if "conditions" in value or "combine" in value:
+            return self.group(value, path)
+        return self.condition(value, path)
+
+    def group(self, value: dict[str, Any], path: str) -> Q:
+        combine = value.get("combine", "AND")
+        if combine not in ("AND", "OR"):
+            return self.fail(f"{path}.combine", "is AND or OR")
+        conditions = value.get("conditions", [])
+        if not isinstance(conditions, list):
+            return self.fail(f"{path}.conditions", "expected a list")
+        result: Q | None = None
+        for index, item in enumerate(conditions):
+            part = self.node(item, f"{path}.conditions[{index}]")
+            result = part if result is None else (result & part if combine == "AND" else result | part)
+        return result if result is not None else Q()
+
+    def prefix(self, on: Any, path: str) -> str | None:
+        if on in (None, "self"):
+            return ""
+        if on == "head" and self.plan_type == "GROUP":
+            return "head__"
+        self.fail(f"{path}.on", "'head' applies to GROUP plans only")
+        return None
+
+    def condition(self, value: dict[str, Any], path: str) -> Q:
+        prefix = self.prefix(value.get("on"), path)
+        if prefix is None:
+            return Q()
+        known = {"on", "location", "filter", "field", "lookup", "value"}
+        extra = set(value) - known
+        if extra:
+            return self.fail(path, f"unknown keys {', '.join(sorted(extra))}")
+        if "location" in value:
+            return self.location(value["location"], f"{path}.location", prefix)
+        if "filter" in value:
+            try:
+                parsed = custom_filters.parse(str(value["filter"]), f"{prefix}json_ext")
+            except ServiceError as exc:
+                return self.fail(f"{path}.filter", exc.message)
+            return parsed
+        if "field" in value:
+            return self.field(value, path, prefix)
+        return self.fail(path, "needs one of location, filter, field")
+
+    def location(self, ids: Any, path: str, prefix: str) -> Q:
+        if not isinstance(ids, list) or not ids:
+            return self.fail(path, "expected a non-empty list of location ids")
+        try:
+            paths = list(Location.objects.filter(pk__in=ids).values_list("path", flat=True))
+        except Exception:  # a malformed uuid
+            return self.fail(path, "contains an invalid location id")
+        if len(paths) != len(set(map(str, ids))):
+            return self.fail(path, "names a location that does not exist")
+        return within_paths(paths, f"{prefix}location")
+
+    def field(self, value: dict[str, Any], path: str, prefix: str) -> Q:
+        fields = HEAD_FIELDS if prefix else BUILT_IN[self.plan_type]
+        name, lookup, raw = value.get("field"), value.get("lookup", "exact"), value.get("value")
+        if name not in fields:
+            return self.fail(f"{path}.field", f"'{name}' is not one of {', '.join(fields)}")
+        if lookup not in LOOKUPS:
+            return self.fail(f"{path}.lookup", f"'{lookup}' is not one of {', '.join(LOOKUPS)}")
+        if fields[name] == "date":
+            try:
+                raw = [datetime.date.fromisoformat(v) for v in raw] if lookup == "in" else datetime.date.fromisoformat(str(raw))
+            except (TypeError, ValueError):
+                return self.fail(f"{path}.value", "expected an ISO date (YYYY-MM-DD)")
+        elif lookup == "in" and not isinstance(raw, list):
+            return self.fail(f"{path}.value", "'in' takes a list")
+        return Q(**{f"{prefix}{name}__{lookup}": raw})
+
+
+def build(plan_type: str, criteria: Any) -> Q:
+    """The SQL condition for ``criteria``; raises ValidationFailed listing every problem."""
+    if criteria in (None, {}, []):
+        return Q()
+    builder = _Builder(plan_type)
+    condition = builder.node(criteria, "")
+    if builder.errors:
+        raise ValidationFailed(builder.errors)
+    return condition
+
+
+def validate(plan_type: str, criteria: Any) -> list[FieldError]:
+    try:
+        build(plan_type, criteria)
+    except ValidationFailed as exc:
+        return exc.errors
+    return []

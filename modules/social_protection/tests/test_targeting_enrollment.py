@@ -1,0 +1,173 @@
+"""Plans, targeting previews and enrollment, including the emergency top-up scenario."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from django.db import connection
+
+from modules.social_protection.models import Beneficiary, BenefitPlan, GroupBeneficiary
+
+pytestmark = pytest.mark.django_db
+
+ALL = ["social_protection.plan_search", "social_protection.plan_create", "social_protection.plan_update",
+       "social_protection.plan_close", "social_protection.enroll", "social_protection.beneficiary_search",
+       "social_protection.beneficiary_update", "core.job.view", "location.scope.national", "individual.search"]
+
+CREATE = """mutation($i: CreateBenefitPlanMutationInput!) { createBenefitPlan(input: $i) {
+    errors { field code message } benefitPlan { uuid code type status criteria } } }"""
+
+
+def create_plan(client: Any, **fields: Any) -> dict[str, Any]:
+    payload = {"code": "CT-1", "name": "Cash transfer", "type": "INDIVIDUAL",
+               "dateValidFrom": "2026-01-01", "dateValidTo": "2027-12-31", **fields}
+    if "criteria" in payload and not isinstance(payload["criteria"], str):
+        payload["criteria"] = json.dumps(payload["criteria"])
+    data = client.ok(CREATE, {"i": payload})["createBenefitPlan"]
+    assert data["errors"] == [], data["errors"]
+    return data["benefitPlan"]
+
+
+def enroll(client: Any, capture: Any, run_jobs: Any, plan: dict[str, Any], kind: str = "Group",
+           status: str = "ACTIVE", **extra: Any) -> dict[str, Any]:
+    mutation = """mutation($i: Confirm%sEnrollmentMutationInput!) { confirm%sEnrollment(input: $i) {
+        errors { field code message } job { uuid } } }""" % (kind, kind)
+    with capture(execute=True):
+        data = client.ok(mutation, {"i": {"benefitPlanId": plan["uuid"], "status": status, **extra}})
+    result = data[f"confirm{kind}Enrollment"]
+    assert result["errors"] == [], result["errors"]
+    run_jobs()
+    jobs = client.ok('{ jobs(kind: "social_protection.enroll", orderBy: ["-created_at"], first: 1) { edges { node { state result processed total } } } }')
+    return jobs["jobs"]["edges"][0]["node"]
+
+
+def test_emergency_top_up_selects_vulnerable_households_in_flooded_collines(
+        gql, make_user, country, households, run_jobs, django_capture_on_commit_callbacks):
+    client = gql(make_user(ALL))
+    flooded = [str(country["H1"].pk), str(country["H3"].pk)]
+    criteria = {"combine": "AND", "conditions": [
+        {"location": flooded},
+        {"on": "head", "filter": "vulnerability_score__lt__integer=50"},
+    ]}
+    plan = create_plan(client, code="FLOOD-26", name="Flood top-up", type="GROUP", criteria=criteria)
+
+    summary = client.ok("""query($p: UUID!) { groupEnrollmentSummary(benefitPlanId: $p) {
+        totalNumberOfIndividuals numberToEnroll numberOfIndividualsAssignedToSelectedProgramme
+        sampleGroups { code } } }""", {"p": plan["uuid"]})["groupEnrollmentSummary"]
+
+    # the same answer, computed independently in SQL
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """SELECT count(*) FROM individual_group g
+               JOIN individual_individual h ON h.id = g.head_id
+               JOIN location_location l ON l.id = g.location_id
+               WHERE NOT g.is_deleted AND l.code IN ('H1', 'H3')
+                 AND (h.json_ext->>'vulnerability_score')::int < 50""")
+        expected = cursor.fetchone()[0]
+    assert expected > 0
+    assert summary["totalNumberOfIndividuals"] == summary["numberToEnroll"] == expected
+    assert summary["numberOfIndividualsAssignedToSelectedProgramme"] == 0
+    assert len(summary["sampleGroups"]) == min(expected, 10)
+
+    job = enroll(client, django_capture_on_commit_callbacks, run_jobs, plan)
+    assert job["state"] == "SUCCEEDED" and json.loads(job["result"])["enrolled"] == expected
+    enrolled = GroupBeneficiary.objects.filter(benefit_plan_id=plan["uuid"], status="ACTIVE")
+    assert enrolled.count() == expected
+    assert set(enrolled.values_list("group__location__code", flat=True)) <= {"H1", "H3"}
+
+    # starting it again enrolls nobody twice
+    again = enroll(client, django_capture_on_commit_callbacks, run_jobs, plan)
+    assert json.loads(again["result"])["enrolled"] == 0
+    assert GroupBeneficiary.objects.filter(benefit_plan_id=plan["uuid"]).count() == expected
+
+
+def test_individual_plan_preview_respects_maximum_and_custom_filters(
+        gql, make_user, households, run_jobs, django_capture_on_commit_callbacks):
+    client = gql(make_user(ALL))
+    plan = create_plan(client, maxBeneficiaries=5)
+    summary = client.ok("""query($p: UUID!, $f: [String]) { individualEnrollmentSummary(benefitPlanId: $p, customFilters: $f) {
+        totalNumberOfIndividuals numberToEnroll capacityLeft } }""",
+                        {"p": plan["uuid"], "f": ["vulnerability_score__gte__integer=50"]})["individualEnrollmentSummary"]
+    matching = sum(3 for i in range(24) if (i * 7) % 100 >= 50)
+    assert summary == {"totalNumberOfIndividuals": matching, "numberToEnroll": 5, "capacityLeft": 5}
+    job = enroll(client, django_capture_on_commit_callbacks, run_jobs, plan, kind="Individual", status="POTENTIAL",
+                 customFilters=["vulnerability_score__gte__integer=50"])
+    assert json.loads(job["result"])["enrolled"] == 5
+    assert Beneficiary.objects.filter(benefit_plan_id=plan["uuid"]).count() == 5
+
+
+def test_invalid_criteria_are_refused_with_their_path(gql, make_user):
+    client = gql(make_user(ALL))
+    bad = {"combine": "AND", "conditions": [{"filter": "score__lt__integer=abc"}, {"field": "height", "value": 2},
+                                            {"on": "head", "filter": "x__exact__string=1"}]}
+    data = client.ok(CREATE, {"i": {"code": "B", "name": "B", "type": "INDIVIDUAL", "dateValidFrom": "2026-01-01",
+                                    "dateValidTo": "2026-12-31", "criteria": json.dumps(bad)}})["createBenefitPlan"]
+    fields = [e["field"] for e in data["errors"]]
+    assert fields == ["criteria.conditions[0].filter", "criteria.conditions[1].field", "criteria.conditions[2].on"]
+    assert BenefitPlan.objects.count() == 0
+
+
+def test_status_transitions_and_close(gql, make_user, households, run_jobs, django_capture_on_commit_callbacks):
+    client = gql(make_user(ALL))
+    plan = create_plan(client)
+    enroll(client, django_capture_on_commit_callbacks, run_jobs, plan, kind="Individual", status="POTENTIAL",
+           customFilters=["vulnerability_score__lt__integer=20"])
+    rows = list(Beneficiary.objects.filter(benefit_plan_id=plan["uuid"]))
+    assert rows
+    update = """mutation($i: UpdateBeneficiaryMutationInput!) { updateBeneficiary(input: $i) {
+        errors { field code message } beneficiary { status version } } }"""
+    ok = client.ok(update, {"i": {"id": str(rows[0].pk), "status": "ACTIVE"}})["updateBeneficiary"]
+    assert ok == {"errors": [], "beneficiary": {"status": "ACTIVE", "version": 2}}
+    graduated = client.ok(update, {"i": {"id": str(rows[0].pk), "status": "GRADUATED"}})["updateBeneficiary"]
+    assert graduated["beneficiary"]["status"] == "GRADUATED"
+    refused = client.ok(update, {"i": {"id": str(rows[0].pk), "status": "ACTIVE"}})["updateBeneficiary"]
+    assert refused["beneficiary"] is None and refused["errors"][0]["code"] == "INVALID_TRANSITION"
+    assert "GRADUATED beneficiary cannot become ACTIVE" in refused["errors"][0]["message"]
+
+    closed = client.ok('mutation { closeBenefitPlan(input: {id: "%s"}) { errors { code } graduated benefitPlan { status } } }' % plan["uuid"])
+    assert closed["closeBenefitPlan"]["benefitPlan"]["status"] == "CLOSED"
+    assert closed["closeBenefitPlan"]["graduated"] == len(rows) - 1
+    assert set(Beneficiary.objects.filter(benefit_plan_id=plan["uuid"]).values_list("status", flat=True)) == {"GRADUATED"}
+
+
+def test_bulk_status_change_by_filter(gql, make_user, households, run_jobs, django_capture_on_commit_callbacks):
+    client = gql(make_user(ALL))
+    plan = create_plan(client)
+    enroll(client, django_capture_on_commit_callbacks, run_jobs, plan, kind="Individual", status="POTENTIAL")
+    with django_capture_on_commit_callbacks(execute=True):
+        client.ok("""mutation { bulkUpdateBeneficiaryStatus(input: {benefitPlanId: "%s", status: "ACTIVE",
+            currentStatus: "POTENTIAL", customFilters: ["vulnerability_score__lt__integer=30"]}) { errors { code } job { uuid } } }""" % plan["uuid"])
+    run_jobs()
+    active = Beneficiary.objects.filter(benefit_plan_id=plan["uuid"], status="ACTIVE").count()
+    assert active == sum(3 for i in range(24) if (i * 7) % 100 < 30)
+
+
+def test_beneficiary_list_in_openimis_shape_and_is_eligible(gql, make_user, households, run_jobs,
+                                                            django_capture_on_commit_callbacks):
+    client = gql(make_user(ALL))
+    plan = create_plan(client, criteria={"filter": "vulnerability_score__lt__integer=40"})
+    enroll(client, django_capture_on_commit_callbacks, run_jobs, plan, kind="Individual", status="ACTIVE",
+           criteria=json.dumps({}))  # enroll everyone regardless of the plan's criteria
+    data = client.ok("""query($p: UUID) { beneficiary(benefitPlan_Id: $p, status: "ACTIVE", first: 5,
+        orderBy: ["individual_LastName"]) { totalCount edges { node { uuid status individual { lastName } benefitPlan { code } } } } }""",
+                     {"p": plan["uuid"]})["beneficiary"]
+    assert data["totalCount"] == 72
+    assert [e["node"]["individual"]["lastName"] for e in data["edges"]] == sorted(
+        e["node"]["individual"]["lastName"] for e in data["edges"])
+    eligible = client.ok("""query($p: UUID) { beneficiary(benefitPlan_Id: $p, isEligible: true) { totalCount } }""",
+                         {"p": plan["uuid"]})["beneficiary"]["totalCount"]
+    assert eligible == sum(3 for i in range(24) if (i * 7) % 100 < 40)
+
+
+def test_plan_validity_queries(gql, make_user):
+    client = gql(make_user(ALL))
+    create_plan(client)
+    data = client.ok("""{ taken: bfCodeValidity(bfCode: "CT-1") { isValid errorCode }
+        free: bfCodeValidity(bfCode: "CT-2") { isValid }
+        name: bfNameValidity(bfName: "Cash transfer") { isValid }
+        schema: bfSchemaValidity(bfSchema: "{\\"type\\": \\"nonsense\\"}") { isValid errorMessage } }""")
+    assert data["taken"] == {"isValid": False, "errorCode": "PLAN_CODE_TAKEN"}
+    assert data["free"] == {"isValid": True} and data["name"]["isValid"] is False
+    assert data["schema"]["isValid"] is False and "JSON Schema" in data["schema"]["errorMessage"]
