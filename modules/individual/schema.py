@@ -13,6 +13,7 @@ from core.graphql.history import history_connection
 from core.graphql.mutations import CoreMutation
 from core.graphql.types import CoreNode, CountableConnection
 from modules.individual import services
+from modules.individual.export_schema import ExportMutation
 from modules.individual.filters import GroupFilter, GroupIndividualFilter, IndividualFilter
 from modules.individual.models import Group, GroupIndividual, Individual
 from modules.location.schema import LocationGQLType  # noqa: F401 - resolves location
@@ -296,7 +297,7 @@ class MoveGroupIndividualMutation(CoreMutation):
             role=data.get("role") or "OTHER_RELATIVE", recipient_type=data.get("recipient_type"))}
 
 
-class Mutation(graphene.ObjectType):
+class Mutation(ExportMutation):
     create_individual = CreateIndividualMutation.Field()
     update_individual = UpdateIndividualMutation.Field()
     delete_individual = DeleteIndividualMutation.Field()

@@ -10,7 +10,7 @@ from django.db.models import QuerySet
 from django.db.models.fields.json import KT
 
 from core import services
-from core.errors import FieldError, NotFound, ServiceError, ValidationFailed
+from core.errors import FieldError, NotFound, ServiceError, StaleVersion, ValidationFailed
 from core.hooks import hook
 from core.permissions import require
 from modules.individual.models import Group, GroupIndividual, Individual, RecipientType, Role, Sex
@@ -224,11 +224,12 @@ def delete_group(user: Any, pk: Any, version: int | None = None) -> Group:
     require(user, "individual.delete")
     group = _group(user, pk)
     hook().group_validate_delete(group=group)
+    if version is not None and version != group.version:
+        raise StaleVersion(f"household {group.pk}", version, group.version)
     for membership in GroupIndividual.objects.filter(group=group):
-        _remove_membership(user, membership)
-    group.head = None
-    services.save_versioned(group, user, ["head"])
-    return services.set_deleted(group, user, True, version)
+        _remove_membership(user, membership)  # also clears group.head through _sync_head
+    group.refresh_from_db()
+    return services.set_deleted(group, user, True)
 
 
 def restore_group(user: Any, pk: Any, version: int | None = None) -> Group:

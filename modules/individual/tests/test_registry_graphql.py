@@ -206,3 +206,14 @@ def test_update_with_stale_version(gql, make_user, person):
     assert ok["updateIndividual"]["individual"] == {"lastName": "Renamed", "version": 2}
     stale = client.ok(mutation, {"i": {"id": str(a.pk), "version": 1, "lastName": "Again"}})
     assert stale["updateIndividual"]["errors"] == [{"code": "STALE_VERSION"}]
+
+
+def test_deleting_a_household_with_members_keeps_the_people(gql, make_user, person, places, admin_user):
+    group = services.create_group(admin_user, code="HH-9", location_id=places["H1"].pk)
+    a, b = person("a", "Head"), person("b", "Child")
+    services.add_member(admin_user, group_id=group.pk, individual_id=a.pk, role="HEAD", recipient_type="PRIMARY")
+    services.add_member(admin_user, group_id=group.pk, individual_id=b.pk, role="SON")
+    client = gql(make_user(EDIT))
+    done = client.ok('mutation { deleteGroup(input: {ids: ["%s"]}) { errors { code } groups { isDeleted head { lastName } } } }' % group.pk)
+    assert done["deleteGroup"] == {"errors": [], "groups": [{"isDeleted": True, "head": None}]}
+    assert client.ok("{ individual(filterNotAttachedToGroup: true) { totalCount } }")["individual"]["totalCount"] == 2
