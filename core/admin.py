@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 
-from core.models import Job, MutationLog, Role, User
+from core.models import ApprovalTask, Job, MutationLog, Role, TaskGroup, TaskGroupChecker, User
 
 
 @admin.register(User)
@@ -28,3 +28,28 @@ class JobAdmin(admin.ModelAdmin):
     list_display = ("kind", "state", "processed", "total", "error_count", "created_by", "created_at")
     list_filter = ("state", "kind")
     readonly_fields = [f.name for f in Job._meta.fields]
+
+
+class TaskGroupCheckerInline(admin.TabularInline):
+    model = TaskGroupChecker
+    extra = 0
+    autocomplete_fields = ("user",)
+
+
+@admin.register(TaskGroup)
+class TaskGroupAdmin(admin.ModelAdmin):
+    list_display = ("code", "name", "completion_policy", "required_approvals", "is_deleted")
+    search_fields = ("code", "name")
+    inlines = (TaskGroupCheckerInline,)
+
+
+@admin.register(ApprovalTask)
+class ApprovalTaskAdmin(admin.ModelAdmin):
+    # Read-only: deciding goes through resolve_task, so the action runs exactly once.
+    list_display = ("action", "entity_type", "entity_id", "status", "maker", "task_group", "date_created")
+    list_filter = ("status", "module", "action")
+    search_fields = ("entity_id", "action")
+    readonly_fields = [f.name for f in ApprovalTask._meta.fields]
+
+    def has_add_permission(self, request: object) -> bool:
+        return False

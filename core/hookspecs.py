@@ -21,6 +21,7 @@ import pluggy
 if TYPE_CHECKING:
     from django.urls import URLPattern, URLResolver
 
+    from core.approvals import ApprovalAction
     from core.jobs import JobContext
     from core.permissions import PermissionSpec
 
@@ -91,3 +92,16 @@ def coremis_seed_demo(stdout: Any) -> None:
 @hookspec
 def coremis_health_checks() -> dict[str, Callable[[], tuple[bool, str]]]:
     """Extra checks for ``/health``: ``{name: check}``; a check returns (ok, detail)."""
+
+
+@hookspec
+def coremis_approval_actions() -> dict[str, ApprovalAction]:
+    """Actions deployers may put behind maker-checker approval:
+    ``{"social_protection.enroll": ApprovalAction(execute=...)}``.
+
+    Names must start with the module's name and a dot. A deployment routes an action to a
+    task group in the module's ``approvals`` configuration (see
+    ``core.approvals.APPROVALS_CONFIG_SCHEMA``); the module then calls
+    ``core.approvals.services.request_approval`` instead of acting, and the core runs
+    ``execute`` exactly once when the group's completion policy is met.
+    """

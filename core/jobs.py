@@ -9,6 +9,7 @@ it while the job's own writes are still inside an uncommitted transaction.
 from __future__ import annotations
 
 import logging
+import os
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -73,11 +74,20 @@ class JobContext:
 Handler = Callable[[JobContext], Any]
 
 
+def core_job_kinds() -> dict[str, Handler]:
+    """Job kinds of the core's own services (the core is not a plug-in, so not a hook)."""
+    from core.approvals.services import run_approved_task
+
+    return {"core.approval_execute": run_approved_task}
+
+
 @cache
 def job_kinds() -> dict[str, tuple[str, Handler]]:
     from core.hooks import results_by_module
 
-    kinds: dict[str, tuple[str, Handler]] = {}
+    kinds: dict[str, tuple[str, Handler]] = {
+        kind: ("core", handler) for kind, handler in core_job_kinds().items()
+    }
     for module, declared in results_by_module("coremis_jobs"):
         for kind, handler in declared.items():
             if not kind.startswith(f"{module}."):
@@ -113,6 +123,7 @@ def run_job(job_id: str) -> Any:
         started_at=timezone.now(),
         heartbeat_at=timezone.now(),
         attempts=F("attempts") + 1,
+        worker_name=_current_worker_name(),
     )
     if not claimed:
         log.info("job already finished or missing", extra={"job": job_id})
@@ -130,17 +141,19 @@ def run_job(job_id: str) -> Any:
         log.exception("job crashed", extra={"job": job_id, "kind": job.kind})
         _finish(job, Job.FAILED, message=f"Internal error: {exc!r}", trace=traceback.format_exc())
         raise
-    # A handler may name the final state (an all-or-nothing import that refused is FAILED);
-    # otherwise row errors make a job PARTIAL.
+    # A handler may name the final state (an all-or-nothing import that refused is FAILED), or
+    # WAITING when the job pauses for a person; otherwise row errors make a job PARTIAL.
     state = Job.PARTIAL if job.error_count else Job.SUCCEEDED
-    if isinstance(result, dict) and result.get("state") in Job.FINAL_STATES:
+    if isinstance(result, dict) and result.get("state") in Job.FINAL_STATES | {Job.WAITING}:
         state = result.pop("state")
     _finish(job, state, result=result)
     return result
 
 
 def _finish(job: Job, state: str, *, message: str = "", result: Any = None, trace: str = "") -> None:
-    changes: dict[str, Any] = {"state": state, "finished_at": timezone.now(), "result": result}
+    changes: dict[str, Any] = {
+        "state": state, "finished_at": timezone.now() if state in Job.FINAL_STATES else None, "result": result,
+    }
     if message:
         changes["message"] = message
     Job.objects.using(progress_db()).filter(pk=job.pk).update(**changes)
@@ -149,15 +162,57 @@ def _finish(job: Job, state: str, *, message: str = "", result: Any = None, trac
     log.info("job finished", extra={"job": str(job.pk), "state": state, "trace": trace or None})
 
 
+def _current_worker_name() -> str:
+    from rq import get_current_job
+
+    current = get_current_job()
+    return str(current.worker_name or "") if current is not None else ""
+
+
+def _worker_is_alive(worker: Any) -> bool:
+    """RQ keeps a killed worker's record until its key expires (up to minutes); on this host
+    the process table says at once whether it is still there."""
+    import socket
+
+    if worker.hostname != socket.gethostname() or not worker.pid:
+        return True
+    try:
+        os.kill(worker.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: it exists
+        return True
+    return True
+
+
+def live_worker_names() -> set[str]:
+    import django_rq
+    from rq import Worker
+
+    connection = django_rq.get_connection("default")
+    return {w.name for w in Worker.all(connection=connection) if _worker_is_alive(w)}
+
+
 def requeue_stale_jobs(older_than: timedelta = timedelta(minutes=5)) -> list[str]:
-    """Re-enqueue RUNNING jobs whose worker stopped sending heartbeats (it was killed).
+    """Re-enqueue RUNNING jobs whose worker died: no live RQ worker has the name the job
+    recorded when it started, or the job sent no progress heartbeat for ``older_than``.
 
     Handlers are written to be restartable: a job run again continues or redoes its work
     without duplicates.
     """
     limit = timezone.now() - older_than
-    stale = list(Job.objects.filter(state=Job.RUNNING, heartbeat_at__lt=limit))
+    running = list(Job.objects.filter(state=Job.RUNNING))
+    if not running:
+        return []
+    alive = live_worker_names() if any(j.worker_name for j in running) else set()
+    stale = [
+        job for job in running
+        if (job.worker_name and job.worker_name not in alive)
+        or (job.heartbeat_at is not None and job.heartbeat_at < limit)
+    ]
+    requeued = []
     for job in stale:
-        Job.objects.filter(pk=job.pk, state=Job.RUNNING).update(state=Job.QUEUED)
-        enqueue(job)
-    return [str(j.pk) for j in stale]
+        if Job.objects.filter(pk=job.pk, state=Job.RUNNING, attempts=job.attempts).update(state=Job.QUEUED):
+            enqueue(job)
+            requeued.append(str(job.pk))
+    return requeued

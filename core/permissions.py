@@ -22,6 +22,10 @@ CORE_PERMISSIONS = [
     PermissionSpec("core.job.view_all", "Read every user's background jobs"),
     PermissionSpec("core.role.manage", "Create and change roles and assign them to users"),
     PermissionSpec("core.user.view", "List users"),
+    PermissionSpec("core.task.view", "See approval tasks one made or may decide on"),
+    PermissionSpec("core.task.view_all", "See every approval task"),
+    PermissionSpec("core.task.resolve", "Approve or reject tasks of one's task groups"),
+    PermissionSpec("core.task_group.manage", "List, create and change task groups and their checkers"),
 ]
 
 

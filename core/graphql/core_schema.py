@@ -1,4 +1,5 @@
-"""The core's own GraphQL surface: log-in, the mutation log, background jobs, roles."""
+"""The core's own GraphQL surface: log-in, the mutation log, background jobs, roles,
+approvals."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import graphene
 from graphql import GraphQLError
 
 from core import roles
+from core.approvals.schema import Mutation as ApprovalMutation
+from core.approvals.schema import Query as ApprovalQuery
 from core.auth import services as auth_services
 from core.auth import tokens
 from core.errors import ServiceError
@@ -24,7 +27,7 @@ class UserType(CoreNode):
 
     class Meta:
         model = User
-        fields = ("id", "username")
+        fields = ("id", "username", "first_name", "last_name")
 
 
 class MutationLogType(CoreNode):
@@ -88,7 +91,7 @@ class RoleType(CoreNode):
                   "date_created", "date_updated")
 
 
-class Query(graphene.ObjectType):
+class Query(ApprovalQuery):
     mutation_logs = ProtectedConnectionField(
         MutationLogType, permission="core.mutation_log.view",
         order_fields=["request_date_time", "status"],
@@ -235,7 +238,7 @@ class PermissionType(graphene.ObjectType):
     description = graphene.String(required=True)
 
 
-class Mutation(graphene.ObjectType):
+class Mutation(ApprovalMutation):
     create_role = CreateRoleMutation.Field()
     update_role = UpdateRoleMutation.Field()
     delete_role = DeleteRoleMutation.Field()

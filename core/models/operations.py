@@ -39,11 +39,14 @@ class Job(models.Model):
 
     QUEUED = "QUEUED"
     RUNNING = "RUNNING"
+    # Paused until a person acts (an import awaiting approval): no worker holds it and it is
+    # not finished; acting on it queues it again.
+    WAITING = "WAITING"
     SUCCEEDED = "SUCCEEDED"
     PARTIAL = "PARTIAL"
     FAILED = "FAILED"
     CANCELLED = "CANCELLED"
-    STATES = [(s, s.lower()) for s in (QUEUED, RUNNING, SUCCEEDED, PARTIAL, FAILED, CANCELLED)]
+    STATES = [(s, s.lower()) for s in (QUEUED, RUNNING, WAITING, SUCCEEDED, PARTIAL, FAILED, CANCELLED)]
     FINAL_STATES = frozenset({SUCCEEDED, PARTIAL, FAILED, CANCELLED})
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -64,6 +67,10 @@ class Job(models.Model):
     started_at = models.DateTimeField(null=True)
     finished_at = models.DateTimeField(null=True)
     heartbeat_at = models.DateTimeField(null=True)
+    worker_name = models.CharField(
+        max_length=255, blank=True, default="",
+        help_text="the RQ worker running it, so a job whose worker died can be found and re-run",
+    )
 
     class Meta:
         indexes = [models.Index(fields=["created_by", "-created_at"], name="core_job_user")]

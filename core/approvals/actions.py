@@ -1,0 +1,113 @@
+"""Approval actions: what runs once a task's checkers have approved it.
+
+Modules declare them through the ``coremis_approval_actions`` hook. Nothing here imports
+Django models at import time, so a module's ``plugin.py`` can import :class:`ApprovalAction`
+before Django is set up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+from core.errors import ServiceError
+from core.loader import ModuleConfigurationError
+
+if TYPE_CHECKING:
+    from core.jobs import JobContext
+    from core.models import ApprovalTask, User
+
+
+@dataclass
+class ApprovalContext:
+    """What an action runs with.
+
+    ``user`` is the maker (the change is theirs; history attributes it to them, with the
+    task and the approver in the history context); ``approver`` is the checker whose
+    decision completed the task. ``job`` is set when the action runs in a background job.
+    """
+
+    task: ApprovalTask
+    user: User | None
+    approver: User | None
+    job: JobContext | None = None
+
+    def progress(self, processed: int, total: int | None = None, stage: str | None = None) -> None:
+        """Report progress of a large action; a no-op when it runs inside the request."""
+        if self.job is not None:
+            self.job.progress(processed, total, stage)
+
+
+@dataclass(frozen=True)
+class ApprovalAction:
+    """One action a module lets deployers put behind maker-checker approval.
+
+    ``execute(task, context)`` applies ``task.data`` and returns a JSON-serialisable result
+    (stored on the task); raising :class:`core.errors.ServiceError` refuses it, rolls back its
+    writes and leaves the task ``ERROR`` with the message. It runs once per task, in one
+    transaction.
+
+    ``large`` (a bool, or a function of the task) sends the action to a background job
+    instead of running it inside the approving request. ``permission`` is a code a checker
+    must hold besides being in the task group. ``describe(task)`` is a sentence for checkers;
+    ``current_data(task)`` returns the entity as it is now, so a checker can compare it with
+    the proposed ``data``.
+    """
+
+    execute: Callable[[ApprovalTask, ApprovalContext], Any]
+    large: bool | Callable[[ApprovalTask], bool] = False
+    permission: str | None = None
+    describe: Callable[[ApprovalTask], str] | None = None
+    current_data: Callable[[ApprovalTask], Any] | None = None
+
+    def is_large(self, task: ApprovalTask) -> bool:
+        return bool(self.large(task)) if callable(self.large) else self.large
+
+
+@cache
+def approval_actions() -> dict[str, tuple[str, ApprovalAction]]:
+    """Every declared action, with the module that declared it.
+
+    A name outside the module's namespace, a name declared twice or an unknown permission
+    code stops the process, like any other broken plug-in contract.
+    """
+    from core.hooks import results_by_module
+    from core.permissions import registry
+
+    actions: dict[str, tuple[str, ApprovalAction]] = {}
+    for module, declared in results_by_module("coremis_approval_actions"):
+        for name, action in declared.items():
+            if not name.startswith(f"{module}."):
+                raise ModuleConfigurationError(
+                    module, f"declares approval action '{name}' outside its namespace",
+                    f"name it '{module}.<action>'",
+                )
+            if name in actions:
+                raise ModuleConfigurationError(
+                    module, f"declares approval action '{name}' twice", "declare each action once"
+                )
+            if not isinstance(action, ApprovalAction):
+                raise ModuleConfigurationError(
+                    module, f"approval action '{name}' is not an ApprovalAction",
+                    "return core.approvals.ApprovalAction objects from coremis_approval_actions",
+                )
+            if action.permission is not None and action.permission not in registry():
+                raise ModuleConfigurationError(
+                    module, f"approval action '{name}' needs the undeclared permission "
+                    f"'{action.permission}'", "declare the code in coremis_permissions",
+                )
+            actions[name] = (module, action)
+    return actions
+
+
+def get_action(name: str) -> tuple[str, ApprovalAction]:
+    """The declaring module and the action, or a refusal naming the unknown action."""
+    found = approval_actions().get(name)
+    if found is None:
+        raise ServiceError(
+            "UNKNOWN_APPROVAL_ACTION",
+            f"No enabled module declares the approval action '{name}'.", "action",
+        )
+    return found

@@ -1,0 +1,360 @@
+"""The approvals GraphQL surface, in the shapes openIMIS task-management frontends send:
+``task``, ``taskGroup``, ``createTaskGroup``, ``updateTaskGroup``, ``resolveTask``."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import django_filters
+import graphene
+from django.db.models import QuerySet
+from graphene_django import DjangoConnectionField, DjangoObjectType
+from graphene_django.filter import ListFilter, TypedFilter
+from graphql_relay import from_global_id
+
+from core.approvals import services
+from core.approvals.actions import approval_actions
+from core.errors import FieldError, ServiceError, ValidationFailed
+from core.graphql.fields import ProtectedConnectionField
+from core.graphql.mutations import CoreMutation
+from core.graphql.types import CoreNode, CountableConnection
+from core.models import ApprovalDecision, ApprovalTask, TaskGroup, TaskGroupChecker
+
+# What openIMIS frontends read in executorActionEvent: the executors' job is to approve.
+EXECUTOR_ACTION_EVENT = "approve"
+# openIMIS frontends write and read a rejection as "FAILED".
+BUSINESS_STATUS_OF = {ApprovalDecision.APPROVED: "APPROVED", ApprovalDecision.REJECTED: "FAILED"}
+DECISION_OF = {"APPROVED": ApprovalDecision.APPROVED, "REJECTED": ApprovalDecision.REJECTED,
+               "FAILED": ApprovalDecision.REJECTED}
+
+
+def _user_type() -> type:
+    # core_schema builds the root from this module, so it cannot be imported at load time.
+    from core.graphql.core_schema import UserType
+
+    return UserType
+
+
+class TaskStatus(graphene.Enum):
+    RECEIVED = ApprovalTask.RECEIVED
+    ACCEPTED = ApprovalTask.ACCEPTED
+    COMPLETED = ApprovalTask.COMPLETED
+    FAILED = ApprovalTask.FAILED
+    ERROR = ApprovalTask.ERROR
+
+
+class TaskGroupCompletionPolicy(graphene.Enum):
+    ANY = TaskGroup.ANY
+    ALL = TaskGroup.ALL
+    N_OF = TaskGroup.N_OF
+
+
+class TaskDecisionValue(graphene.Enum):
+    APPROVED = ApprovalDecision.APPROVED
+    REJECTED = ApprovalDecision.REJECTED
+
+
+class TaskExecutorGQLType(DjangoObjectType):
+    """A checker's membership of a task group (openIMIS calls checkers executors)."""
+
+    class Meta:
+        model = TaskGroupChecker
+        name = "TaskExecutorGQLType"
+        interfaces = (graphene.relay.Node,)
+        connection_class = CountableConnection
+        fields = ("id", "user")
+
+
+def _filter_by_node_id(type_name: str) -> TypedFilter:
+    """``id: "<uuid or Relay id>"``, as openIMIS frontends fetch one task or group."""
+
+    def by_id(queryset: QuerySet, name: str, value: Any) -> QuerySet:
+        try:
+            return queryset.filter(pk=_node_uuid(value, type_name, "id"))
+        except ValidationFailed:
+            return queryset.none()
+
+    return TypedFilter(input_type=graphene.ID, method=by_id)
+
+
+class TaskGroupFilter(django_filters.FilterSet):
+    id = _filter_by_node_id("TaskGroupGQLType")
+    uuid = django_filters.UUIDFilter(field_name="id")
+
+    class Meta:
+        model = TaskGroup
+        fields = {
+            "code": ["exact", "iexact", "istartswith", "icontains"],
+            "name": ["icontains"],
+            "completion_policy": ["exact"],
+            "is_deleted": ["exact"],
+        }
+
+
+class TaskGroupGQLType(CoreNode):
+    class Meta:
+        model = TaskGroup
+        name = "TaskGroupGQLType"
+        interfaces = (graphene.relay.Node,)
+        connection_class = CountableConnection
+        filterset_class = TaskGroupFilter
+        fields = ("id", "code", "name", "required_approvals", "is_deleted", "version",
+                  "date_created", "date_updated")
+
+    completion_policy = graphene.Field(TaskGroupCompletionPolicy, required=True)
+    checkers = graphene.List(graphene.NonNull(_user_type), required=True)
+    taskexecutor_set = DjangoConnectionField(TaskExecutorGQLType, description="the checkers, "
+                                             "in the shape openIMIS frontends read")
+
+    def resolve_checkers(self, info: Any) -> list[Any]:
+        return [m.user for m in self.memberships.all()]
+
+    def resolve_taskexecutor_set(self, info: Any, **kwargs: Any) -> list[TaskGroupChecker]:
+        return list(self.memberships.all())
+
+    @classmethod
+    def list_queryset(cls, queryset: QuerySet, info: Any) -> QuerySet:
+        return queryset.prefetch_related("memberships__user")
+
+
+class TaskDecisionGQLType(DjangoObjectType):
+    class Meta:
+        model = ApprovalDecision
+        name = "TaskDecisionGQLType"
+        fields = ("id", "checker", "comment", "decided_at")
+
+    decision = graphene.Field(TaskDecisionValue, required=True)
+
+
+class TaskFilter(django_filters.FilterSet):
+    id = _filter_by_node_id("TaskGQLType")
+    uuid = django_filters.UUIDFilter(field_name="id")
+    task_group__id = django_filters.UUIDFilter(field_name="task_group_id")
+    task_group_id = django_filters.UUIDFilter(field_name="task_group_id",
+                                              label="the openIMIS name of taskGroup_Id")
+    source = django_filters.CharFilter(field_name="module", label="the module that asked")
+    source__icontains = django_filters.CharFilter(field_name="module", lookup_expr="icontains")
+    business_event = django_filters.CharFilter(field_name="action", label="the action")
+    business_event__icontains = django_filters.CharFilter(field_name="action", lookup_expr="icontains")
+    entity_ids = ListFilter(field_name="entity_id", lookup_expr="in",
+                            input_type=graphene.List(graphene.NonNull(graphene.String)))
+
+    class Meta:
+        model = ApprovalTask
+        fields = {
+            "status": ["exact"],
+            "action": ["exact", "istartswith"],
+            "entity_type": ["exact"],
+            "entity_id": ["exact"],
+            "is_deleted": ["exact"],
+            "date_created": ["lt", "lte", "gt", "gte"],
+        }
+
+
+class TaskGQLType(CoreNode):
+    """An approval task. ``businessStatus`` is ``{"<checker uuid>": "APPROVED" | "FAILED"}``;
+    ``decisions`` says the same with comments and dates."""
+
+    class Meta:
+        model = ApprovalTask
+        name = "TaskGQLType"
+        interfaces = (graphene.relay.Node,)
+        connection_class = CountableConnection
+        filterset_class = TaskFilter
+        fields = ("id", "module", "action", "entity_type", "entity_id", "data", "maker",
+                  "task_group", "executed_at", "job", "result", "error", "is_deleted", "version",
+                  "date_created", "date_updated")
+
+    status = graphene.Field(TaskStatus, required=True)
+    source = graphene.String(required=True, description="the module that asked for approval")
+    business_event = graphene.String(required=True, description="the action (openIMIS name)")
+    executor_action_event = graphene.String(required=True)
+    business_status = graphene.JSONString(required=True)
+    business_data = graphene.JSONString(description="the proposed data (openIMIS name of data)")
+    current_entity_data = graphene.JSONString(
+        description="the entity as it is now, when the action can tell (one lookup per task)")
+    description = graphene.String(description="a sentence for checkers, when the action gives one")
+    decisions = graphene.List(graphene.NonNull(TaskDecisionGQLType), required=True)
+
+    def resolve_source(self, info: Any) -> str:
+        return self.module
+
+    def resolve_business_event(self, info: Any) -> str:
+        return self.action
+
+    def resolve_executor_action_event(self, info: Any) -> str:
+        return EXECUTOR_ACTION_EVENT
+
+    def resolve_business_status(self, info: Any) -> dict[str, str]:
+        return {str(d.checker_id): BUSINESS_STATUS_OF[d.decision] for d in self.decisions.all()}
+
+    def resolve_business_data(self, info: Any) -> Any:
+        return self.data
+
+    def resolve_decisions(self, info: Any) -> list[ApprovalDecision]:
+        return sorted(self.decisions.all(), key=lambda d: d.decided_at)
+
+    def resolve_current_entity_data(self, info: Any) -> Any:
+        found = approval_actions().get(self.action)
+        if found is None or found[1].current_data is None:
+            return None
+        return found[1].current_data(self)
+
+    def resolve_description(self, info: Any) -> str | None:
+        found = approval_actions().get(self.action)
+        if found is None or found[1].describe is None:
+            return None
+        return found[1].describe(self)
+
+    @classmethod
+    def list_queryset(cls, queryset: QuerySet, info: Any) -> QuerySet:
+        queryset = queryset.select_related("task_group", "maker", "job").prefetch_related(
+            "decisions__checker", "task_group__memberships__user"
+        )
+        return services.visible_tasks(queryset, info.context.user)
+
+
+class Query(graphene.ObjectType):
+    task = ProtectedConnectionField(
+        TaskGQLType, permission="core.task.view",
+        order_fields=["date_created", "date_updated", "status", "action", "module", "entity_type"],
+    )
+    task_group = ProtectedConnectionField(
+        TaskGroupGQLType, permission="core.task_group.manage",
+        order_fields=["code", "name", "date_created"],
+    )
+
+
+def _node_uuid(value: Any, type_name: str, field: str) -> uuid.UUID:
+    """A UUID, or the Relay id of a ``type_name`` node (openIMIS frontends send either)."""
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        pass
+    try:
+        kind, raw = from_global_id(str(value))
+        if kind == type_name:
+            return uuid.UUID(raw)
+    except (ValueError, TypeError, UnicodeDecodeError):
+        pass
+    raise ValidationFailed([FieldError(field, "INVALID_ID",
+                                       f"'{value}' is neither a UUID nor a {type_name} id.")])
+
+
+def _enum_value(value: Any) -> Any:
+    return getattr(value, "value", value)
+
+
+def parse_business_status(raw: str, user: Any) -> str:
+    """The acting user's decision from ``businessStatus``.
+
+    Accepts the openIMIS form, a JSON object string ``{"<user uuid>": "APPROVED" | "FAILED"}``
+    (only the caller's own entry; a decision for someone else is refused), and the plain
+    words ``APPROVED`` / ``REJECTED``.
+    """
+    text = (raw or "").strip()
+    word: Any = text
+    if text.startswith("{"):
+        try:
+            entries = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ServiceError("INVALID_BUSINESS_STATUS",
+                               f"businessStatus is not valid JSON: {exc.msg}.", "businessStatus") from exc
+        if not isinstance(entries, dict) or len(entries) != 1:
+            raise ServiceError("INVALID_BUSINESS_STATUS",
+                               'Send one entry, {"<your user id>": "APPROVED" or "FAILED"}.',
+                               "businessStatus")
+        (key, word), = entries.items()
+        try:
+            own = uuid.UUID(str(key)) == user.pk
+        except ValueError:
+            own = False
+        if not own:
+            raise ServiceError("NOT_YOUR_DECISION",
+                               "businessStatus may only hold your own decision, keyed by your "
+                               "user id.", "businessStatus")
+    decision = DECISION_OF.get(str(word).upper()) if isinstance(word, str) else None
+    if decision is None:
+        raise ServiceError("INVALID_DECISION",
+                           f"'{word}' is not a decision; send APPROVED or REJECTED (or FAILED).",
+                           "businessStatus")
+    return decision
+
+
+class CreateTaskGroupMutation(CoreMutation):
+    """Create a group of checkers with its completion policy (``requiredApprovals`` for N_OF)."""
+
+    permission = "core.task_group.manage"
+    task_group = graphene.Field(TaskGroupGQLType)
+
+    class Input(CoreMutation.Input):
+        code = graphene.String(required=True)
+        name = graphene.String()
+        completion_policy = TaskGroupCompletionPolicy(required=True)
+        required_approvals = graphene.Int()
+        user_ids = graphene.List(graphene.NonNull(graphene.UUID), description="the checkers")
+
+    @classmethod
+    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
+        return {"task_group": services.create_task_group(
+            user, code=data["code"], name=data.get("name") or "",
+            completion_policy=_enum_value(data["completion_policy"]),
+            required_approvals=data.get("required_approvals"),
+            checker_ids=data.get("user_ids") or [],
+        )}
+
+
+class UpdateTaskGroupMutation(CoreMutation):
+    """Change a group; ``userIds`` replaces its checkers. Send ``version`` to refuse the change
+    if someone else changed the group meanwhile."""
+
+    permission = "core.task_group.manage"
+    task_group = graphene.Field(TaskGroupGQLType)
+
+    class Input(CoreMutation.Input):
+        id = graphene.ID(required=True, description="a UUID or a TaskGroupGQLType id")
+        version = graphene.Int()
+        code = graphene.String()
+        name = graphene.String()
+        completion_policy = TaskGroupCompletionPolicy()
+        required_approvals = graphene.Int()
+        user_ids = graphene.List(graphene.NonNull(graphene.UUID))
+
+    @classmethod
+    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
+        policy = _enum_value(data.get("completion_policy"))
+        return {"task_group": services.update_task_group(
+            user, _node_uuid(data["id"], "TaskGroupGQLType", "id"), version=data.get("version"),
+            code=data.get("code"), name=data.get("name"), completion_policy=policy,
+            required_approvals=data.get("required_approvals", ...), checker_ids=data.get("user_ids"),
+        )}
+
+
+class ResolveTaskMutation(CoreMutation):
+    """Approve or reject a task of one of your task groups. ``businessStatus`` is
+    ``"{\\"<your user id>\\": \\"APPROVED\\"}"`` (openIMIS form; ``FAILED`` rejects) or simply
+    ``"APPROVED"`` / ``"REJECTED"``. Returns the task: ``COMPLETED`` when your approval met the
+    group's policy (``executedAt`` once the action ran, or its ``job``), ``FAILED`` after a
+    rejection, ``ERROR`` when the approved action itself failed."""
+
+    permission = "core.task.resolve"
+    task = graphene.Field(TaskGQLType)
+
+    class Input(CoreMutation.Input):
+        id = graphene.ID(required=True, description="a UUID or a TaskGQLType id")
+        business_status = graphene.String(required=True)
+        comment = graphene.String()
+
+    @classmethod
+    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
+        task_id = _node_uuid(data["id"], "TaskGQLType", "id")
+        decision = parse_business_status(data["business_status"], user)
+        return {"task": services.resolve_task(user, task_id, decision, data.get("comment") or "")}
+
+
+class Mutation(graphene.ObjectType):
+    create_task_group = CreateTaskGroupMutation.Field()
+    update_task_group = UpdateTaskGroupMutation.Field()
+    resolve_task = ResolveTaskMutation.Field()

@@ -1,0 +1,522 @@
+"""Maker-checker approvals: who may decide, when a task completes, and that an approved action
+runs exactly once (retries, concurrent checkers and restarted jobs included)."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from core.approvals import APPROVALS_CONFIG_SCHEMA, ApprovalAction, ApprovalContext
+from core.approvals.actions import approval_actions
+from core.approvals.services import (
+    approval_config_problems,
+    create_task_group,
+    needs_approval,
+    request_approval,
+    resolve_task,
+)
+from core.errors import ServiceError
+from core.history import history_of
+from core.hooks import hookimpl
+from core.jobs import run_job
+from core.loader import LoadedModule, ModuleConfigurationError, get_registry, validate_config
+from core.models import ApprovalTask, Job, Role, TaskGroup
+from core.module import ModuleSpec
+
+MODULE = "testapprovals"
+CREATE_ROLE = f"{MODULE}.create_role"
+REFUSE = f"{MODULE}.refuse"
+CREATE_ROLE_IN_JOB = f"{MODULE}.create_role_in_job"
+REFUSE_IN_JOB = f"{MODULE}.refuse_in_job"
+GUARDED = f"{MODULE}.guarded"
+ROUTES = {CREATE_ROLE: "checkers", REFUSE: "checkers", CREATE_ROLE_IN_JOB: "checkers",
+          REFUSE_IN_JOB: "checkers", GUARDED: "checkers"}
+CHECKER_PERMISSIONS = ["core.task.resolve", "core.task.view"]
+
+
+def create_role(task: ApprovalTask, context: ApprovalContext) -> dict[str, Any]:
+    role = Role.objects.create(name=task.data["name"])
+    context.progress(1, total=1, stage="role")
+    return {"role": str(role.pk)}
+
+
+def create_role_then_refuse(task: ApprovalTask, context: ApprovalContext) -> None:
+    Role.objects.create(name=task.data["name"])
+    raise ServiceError("ROLE_REFUSED", "The programme is closed; no role was created.")
+
+
+class ApprovalsPlugin:
+    """Stands for a module that declares approval actions."""
+
+    @hookimpl
+    def coremis_approval_actions(self) -> dict[str, ApprovalAction]:
+        return {
+            CREATE_ROLE: ApprovalAction(
+                execute=create_role,
+                describe=lambda task: f"Create the role '{task.data['name']}'",
+                current_data=lambda task: {"exists": Role.objects.filter(name=task.data["name"]).exists()},
+            ),
+            REFUSE: ApprovalAction(execute=create_role_then_refuse),
+            CREATE_ROLE_IN_JOB: ApprovalAction(execute=create_role, large=True),
+            REFUSE_IN_JOB: ApprovalAction(execute=create_role_then_refuse, large=lambda task: True),
+            GUARDED: ApprovalAction(execute=create_role, permission="core.role.manage"),
+        }
+
+
+@pytest.fixture
+def approvals(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A module named ``testapprovals`` with its actions routed to the task group ``checkers``."""
+    registry = get_registry()
+    spec = ModuleSpec(name=MODULE, version="0.1.0", app="tests")
+    monkeypatch.setattr(registry, "modules", [*registry.modules, LoadedModule(spec, {"approvals": ROUTES})])
+    registry.plugin_manager.register(ApprovalsPlugin(), name=MODULE)
+    approval_actions.cache_clear()
+    yield
+    registry.plugin_manager.unregister(name=MODULE)
+    approval_actions.cache_clear()
+
+
+@pytest.fixture
+def checkers(make_user: Callable[..., Any]) -> Callable[[int], list[Any]]:
+    return lambda n: [make_user(CHECKER_PERMISSIONS) for _ in range(n)]
+
+
+def group(policy: str, members: list[Any], required: int | None = None, code: str = "checkers") -> TaskGroup:
+    return create_task_group(None, code=code, completion_policy=policy, required_approvals=required,
+                             checker_ids=[m.pk for m in members])
+
+
+def propose(maker: Any, action: str = CREATE_ROLE, name: str = "Approved role",
+            entity_id: Any = None) -> ApprovalTask:
+    return request_approval(maker, action, "core.Role", entity_id or uuid.uuid4(), {"name": name})
+
+
+def roles_named(name: str = "Approved role") -> int:
+    return Role.all_objects.filter(name=name).count()
+
+
+def refused(code: str, call: Callable[[], Any]) -> ServiceError:
+    with pytest.raises(ServiceError) as caught:
+        call()
+    assert caught.value.code == code, caught.value.message
+    return caught.value
+
+
+pytestmark = pytest.mark.usefixtures("approvals")
+
+
+# --- configuration and requests --------------------------------------------------------------
+
+
+def test_the_loader_checks_a_modules_approvals_section_against_the_fragment() -> None:
+    schema = {"type": "object", "properties": {"approvals": APPROVALS_CONFIG_SCHEMA}}
+    assert validate_config(MODULE, schema, {}) == {"approvals": {}}
+    with pytest.raises(ModuleConfigurationError) as bad:
+        validate_config(MODULE, schema, {"approvals": {CREATE_ROLE: ""}})
+    assert f"$.{MODULE}.approvals" in str(bad.value)
+
+
+@pytest.mark.django_db
+def test_actions_routed_in_modules_config_need_approval_and_others_do_not() -> None:
+    assert needs_approval(CREATE_ROLE)
+    assert not needs_approval(f"{MODULE}.not_routed")
+    assert not needs_approval("nosuchmodule.enroll")
+
+
+def test_a_route_to_a_missing_task_group_is_refused_with_the_fix(make_user: Any) -> None:
+    error = refused("TASK_GROUP_MISSING", lambda: propose(make_user()))
+    assert "'checkers'" in error.message and "modules_config.json" in error.message
+    assert approval_config_problems() == [
+        f"modules_config.json {MODULE}.approvals['{action}']: task group 'checkers' does not "
+        "exist; create it with createTaskGroup or correct the code"
+        for action in ROUTES
+    ]
+    assert not ApprovalTask.objects.exists()
+
+
+def test_unknown_and_unrouted_actions_are_refused(make_user: Any, checkers: Any) -> None:
+    group(TaskGroup.ANY, checkers(1))
+    maker = make_user()
+    refused("UNKNOWN_APPROVAL_ACTION", lambda: propose(maker, action=f"{MODULE}.no_such_action"))
+    get_registry().config(MODULE)["approvals"] = {}
+    refused("APPROVAL_NOT_CONFIGURED", lambda: propose(maker))
+    assert approval_config_problems() == []
+    assert not ApprovalTask.objects.exists()
+
+
+def test_a_group_that_could_never_complete_is_refused(make_user: Any, checkers: Any) -> None:
+    maker = make_user(CHECKER_PERMISSIONS)
+    group(TaskGroup.ANY, [maker])
+    refused("NO_ELIGIBLE_CHECKERS", lambda: propose(maker))
+    TaskGroup.objects.all().delete()
+    group(TaskGroup.N_OF, [maker, *checkers(1)], required=2)
+    refused("NO_ELIGIBLE_CHECKERS", lambda: propose(maker))
+    assert not ApprovalTask.objects.exists()
+
+
+def test_the_same_change_cannot_wait_for_approval_twice(make_user: Any, checkers: Any) -> None:
+    (checker,) = checkers(1)
+    group(TaskGroup.ANY, [checker])
+    maker, entity = make_user(), uuid.uuid4()
+    first = propose(maker, entity_id=entity)
+    refused("APPROVAL_PENDING", lambda: propose(maker, name="Other", entity_id=entity))
+    resolve_task(checker, first.pk, "APPROVED")
+    assert propose(maker, name="Again", entity_id=entity).status == ApprovalTask.RECEIVED
+
+
+# --- policies --------------------------------------------------------------------------------
+
+
+def test_any_one_approval_runs_the_action_as_the_maker(make_user: Any, checkers: Any) -> None:
+    first, second = checkers(2)
+    group(TaskGroup.ANY, [first, second])
+    maker = make_user()
+    task = propose(maker)
+    assert (task.status, task.maker_id, task.module, roles_named()) == (
+        ApprovalTask.RECEIVED, maker.pk, MODULE, 0)
+
+    task = resolve_task(second, task.pk, "APPROVED", "checked the list")
+    assert task.status == ApprovalTask.COMPLETED
+    assert task.executed_at is not None and task.error == ""
+    role = Role.objects.get(name="Approved role")
+    assert task.result == {"role": str(role.pk)}
+    assert list(task.decisions.values_list("checker_id", "decision", "comment")) == [
+        (second.pk, "APPROVED", "checked the list")]
+    created = history_of("core_role", role.pk)[0]
+    assert created["user_id"] == maker.pk
+    assert created["context"]["approval_task"] == str(task.pk)
+    assert created["context"]["approved_by"] == str(second.pk)
+
+
+def test_all_needs_every_checker_except_the_maker(make_user: Any, checkers: Any) -> None:
+    maker = make_user(CHECKER_PERMISSIONS)
+    a, b, c = checkers(3)
+    group(TaskGroup.ALL, [maker, a, b, c])
+    task = propose(maker)
+    for checker in (a, b):
+        task = resolve_task(checker, task.pk, "APPROVED")
+        assert task.status == ApprovalTask.ACCEPTED
+        assert roles_named() == 0
+    task = resolve_task(c, task.pk, "APPROVED")
+    assert task.status == ApprovalTask.COMPLETED
+    assert roles_named() == 1
+
+
+def test_n_of_counts_distinct_approvals(make_user: Any, checkers: Any) -> None:
+    a, b, c = checkers(3)
+    group(TaskGroup.N_OF, [a, b, c], required=2)
+    task = propose(make_user())
+
+    task = resolve_task(a, task.pk, "APPROVED")
+    assert (task.status, roles_named()) == (ApprovalTask.ACCEPTED, 0)
+    refused("ALREADY_DECIDED", lambda: resolve_task(a, task.pk, "APPROVED"))
+    assert (ApprovalTask.objects.get(pk=task.pk).status, roles_named()) == (ApprovalTask.ACCEPTED, 0)
+
+    task = resolve_task(b, task.pk, "APPROVED")
+    assert (task.status, roles_named()) == (ApprovalTask.COMPLETED, 1)
+    refused("TASK_CLOSED", lambda: resolve_task(c, task.pk, "APPROVED"))
+    assert task.decisions.count() == 2
+
+
+def test_any_rejection_fails_the_task_and_nothing_runs(make_user: Any, checkers: Any) -> None:
+    a, b, c = checkers(3)
+    group(TaskGroup.N_OF, [a, b, c], required=2)
+    task = propose(make_user())
+    resolve_task(a, task.pk, "APPROVED")
+    task = resolve_task(b, task.pk, "REJECTED", "wrong household")
+    assert task.status == ApprovalTask.FAILED
+    assert task.executed_at is None and task.result is None
+    refused("TASK_CLOSED", lambda: resolve_task(c, task.pk, "APPROVED"))
+    assert roles_named() == 0
+
+
+# --- who may decide --------------------------------------------------------------------------
+
+
+def test_the_maker_cannot_approve_their_own_task(make_user: Any, checkers: Any) -> None:
+    maker = make_user(CHECKER_PERMISSIONS)
+    group(TaskGroup.ANY, [maker, *checkers(1)])
+    task = propose(maker)
+    refused("SELF_APPROVAL", lambda: resolve_task(maker, task.pk, "APPROVED"))
+    task.refresh_from_db()
+    assert (task.status, task.decisions.count(), roles_named()) == (ApprovalTask.RECEIVED, 0, 0)
+
+
+def test_only_checkers_of_the_group_decide(make_user: Any, checkers: Any) -> None:
+    member, outsider = checkers(2)
+    group(TaskGroup.ANY, [member])
+    group(TaskGroup.ANY, [outsider], code="other-group")
+    task = propose(make_user())
+    refused("NOT_A_CHECKER", lambda: resolve_task(outsider, task.pk, "APPROVED"))
+    no_permission = make_user()
+    refused("PERMISSION_DENIED", lambda: resolve_task(no_permission, task.pk, "APPROVED"))
+    assert (ApprovalTask.objects.get(pk=task.pk).status, roles_named()) == (ApprovalTask.RECEIVED, 0)
+
+
+def test_an_action_can_require_a_permission_of_its_checkers(make_user: Any, checkers: Any) -> None:
+    plain = checkers(1)[0]
+    trusted = make_user([*CHECKER_PERMISSIONS, "core.role.manage"])
+    group(TaskGroup.ANY, [plain, trusted])
+    task = propose(make_user(), action=GUARDED)
+    refused("PERMISSION_DENIED", lambda: resolve_task(plain, task.pk, "APPROVED"))
+    assert resolve_task(trusted, task.pk, "APPROVED").status == ApprovalTask.COMPLETED
+
+
+# --- exactly once ----------------------------------------------------------------------------
+
+
+def test_a_retried_approval_does_not_run_the_action_again(make_user: Any, checkers: Any) -> None:
+    a, b = checkers(2)
+    group(TaskGroup.ANY, [a, b])
+    task = propose(make_user())
+    resolve_task(a, task.pk, "APPROVED")
+    error = refused("TASK_CLOSED", lambda: resolve_task(a, task.pk, "APPROVED"))
+    assert "COMPLETED" in error.message
+    refused("TASK_CLOSED", lambda: resolve_task(b, task.pk, "APPROVED"))
+    assert roles_named() == 1
+
+
+def approve_together(checkers: list[Any], task_id: Any) -> list[str]:
+    """Each checker approves in their own thread and connection, all released at once."""
+    start = threading.Barrier(len(checkers))
+    outcomes: list[str] = []
+
+    def approve(checker: Any) -> None:
+        try:
+            start.wait()
+            outcomes.append(resolve_task(checker, task_id, "APPROVED").status)
+        except ServiceError as exc:
+            outcomes.append(exc.code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=approve, args=(c,)) for c in checkers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return sorted(outcomes)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_approvals_under_any_run_the_action_once(make_user: Any, checkers: Any) -> None:
+    pair = checkers(2)
+    group(TaskGroup.ANY, pair)
+    task = propose(make_user())
+    assert approve_together(pair, task.pk) == ["COMPLETED", "TASK_CLOSED"]
+    assert roles_named() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_last_approvals_under_all_complete_the_task_once(make_user: Any, checkers: Any) -> None:
+    trio = checkers(3)
+    group(TaskGroup.ALL, trio)
+    task = propose(make_user())
+    resolve_task(trio[0], task.pk, "APPROVED")
+    # Both see the other's approval or neither does; the row lock makes it the former.
+    assert approve_together(trio[1:], task.pk) == ["ACCEPTED", "COMPLETED"]
+    assert ApprovalTask.objects.get(pk=task.pk).status == ApprovalTask.COMPLETED
+    assert roles_named() == 1
+
+
+def test_a_failing_action_leaves_the_task_in_error_and_changes_nothing(make_user: Any, checkers: Any) -> None:
+    (checker,) = checkers(1)
+    group(TaskGroup.ANY, [checker])
+    task = propose(make_user(), action=REFUSE)
+    task = resolve_task(checker, task.pk, "APPROVED")
+    assert task.status == ApprovalTask.ERROR
+    assert task.error == "The programme is closed; no role was created."
+    assert task.executed_at is None
+    assert roles_named() == 0
+    assert task.decisions.get().checker_id == checker.pk
+    refused("TASK_CLOSED", lambda: resolve_task(checker, task.pk, "APPROVED"))
+
+
+# --- large actions run in a background job ---------------------------------------------------
+
+
+def test_a_large_action_runs_once_in_a_background_job(
+    make_user: Any, checkers: Any, run_jobs: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    (checker,) = checkers(1)
+    group(TaskGroup.ANY, [checker])
+    task = propose(make_user(), action=CREATE_ROLE_IN_JOB)
+    with django_capture_on_commit_callbacks(execute=True):
+        task = resolve_task(checker, task.pk, "APPROVED")
+    assert task.status == ApprovalTask.COMPLETED
+    assert task.job is not None and task.job.kind == "core.approval_execute"
+    assert (task.executed_at, roles_named()) == (None, 0)  # not inside the approving request
+
+    assert run_jobs() == 1
+    task.refresh_from_db()
+    job = Job.objects.get(pk=task.job_id)
+    assert (job.state, job.created_by_id, job.processed, job.total) == (Job.SUCCEEDED, checker.pk, 1, 1)
+    assert task.executed_at is not None
+    assert task.result == {"role": str(Role.objects.get(name="Approved role").pk)}
+
+    # A worker that restarts the job (as requeue_stale_jobs does) does not run the action again.
+    Job.objects.filter(pk=job.pk).update(state=Job.QUEUED)
+    run_job(str(job.pk))
+    assert roles_named() == 1
+
+
+def test_a_large_action_that_fails_leaves_the_task_in_error_and_the_job_failed(
+    make_user: Any, checkers: Any, run_jobs: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    (checker,) = checkers(1)
+    group(TaskGroup.ANY, [checker])
+    task = propose(make_user(), action=REFUSE_IN_JOB)
+    with django_capture_on_commit_callbacks(execute=True):
+        resolve_task(checker, task.pk, "APPROVED")
+    run_jobs()
+    task.refresh_from_db()
+    assert (task.status, task.error) == (ApprovalTask.ERROR, "The programme is closed; no role was created.")
+    assert Job.objects.get(pk=task.job_id).state == Job.FAILED
+    assert roles_named() == 0
+
+
+# --- GraphQL ---------------------------------------------------------------------------------
+
+RESOLVE = """
+mutation ($id: ID!, $status: String!) {
+  resolveTask(input: {id: $id, businessStatus: $status, clientMutationId: "r-1"}) {
+    errors { field code message }
+    task { id uuid status source businessEvent businessStatus executorActionEvent entityId
+           businessData description currentEntityData
+           taskGroup { code completionPolicy taskexecutorSet { totalCount edges { node { user { id username } } } } } }
+  }
+}
+"""
+
+
+def test_resolve_task_takes_the_openimis_business_status(gql: Any, make_user: Any, checkers: Any) -> None:
+    (checker,) = checkers(1)
+    group(TaskGroup.ANY, [checker])
+    task = propose(make_user())
+    status = '{"%s": "APPROVED"}' % checker.pk
+    data = gql(checker).ok(RESOLVE, {"id": str(task.pk), "status": status})["resolveTask"]
+    assert data["errors"] == []
+    node = data["task"]
+    assert node["status"] == "COMPLETED"
+    assert node["businessStatus"] == f'{{"{checker.pk}": "APPROVED"}}'
+    assert (node["source"], node["businessEvent"], node["executorActionEvent"]) == (MODULE, CREATE_ROLE, "approve")
+    assert node["businessData"] == '{"name": "Approved role"}'
+    assert node["description"] == "Create the role 'Approved role'"
+    assert node["currentEntityData"] == '{"exists": true}'
+    assert node["taskGroup"]["completionPolicy"] == "ANY"
+    assert node["taskGroup"]["taskexecutorSet"]["edges"][0]["node"]["user"]["id"] == str(checker.pk)
+    assert roles_named() == 1
+
+
+def test_resolve_task_refuses_a_decision_for_someone_else(gql: Any, make_user: Any, checkers: Any) -> None:
+    a, b = checkers(2)
+    group(TaskGroup.ANY, [a, b])
+    task = propose(make_user())
+    for status in ('{"%s": "APPROVED"}' % b.pk, "MAYBE", '{"x": '):
+        data = gql(a).ok(RESOLVE, {"id": str(task.pk), "status": status})["resolveTask"]
+        assert data["task"] is None and data["errors"][0]["field"] == "businessStatus"
+    assert task.decisions.count() == 0
+    # FAILED is openIMIS for a rejection; a Relay id of the task is accepted too.
+    node = gql(a).ok(RESOLVE, {"id": _relay_id(gql, a), "status": '{"%s": "FAILED"}' % a.pk})
+    assert node["resolveTask"]["task"]["status"] == "FAILED"
+    assert node["resolveTask"]["task"]["businessStatus"] == f'{{"{a.pk}": "FAILED"}}'
+    assert roles_named() == 0
+
+
+def _relay_id(gql: Any, user: Any) -> str:
+    return gql(user).ok("{ task { edges { node { id } } } }")["task"]["edges"][0]["node"]["id"]
+
+
+def test_resolve_task_answers_self_approval_as_a_typed_error(gql: Any, make_user: Any, checkers: Any) -> None:
+    maker = make_user([*CHECKER_PERMISSIONS, "core.mutation_log.view"])
+    group(TaskGroup.ANY, [maker, *checkers(1)])
+    task = propose(maker)
+    data = gql(maker).ok(RESOLVE, {"id": str(task.pk), "status": "APPROVED"})["resolveTask"]
+    assert [e["code"] for e in data["errors"]] == ["SELF_APPROVAL"]
+    logs = gql(maker).ok('{ mutationLogs(clientMutationId: "r-1") { edges { node { status error } } } }')
+    assert logs["mutationLogs"]["edges"][0]["node"]["status"] == 1
+
+
+TASKS = "query ($status: TaskStatus) { task(status: $status, orderBy: [\"-dateCreated\"]) { totalCount edges { node { uuid status maker { username } } } } }"
+
+
+def test_task_list_shows_what_one_made_or_may_decide(gql: Any, make_user: Any, checkers: Any) -> None:
+    checker, stranger = checkers(2)
+    auditor = make_user(["core.task.view", "core.task.view_all"])
+    group(TaskGroup.ANY, [checker])
+    maker = make_user(["core.task.view"])
+    mine = propose(maker, name="mine")
+    other = propose(make_user(), name="other")
+    resolve_task(checker, other.pk, "APPROVED")
+
+    def uuids(user: Any, status: str | None = None) -> set[str]:
+        edges = gql(user).ok(TASKS, {"status": status})["task"]["edges"]
+        return {e["node"]["uuid"] for e in edges}
+
+    assert uuids(maker) == {str(mine.pk)}
+    assert uuids(checker) == {str(mine.pk), str(other.pk)}
+    assert uuids(checker, "COMPLETED") == {str(other.pk)}
+    assert uuids(stranger) == set()
+    assert uuids(auditor) == {str(mine.pk), str(other.pk)}
+
+
+def test_the_task_list_costs_the_same_queries_for_one_row_or_many(gql: Any, make_user: Any, checkers: Any) -> None:
+    a, b = checkers(2)
+    group(TaskGroup.N_OF, [a, b], required=2)
+    query = """{ task { totalCount edges { node { status maker { username } businessStatus
+      decisions { decision checker { username } } job { state }
+      taskGroup { code checkers { username } taskexecutorSet { edges { node { user { username } } } } } } } } }"""
+
+    def count_queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            gql(a).ok(query)
+        return len(captured)
+
+    resolve_task(a, propose(make_user(), name="r0").pk, "APPROVED")
+    one = count_queries()
+    for i in range(1, 6):
+        resolve_task(a, propose(make_user(), name=f"r{i}").pk, "APPROVED")
+    assert count_queries() == one
+
+
+CREATE_GROUP = """
+mutation ($input: CreateTaskGroupMutationInput!) {
+  createTaskGroup(input: $input) { errors { field code } taskGroup { uuid version code completionPolicy requiredApprovals checkers { id } } }
+}
+"""
+UPDATE_GROUP = """
+mutation ($input: UpdateTaskGroupMutationInput!) {
+  updateTaskGroup(input: $input) { errors { field code } taskGroup { version completionPolicy requiredApprovals checkers { id } } }
+}
+"""
+
+
+def test_task_groups_are_managed_over_graphql(gql: Any, make_user: Any, checkers: Any) -> None:
+    manager = make_user(["core.task_group.manage"])
+    a, b, c = checkers(3)
+    too_many = {"code": "payroll", "completionPolicy": "N_OF", "requiredApprovals": 3,
+                "userIds": [str(a.pk), str(b.pk)]}
+    data = gql(manager).ok(CREATE_GROUP, {"input": too_many})["createTaskGroup"]
+    assert data["errors"] == [{"field": "requiredApprovals", "code": "NOT_ENOUGH_CHECKERS"}]
+
+    created = gql(manager).ok(CREATE_GROUP, {"input": {**too_many, "requiredApprovals": 2}})
+    group_ = created["createTaskGroup"]["taskGroup"]
+    assert (group_["completionPolicy"], group_["requiredApprovals"]) == ("N_OF", 2)
+    taken = gql(manager).ok(CREATE_GROUP, {"input": {**too_many, "requiredApprovals": 2}})
+    assert taken["createTaskGroup"]["errors"] == [{"field": "code", "code": "TASK_GROUP_CODE_TAKEN"}]
+
+    change = {"id": group_["uuid"], "version": 1, "completionPolicy": "ANY", "userIds": [str(c.pk)]}
+    updated = gql(manager).ok(UPDATE_GROUP, {"input": change})["updateTaskGroup"]["taskGroup"]
+    assert updated == {"version": 2, "completionPolicy": "ANY", "requiredApprovals": None,
+                       "checkers": [{"id": str(c.pk)}]}
+    stale = gql(manager).ok(UPDATE_GROUP, {"input": {**change, "name": "Payroll"}})["updateTaskGroup"]
+    assert stale["errors"] == [{"field": "version", "code": "STALE_VERSION"}]
+
+    listed = gql(manager).ok('{ taskGroup(code: "payroll") { totalCount edges { node { name } } } }')
+    assert listed["taskGroup"]["totalCount"] == 1
