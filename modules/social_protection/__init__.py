@@ -1,5 +1,6 @@
 """Benefit plans, targeting (eligibility criteria and previews), enrollment and beneficiaries."""
 
+from core.approvals import APPROVALS_CONFIG_SCHEMA
 from core.module import ModuleSpec
 
 MODULE = ModuleSpec(
@@ -18,13 +19,9 @@ MODULE = ModuleSpec(
                 "type": "integer", "minimum": 1000, "maximum": 1000000, "default": 100000,
             },
             "preview_sample_size": {"type": "integer", "minimum": 0, "maximum": 100, "default": 10},
-            "approvals": {
-                "description": "Actions that need maker-checker approval, mapped to a task group code.",
-                "type": "object",
-                "additionalProperties": {"type": "string"},
-                "propertyNames": {"enum": ["enroll", "change_status", "close_plan"]},
-                "default": {},
-            },
+            # e.g. {"social_protection.enroll": "ENROLMENT_CHECKERS"}; actions: enroll,
+            # change_status, close_plan, resolve_duplicates
+            "approvals": APPROVALS_CONFIG_SCHEMA,
         },
     },
 )

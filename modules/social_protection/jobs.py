@@ -15,19 +15,24 @@ def run_enrollment(ctx: JobContext) -> dict[str, Any]:
     Each chunk commits on its own; a job that is retried, or started twice, continues where
     the committed chunks stopped because already-enrolled people are no longer candidates.
     """
-    plan = services.get_plan(ctx.params["plan_id"])
-    status = ctx.params.get("status", "POTENTIAL")
-    criteria = ctx.params.get("criteria")
-    selection = ctx.params.get("selection")
-    services.validate_enrollment(ctx.user, plan, status)
-    expected = services.preview(ctx.user, plan.pk, criteria, sample_size=0)["would_enroll"]
+    return enroll_all(ctx.params, ctx.user, ctx.progress)
+
+
+def enroll_all(params: dict[str, Any], user: Any, progress: Any) -> dict[str, Any]:
+    """The enrollment both the job and an approved task run."""
+    plan = services.get_plan(params["plan_id"])
+    status = params.get("status", "POTENTIAL")
+    criteria = params.get("criteria")
+    selection = params.get("selection")
+    services.validate_enrollment(user, plan, status)
+    expected = services.preview(user, plan.pk, criteria, sample_size=0)["would_enroll"]
     chunk = int(module_config("social_protection")["enrollment_chunk_size"])
-    ctx.progress(0, expected, "enrolling")
+    progress(0, expected, "enrolling")
     enrolled, after = 0, None
     while True:
-        inserted, last = services.enroll_chunk(plan, ctx.user, status, after, chunk, criteria, selection)
+        inserted, last = services.enroll_chunk(plan, user, status, after, chunk, criteria, selection)
         enrolled += inserted
-        ctx.progress(enrolled, max(expected, enrolled), "enrolling")
+        progress(enrolled, max(expected, enrolled), "enrolling")
         if last is None:
             break
         after = last

@@ -60,3 +60,10 @@ def group_validate_delete(group: Any) -> None:
 
     if GroupBeneficiary.objects.filter(group=group, status=BeneficiaryStatus.ACTIVE).exists():
         raise ServiceError("ACTIVE_BENEFICIARY", "This household is an active beneficiary; suspend or graduate it first.", "id")
+
+
+@hookimpl
+def coremis_approval_actions() -> dict[str, Any]:
+    from modules.social_protection.approvals import ACTIONS
+
+    return ACTIONS

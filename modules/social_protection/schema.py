@@ -9,6 +9,8 @@ import graphene
 from django.db.models import QuerySet
 from graphql import GraphQLError
 
+from core.approvals.schema import TaskGQLType
+from core.approvals.services import needs_approval, request_approval
 from core.errors import ServiceError
 from core.graphql.core_schema import JobType, UserType  # noqa: F401 - user fields resolve to it
 from core.graphql.fields import ProtectedConnectionField, ProtectedField
@@ -160,7 +162,36 @@ def _beneficiary_hook(plan_type: str) -> Any:
     return hook
 
 
+class DuplicateGroupGQLType(graphene.ObjectType):
+    values = graphene.JSONString(required=True, description="the shared field values")
+    count = graphene.Int(required=True)
+    beneficiary_ids = graphene.List(graphene.NonNull(graphene.UUID), required=True,
+                                    description="earliest enrolled first")
+
+
+def _duplicates(user: Any, plan_id: Any, fields: list[str]) -> list[dict[str, Any]]:
+    from modules.social_protection import duplicates
+    from modules.social_protection.filters import beneficiaries_for
+
+    plan = services.get_plan(plan_id)
+    return duplicates.summary(beneficiaries_for(user, plan, {}), plan.type, fields)
+
+
 class Query(graphene.ObjectType):
+    beneficiary_duplicates_summary = ProtectedField(
+        graphene.List(graphene.NonNull(DuplicateGroupGQLType)), permission="social_protection.beneficiary_search",
+        benefit_plan_id=graphene.UUID(required=True), fields=graphene.List(graphene.NonNull(graphene.String), required=True),
+        description="Beneficiaries of a plan sharing every chosen field (first_name, last_name, dob, "
+                    "sex, location, code, json_ext.<key>), largest groups first.",
+    )
+
+    def resolve_beneficiary_duplicates_summary(self, info: Any, benefit_plan_id: Any, fields: list[str]) -> Any:
+        try:
+            groups = _duplicates(info.context.user, benefit_plan_id, fields)
+        except ServiceError as exc:
+            raise _raise(exc) from exc
+        return [DuplicateGroupGQLType(values=g["values"], count=g["count"], beneficiary_ids=g["ids"]) for g in groups]
+
     benefit_plan = ProtectedConnectionField(
         BenefitPlanGQLType, permission="social_protection.plan_search",
         order_fields=["code", "name", "type", "status", "date_valid_from", "date_valid_to", "date_created"],
@@ -279,6 +310,7 @@ class CloseBenefitPlanMutation(CoreMutation):
     permission = "social_protection.plan_close"
     benefit_plan = graphene.Field(BenefitPlanGQLType)
     graduated = graphene.Int()
+    task = graphene.Field(TaskGQLType, description="set instead when closing needs approval")
 
     class Input(CoreMutation.Input):
         id = graphene.UUID(required=True)
@@ -286,6 +318,11 @@ class CloseBenefitPlanMutation(CoreMutation):
 
     @classmethod
     def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
+        if needs_approval("social_protection.close_plan"):
+            plan = services.get_plan(data["id"])
+            payload = {"id": str(plan.pk), "version": data.get("version")}
+            task = request_approval(user, "social_protection.close_plan", "BenefitPlan", plan.pk, payload)
+            return {"benefit_plan": plan, "task": task}
         result = services.close_plan(user, data["id"], data.get("version"))
         return {"benefit_plan": result["plan"], "graduated": result["graduated"]}
 
@@ -311,14 +348,18 @@ def _start_enrollment(user: Any, data: dict[str, Any], kind: str) -> dict[str, A
         targeting.build(plan.type, criteria)  # refuse a bad document now, not in the job
     params = {"plan_id": str(plan.pk), "status": status, "criteria": criteria,
               "selection": [str(s) for s in data["selection"]] if data.get("selection") else None}
+    if needs_approval("social_protection.enroll"):
+        return {"task": request_approval(user, "social_protection.enroll", "BenefitPlan", plan.pk, params)}
     return {"job": start_job("social_protection.enroll", params, user)}
 
 
 class ConfirmIndividualEnrollmentMutation(CoreMutation):
-    """Enroll every eligible individual (or a selection) in a background job."""
+    """Enroll every eligible individual (or a selection) in a background job, or propose it
+    for approval (``task``) when enrollment needs approval."""
 
     permission = "social_protection.enroll"
     job = graphene.Field(JobType)
+    task = graphene.Field(TaskGQLType)
 
     class Input(ConfirmEnrollmentInput):
         pass
@@ -329,10 +370,12 @@ class ConfirmIndividualEnrollmentMutation(CoreMutation):
 
 
 class ConfirmGroupEnrollmentMutation(CoreMutation):
-    """Enroll every eligible household (or a selection) in a background job."""
+    """Enroll every eligible household (or a selection) in a background job, or propose it
+    for approval (``task``) when enrollment needs approval."""
 
     permission = "social_protection.enroll"
     job = graphene.Field(JobType)
+    task = graphene.Field(TaskGQLType)
 
     class Input(ConfirmEnrollmentInput):
         pass
@@ -348,6 +391,7 @@ class UpdateBeneficiaryMutation(CoreMutation):
     permission = "social_protection.beneficiary_update"
     beneficiary = graphene.Field(BeneficiaryGQLType)
     group_beneficiary = graphene.Field(GroupBeneficiaryGQLType)
+    task = graphene.Field(TaskGQLType, description="set instead when status changes need approval")
 
     class Input(CoreMutation.Input):
         id = graphene.UUID(required=True)
@@ -360,6 +404,11 @@ class UpdateBeneficiaryMutation(CoreMutation):
                                       (GroupBeneficiary, PlanType.GROUP, "group_beneficiary")):
             row = scoped_beneficiaries(user, model.objects.filter(pk=data["id"]), plan_type).first()
             if row is not None:
+                if needs_approval("social_protection.change_status"):
+                    services.check_transition(row, data["status"])  # refuse a bad proposal now
+                    payload = {"id": str(row.pk), "status": data["status"], "version": data.get("version")}
+                    task = request_approval(user, "social_protection.change_status", model.__name__, row.pk, payload)
+                    return {key: row, "task": task}
                 return {key: services.change_status(user, row, data["status"], data.get("version"))}
         from core.errors import NotFound
 
@@ -394,7 +443,32 @@ class BulkUpdateBeneficiaryStatusMutation(CoreMutation):
         return {"job": start_job("social_protection.bulk_status", params, user)}
 
 
+class CreateDuplicateReviewTasksMutation(CoreMutation):
+    """Turn each group of likely duplicates into a review task for ``taskGroup``'s checkers;
+    approving one suspends all of the group but the earliest enrolled."""
+
+    permission = "social_protection.beneficiary_update"
+    tasks = graphene.List(graphene.NonNull(TaskGQLType))
+
+    class Input(CoreMutation.Input):
+        benefit_plan_id = graphene.UUID(required=True)
+        fields = graphene.List(graphene.NonNull(graphene.String), required=True)
+        task_group = graphene.String(description="task group code; defaults to the configured route")
+
+    @classmethod
+    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
+        plan_id = data["benefit_plan_id"]
+        tasks = []
+        for group in _duplicates(user, plan_id, data["fields"]):
+            keep, *suspend = group["ids"]
+            payload = {"plan_id": str(plan_id), "keep": keep, "suspend": suspend, "values": group["values"]}
+            tasks.append(request_approval(user, "social_protection.resolve_duplicates", "BeneficiaryDuplicates",
+                                          keep, payload, task_group=data.get("task_group")))
+        return {"tasks": tasks}
+
+
 class Mutation(graphene.ObjectType):
+    create_duplicate_review_tasks = CreateDuplicateReviewTasksMutation.Field()
     create_benefit_plan = CreateBenefitPlanMutation.Field()
     update_benefit_plan = UpdateBenefitPlanMutation.Field()
     delete_benefit_plan = DeleteBenefitPlanMutation.Field()

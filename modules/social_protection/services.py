@@ -271,9 +271,7 @@ def _set_status(plan: BenefitPlan, rows: QuerySet, target: str, user: Any) -> in
     )
 
 
-def change_status(user: Any, beneficiary: Beneficiary | GroupBeneficiary, target: str,
-                  version: int | None = None) -> Beneficiary | GroupBeneficiary:
-    require(user, "social_protection.beneficiary_update")
+def check_transition(beneficiary: Beneficiary | GroupBeneficiary, target: str) -> None:
     if target not in BeneficiaryStatus.values:
         raise ValidationFailed([FieldError("status", "INVALID", f"'{target}' is not a beneficiary status.")])
     if target not in TRANSITIONS[beneficiary.status]:
@@ -282,6 +280,12 @@ def change_status(user: Any, beneficiary: Beneficiary | GroupBeneficiary, target
             "status", "INVALID_TRANSITION",
             f"A {beneficiary.status} beneficiary cannot become {target}; allowed: {allowed}.",
         )])
+
+
+def change_status(user: Any, beneficiary: Beneficiary | GroupBeneficiary, target: str,
+                  version: int | None = None) -> Beneficiary | GroupBeneficiary:
+    require(user, "social_protection.beneficiary_update")
+    check_transition(beneficiary, target)
     beneficiary.status = target
     return services.save_versioned(beneficiary, user, ["status"], version)
 

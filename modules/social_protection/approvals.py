@@ -1,0 +1,60 @@
+"""Actions of this module that deployers can put behind maker-checker approval.
+
+Each mutation checks ``needs_approval`` first: if the action is routed to a task group it
+records an approval task with the proposed data and changes nothing; the action below runs
+once the group's checkers approve, as the maker.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.approvals import ApprovalAction, ApprovalContext
+from core.errors import NotFound
+
+
+def _enroll(task: Any, ctx: ApprovalContext) -> Any:
+    from modules.social_protection.jobs import enroll_all
+
+    return enroll_all(task.data, ctx.user, ctx.progress)
+
+
+def _change_status(task: Any, ctx: ApprovalContext) -> Any:
+    from modules.social_protection import services
+    from modules.social_protection.models import Beneficiary, GroupBeneficiary
+
+    for model in (Beneficiary, GroupBeneficiary):
+        row = model.objects.filter(pk=task.data["id"]).first()
+        if row is not None:
+            services.change_status(ctx.user, row, task.data["status"], task.data.get("version"))
+            return {"id": str(row.pk), "status": row.status}
+    raise NotFound("Beneficiary", task.data["id"])
+
+
+def _close_plan(task: Any, ctx: ApprovalContext) -> Any:
+    from modules.social_protection import services
+
+    result = services.close_plan(ctx.user, task.data["id"], task.data.get("version"))
+    return {"graduated": result["graduated"]}
+
+
+def _resolve_duplicates(task: Any, ctx: ApprovalContext) -> Any:
+    """Approving a duplicate review suspends every member of the group but the one kept."""
+    from modules.social_protection import services
+
+    plan = services.get_plan(task.data["plan_id"])
+    rows = services.beneficiary_model(plan).objects.filter(benefit_plan=plan, pk__in=task.data["suspend"])
+    return services.bulk_change_status(ctx.user, plan, rows, "SUSPENDED")
+
+
+def _describe_enroll(task: Any) -> str:
+    data = task.data
+    return f"Enroll eligible people as {data.get('status', 'POTENTIAL')} in plan {data.get('plan_id')}"
+
+
+ACTIONS: dict[str, ApprovalAction] = {
+    "social_protection.enroll": ApprovalAction(execute=_enroll, large=True, describe=_describe_enroll),
+    "social_protection.change_status": ApprovalAction(execute=_change_status),
+    "social_protection.close_plan": ApprovalAction(execute=_close_plan, large=True),
+    "social_protection.resolve_duplicates": ApprovalAction(execute=_resolve_duplicates),
+}
