@@ -43,6 +43,13 @@ def check_workers() -> tuple[bool, str]:
     return True, f"{len(workers)} worker(s), {queue.count} job(s) queued"
 
 
+def check_approval_routes() -> tuple[bool, str]:
+    from core.approvals.services import approval_config_problems
+
+    problems = approval_config_problems()
+    return (not problems, "; ".join(problems) if problems else "every approval route has its task group")
+
+
 def run_checks() -> dict[str, dict[str, Any]]:
     from core.hooks import hook
 
@@ -51,6 +58,7 @@ def run_checks() -> dict[str, dict[str, Any]]:
         "migrations": check_migrations,
         "redis": check_redis,
         "worker": check_workers,
+        "approvals": check_approval_routes,
     }
     for extra in hook().coremis_health_checks():
         checks.update(extra)
