@@ -143,34 +143,18 @@ class IdsInput(CoreMutation.Input):
     ids = graphene.List(graphene.NonNull(graphene.UUID), required=True)
 
 
-def _each(ids: list[Any], action: Any) -> list[Any]:
-    return [action(pk) for pk in ids]
+def _for_each_id(name: str, doc: str, field: str, node: type, action: Any) -> type[CoreMutation]:
+    """A mutation applying ``action(user, id)`` to every id in one transaction (all or none),
+    in the ``input: {ids: [...]}`` shape openIMIS frontends send for deletes."""
 
+    def perform(cls: Any, info: Any, user: Any, **data: Any) -> dict[str, Any]:
+        return {field: [action(user, pk) for pk in data["ids"]]}
 
-class DeleteIndividualMutation(CoreMutation):
-    """Soft-delete people (they leave their household); all or none."""
-
-    permission = "individual.delete"
-    individuals = graphene.List(graphene.NonNull(IndividualGQLType))
-
-    class Input(IdsInput):
-        pass
-
-    @classmethod
-    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
-        return {"individuals": _each(data["ids"], lambda pk: services.delete_individual(user, pk))}
-
-
-class UndoDeleteIndividualMutation(CoreMutation):
-    permission = "individual.delete"
-    individuals = graphene.List(graphene.NonNull(IndividualGQLType))
-
-    class Input(IdsInput):
-        pass
-
-    @classmethod
-    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
-        return {"individuals": _each(data["ids"], lambda pk: services.restore_individual(user, pk))}
+    return type(name, (CoreMutation,), {
+        "__doc__": doc, "permission": "individual.delete",
+        field: graphene.List(graphene.NonNull(node)),
+        "Input": type("Input", (IdsInput,), {}), "perform": classmethod(perform),
+    })
 
 
 class GroupInput(CoreMutation.Input):
@@ -206,30 +190,18 @@ class UpdateGroupMutation(CoreMutation):
         return {"group": services.update_group(user, pk, version=version, **data)}
 
 
-class DeleteGroupMutation(CoreMutation):
-    """Soft-delete households and their memberships; the people stay registered."""
-
-    permission = "individual.delete"
-    groups = graphene.List(graphene.NonNull(GroupGQLType))
-
-    class Input(IdsInput):
-        pass
-
-    @classmethod
-    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
-        return {"groups": _each(data["ids"], lambda pk: services.delete_group(user, pk))}
-
-
-class UndoDeleteGroupMutation(CoreMutation):
-    permission = "individual.delete"
-    groups = graphene.List(graphene.NonNull(GroupGQLType))
-
-    class Input(IdsInput):
-        pass
-
-    @classmethod
-    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
-        return {"groups": _each(data["ids"], lambda pk: services.restore_group(user, pk))}
+DeleteIndividualMutation = _for_each_id(
+    "DeleteIndividualMutation", "Soft-delete people (they leave their household); all or none.",
+    "individuals", IndividualGQLType, services.delete_individual)
+UndoDeleteIndividualMutation = _for_each_id(
+    "UndoDeleteIndividualMutation", "Restore soft-deleted people.", "individuals", IndividualGQLType,
+    services.restore_individual)
+DeleteGroupMutation = _for_each_id(
+    "DeleteGroupMutation", "Soft-delete households and their memberships; the people stay registered.",
+    "groups", GroupGQLType, services.delete_group)
+UndoDeleteGroupMutation = _for_each_id(
+    "UndoDeleteGroupMutation", "Restore soft-deleted households.", "groups", GroupGQLType,
+    services.restore_group)
 
 
 class MemberInput(CoreMutation.Input):
