@@ -5,3 +5,4 @@ module's stage loaded (declared with ``needs=``).
 """
 
 from bench.stages import location  # noqa: F401
+from bench.stages import social_protection  # noqa: F401
