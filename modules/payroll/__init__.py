@@ -1,0 +1,35 @@
+"""Payment cycles, payment plans, payment points (providers), payrolls and payment instructions."""
+
+from core.approvals import APPROVALS_CONFIG_SCHEMA
+from core.module import ModuleSpec
+
+MODULE = ModuleSpec(
+    name="payroll",
+    version="0.1.0",
+    app="modules.payroll",
+    plugin="modules.payroll.plugin",
+    hookspecs="modules.payroll.hookspecs",
+    requires={
+        "core": ">=0.1,<0.2",
+        "location": ">=0.1,<1.0",
+        "individual": ">=0.1,<1.0",
+        "social_protection": ">=0.1,<1.0",
+    },
+    description=__doc__ or "",
+    config_schema={
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "send_batch_size": {
+                "description": "Instructions handed to an adaptor per call unless the payment point sets its own.",
+                "type": "integer", "minimum": 1, "maximum": 100000, "default": 1000,
+            },
+            "file_output_dir": {
+                "description": "Where the file adaptor writes payment files (under MEDIA_ROOT).",
+                "type": "string", "default": "payment_files",
+            },
+            # e.g. {"payroll.approve": "PAYROLL-CHECKERS"}
+            "approvals": APPROVALS_CONFIG_SCHEMA,
+        },
+    },
+)

@@ -1,0 +1,27 @@
+"""``payroll.approve`` behind maker-checker approval: the payroll waits in PENDING_APPROVAL
+until the task group's checkers approve; a rejected task rejects the payroll."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.approvals import ApprovalAction, ApprovalContext
+
+
+def _approve(task: Any, ctx: ApprovalContext) -> Any:
+    from modules.payroll import services
+
+    # The checker's approval is the payroll's approval; the change is attributed to the maker
+    # as the core does for every approved action, with the approver in the history context.
+    payroll = services.approve_payroll(None, task.data["id"])
+    return {"id": str(payroll.pk), "status": payroll.status}
+
+
+def _describe(task: Any) -> str:
+    data = task.data
+    return f"Approve payroll {data.get('name')}: {data.get('count')} payments totalling {data.get('sum')} {data.get('currency')}"
+
+
+ACTIONS: dict[str, ApprovalAction] = {
+    "payroll.approve": ApprovalAction(execute=_approve, describe=_describe, permission="payroll.approve"),
+}

@@ -1,0 +1,97 @@
+"""Hook implementations of the payroll module, including its built-in payment adaptors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from core.hooks import hookimpl
+from core.permissions import PermissionSpec
+
+
+@hookimpl
+def coremis_permissions() -> list[PermissionSpec]:
+    return [
+        PermissionSpec("payroll.search", "List and read payment cycles, points, payrolls and payments"),
+        PermissionSpec("payroll.configure", "Create payment cycles, payment plans and payment points"),
+        PermissionSpec("payroll.create", "Generate payrolls and re-issue failed payments"),
+        PermissionSpec("payroll.approve", "Approve or reject payrolls"),
+        PermissionSpec("payroll.pay", "Send approved payrolls to payment providers"),
+        PermissionSpec("payroll.close", "Close (reconcile) paid payrolls"),
+        PermissionSpec("payroll.delete", "Delete payrolls from which nothing was sent"),
+    ]
+
+
+@hookimpl
+def coremis_graphql_query() -> type:
+    from modules.payroll.schema import Query
+
+    return Query
+
+
+@hookimpl
+def coremis_graphql_mutation() -> type:
+    from modules.payroll.schema import Mutation
+
+    return Mutation
+
+
+@hookimpl
+def coremis_jobs() -> dict[str, Callable[..., Any]]:
+    from modules.payroll.jobs import run_poll, run_send
+
+    return {"payroll.send": run_send, "payroll.poll": run_poll}
+
+
+@hookimpl
+def coremis_schedules() -> list[dict[str, Any]]:
+    # Final statuses normally arrive by callback; polling catches the ones that never do.
+    return [{"kind": "payroll.poll", "cron": "*/15 * * * *", "params": {}}]
+
+
+@hookimpl
+def coremis_urls() -> list[Any]:
+    from django.urls import path
+
+    from modules.payroll.views import callback_view
+
+    return [path("callback/<str:point_code>", callback_view, name="callback")]
+
+
+@hookimpl
+def coremis_approval_actions() -> dict[str, Any]:
+    from modules.payroll.approvals import ACTIONS
+
+    return ACTIONS
+
+
+# --- built-in adaptors -----------------------------------------------------------------------
+
+
+def _builtin(adaptor: str) -> Any:
+    from modules.payroll.adaptors import file, g2p_connect, mobile_money
+
+    return {file.NAME: file, mobile_money.NAME: mobile_money, g2p_connect.NAME: g2p_connect}.get(adaptor)
+
+
+@hookimpl
+def payroll_payment_methods() -> list[str]:
+    return ["file", "g2p_connect", "mobile_money"]
+
+
+@hookimpl
+def payroll_send_batch(adaptor: str, point: Any, instructions: list[Any]) -> Any:
+    module = _builtin(adaptor)
+    return None if module is None else module.send_batch(point, instructions)
+
+
+@hookimpl
+def payroll_query_status(adaptor: str, point: Any, references: list[str]) -> Any:
+    module = _builtin(adaptor)
+    return None if module is None else module.query_status(point, references)
+
+
+@hookimpl
+def payroll_parse_callback(adaptor: str, point: Any, body: bytes, headers: Mapping[str, str]) -> Any:
+    module = _builtin(adaptor)
+    return None if module is None else module.parse_callback(point, body, headers)

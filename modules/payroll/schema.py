@@ -1,0 +1,363 @@
+"""GraphQL surface of payment cycles, points, plans, payrolls and payments (openIMIS shapes).
+
+Amounts are integers in the currency's minor unit; ``currency`` and the plan's ``minorUnit``
+say how to display them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import django_filters
+import graphene
+from django.db.models import QuerySet
+
+from core.approvals.schema import TaskGQLType
+from core.approvals.services import needs_approval, request_approval
+from core.errors import ServiceError
+from core.graphql.core_schema import JobType, UserType  # noqa: F401 - user fields resolve to it
+from core.graphql.fields import ProtectedConnectionField, ProtectedField
+from core.graphql.mutations import CoreMutation
+from core.graphql.types import CoreNode, CountableConnection
+from core.jobs import start_job
+from modules.individual.schema import GroupGQLType, IndividualGQLType  # noqa: F401 - recipients resolve to them
+from modules.location.services import scope_queryset
+from modules.payroll import services
+from modules.payroll.adaptors import payment_methods
+from modules.payroll.models import (
+    BenefitConsumption,
+    InstructionStatus,
+    PaymentCycle,
+    PaymentPlan,
+    PaymentPoint,
+    Payroll,
+)
+from modules.social_protection.schema import BenefitPlanGQLType  # noqa: F401 - plans resolve to it
+
+AUDIT = ("id", "json_ext", "is_deleted", "version", "date_created", "date_updated", "user_created", "user_updated")
+
+
+class PaymentCycleGQLType(CoreNode):
+    class Meta:
+        model = PaymentCycle
+        interfaces = (graphene.relay.Node,)
+        connection_class = CountableConnection
+        fields = (*AUDIT, "code", "start_date", "end_date", "status")
+        filter_fields = {"code": ["exact", "icontains"], "status": ["exact"], "start_date": ["gte", "lte"],
+                         "end_date": ["gte", "lte"], "is_deleted": ["exact"]}
+
+    status = graphene.String(required=True)
+
+
+class PaymentPointGQLType(CoreNode):
+    """A payment provider; its ``config`` (with credential references) is never returned."""
+
+    class Meta:
+        model = PaymentPoint
+        interfaces = (graphene.relay.Node,)
+        connection_class = CountableConnection
+        fields = (*AUDIT, "code", "name", "adaptor", "routing")
+        filter_fields = {"code": ["exact", "icontains"], "name": ["icontains"], "adaptor": ["exact"],
+                         "is_deleted": ["exact"]}
+
+    configured_keys = graphene.List(graphene.NonNull(graphene.String), required=True,
+                                    description="names of the settings the point has, without values")
+
+    def resolve_configured_keys(self, info: Any) -> list[str]:
+        return sorted((self.config or {}).keys())
+
+
+class PaymentPlanGQLType(CoreNode):
+    class Meta:
+        model = PaymentPlan
+        interfaces = (graphene.relay.Node,)
+        connection_class = CountableConnection
+        fields = (*AUDIT, "code", "name", "benefit_plan", "calculation_rule", "currency", "minor_unit")
+        filter_fields = {"code": ["exact", "icontains"], "benefit_plan__id": ["exact"], "is_deleted": ["exact"]}
+
+    @classmethod
+    def list_queryset(cls, queryset: QuerySet, info: Any) -> QuerySet:
+        return queryset.select_related("benefit_plan")
+
+
+class PayrollFilter(django_filters.FilterSet):
+    uuid = django_filters.UUIDFilter(field_name="id")
+    payment_cycle__id = django_filters.UUIDFilter(field_name="payment_cycle_id")
+    payment_point__id = django_filters.UUIDFilter(field_name="payment_point_id")
+    payment_plan__id = django_filters.UUIDFilter(field_name="payment_plan_id")
+    payment_method = django_filters.CharFilter(field_name="payment_point__adaptor")
+
+    class Meta:
+        model = Payroll
+        fields = {"name": ["exact", "icontains"], "status": ["exact", "in"], "is_deleted": ["exact"]}
+
+
+class PayrollGQLType(CoreNode):
+    class Meta:
+        model = Payroll
+        interfaces = (graphene.relay.Node,)
+        connection_class = CountableConnection
+        filterset_class = PayrollFilter
+        fields = (*AUDIT, "name", "payment_plan", "payment_cycle", "payment_point", "location_ids", "follows",
+                  "status", "control_count", "control_sum")
+
+    status = graphene.String(required=True)
+    payment_method = graphene.String(description="the adaptor of its payment point")
+
+    def resolve_payment_method(self, info: Any) -> str | None:
+        return self.payment_point.adaptor if self.payment_point_id else None
+
+    @classmethod
+    def list_queryset(cls, queryset: QuerySet, info: Any) -> QuerySet:
+        queryset = queryset.select_related("payment_plan", "payment_cycle", "payment_point", "follows",
+                                           "user_created", "user_updated")
+        return services.visible_payrolls(info.context.user, queryset)
+
+
+class BenefitConsumptionGQLType(CoreNode):
+    """A payment instruction; ``code`` is its reference with the provider."""
+
+    class Meta:
+        model = BenefitConsumption
+        interfaces = (graphene.relay.Node,)
+        connection_class = CountableConnection
+        fields = (*AUDIT, "code", "payroll", "payment_cycle", "beneficiary_id", "individual", "group",
+                  "payment_point", "amount", "currency", "status", "provider_transaction_id", "status_message",
+                  "date_paid", "send_attempts", "dispatched_at")
+        filter_fields = {"code": ["exact"], "status": ["exact", "in"], "individual__last_name": ["icontains"],
+                         "is_deleted": ["exact"]}
+
+    status = graphene.String(required=True)
+    amount = graphene.Float(required=True, description="minor units")
+    receipt = graphene.String(description="the provider's transaction id (openIMIS name)")
+
+    def resolve_receipt(self, info: Any) -> str:
+        return self.provider_transaction_id
+
+    @classmethod
+    def list_queryset(cls, queryset: QuerySet, info: Any) -> QuerySet:
+        queryset = queryset.select_related("individual", "group", "payment_point", "payroll", "payment_cycle")
+        return scope_queryset(queryset, info.context.user, "individual__location")
+
+
+def _by_payroll(queryset: QuerySet, info: Any, args: dict[str, Any]) -> QuerySet:
+    payroll = services.visible_payrolls(info.context.user, Payroll.objects.filter(pk=args["payroll_uuid"])).first()
+    if payroll is None:
+        return queryset.none()
+    queryset = queryset.filter(payroll=payroll)
+    if args.get("filter_only_unpaid"):
+        queryset = queryset.exclude(status__in=(InstructionStatus.PAID, InstructionStatus.RECONCILED))
+    return queryset
+
+
+class BenefitsSummaryGQLType(graphene.ObjectType):
+    total_amount_received = graphene.Float(required=True, description="paid, minor units")
+    total_amount_due = graphene.Float(required=True, description="not yet paid, minor units")
+    total_amount_failed = graphene.Float(required=True)
+    total_amount = graphene.Float(required=True)
+    count = graphene.Int(required=True)
+
+
+class PaymentMethodGQLType(graphene.ObjectType):
+    name = graphene.String(required=True)
+
+
+class PaymentMethodListGQLType(graphene.ObjectType):
+    payment_methods = graphene.List(graphene.NonNull(PaymentMethodGQLType), required=True)
+
+
+class Query(graphene.ObjectType):
+    payment_cycle = ProtectedConnectionField(PaymentCycleGQLType, permission="payroll.search",
+                                             order_fields=["code", "start_date", "end_date", "date_created"])
+    payment_point = ProtectedConnectionField(PaymentPointGQLType, permission="payroll.search",
+                                             order_fields=["code", "name", "date_created"])
+    payment_plan = ProtectedConnectionField(PaymentPlanGQLType, permission="payroll.search",
+                                            order_fields=["code", "name", "date_created"])
+    payroll = ProtectedConnectionField(PayrollGQLType, permission="payroll.search",
+                                       order_fields=["name", "status", "date_created", "control_sum"])
+    benefit_consumption_by_payroll = ProtectedConnectionField(
+        BenefitConsumptionGQLType, permission="payroll.search", queryset_hook=_by_payroll,
+        payroll_uuid=graphene.UUID(required=True), filter_only_unpaid=graphene.Boolean(),
+        order_fields=["code", "amount", "status", "date_paid", "individual__last_name"],
+    )
+    benefits_summary = ProtectedField(
+        BenefitsSummaryGQLType, permission="payroll.search", payroll_id=graphene.UUID(),
+        individual_id=graphene.UUID(), payment_cycle_uuid=graphene.UUID(),
+    )
+    payment_methods = ProtectedField(PaymentMethodListGQLType, permission="payroll.search")
+
+    def resolve_benefits_summary(self, info: Any, payroll_id: Any = None, individual_id: Any = None,
+                                 payment_cycle_uuid: Any = None) -> BenefitsSummaryGQLType:
+        payrolls = services.visible_payrolls(info.context.user, Payroll.objects.all())
+        rows = BenefitConsumption.objects.filter(payroll__in=payrolls).exclude(status=InstructionStatus.CANCELLED)
+        rows = scope_queryset(rows, info.context.user, "individual__location")
+        if payroll_id:
+            rows = rows.filter(payroll_id=payroll_id)
+        if individual_id:
+            rows = rows.filter(individual_id=individual_id)
+        if payment_cycle_uuid:
+            rows = rows.filter(payment_cycle_id=payment_cycle_uuid)
+        totals = services.benefits_summary(rows)
+        return BenefitsSummaryGQLType(total_amount_received=totals["paid"], total_amount_due=totals["unpaid"],
+                                      total_amount_failed=totals["failed"], total_amount=totals["total"],
+                                      count=totals["count"])
+
+    def resolve_payment_methods(self, info: Any) -> PaymentMethodListGQLType:
+        return PaymentMethodListGQLType(payment_methods=[PaymentMethodGQLType(name=n) for n in payment_methods()])
+
+
+# --- mutations -------------------------------------------------------------------------------
+
+
+class CreatePaymentCycleMutation(CoreMutation):
+    permission = "payroll.configure"
+    payment_cycle = graphene.Field(PaymentCycleGQLType)
+
+    class Input(CoreMutation.Input):
+        code = graphene.String(required=True)
+        start_date = graphene.Date(required=True)
+        end_date = graphene.Date(required=True)
+        status = graphene.String()
+
+    @classmethod
+    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
+        return {"payment_cycle": services.create_cycle(user, **data)}
+
+
+class CreatePaymentPlanMutation(CoreMutation):
+    permission = "payroll.configure"
+    payment_plan = graphene.Field(PaymentPlanGQLType)
+
+    class Input(CoreMutation.Input):
+        code = graphene.String(required=True)
+        name = graphene.String(required=True)
+        benefit_plan_id = graphene.UUID(required=True)
+        calculation_rule = graphene.JSONString(required=True)
+        currency = graphene.String(required=True)
+        minor_unit = graphene.Int(default_value=2)
+        json_ext = graphene.JSONString()
+
+    @classmethod
+    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
+        return {"payment_plan": services.create_plan(user, **data)}
+
+
+class CreatePaymentPointMutation(CoreMutation):
+    """Credentials go in ``config`` as ``{"env": "NAME"}`` references; literal secrets are refused."""
+
+    permission = "payroll.configure"
+    payment_point = graphene.Field(PaymentPointGQLType)
+
+    class Input(CoreMutation.Input):
+        code = graphene.String(required=True)
+        name = graphene.String()
+        adaptor = graphene.String(required=True)
+        config = graphene.JSONString()
+        routing = graphene.JSONString()
+
+    @classmethod
+    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
+        return {"payment_point": services.create_point(user, **data)}
+
+
+class CreatePayrollMutation(CoreMutation):
+    """Generate a payroll; it waits for a checker (``task``) when ``payroll.approve`` is routed
+    to a task group, and is approved at once otherwise. ``fromFailedInvoicesPayrollId``
+    re-issues another payroll's failed payments instead."""
+
+    permission = "payroll.create"
+    payroll = graphene.Field(PayrollGQLType)
+    task = graphene.Field(TaskGQLType)
+
+    class Input(CoreMutation.Input):
+        name = graphene.String(required=True)
+        payment_plan_id = graphene.UUID()
+        payment_cycle_id = graphene.UUID()
+        payment_point_id = graphene.UUID()
+        location_ids = graphene.List(graphene.NonNull(graphene.UUID))
+        json_ext = graphene.JSONString()
+        from_failed_invoices_payroll_id = graphene.UUID()
+
+    @classmethod
+    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
+        failed_of = data.pop("from_failed_invoices_payroll_id", None)
+        if failed_of:
+            payroll, totals = services.reissue_failed(user, failed_of, data.get("name"))
+        else:
+            missing = [k for k in ("payment_plan_id", "payment_cycle_id") if not data.get(k)]
+            if missing:
+                raise ServiceError("REQUIRED", "paymentPlanId and paymentCycleId are required.", "paymentPlanId")
+            payroll, totals = services.create_payroll(user, **data)
+        if needs_approval("payroll.approve"):
+            proposal = {"id": str(payroll.pk), "name": payroll.name, "count": totals["count"], "sum": totals["sum"],
+                        "currency": payroll.payment_plan.currency}
+            task = request_approval(user, "payroll.approve", "Payroll", payroll.pk, proposal)
+            return {"payroll": payroll, "task": task}
+        return {"payroll": services.mark_approved(user, payroll.pk)}
+
+
+class PayrollIdInput(CoreMutation.Input):
+    id = graphene.UUID(required=True)
+
+
+class MakePaymentForPayrollMutation(CoreMutation):
+    """Start (or restart) sending an approved payroll to its providers in a background job."""
+
+    permission = "payroll.pay"
+    payroll = graphene.Field(PayrollGQLType)
+    job = graphene.Field(JobType)
+
+    class Input(PayrollIdInput):
+        pass
+
+    @classmethod
+    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
+        payroll = services.start_sending(user, data["id"])
+        return {"payroll": payroll, "job": start_job("payroll.send", {"payroll_id": str(payroll.pk)}, user)}
+
+
+class ClosePayrollMutation(CoreMutation):
+    permission = "payroll.close"
+    payroll = graphene.Field(PayrollGQLType)
+
+    class Input(PayrollIdInput):
+        pass
+
+    @classmethod
+    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
+        return {"payroll": services.close_payroll(user, data["id"])}
+
+
+class RejectPayrollMutation(CoreMutation):
+    permission = "payroll.approve"
+    payroll = graphene.Field(PayrollGQLType)
+
+    class Input(PayrollIdInput):
+        pass
+
+    @classmethod
+    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
+        return {"payroll": services.reject_payroll(user, data["id"])}
+
+
+class DeletePayrollMutation(CoreMutation):
+    permission = "payroll.delete"
+    payroll = graphene.Field(PayrollGQLType)
+
+    class Input(PayrollIdInput):
+        version = graphene.Int()
+
+    @classmethod
+    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
+        return {"payroll": services.delete_payroll(user, data["id"], data.get("version"))}
+
+
+class Mutation(graphene.ObjectType):
+    create_payment_cycle = CreatePaymentCycleMutation.Field()
+    create_payment_plan = CreatePaymentPlanMutation.Field()
+    create_payment_point = CreatePaymentPointMutation.Field()
+    create_payroll = CreatePayrollMutation.Field()
+    make_payment_for_payroll = MakePaymentForPayrollMutation.Field()
+    close_payroll = ClosePayrollMutation.Field()
+    reject_payroll = RejectPayrollMutation.Field()
+    delete_payroll = DeletePayrollMutation.Field()

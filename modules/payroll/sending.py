@@ -1,0 +1,264 @@
+"""Sending a payroll to its providers, and recording what they answer — never paying twice.
+
+The rules that make a payment happen at most once:
+
+1. An instruction's reference (``code``) is fixed at generation; every resend reuses it, so a
+   provider that deduplicates by reference never pays it twice.
+2. Before a batch goes out, its instructions get ``dispatched_at`` in a committed
+   transaction. If the process dies after that, or the provider's answer is lost, they are
+   *unknown*: only a status query may release them (``NOT_FOUND``) for another send.
+3. Outcomes only move forward (APPROVED → SENT → PAID | FAILED); a duplicate or late
+   callback for an instruction already final changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from core.errors import ServiceError
+from core.history import acting_as
+from core.loader import module_config
+from modules.payroll import adaptors
+from modules.payroll.adaptors.base import (
+    ACCEPTED,
+    FAILED,
+    NOT_FOUND,
+    PAID,
+    Instruction,
+    Outcome,
+    ProviderUnavailable,
+)
+from modules.payroll.models import (
+    BenefitConsumption,
+    InstructionStatus,
+    PaymentPoint,
+    Payroll,
+    PayrollStatus,
+)
+
+log = logging.getLogger("coremis.payroll")
+
+# Which statuses an outcome may move an instruction from.
+FORWARD: dict[str, tuple[str, ...]] = {
+    ACCEPTED: (InstructionStatus.APPROVED,),
+    PAID: (InstructionStatus.APPROVED, InstructionStatus.SENT),
+    FAILED: (InstructionStatus.APPROVED, InstructionStatus.SENT),
+}
+
+
+def record_outcomes(outcomes: Iterable[Outcome], user: Any = None) -> int:
+    """Apply provider outcomes by reference; returns how many instructions changed.
+
+    One ``UPDATE … FROM (VALUES …)`` per outcome kind. Payrolls touched are re-evaluated.
+    """
+    by_status: dict[str, list[Outcome]] = {}
+    for outcome in outcomes:
+        if outcome.status in FORWARD:
+            by_status.setdefault(outcome.status, []).append(outcome)
+        elif outcome.status == NOT_FOUND:
+            by_status.setdefault(NOT_FOUND, []).append(outcome)
+    changed = 0
+    table = BenefitConsumption._meta.db_table
+    uid = getattr(user, "pk", None)
+    payroll_ids: set[str] = set()
+    with transaction.atomic(), connection.cursor() as cursor:
+        for status, group in by_status.items():
+            values = ", ".join(["(%s, %s, %s)"] * len(group))
+            params: list[Any] = []
+            for o in group:
+                params += [o.reference, o.provider_transaction_id[:100], o.message[:255]]
+            if status == NOT_FOUND:
+                # The provider never got it: the instruction may go out again (same reference).
+                sql = (f"UPDATE {table} b SET dispatched_at = NULL, version = version + 1, date_updated = now() "
+                       f"FROM (VALUES {values}) v(code, txn, msg) "
+                       "WHERE b.code = v.code AND b.status = 'APPROVED' AND b.dispatched_at IS NOT NULL "
+                       "RETURNING b.payroll_id")
+                cursor.execute(sql, params)
+            else:
+                sources = ", ".join(f"'{s}'" for s in FORWARD[status])
+                paid = "now()" if status == PAID else "b.date_paid"
+                sql = (f"UPDATE {table} b SET status = %s, version = version + 1, date_updated = now(), "
+                       "user_updated_id = %s, "
+                       "provider_transaction_id = CASE WHEN v.txn <> '' THEN v.txn ELSE b.provider_transaction_id END, "
+                       f"status_message = v.msg, date_paid = {paid} "
+                       f"FROM (VALUES {values}) v(code, txn, msg) "
+                       f"WHERE b.code = v.code AND b.status IN ({sources}) RETURNING b.payroll_id")
+                cursor.execute(sql, [status, uid, *params])
+            rows = cursor.fetchall()
+            changed += len(rows) if status != NOT_FOUND else 0
+            payroll_ids.update(str(r[0]) for r in rows)
+        for payroll_id in payroll_ids:
+            settle(payroll_id, user)
+    return changed
+
+
+def settle(payroll_id: Any, user: Any = None) -> None:
+    """Move a sent payroll to PAID (every payment paid) or PARTIALLY_PAID (all final, some
+    failed) once nothing is pending."""
+    payroll = Payroll.objects.select_for_update().get(pk=payroll_id)
+    if payroll.status not in (PayrollStatus.SENT, PayrollStatus.PARTIALLY_PAID):
+        return
+    rows = BenefitConsumption.objects.filter(payroll=payroll)
+    if rows.filter(status__in=(InstructionStatus.APPROVED, InstructionStatus.SENT)).exists():
+        return
+    target = PayrollStatus.PARTIALLY_PAID if rows.filter(status=InstructionStatus.FAILED).exists() else PayrollStatus.PAID
+    if target != payroll.status:
+        Payroll.objects.filter(pk=payroll.pk).update(status=target, version=F("version") + 1,
+                                                     date_updated=timezone.now(), user_updated_id=getattr(user, "pk", None))
+
+
+def _instructions(rows: list[BenefitConsumption], minor_unit: int) -> list[Instruction]:
+    result = []
+    for row in rows:
+        person = row.individual
+        ext = person.json_ext or {}
+        result.append(Instruction(
+            reference=row.code, amount=row.amount, currency=row.currency, minor_unit=minor_unit,
+            recipient_id=str(person.pk), first_name=person.first_name, last_name=person.last_name,
+            phone=str(ext.get("phone", "")), account=str(ext.get("account", ext.get("phone", ""))),
+        ))
+    return result
+
+
+def resolve_unknown(payroll: Payroll, user: Any = None) -> int:
+    """Ask providers about instructions dispatched without a recorded answer; returns how many
+    are still unknown afterwards."""
+    pending = BenefitConsumption.objects.filter(payroll=payroll, status=InstructionStatus.APPROVED,
+                                                dispatched_at__isnull=False)
+    for point_id in set(pending.values_list("payment_point_id", flat=True)):
+        point = PaymentPoint.all_objects.get(pk=point_id)
+        references = list(pending.filter(payment_point_id=point_id).values_list("code", flat=True))
+        for start in range(0, len(references), _batch_size(point)):
+            chunk = references[start:start + _batch_size(point)]
+            try:
+                outcomes = adaptors.query_status(point, chunk)
+            except (ProviderUnavailable, ServiceError) as exc:
+                log.warning("status query failed", extra={"point": point.code, "error": str(exc)})
+                continue
+            with acting_as(user, status_query=point.code):
+                record_outcomes(outcomes, user)
+    return pending.count()
+
+
+def _batch_size(point: PaymentPoint) -> int:
+    return int((point.config or {}).get("batch_size") or module_config("payroll")["send_batch_size"])
+
+
+def send_payroll(payroll_id: Any, user: Any = None, progress: Callable[..., None] | None = None) -> dict[str, Any]:
+    """Send every approved, not yet dispatched instruction of a SENDING payroll, batch by batch.
+
+    Restartable: run again after a crash, it first resolves unknown outcomes, then continues.
+    """
+    payroll = Payroll.objects.select_related("payment_plan").get(pk=payroll_id)
+    if payroll.status != PayrollStatus.SENDING:
+        return {"skipped": f"payroll is {payroll.status}"}
+    with _sole_sender(payroll) as alone:
+        if not alone:
+            return {"skipped": "another run is sending this payroll"}
+        return _send(payroll, user, progress)
+
+
+@contextmanager
+def _sole_sender(payroll: Payroll) -> Iterator[bool]:
+    """One sending run per payroll at a time (a session advisory lock, so across workers):
+    a second run's status query could otherwise see the first run's batch in flight as
+    "never received" and send it again."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", [f"payroll.send:{payroll.pk}"])
+        acquired = bool(cursor.fetchone()[0])
+    try:
+        yield acquired
+    finally:
+        if acquired:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [f"payroll.send:{payroll.pk}"])
+
+
+def _send(payroll: Payroll, user: Any, progress: Callable[..., None] | None) -> dict[str, Any]:
+    minor_unit = payroll.payment_plan.minor_unit
+    resolve_unknown(payroll, user)
+    total = payroll.control_count
+    sent = 0
+    error = ""
+    while True:
+        with transaction.atomic(), acting_as(user, payroll=str(payroll.pk)):
+            batch = _claim_batch(payroll)
+            if not batch:
+                break
+        point = batch[0].payment_point
+        try:
+            outcomes = adaptors.send_batch(point, _instructions(batch, minor_unit))
+        except ProviderUnavailable as exc:
+            # The provider may or may not have the batch: its instructions stay dispatched
+            # (unknown) and are resolved by a status query, never by a blind resend.
+            log.warning("batch outcome unknown", extra={"point": point.code, "error": str(exc)})
+            continue
+        except ServiceError as exc:
+            # Credentials refused, misconfiguration: every further batch would fail the same
+            # way. The batch stays unknown until a later run's status query settles it.
+            log.warning("sending stopped", extra={"point": point.code, "error": exc.message})
+            error = exc.message
+            break
+        with acting_as(user, payroll=str(payroll.pk)):
+            record_outcomes(outcomes, user)
+        sent += len(batch)
+        if progress is not None:
+            progress(sent, total, "sending")
+    unknown = resolve_unknown(payroll, user)
+    with transaction.atomic():
+        left = BenefitConsumption.objects.filter(payroll=payroll, status=InstructionStatus.APPROVED).count()
+        if left == 0:
+            Payroll.objects.filter(pk=payroll.pk, status=PayrollStatus.SENDING).update(
+                status=PayrollStatus.SENT, version=F("version") + 1, date_updated=timezone.now())
+            settle(payroll.pk, user)
+    result: dict[str, Any] = {"sent": sent, "unknown": unknown, "pending": left}
+    if error:
+        result["error"] = error
+    return result
+
+
+def _claim_batch(payroll: Payroll) -> list[BenefitConsumption]:
+    """The next batch for one payment point, marked dispatched before it leaves."""
+    first = (BenefitConsumption.objects.filter(payroll=payroll, status=InstructionStatus.APPROVED,
+                                               dispatched_at__isnull=True)
+             .order_by("payment_point_id").values_list("payment_point_id", flat=True).first())
+    if first is None:
+        return []
+    point = PaymentPoint.all_objects.get(pk=first)
+    ids = list(BenefitConsumption.objects.filter(
+        payroll=payroll, payment_point_id=first, status=InstructionStatus.APPROVED, dispatched_at__isnull=True,
+    ).order_by("code").select_for_update(skip_locked=True).values_list("pk", flat=True)[:_batch_size(point)])
+    BenefitConsumption.objects.filter(pk__in=ids).update(
+        dispatched_at=timezone.now(), send_attempts=F("send_attempts") + 1, version=F("version") + 1)
+    return list(BenefitConsumption.objects.filter(pk__in=ids).select_related("individual", "payment_point")
+                .order_by("code"))
+
+
+
+def poll_sent(user: Any = None) -> dict[str, int]:
+    """Ask providers for the final status of every instruction still SENT (for providers whose
+    callbacks were lost or that have none)."""
+    rows = BenefitConsumption.objects.filter(status=InstructionStatus.SENT,
+                                             payroll__status__in=(PayrollStatus.SENT, PayrollStatus.SENDING))
+    asked = changed = 0
+    for point_id in set(rows.values_list("payment_point_id", flat=True)):
+        point = PaymentPoint.all_objects.get(pk=point_id)
+        references = list(rows.filter(payment_point_id=point_id).order_by("code").values_list("code", flat=True))
+        size = _batch_size(point)
+        for start in range(0, len(references), size):
+            try:
+                outcomes = adaptors.query_status(point, references[start:start + size])
+            except (ProviderUnavailable, ServiceError) as exc:
+                log.warning("status poll failed", extra={"point": point.code, "error": str(exc)})
+                continue
+            asked += len(outcomes)
+            with acting_as(user, poll=point.code):
+                changed += record_outcomes(outcomes, user)
+    return {"asked": asked, "changed": changed}

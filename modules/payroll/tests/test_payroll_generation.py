@@ -1,0 +1,194 @@
+"""Payroll generation, control totals, approval, rejection and deletion, through GraphQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.db import IntegrityError, transaction
+
+from core.approvals.services import create_task_group
+from core.loader import module_config
+from core.models import ApprovalTask
+from modules.payroll.models import BenefitConsumption, Payroll
+from modules.payroll.tests.conftest import PAYROLL_ALL, mutate, ok
+from modules.social_protection.models import GroupBeneficiary
+
+pytestmark = pytest.mark.django_db
+
+RULE = {"fixed": 10000, "per_member": {"amount": 2000, "cap": 6000},
+        "top_ups": [{"criteria": {"on": "head", "filter": "disability__exact__boolean=true"}, "amount": 5000}]}
+# households 0..7 have 1,2,3,4,1,2,3,4 members; odd ones have a disabled head
+EXPECTED = {f"HH-{i:03d}": 10000 + min(2000 * (i % 4 + 1), 6000) + (5000 if i % 2 else 0) for i in range(8)}
+PAYROLL_FIELDS = "payroll { uuid status controlCount controlSum paymentMethod } task { uuid status }"
+
+
+def setup_payments(client: Any, group_plan: Any, **point: Any) -> dict[str, str]:
+    cycle = ok(mutate(client, "createPaymentCycle", {"code": "2026-01", "startDate": "2026-01-01",
+                                                      "endDate": "2026-01-31"}, "paymentCycle { uuid }"))
+    plan = ok(mutate(client, "createPaymentPlan", {
+        "code": "PP-1", "name": "Monthly transfer", "benefitPlanId": str(group_plan.pk),
+        "calculationRule": RULE, "currency": "BIF", "minorUnit": 0}, "paymentPlan { uuid }"))
+    made = ok(mutate(client, "createPaymentPoint", {"code": "BANK", "name": "Bank", "adaptor": "file",
+                                                     **point}, "paymentPoint { uuid }"))
+    return {"cycle": cycle["paymentCycle"]["uuid"], "plan": plan["paymentPlan"]["uuid"],
+            "point": made["paymentPoint"]["uuid"]}
+
+
+def create_payroll(client: Any, ids: dict[str, str], **extra: Any) -> dict[str, Any]:
+    payload = {"name": "January", "paymentPlanId": ids["plan"], "paymentCycleId": ids["cycle"],
+               "paymentPointId": ids["point"], **extra}
+    return mutate(client, "createPayroll", payload, PAYROLL_FIELDS)
+
+
+def test_generation_applies_the_rule_pays_the_primary_recipient_and_records_control_totals(
+        gql, make_user, group_plan):
+    client = gql(make_user(PAYROLL_ALL))
+    ids = setup_payments(client, group_plan)
+    payroll = ok(create_payroll(client, ids))["payroll"]
+    assert payroll["status"] == "APPROVED"  # no checker configured: approved at once
+    assert payroll["controlCount"] == 8 and payroll["controlSum"] == sum(EXPECTED.values())
+    assert payroll["paymentMethod"] == "file"
+
+    page = client.ok("""query($p: UUID!) { benefitConsumptionByPayroll(payrollUuid: $p, orderBy: ["code"]) {
+        totalCount edges { node { code amount currency status group { code } individual { firstName } } } } }""",
+                     {"p": payroll["uuid"]})["benefitConsumptionByPayroll"]
+    assert page["totalCount"] == 8
+    nodes = [e["node"] for e in page["edges"]]
+    assert {n["group"]["code"]: n["amount"] for n in nodes} == EXPECTED
+    for node in nodes:
+        i = int(node["group"]["code"][3:])
+        assert node["individual"]["firstName"] == (f"P{i}-0" if i % 4 == 0 else f"P{i}-1")
+        assert node["status"] == "APPROVED" and node["currency"] == "BIF" and node["code"].startswith("PAY-")
+    assert len({n["code"] for n in nodes}) == 8
+
+
+def test_a_beneficiary_is_instructed_once_per_cycle(gql, make_user, group_plan):
+    client = gql(make_user(PAYROLL_ALL))
+    ids = setup_payments(client, group_plan)
+    GroupBeneficiary.objects.filter(group__code="HH-007").update(status="SUSPENDED")
+    first = ok(create_payroll(client, ids, locationIds=[]))["payroll"]
+    assert first["controlCount"] == 7  # the suspended household is not paid
+
+    again = create_payroll(client, ids)
+    assert again["errors"][0]["code"] == "NOTHING_TO_PAY" and Payroll.objects.count() == 1
+
+    # once the household is active again, a second payroll in the cycle pays only it
+    GroupBeneficiary.objects.filter(group__code="HH-007").update(status="ACTIVE")
+    second = ok(create_payroll(client, ids, name="January, late"))["payroll"]
+    assert (second["controlCount"], second["controlSum"]) == (1, EXPECTED["HH-007"])
+
+    # the database itself refuses a second live instruction for the same beneficiary and cycle
+    row = BenefitConsumption.objects.filter(payroll_id=second["uuid"]).get()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        BenefitConsumption.objects.create(
+            code="PAY-DUPLICATE", payroll_id=first["uuid"], payment_cycle_id=row.payment_cycle_id,
+            beneficiary_id=row.beneficiary_id, individual_id=row.individual_id, payment_point_id=row.payment_point_id,
+            amount=1, currency="BIF")
+
+
+def test_payroll_limited_to_locations_and_routed_by_location(gql, make_user, group_plan, country):
+    client = gql(make_user(PAYROLL_ALL))
+    ids = setup_payments(client, group_plan, routing={"locations": [str(country["C1"].pk)]})
+    other = ok(mutate(client, "createPaymentPoint", {
+        "code": "MOBILE", "adaptor": "file", "routing": {"locations": [str(country["C2"].pk)], "priority": 1}},
+        "paymentPoint { uuid }"))["paymentPoint"]["uuid"]
+    only_h1 = ok(create_payroll(client, ids, paymentPointId=None, locationIds=[str(country["H1"].pk)]))["payroll"]
+    assert only_h1["controlCount"] == 2  # HH-000 and HH-004 live in H1
+
+    rest = ok(create_payroll(client, ids, name="rest", paymentPointId=None))["payroll"]
+    routed = dict(BenefitConsumption.objects.filter(payroll_id=rest["uuid"])
+                  .values_list("group__code", "payment_point_id"))
+    assert {str(v) for k, v in routed.items() if k in ("HH-001", "HH-005")} == {ids["point"]}
+    assert {str(v) for k, v in routed.items() if k in ("HH-002", "HH-003", "HH-006", "HH-007")} == {other}
+
+    found = client.ok('query($c: UUID) { payroll(paymentCycle_Id: $c, status: "APPROVED") { totalCount } }',
+                      {"c": ids["cycle"]})["payroll"]["totalCount"]
+    assert found == 2
+
+
+def test_unrouted_beneficiaries_are_refused(gql, make_user, group_plan, country):
+    client = gql(make_user(PAYROLL_ALL))
+    ids = setup_payments(client, group_plan, routing={"locations": [str(country["C1"].pk)]})
+    refused = create_payroll(client, ids, paymentPointId=None)
+    assert refused["errors"][0]["code"] == "NO_PAYMENT_POINT"
+    assert "4 beneficiaries" in refused["errors"][0]["message"] and Payroll.objects.count() == 0
+
+
+def test_calculation_rule_and_secrets_are_validated(gql, make_user, group_plan):
+    client = gql(make_user(PAYROLL_ALL))
+    bad = mutate(client, "createPaymentPlan", {
+        "code": "X", "name": "X", "benefitPlanId": str(group_plan.pk), "currency": "USD", "minorUnit": 2,
+        "calculationRule": {"fixed": "10.005", "top_ups": [{"criteria": {"on": "nobody"}, "amount": 1}]}},
+        "paymentPlan { uuid }")
+    assert {e["code"] for e in bad["errors"]} == {"INVALID_AMOUNT", "INVALID_CRITERIA"}
+
+    literal = mutate(client, "createPaymentPoint", {"code": "MM", "adaptor": "file",
+                                                     "config": {"api_key": "s3cr3t"}}, "paymentPoint { uuid }")
+    assert literal["errors"][0]["code"] == "LITERAL_SECRET"
+    made = ok(mutate(client, "createPaymentPoint", {"code": "MM", "adaptor": "file",
+                                                     "config": {"api_key": {"env": "MM_KEY"}}},
+                     "paymentPoint { uuid configuredKeys }"))
+    assert made["paymentPoint"]["configuredKeys"] == ["api_key"]
+    # no query can read the configuration itself
+    refused = client.execute("{ paymentPoint { edges { node { config } } } }")
+    assert refused.get("errors")
+    methods = client.ok("{ paymentMethods { paymentMethods { name } } }")["paymentMethods"]["paymentMethods"]
+    assert {"name": "file"} in methods
+
+
+@pytest.fixture
+def checkers(make_user, admin_user, monkeypatch) -> list[Any]:
+    people = [make_user(["core.task.view", "core.task.resolve", "payroll.approve", "location.scope.national"])
+              for _ in range(2)]
+    create_task_group(admin_user, code="PAY-CHECK", completion_policy="ANY", checker_ids=[p.pk for p in people])
+    monkeypatch.setitem(module_config("payroll")["approvals"], "payroll.approve", "PAY-CHECK")
+    return people
+
+
+RESOLVE = "mutation($i: ResolveTaskMutationInput!) { resolveTask(input: $i) { errors { code message } } }"
+
+
+def test_maker_checker_approval_and_control_totals(gql, make_user, group_plan, checkers):
+    maker = gql(make_user(PAYROLL_ALL))
+    ids = setup_payments(maker, group_plan)
+    created = ok(create_payroll(maker, ids))
+    assert created["payroll"]["status"] == "PENDING_APPROVAL" and created["task"]["status"] == "RECEIVED"
+    cannot_pay = mutate(maker, "makePaymentForPayroll", {"id": created["payroll"]["uuid"]}, "job { uuid }")
+    assert cannot_pay["errors"][0]["code"] == "INVALID_PAYROLL_STATUS"
+
+    # someone changes an amount behind the payroll's back: the checker's approval fails, nothing moves
+    row = BenefitConsumption.objects.filter(payroll_id=created["payroll"]["uuid"]).first()
+    BenefitConsumption.objects.filter(pk=row.pk).update(amount=row.amount + 1)
+    gql(checkers[0]).ok(RESOLVE, {"i": {"id": created["task"]["uuid"], "businessStatus": "APPROVED"}})
+    task = ApprovalTask.objects.get(pk=created["task"]["uuid"])
+    assert task.status == "ERROR" and "control totals" in str(task.error)
+    assert Payroll.objects.get(pk=created["payroll"]["uuid"]).status == "PENDING_APPROVAL"
+    assert set(BenefitConsumption.objects.values_list("status", flat=True)) == {"CREATED"}
+
+
+def test_checker_approval_approves_the_payroll(gql, make_user, group_plan, checkers):
+    maker = gql(make_user(PAYROLL_ALL))
+    ids = setup_payments(maker, group_plan)
+    created = ok(create_payroll(maker, ids))
+    decided = gql(checkers[1]).ok(RESOLVE, {"i": {"id": created["task"]["uuid"], "businessStatus": "APPROVED"}})
+    assert decided["resolveTask"]["errors"] == []
+    payroll = Payroll.objects.get(pk=created["payroll"]["uuid"])
+    assert payroll.status == "APPROVED"
+    assert set(payroll.instructions.values_list("status", flat=True)) == {"APPROVED"}
+
+
+def test_rejecting_releases_beneficiaries_and_deleting_removes_the_payroll(gql, make_user, group_plan, checkers):
+    client = gql(make_user(PAYROLL_ALL))
+    ids = setup_payments(client, group_plan)
+    first = ok(create_payroll(client, ids))["payroll"]
+    rejected = ok(mutate(client, "rejectPayroll", {"id": first["uuid"]}, "payroll { status }"))
+    assert rejected["payroll"]["status"] == "REJECTED"
+    assert set(BenefitConsumption.objects.filter(payroll_id=first["uuid"]).values_list("status", flat=True)) == {"CANCELLED"}
+
+    second = ok(create_payroll(client, ids, name="January, corrected"))["payroll"]
+    assert second["controlCount"] == 8
+
+    ok(mutate(client, "deletePayroll", {"id": first["uuid"]}, "payroll { uuid }"))
+    listed = client.ok("{ payroll { totalCount edges { node { name } } } }")["payroll"]
+    assert listed["totalCount"] == 1 and listed["edges"][0]["node"]["name"] == "January, corrected"
