@@ -29,6 +29,7 @@ class Scale:
     provinces: int
     communes_per_province: int
     collines: int  # in total, spread as evenly as possible over the communes
+    individuals: int = 0  # people, in individuals / 4 households
 
     @property
     def communes(self) -> int:
@@ -41,8 +42,8 @@ class Scale:
 
 SCALES = {
     # Burundi since its 2025 reform: 5 provinces, 42 communes, about 2,900 collines.
-    "national": Scale("national", provinces=5, communes_per_province=8, collines=2_900),
-    "small": Scale("small", provinces=2, communes_per_province=4, collines=240),
+    "national": Scale("national", provinces=5, communes_per_province=8, collines=2_900, individuals=1_000_000),
+    "small": Scale("small", provinces=2, communes_per_province=4, collines=240, individuals=50_000),
 }
 
 
@@ -117,3 +118,96 @@ def iter_locations(
             for h in range(1, count + 1):
                 colline = f"{commune}H{h:03d}"
                 yield LocationRow(colline, _unique_name(seed, colline, sibling_names), colline_type, commune)
+
+
+# --- people and households -------------------------------------------------------------------
+
+HOUSEHOLD_SIZE = 4  # on average; sizes pair up (s, 8 - s) so the mean is exact
+INDIVIDUAL_COLUMNS = (
+    "first_name", "last_name", "dob", "sex", "location_code", "household_code", "role",
+    "recipient_type", "national_id", "phone", "disability", "vulnerability_score", "education_level",
+)
+
+_MALE_NAMES = (
+    "Jean", "Pierre", "Emmanuel", "Eric", "Claude", "Pascal", "Innocent", "Dieudonne", "Gervais",
+    "Leonidas", "Melchior", "Salvator", "Evariste", "Thierry", "Patrick", "Alexis", "Bosco",
+    "Cyprien", "Deo", "Fabrice", "Gilbert", "Hassan", "Ildephonse", "Joseph", "Lambert", "Ndayizeye",
+    "Niyonzima", "Nkurunziza", "Olivier", "Prosper", "Remy", "Samuel", "Tharcisse", "Venant",
+)
+_FEMALE_NAMES = (
+    "Marie", "Claudine", "Esperance", "Goreth", "Jeanine", "Beatrice", "Consolata", "Dorothee",
+    "Fidelite", "Gloriose", "Immaculee", "Josiane", "Liliane", "Nadine", "Odette", "Pelagie",
+    "Renilde", "Spes", "Triphonie", "Vestine", "Annonciata", "Bernadette", "Chantal", "Divine",
+    "Euphrasie", "Francine", "Generose", "Irakoze", "Kaneza", "Leocadie", "Ndayishimiye", "Ornella",
+)
+_EDUCATION = ("none", "primary", "primary", "secondary", "higher")
+_CHILD_ROLES = ("SON", "DAUGHTER")
+
+
+def household_size(index: int, seed: int = DEFAULT_SEED) -> int:
+    """Between 2 and 6; households ``2k`` and ``2k + 1`` together have 8 people."""
+    base = rng(seed, "household-size", index // 2).randint(2, 6)
+    return base if index % 2 == 0 else 8 - base
+
+
+def colline_codes(scale: Scale, seed: int = DEFAULT_SEED) -> list[str]:
+    return [row.code for row in iter_locations(scale, seed) if row.type == LOCATION_TYPES[2]]
+
+
+def _date(random_: random.Random, first_year: int, last_year: int) -> str:
+    return f"{random_.randint(first_year, last_year):04d}-{random_.randint(1, 12):02d}-{random_.randint(1, 28):02d}"
+
+
+def iter_individuals(scale: Scale = SCALES["national"], seed: int = DEFAULT_SEED,
+                     count: int | None = None) -> Iterator[tuple[str, ...]]:
+    """``count`` people (default: the scale's) in ``count / 4`` households spread over the
+    collines, as rows of ``INDIVIDUAL_COLUMNS`` (text, as a CSV holds them).
+
+    A household's first member is its head and primary recipient, the second (if any) the
+    spouse, the others children; adults have a national id and a phone, children neither.
+    Household ``h`` is ``HH<h>`` and its people's values depend only on the seed and ``h``.
+    """
+    total = scale.individuals if count is None else count
+    collines = colline_codes(scale, seed)
+    made = 0
+    household = 0
+    while made < total:
+        size = min(household_size(household, seed), total - made)
+        r = rng(seed, "household", household)
+        code = f"HH{household:07d}"
+        location = collines[r.randrange(len(collines))]
+        last_name = place_name(r)
+        head_is_male = r.random() < 0.7
+        for member in range(size):
+            if member == 0:
+                male, role, recipient = head_is_male, "HEAD", "PRIMARY"
+            elif member == 1:
+                male, role, recipient = not head_is_male, "SPOUSE", ""
+            else:
+                male = r.random() < 0.5
+                role, recipient = _CHILD_ROLES[0 if male else 1], ""
+            adult = member < 2
+            first = r.choice(_MALE_NAMES if male else _FEMALE_NAMES)
+            dob = _date(r, 1950, 2000) if adult else _date(r, 2004, 2023)
+            national_id = f"BI-{household:07d}-{member}" if adult else ""
+            phone = f"+257 7{r.randrange(10)} {r.randrange(1000):03d} {r.randrange(1000):03d}" if adult else ""
+            yield (first, last_name, dob, "M" if male else "F", location, code, role, recipient,
+                   national_id, phone, "true" if r.random() < 0.05 else "false",
+                   str(r.randrange(101)), r.choice(_EDUCATION))
+        made += size
+        household += 1
+
+
+def write_individuals_csv(path: str, scale: Scale = SCALES["national"], seed: int = DEFAULT_SEED,
+                          count: int | None = None) -> int:
+    """Write :func:`iter_individuals` to ``path`` as CSV, streamed; return the row count."""
+    import csv
+
+    rows = 0
+    with open(path, "w", encoding="utf-8", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(INDIVIDUAL_COLUMNS)
+        for row in iter_individuals(scale, seed, count):
+            writer.writerow(row)
+            rows += 1
+    return rows

@@ -4,5 +4,9 @@ Files are imported in the modules' dependency order, so a stage may use data tha
 module's stage loaded (declared with ``needs=``).
 """
 
+# Dependency order, not alphabetical: a stage may name only stages registered before it.
+# isort: off
 from bench.stages import location  # noqa: F401
+from bench.stages import individual  # noqa: F401
 from bench.stages import social_protection  # noqa: F401
+# isort: on

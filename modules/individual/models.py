@@ -95,3 +95,7 @@ class GroupIndividual(CoreModel):
             ),
         ]
         indexes = [models.Index(fields=["group"], name="individual_membership_group")]
+
+
+# Django finds models only in models.py; the bulk import's own tables live in their own file.
+from modules.individual.import_models import ImportBatch, ImportIssue, ImportRun  # noqa: E402, F401

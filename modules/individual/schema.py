@@ -15,6 +15,7 @@ from core.graphql.types import CoreNode, CountableConnection
 from modules.individual import services
 from modules.individual.export_schema import ExportMutation
 from modules.individual.filters import GroupFilter, GroupIndividualFilter, IndividualFilter
+from modules.individual.import_schema import ImportMutation, ImportQuery
 from modules.individual.models import Group, GroupIndividual, Individual
 from modules.location.schema import LocationGQLType  # noqa: F401 - resolves location
 
@@ -75,7 +76,7 @@ def _visible(kind: str) -> Any:
     return visible
 
 
-class Query(graphene.ObjectType):
+class Query(ImportQuery):
     individual = ProtectedConnectionField(
         IndividualGQLType, permission="individual.search", custom_filters=True,
         order_fields=["first_name", "last_name", "dob", "sex", "date_created", "date_updated", "location__name"],
@@ -269,7 +270,7 @@ class MoveGroupIndividualMutation(CoreMutation):
             role=data.get("role") or "OTHER_RELATIVE", recipient_type=data.get("recipient_type"))}
 
 
-class Mutation(ExportMutation):
+class Mutation(ExportMutation, ImportMutation):
     create_individual = CreateIndividualMutation.Field()
     update_individual = UpdateIndividualMutation.Field()
     delete_individual = DeleteIndividualMutation.Field()

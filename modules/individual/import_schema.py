@@ -1,0 +1,122 @@
+"""GraphQL for the bulk import: start it, approve or reject it, read where it stands.
+
+The file itself is sent first with ``POST /api/upload?purpose=individual.import`` (or in one
+step with ``POST /api/individual/import``); progress is the returned job's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import graphene
+
+from core.graphql.core_schema import JobType, UserType
+from core.graphql.fields import ProtectedField
+from core.graphql.mutations import CoreMutation
+from modules.individual import bulk_import
+from modules.individual.import_models import ImportRun
+
+
+class IndividualImportMode(graphene.Enum):
+    ALL_OR_NOTHING = "all_or_nothing"
+    VALID_ROWS = "valid_rows"
+
+
+class IndividualImportType(graphene.ObjectType):
+    """An import's own state, beyond its job's progress."""
+
+    job = graphene.Field(JobType, required=True)
+    mode = graphene.String(required=True)
+    phase = graphene.String(required=True, description=(
+        "received, validated, waiting, approved, finished, refused or rejected"))
+    needs_approval = graphene.Boolean(required=True)
+    file_name = graphene.String(required=True)
+    sha256 = graphene.String(required=True)
+    counts = graphene.JSONString(required=True, description=(
+        "total, valid, invalid, errors, likely_duplicates, households_new, households_existing "
+        "and, once written, created_individuals, created_households, created_memberships"))
+    decided_by = graphene.Field(UserType)
+    decided_at = graphene.DateTime()
+    decision_reason = graphene.String()
+    report_url = graphene.String(required=True, description="CSV: row, field, code, message")
+
+    @staticmethod
+    def resolve_file_name(run: ImportRun, info: Any) -> str:
+        return run.upload.filename
+
+    @staticmethod
+    def resolve_report_url(run: ImportRun, info: Any) -> str:
+        return bulk_import.report_url(run.job_id)
+
+
+class ImportQuery(graphene.ObjectType):
+    individual_import = ProtectedField(
+        IndividualImportType, job_id=graphene.UUID(required=True), permission="core.job.view",
+        description="An individual import, for its uploader, its approvers and job administrators.",
+    )
+
+    def resolve_individual_import(self, info: Any, job_id: Any) -> ImportRun | None:
+        run = (ImportRun.objects.select_related("job", "job__created_by", "upload", "decided_by")
+               .filter(job_id=job_id).first())
+        if run is None or not bulk_import.can_see(info.context.user, run.job):
+            return None
+        return run
+
+
+def _mode(value: Any) -> str:
+    return str(getattr(value, "value", value) or IndividualImportMode.ALL_OR_NOTHING.value)
+
+
+class ImportIndividualsMutation(CoreMutation):
+    """Start importing individuals and households from a CSV or XLSX file uploaded with
+    ``POST /api/upload?purpose=individual.import``; watch the returned job. The same file as
+    an import that is running, waiting or done is refused unless ``allowDuplicateFile``."""
+
+    permission = "individual.import"
+    job = graphene.Field(JobType)
+
+    class Input(CoreMutation.Input):
+        upload_id = graphene.UUID(required=True)
+        mode = IndividualImportMode(default_value=IndividualImportMode.ALL_OR_NOTHING.value)
+        allow_duplicate_file = graphene.Boolean(default_value=False)
+
+    @classmethod
+    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
+        job = bulk_import.start_import(user, data["upload_id"], _mode(data.get("mode")),
+                                       bool(data.get("allow_duplicate_file")))
+        return {"job": job}
+
+
+class ApproveIndividualImportMutation(CoreMutation):
+    """Let an import that waits for approval write to the registry (not one's own)."""
+
+    permission = "individual.import_approve"
+    job = graphene.Field(JobType)
+
+    class Input(CoreMutation.Input):
+        job_id = graphene.UUID(required=True)
+
+    @classmethod
+    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
+        return {"job": bulk_import.approve_import(user, data["job_id"])}
+
+
+class RejectIndividualImportMutation(CoreMutation):
+    """Refuse an import that waits for approval; nothing is written."""
+
+    permission = "individual.import_approve"
+    job = graphene.Field(JobType)
+
+    class Input(CoreMutation.Input):
+        job_id = graphene.UUID(required=True)
+        reason = graphene.String(required=True)
+
+    @classmethod
+    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
+        return {"job": bulk_import.reject_import(user, data["job_id"], data["reason"])}
+
+
+class ImportMutation(graphene.ObjectType):
+    import_individuals = ImportIndividualsMutation.Field()
+    approve_individual_import = ApproveIndividualImportMutation.Field()
+    reject_individual_import = RejectIndividualImportMutation.Field()
