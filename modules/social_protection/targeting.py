@@ -27,7 +27,7 @@ from core.graphql import custom_filters
 from modules.location.models import Location
 from modules.location.services import within_paths
 
-LOOKUPS = ("exact", "iexact", "icontains", "lt", "lte", "gt", "gte", "in")
+LOOKUPS = ("exact", "iexact", "icontains", "istartswith", "lt", "lte", "gt", "gte", "in")
 BUILT_IN: dict[str, dict[str, str]] = {
     "INDIVIDUAL": {"first_name": "text", "last_name": "text", "sex": "text", "dob": "date"},
     "GROUP": {"code": "text"},
