@@ -353,36 +353,23 @@ def _start_enrollment(user: Any, data: dict[str, Any], kind: str) -> dict[str, A
     return {"job": start_job("social_protection.enroll", params, user)}
 
 
-class ConfirmIndividualEnrollmentMutation(CoreMutation):
-    """Enroll every eligible individual (or a selection) in a background job, or propose it
-    for approval (``task``) when enrollment needs approval."""
+def _enrollment_mutation(name: str, kind: str, who: str) -> type[CoreMutation]:
+    def perform(cls: Any, info: Any, user: Any, **data: Any) -> dict[str, Any]:
+        return _start_enrollment(user, data, kind)
 
-    permission = "social_protection.enroll"
-    job = graphene.Field(JobType)
-    task = graphene.Field(TaskGQLType)
-
-    class Input(ConfirmEnrollmentInput):
-        pass
-
-    @classmethod
-    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
-        return _start_enrollment(user, data, PlanType.INDIVIDUAL)
+    return type(name, (CoreMutation,), {
+        "__doc__": f"Enroll every eligible {who} (or a selection) in a background job, or propose "
+                   "it for approval (``task``) when enrollment needs approval.",
+        "permission": "social_protection.enroll",
+        "job": graphene.Field(JobType), "task": graphene.Field(TaskGQLType),
+        "Input": type("Input", (ConfirmEnrollmentInput,), {}), "perform": classmethod(perform),
+    })
 
 
-class ConfirmGroupEnrollmentMutation(CoreMutation):
-    """Enroll every eligible household (or a selection) in a background job, or propose it
-    for approval (``task``) when enrollment needs approval."""
-
-    permission = "social_protection.enroll"
-    job = graphene.Field(JobType)
-    task = graphene.Field(TaskGQLType)
-
-    class Input(ConfirmEnrollmentInput):
-        pass
-
-    @classmethod
-    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
-        return _start_enrollment(user, data, PlanType.GROUP)
+ConfirmIndividualEnrollmentMutation = _enrollment_mutation(
+    "ConfirmIndividualEnrollmentMutation", PlanType.INDIVIDUAL, "individual")
+ConfirmGroupEnrollmentMutation = _enrollment_mutation(
+    "ConfirmGroupEnrollmentMutation", PlanType.GROUP, "household")
 
 
 class UpdateBeneficiaryMutation(CoreMutation):
