@@ -50,7 +50,7 @@ def summary(rows: QuerySet, plan_type: str, fields: list[str], limit: int = 1000
         rows.annotate(**expressions)
         .exclude(**{f"{k}__isnull": True for k in keys})
         .values(*keys)
-        .annotate(count=Count("pk"), ids=ArrayAgg("pk", ordering=("date_created", "pk")))
+        .annotate(count=Count("pk"), ids=ArrayAgg("pk", order_by=("date_created", "pk")))
         .filter(count__gt=1)
         .order_by("-count", *keys)[:limit]
     )
