@@ -25,3 +25,10 @@ def individual_validate_delete(individual: Any) -> None:
 @hookspec
 def group_validate_delete(group: Any) -> None:
     """A household is about to be soft-deleted; raise ``ServiceError`` to refuse."""
+
+
+@hookspec
+def individual_list_filters() -> dict[str, tuple[Any, Any]]:
+    """Extra arguments of the ``individual`` list that another module contributes:
+    ``{"benefitPlanToEnroll": (graphene.UUID(description=...), apply)}`` where
+    ``apply(queryset, value) -> queryset``. Read once when the schema is built."""

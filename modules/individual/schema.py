@@ -76,10 +76,31 @@ def _visible(kind: str) -> Any:
     return visible
 
 
+def _contributed_filters() -> dict[str, tuple[Any, Any]]:
+    """Arguments other modules add to the individual list (e.g. ``benefitPlanToEnroll``)."""
+    from core.hooks import hook
+
+    merged: dict[str, tuple[Any, Any]] = {}
+    for contribution in hook().individual_list_filters():
+        merged.update(contribution)
+    return merged
+
+
+CONTRIBUTED_FILTERS = _contributed_filters()
+
+
+def _apply_contributed(queryset: QuerySet, info: Any, args: dict[str, Any]) -> QuerySet:
+    for name, (_, apply) in CONTRIBUTED_FILTERS.items():
+        if args.get(name) is not None:
+            queryset = apply(queryset, args[name])
+    return queryset
+
+
 class Query(ImportQuery):
     individual = ProtectedConnectionField(
         IndividualGQLType, permission="individual.search", custom_filters=True,
         order_fields=["first_name", "last_name", "dob", "sex", "date_created", "date_updated", "location__name"],
+        queryset_hook=_apply_contributed, **{name: arg for name, (arg, _) in CONTRIBUTED_FILTERS.items()},
     )
     group = ProtectedConnectionField(
         GroupGQLType, permission="individual.search", custom_filters=True,

@@ -67,3 +67,19 @@ def coremis_approval_actions() -> dict[str, Any]:
     from modules.social_protection.approvals import ACTIONS
 
     return ACTIONS
+
+
+@hookimpl
+def individual_list_filters() -> dict[str, Any]:
+    import graphene
+
+    def not_in_plan(queryset: Any, plan_id: Any) -> Any:
+        from django.db.models import Exists, OuterRef
+
+        from modules.social_protection.models import Beneficiary
+
+        enrolled = Beneficiary.objects.filter(benefit_plan_id=plan_id, individual=OuterRef("pk"))
+        return queryset.exclude(Exists(enrolled))
+
+    return {"benefitPlanToEnroll": (
+        graphene.UUID(description="only people not yet beneficiaries of this plan"), not_in_plan)}

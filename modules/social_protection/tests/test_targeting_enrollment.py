@@ -171,3 +171,14 @@ def test_plan_validity_queries(gql, make_user):
     assert data["taken"] == {"isValid": False, "errorCode": "PLAN_CODE_TAKEN"}
     assert data["free"] == {"isValid": True} and data["name"]["isValid"] is False
     assert data["schema"]["isValid"] is False and "JSON Schema" in data["schema"]["errorMessage"]
+
+
+def test_individual_list_offers_people_not_yet_in_a_plan(gql, make_user, households, run_jobs,
+                                                          django_capture_on_commit_callbacks):
+    client = gql(make_user(ALL))
+    plan = create_plan(client)
+    enroll(client, django_capture_on_commit_callbacks, run_jobs, plan, kind="Individual", status="POTENTIAL",
+           customFilters=["vulnerability_score__lt__integer=30"])
+    enrolled = Beneficiary.objects.filter(benefit_plan_id=plan["uuid"]).count()
+    data = client.ok('query($p: UUID) { individual(benefitPlanToEnroll: $p) { totalCount } }', {"p": plan["uuid"]})
+    assert enrolled > 0 and data["individual"]["totalCount"] == 72 - enrolled
