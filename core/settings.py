@@ -133,6 +133,9 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(os.environ.get("COREMIS_STATIC_ROOT", BASE_DIR / "var" / "static"))
+# The embedded demo serves the admin's and GraphiQL's files straight from the installed apps;
+# production images run collectstatic into STATIC_ROOT and WhiteNoise serves that.
+WHITENOISE_USE_FINDERS = DEBUG or EMBEDDED
 MEDIA_ROOT = Path(os.environ.get("COREMIS_MEDIA_ROOT", BASE_DIR / "var" / "media"))
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024  # larger uploads stream to disk
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
