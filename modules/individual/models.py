@@ -25,7 +25,6 @@ class Individual(CoreModel):
     class Meta:
         indexes = [
             models.Index(fields=["last_name", "first_name"], name="individual_name"),
-            models.Index(fields=["location"], name="individual_location"),
             models.Index(fields=["dob"], name="individual_dob"),
         ]
 
@@ -44,7 +43,6 @@ class Group(CoreModel):
         constraints = [
             models.UniqueConstraint(fields=["code"], condition=Q(is_deleted=False), name="individual_group_code_unique"),
         ]
-        indexes = [models.Index(fields=["location"], name="individual_group_location")]
 
     def __str__(self) -> str:
         return self.code
