@@ -8,7 +8,7 @@ import graphene
 from django.conf import settings
 from graphene.validation import depth_limit_validator
 from graphene_django.views import GraphQLView
-from graphql import validate
+from graphql import specified_rules
 
 from core.graphql import core_schema
 from core.graphql.permissions import PUBLIC_FIELDS, declared_permission
@@ -62,26 +62,10 @@ schema = build_schema()
 
 
 class CoreGraphQLView(GraphQLView):
-    """Adds the query-depth limit to graphene's view."""
+    """graphene's view with GraphQL's standard validation rules plus the query-depth limit,
+    checked in graphene's own single parse-and-validate pass."""
 
-    def execute_graphql_request(self, request: Any, data: Any, query: Any, variables: Any,
-                                operation_name: Any, show_graphiql: bool = False) -> Any:
-        if query:
-            from graphql import parse
-
-            try:
-                document = parse(query)
-            except Exception:
-                document = None
-            if document is not None:
-                errors = validate(
-                    self.schema.graphql_schema, document,
-                    [depth_limit_validator(max_depth=settings.COREMIS["GRAPHQL_MAX_DEPTH"])],
-                )
-                if errors:
-                    from graphql import ExecutionResult
-
-                    return ExecutionResult(data=None, errors=errors)
-        return super().execute_graphql_request(
-            request, data, query, variables, operation_name, show_graphiql
-        )
+    def __init__(self, **kwargs: Any) -> None:
+        depth = depth_limit_validator(max_depth=settings.COREMIS["GRAPHQL_MAX_DEPTH"])
+        kwargs.setdefault("validation_rules", (*specified_rules, depth))
+        super().__init__(**kwargs)
