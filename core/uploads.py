@@ -15,6 +15,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from core.errors import ServiceError
+from core.http import error_response, service_error_response
 from core.models import Upload, User
 from core.permissions import has_permission, registry
 
@@ -73,13 +74,12 @@ def upload_view(request: HttpRequest) -> JsonResponse:
     """``POST /api/upload?purpose=<permission>`` with a multipart ``file``; token auth only."""
     user = request.user
     if not user.is_authenticated:
-        return JsonResponse({"error": {"code": "UNAUTHENTICATED", "message": "Log in first."}}, status=401)
+        return error_response(401, "UNAUTHENTICATED", "Log in first.")
     file = request.FILES.get("file")
     if file is None:
-        return JsonResponse({"error": {"code": "NO_FILE", "message": "Send the file as multipart field 'file'."}}, status=400)
+        return error_response(400, "NO_FILE", "Send the file as multipart field 'file'.", "file")
     try:
         upload = store_upload(file, file.name or "upload", request.GET.get("purpose", ""), user, file.content_type or "")
     except ServiceError as exc:
-        status = 403 if exc.code == "PERMISSION_DENIED" else 400
-        return JsonResponse({"error": {"code": exc.code, "message": exc.message, "field": exc.field}}, status=status)
+        return service_error_response(exc)
     return JsonResponse({"uploadId": str(upload.pk), "size": upload.size, "sha256": upload.sha256}, status=201)

@@ -10,6 +10,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from core.errors import ServiceError
+from core.http import error_response, service_error_response
 from core.jobs import start_job
 from core.uploads import store_upload
 
@@ -19,20 +20,19 @@ from core.uploads import store_upload
 def import_view(request: HttpRequest) -> JsonResponse:
     user = request.user
     if not user.is_authenticated:
-        return JsonResponse({"error": {"code": "UNAUTHENTICATED", "message": "Log in first."}}, status=401)
+        return error_response(401, "UNAUTHENTICATED", "Log in first.")
     file = request.FILES.get("file")
     mode = request.GET.get("mode", "all_or_nothing")
     if file is None:
-        return JsonResponse({"error": {"code": "NO_FILE", "message": "Send the CSV as multipart field 'file'."}}, status=400)
+        return error_response(400, "NO_FILE", "Send the CSV as multipart field 'file'.", "file")
     if mode not in ("all_or_nothing", "valid_rows"):
-        return JsonResponse({"error": {"code": "INVALID_MODE", "message": "mode is all_or_nothing or valid_rows."}}, status=400)
+        return error_response(400, "INVALID_MODE", "mode is all_or_nothing or valid_rows.", "mode")
     try:
         with transaction.atomic():
             upload = store_upload(file, file.name or "locations.csv", "location.import", user, file.content_type or "")
             job = start_job("location.import", {"upload_id": str(upload.pk), "mode": mode}, user)
     except ServiceError as exc:
-        status = 403 if exc.code == "PERMISSION_DENIED" else 400
-        return JsonResponse({"error": {"code": exc.code, "message": exc.message, "field": exc.field}}, status=status)
+        return service_error_response(exc)
     return JsonResponse({"jobId": str(job.pk), "uploadId": str(upload.pk)}, status=202)
 
 
