@@ -260,6 +260,117 @@ class CreatePaymentPointMutation(CoreMutation):
         return {"payment_point": services.create_point(user, **data)}
 
 
+class UpdatePaymentCycleMutation(CoreMutation):
+    """Change a cycle; omitted fields stay; send ``version`` to refuse a stale edit. A CLOSED
+    cycle is final; a cycle with payrolls keeps its dates."""
+
+    permission = "payroll.configure"
+    payment_cycle = graphene.Field(PaymentCycleGQLType)
+
+    class Input(CoreMutation.Input):
+        id = graphene.UUID(required=True)
+        version = graphene.Int()
+        code = graphene.String()
+        start_date = graphene.Date()
+        end_date = graphene.Date()
+        status = graphene.String()
+
+    @classmethod
+    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
+        pk, version = data.pop("id"), data.pop("version", None)
+        return {"payment_cycle": services.update_cycle(user, pk, version=version, **data)}
+
+
+class UpdatePaymentPlanMutation(CoreMutation):
+    """Change a plan; omitted fields stay. The rule cannot change while a payroll of the plan
+    is pending approval, approved or sending, nor the currency or minor unit once it has
+    payrolls (``PLAN_IN_USE``)."""
+
+    permission = "payroll.configure"
+    payment_plan = graphene.Field(PaymentPlanGQLType)
+
+    class Input(CoreMutation.Input):
+        id = graphene.UUID(required=True)
+        version = graphene.Int()
+        name = graphene.String()
+        calculation_rule = graphene.JSONString()
+        currency = graphene.String()
+        minor_unit = graphene.Int()
+        json_ext = graphene.JSONString()
+
+    @classmethod
+    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
+        pk, version = data.pop("id"), data.pop("version", None)
+        return {"payment_plan": services.update_plan(user, pk, version=version, **data)}
+
+
+class UpdatePaymentPointMutation(CoreMutation):
+    """Change a point's name, ``config`` (replaced whole; secrets only as ``{"env": "NAME"}``)
+    or ``routing``; the adaptor cannot change."""
+
+    permission = "payroll.configure"
+    payment_point = graphene.Field(PaymentPointGQLType)
+
+    class Input(CoreMutation.Input):
+        id = graphene.UUID(required=True)
+        version = graphene.Int()
+        name = graphene.String()
+        config = graphene.JSONString()
+        routing = graphene.JSONString()
+
+    @classmethod
+    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
+        pk, version = data.pop("id"), data.pop("version", None)
+        return {"payment_point": services.update_point(user, pk, version=version, **data)}
+
+
+class DeleteInput(CoreMutation.Input):
+    id = graphene.UUID(required=True)
+    version = graphene.Int()
+
+
+class DeletePaymentCycleMutation(CoreMutation):
+    """Soft-delete a cycle that has no payrolls (``CYCLE_IN_USE`` otherwise)."""
+
+    permission = "payroll.configure"
+    payment_cycle = graphene.Field(PaymentCycleGQLType)
+
+    class Input(DeleteInput):
+        pass
+
+    @classmethod
+    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
+        return {"payment_cycle": services.delete_cycle(user, data["id"], data.get("version"))}
+
+
+class DeletePaymentPlanMutation(CoreMutation):
+    """Soft-delete a plan that has no payrolls (``PLAN_IN_USE`` otherwise)."""
+
+    permission = "payroll.configure"
+    payment_plan = graphene.Field(PaymentPlanGQLType)
+
+    class Input(DeleteInput):
+        pass
+
+    @classmethod
+    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
+        return {"payment_plan": services.delete_plan(user, data["id"], data.get("version"))}
+
+
+class DeletePaymentPointMutation(CoreMutation):
+    """Soft-delete a point no payment is still open through (``POINT_IN_USE`` otherwise)."""
+
+    permission = "payroll.configure"
+    payment_point = graphene.Field(PaymentPointGQLType)
+
+    class Input(DeleteInput):
+        pass
+
+    @classmethod
+    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
+        return {"payment_point": services.delete_point(user, data["id"], data.get("version"))}
+
+
 class CreatePayrollMutation(CoreMutation):
     """Generate a payroll; it waits for a checker (``task``) when ``payroll.approve`` is routed
     to a task group, and is approved at once otherwise. ``fromFailedInvoicesPayrollId``
@@ -356,6 +467,12 @@ class Mutation(graphene.ObjectType):
     create_payment_cycle = CreatePaymentCycleMutation.Field()
     create_payment_plan = CreatePaymentPlanMutation.Field()
     create_payment_point = CreatePaymentPointMutation.Field()
+    update_payment_cycle = UpdatePaymentCycleMutation.Field()
+    update_payment_plan = UpdatePaymentPlanMutation.Field()
+    update_payment_point = UpdatePaymentPointMutation.Field()
+    delete_payment_cycle = DeletePaymentCycleMutation.Field()
+    delete_payment_plan = DeletePaymentPlanMutation.Field()
+    delete_payment_point = DeletePaymentPointMutation.Field()
     create_payroll = CreatePayrollMutation.Field()
     make_payment_for_payroll = MakePaymentForPayrollMutation.Field()
     close_payroll = ClosePayrollMutation.Field()
