@@ -57,7 +57,9 @@ from modules.social_protection.services import beneficiary_model
 # --- cycles, plans, points -------------------------------------------------------------------
 #
 # Changes and deletes lock the row (FOR UPDATE) before checking their rules against the
-# payrolls and payments using it.
+# payrolls and payments using it; generation holds the rows it reads FOR SHARE until it
+# commits (``_held``). So a change either commits before a generation reads the
+# configuration, or waits for the generation and then sees its payroll.
 
 # A payroll in these statuses still has its amounts ahead of it: approval and sending use
 # what generation computed, with the plan's minor unit.
@@ -79,6 +81,18 @@ def _locked(model: Any, pk: Any, what: str, version: int | None) -> Any:
     any other rule is checked."""
     row = _get_from(model.objects.select_for_update(), pk, what)
     services.check_version(row, version)
+    return row
+
+
+def _held(model: Any, pk: Any, what: str) -> Any:
+    """The live row, read after taking a FOR SHARE lock that lasts until the transaction ends
+    (other generations share it; a change or delete waits for it, or it waits for them)."""
+    row = _get(model, pk, what)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT 1 FROM {model._meta.db_table} WHERE id = %s AND NOT is_deleted FOR SHARE", [row.pk])
+        if cursor.fetchone() is None:  # deleted while we waited
+            raise NotFound(what, pk)
+    row.refresh_from_db()
     return row
 
 
@@ -358,6 +372,9 @@ def _point_expression(payroll: Payroll, plan_type: str) -> Any:
     if payroll.payment_point_id:
         return Value(str(payroll.payment_point_id), output_field=CharField())
     location = "group__location" if plan_type == PlanType.GROUP else "individual__location"
+    with connection.cursor() as cursor:  # held like the plan and cycle (see create_payroll)
+        cursor.execute(f"SELECT 1 FROM {PaymentPoint._meta.db_table} WHERE NOT is_deleted "
+                       "AND routing <> '{}'::jsonb FOR SHARE")
     points = sorted(PaymentPoint.objects.exclude(routing={}),
                     key=lambda p: (p.routing.get("priority", 0), p.code))
     whens = []
@@ -465,22 +482,26 @@ def create_payroll(user: Any, *, name: str, payment_plan_id: Any, payment_cycle_
                    payment_point_id: Any = None, location_ids: list[Any] | None = None,
                    json_ext: Any = None, follows: Payroll | None = None,
                    selection: QuerySet | None = None) -> tuple[Payroll, dict[str, int]]:
-    """Create a payroll in PENDING_APPROVAL with its instructions and control totals."""
+    """Create a payroll in PENDING_APPROVAL with its instructions and control totals.
+
+    The plan, cycle and payment points it reads stay locked FOR SHARE until the payroll is
+    committed, so no rule, status or routing changes under a generation (see ``_held``).
+    """
     require(user, "payroll.create")
-    plan = _get(PaymentPlan, payment_plan_id, "Payment plan")
-    cycle = _get(PaymentCycle, payment_cycle_id, "Payment cycle")
-    point = _get(PaymentPoint, payment_point_id, "Payment point") if payment_point_id else None
-    errors: list[FieldError] = []
-    if not (name or "").strip():
-        errors.append(FieldError("name", "REQUIRED", "The name is required."))
-    if cycle.status != CycleStatus.ACTIVE:
-        errors.append(FieldError("paymentCycleId", "CYCLE_NOT_ACTIVE", f"The payment cycle is {cycle.status}."))
-    ids = [str(i) for i in location_ids or []]
-    if ids and Location.objects.filter(pk__in=ids).count() != len(set(ids)):
-        errors.append(FieldError("locationIds", "UNKNOWN_LOCATION", "A location does not exist."))
-    if errors:
-        raise ValidationFailed(errors)
     with transaction.atomic():
+        plan = _held(PaymentPlan, payment_plan_id, "Payment plan")
+        cycle = _held(PaymentCycle, payment_cycle_id, "Payment cycle")
+        point = _held(PaymentPoint, payment_point_id, "Payment point") if payment_point_id else None
+        errors: list[FieldError] = []
+        if not (name or "").strip():
+            errors.append(FieldError("name", "REQUIRED", "The name is required."))
+        if cycle.status != CycleStatus.ACTIVE:
+            errors.append(FieldError("paymentCycleId", "CYCLE_NOT_ACTIVE", f"The payment cycle is {cycle.status}."))
+        ids = [str(i) for i in location_ids or []]
+        if ids and Location.objects.filter(pk__in=ids).count() != len(set(ids)):
+            errors.append(FieldError("locationIds", "UNKNOWN_LOCATION", "A location does not exist."))
+        if errors:
+            raise ValidationFailed(errors)
         payroll = services.create(Payroll(
             name=name.strip(), payment_plan=plan, payment_cycle=cycle, payment_point=point,
             location_ids=ids, json_ext=json_ext, follows=follows), user)

@@ -3,12 +3,17 @@ the same validation as creation, and the refusals that protect payrolls and paym
 
 from __future__ import annotations
 
+import datetime
 import json
+import threading
+import time
 from typing import Any
 
 import pytest
+from django.db import connection, connections
 from django.forms.models import model_to_dict
 
+from core.history import acting_as
 from core.models import HistoryEntry
 from modules.payroll import services
 from modules.payroll.models import (
@@ -313,3 +318,83 @@ def test_users_without_payroll_configure_change_nothing(gql, make_user, group_pl
     with pytest.raises(Exception, match="permission"):
         services.update_cycle(client.user, ids["cycle"], code="X")
     assert snapshot(ids) == before
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rule_change_and_a_generation_never_interleave(make_user, group_plan):
+    """A generation waits for a rule change holding the plan, then computes with the new rule;
+    a change that comes while a generation holds the plan waits, then sees its payroll."""
+    user = make_user(PAYROLL_ALL)
+    with acting_as(user):
+        cycle = services.create_cycle(user, code="2026-01", start_date=datetime.date(2026, 1, 1),
+                                      end_date=datetime.date(2026, 1, 31))
+        plan = services.create_plan(user, code="PP-1", name="Monthly", benefit_plan_id=group_plan.pk,
+                                    calculation_rule=RULE, currency="BIF", minor_unit=0)
+        point = services.create_point(user, code="BANK", adaptor="file")
+    outcome: dict[str, Any] = {}
+
+    def generate() -> None:
+        try:
+            with acting_as(user):
+                outcome["payroll"], outcome["totals"] = services.create_payroll(
+                    user, name="January", payment_plan_id=plan.pk, payment_cycle_id=cycle.pk,
+                    payment_point_id=point.pk)
+        except Exception as exc:  # pragma: no cover - reported by the assertions below
+            outcome["error"] = exc
+        finally:
+            connection.close()
+
+    # 1. another request is changing the rule (row locked, new rule written, not committed)
+    other = connections.create_connection("default")
+    try:
+        other.set_autocommit(False)
+        with other.cursor() as cursor:
+            cursor.execute(f"SELECT 1 FROM {PaymentPlan._meta.db_table} WHERE id = %s FOR UPDATE", [plan.pk])
+            cursor.execute(f"UPDATE {PaymentPlan._meta.db_table} SET calculation_rule = %s WHERE id = %s",
+                           [json.dumps({"fixed": 7}), plan.pk])
+        worker = threading.Thread(target=generate)
+        worker.start()
+        time.sleep(0.5)
+        assert worker.is_alive(), outcome  # the generation waits for the change
+        other.commit()
+        worker.join(30)
+    finally:
+        other.close()
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["totals"]["count"] == 8 and outcome["totals"]["sum"] == 8 * 7  # the new rule, not RULE
+
+    # 2. another request is generating a payroll of a plan (plan held, payroll not committed)
+    with acting_as(user):
+        other_plan = services.create_plan(user, code="PP-2", name="Other", benefit_plan_id=group_plan.pk,
+                                          calculation_rule=RULE, currency="BIF", minor_unit=0)
+    changed: dict[str, Any] = {}
+
+    def change() -> None:
+        try:
+            with acting_as(user):
+                services.update_plan(user, other_plan.pk, calculation_rule={"fixed": 9})
+        except Exception as exc:
+            changed["error"] = exc
+        finally:
+            connection.close()
+
+    other = connections.create_connection("default")
+    try:
+        other.set_autocommit(False)
+        with other.cursor() as cursor:
+            cursor.execute(f"SELECT 1 FROM {PaymentPlan._meta.db_table} WHERE id = %s FOR SHARE", [other_plan.pk])
+            cursor.execute(
+                f"INSERT INTO {Payroll._meta.db_table} (id, date_created, date_updated, version, is_deleted, name, "
+                "payment_plan_id, payment_cycle_id, location_ids, status, control_count, control_sum) "
+                "VALUES (gen_random_uuid(), now(), now(), 1, false, 'Other January', %s, %s, '[]', "
+                "'PENDING_APPROVAL', 0, 0)", [other_plan.pk, cycle.pk])
+        worker = threading.Thread(target=change)
+        worker.start()
+        time.sleep(0.5)
+        assert worker.is_alive(), changed  # the change waits for the generation
+        other.commit()
+        worker.join(30)
+    finally:
+        other.close()
+    assert getattr(changed.get("error"), "code", None) == "PLAN_IN_USE", changed
+    assert PaymentPlan.objects.get(pk=other_plan.pk).calculation_rule == RULE
