@@ -20,11 +20,11 @@ log = logging.getLogger("coremis.mutations")
 SECRET_INPUTS = frozenset({"password", "new_password", "token", "refresh_token"})
 
 
-def _loggable(value: Any) -> Any:
+def _loggable(value: Any, hidden: frozenset[str] = SECRET_INPUTS) -> Any:
     if isinstance(value, dict):
-        return {k: ("***" if k in SECRET_INPUTS else _loggable(v)) for k, v in value.items()}
+        return {k: ("***" if k in hidden else _loggable(v, hidden)) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_loggable(v) for v in value]
+        return [_loggable(v, hidden) for v in value]
     if isinstance(value, str | int | float | bool) or value is None:
         return value
     return str(value)
@@ -48,6 +48,9 @@ class CoreMutation(relay.ClientIDMutation):
     errors = graphene.List(graphene.NonNull(MutationError), required=True)
 
     permission: ClassVar[str] = ""
+    # Inputs the mutation log keeps as "***", beyond the passwords and tokens every mutation
+    # hides: settings no query may return must not come back through ``mutationLogs`` either.
+    unlogged_inputs: ClassVar[frozenset[str]] = frozenset()
 
     @classmethod
     def Field(cls, *args: Any, **kwargs: Any) -> graphene.Field:
@@ -69,7 +72,7 @@ class CoreMutation(relay.ClientIDMutation):
             mutation_name=cls._meta.name.removesuffix("Payload"),
             client_mutation_id=client_id,
             client_mutation_label=label,
-            json_content=_loggable(data),
+            json_content=_loggable(data, SECRET_INPUTS | cls.unlogged_inputs),
             user=user,
         )
         try:

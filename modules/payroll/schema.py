@@ -246,6 +246,7 @@ class CreatePaymentPointMutation(CoreMutation):
     """Credentials go in ``config`` as ``{"env": "NAME"}`` references; literal secrets are refused."""
 
     permission = "payroll.configure"
+    unlogged_inputs = frozenset({"config"})
     payment_point = graphene.Field(PaymentPointGQLType)
 
     class Input(CoreMutation.Input):
@@ -309,6 +310,7 @@ class UpdatePaymentPointMutation(CoreMutation):
     or ``routing``; the adaptor cannot change."""
 
     permission = "payroll.configure"
+    unlogged_inputs = frozenset({"config"})
     payment_point = graphene.Field(PaymentPointGQLType)
 
     class Input(CoreMutation.Input):

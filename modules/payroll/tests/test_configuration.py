@@ -116,6 +116,11 @@ def test_updates_and_deletes_land_in_history_and_mutation_logs(gql, make_user, g
     assert by_name["UpdatePaymentCycleMutation"]["status"] == 2
     assert by_name["UpdatePaymentCycleMutation"]["clientMutationId"] == "c-1"
     assert ids["cycle"] in json.dumps(by_name["DeletePaymentCycleMutation"]["affectedIds"])
+    # no query returns configuration values, the mutation log included
+    for node in (by_name["CreatePaymentPointMutation"], by_name["UpdatePaymentPointMutation"]):
+        assert "OLD_TOKEN" not in json.dumps(node) and "BANK_API_KEY" not in json.dumps(node)
+        assert "xlsx" not in json.dumps(node) and "csv" not in json.dumps(node)
+        assert "***" in json.dumps(node["jsonContent"])
 
 
 def test_a_stale_version_changes_nothing(gql, make_user, group_plan):
