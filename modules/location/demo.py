@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from bench.generate import iter_locations
-
 from modules.location.importer import import_rows
 from modules.location.models import Location
 
