@@ -59,8 +59,10 @@ SECRET_WORDS = frozenset({"secret", "password", "token", "key", "credential", "p
 
 
 def is_secret_name(key: str) -> bool:
-    """``client_secret``, ``api_key``, ``callback_key`` are secrets; ``token_path`` is not."""
-    return key.lower().replace("-", "_").rsplit("_", 1)[-1] in SECRET_WORDS
+    """``client_secret``, ``api_key``, ``callback_key`` are secrets; ``token_path`` is not, nor
+    is ``provider_public_key`` (a public key is published to be read)."""
+    name = key.lower().replace("-", "_")
+    return not name.endswith("public_key") and name.rsplit("_", 1)[-1] in SECRET_WORDS
 
 
 def config_problems(config: Any, path: str = "config") -> list[str]:

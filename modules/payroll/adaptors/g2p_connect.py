@@ -5,7 +5,9 @@ Configuration::
     {"base_url": "https://bank.example/g2p", "sender_id": "coremis.gov.bi", "receiver_id": "bank",
      "sender_uri": "https://mis.gov.bi/api/payroll/callback/<point code>",
      "payer_fa": "account:treasury@bank", "auth_token": {"env": "G2P_TOKEN"},
-     "callback_key": {"env": "G2P_CALLBACK_KEY"}, "batch_size": 500, "timeout": 30}
+     "signing_key": {"env": "G2P_SIGNING_KEY"}, "key_id": "coremis-2026-01",
+     "provider_public_key": {"env": "G2P_BANK_PUBLIC_KEY"}, "provider_key_id": "bank-key-7",
+     "batch_size": 500, "timeout": 30}
 
 Each batch is one ``/disburse`` request whose ``message.transaction_id`` is derived from its
 references, so a resend of the same batch is recognisably the same transaction; every
@@ -13,9 +15,33 @@ disbursement's ``reference_id`` is the instruction's reference. The synchronous 
 acknowledgement (``ack_status`` ACK / NACK / ERR); statuses (``succ``, ``rjct``, ``pdng``)
 arrive on ``/on-disburse`` or from ``/disburse/txn/status``.
 
-Requests carry ``Authorization: Bearer <auth_token>``. Callbacks are authenticated by an
-HMAC-SHA256 of the body in the ``Signature`` header; the JWS envelope signatures of the
-specification are not implemented.
+Requests carry ``Authorization: Bearer <auth_token>`` and are signed in the form of the
+specification's ``MsgSignature`` schema (G2P Connect disburse API 1.0.0; see ``g2p_signature``
+for what it says and what we read into it): the envelope's ``signature`` member holds
+``Signature: namespace="g2p", kidId="{sender_id}|{key_id}|ed25519", algorithm="ed25519",
+created=..., expires=..., headers="(created) (expires) digest", signature=...``, an Ed25519
+signature over a BLAKE-512 digest of the header and message text sent. Keys:
+
+- ``signing_key`` (required): our Ed25519 private key, an ``{"env": NAME}`` reference to PKCS#8
+  PEM or Base64 of the 32-byte seed; ``key_id`` (required): its id as registered with the
+  receiver; ``signature_ttl``: seconds a signature stays valid (300);
+  ``signature_namespace``: the ``namespace`` parameter ("g2p").
+- ``callback_auth``: how ``/on-disburse`` callbacks are authenticated, ``"signature"``
+  (default) or ``"hmac"``.
+- With ``"signature"``: ``provider_public_key``, the receiver's Ed25519 public key as an
+  ``{"env": NAME}`` reference or literal PEM / Base64 (public keys are not secrets);
+  ``provider_key_id``, the key id its ``kidId`` must name; ``provider_id``, the sender id its
+  ``kidId`` must name (default ``receiver_id``); ``max_clock_skew``: seconds of clock
+  difference tolerated on ``created`` and ``expires`` (30). A callback that is unsigned,
+  altered, expired, created in the future, signed with another key or key id, or by another
+  sender, is refused and changes nothing.
+- With ``"hmac"``: ``callback_key``, a shared secret; the ``Signature`` HTTP header must be the
+  hex HMAC-SHA256 of the body (for receivers that cannot sign).
+
+A receiver that refuses our credentials or signature (HTTP 401/403, or an ERR acknowledgement
+with ``err.signature.*``, ``err.request.unauthorized``/``forbidden``, ``err.sender_id.invalid``)
+stops the sending run with that error; the batch stays unknown until a status query settles it,
+so nothing is recorded as sent, and nothing is sent twice once the keys are fixed.
 """
 
 from __future__ import annotations
@@ -31,6 +57,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from core.errors import ServiceError
+from modules.payroll.adaptors import g2p_signature
 from modules.payroll.adaptors.base import (
     ACCEPTED,
     FAILED,
@@ -45,6 +72,14 @@ from modules.payroll.adaptors.mobile_money import secret_from
 
 NAME = "g2p_connect"
 STATUSES = {"succ": PAID, "rjct": FAILED, "pdng": ACCEPTED}
+# Acknowledgement errors that say our credentials or signature are wrong: every further
+# message would be refused the same way.
+REFUSALS = frozenset({g2p_signature.MISSING, g2p_signature.INVALID, "err.request.unauthorized",
+                      "err.request.forbidden", "err.sender_id.invalid"})
+
+
+def _misconfigured(point: Any, problem: str) -> ServiceError:
+    return ServiceError("ADAPTOR_MISCONFIGURED", f"Payment point {point.code}: {problem}.")
 
 
 def _header(config: dict[str, Any], action: str, count: int) -> dict[str, Any]:
@@ -56,22 +91,46 @@ def _header(config: dict[str, Any], action: str, count: int) -> dict[str, Any]:
     }
 
 
-def _post(point: Any, config: dict[str, Any], path: str, envelope: dict[str, Any]) -> dict[str, Any]:
+def _signed_body(point: Any, config: dict[str, Any], header: dict[str, Any], message: dict[str, Any]) -> bytes:
+    for required in ("sender_id", "key_id"):
+        if not config.get(required):
+            raise _misconfigured(point, f"{required} is not configured")
+    try:
+        key = g2p_signature.private_key(secret_from(point, config.get("signing_key"), "signing_key"))
+        return g2p_signature.sign(header, message, key=key, sender_id=config["sender_id"], key_id=config["key_id"],
+                                  ttl=int(config.get("signature_ttl", 300)),
+                                  namespace=config.get("signature_namespace", "g2p"))
+    except ValueError as exc:
+        raise _misconfigured(point, f"cannot sign with signing_key / key_id: {exc}") from exc
+
+
+def _post(point: Any, config: dict[str, Any], path: str, header: dict[str, Any],
+          message: dict[str, Any]) -> dict[str, Any]:
     if not config.get("base_url"):
-        raise ServiceError("ADAPTOR_MISCONFIGURED", f"Payment point {point.code}: base_url is not configured.")
+        raise _misconfigured(point, "base_url is not configured")
     token = secret_from(point, config.get("auth_token"), "auth_token")
     request = urllib.request.Request(
-        config["base_url"] + path, data=json.dumps(envelope).encode(), method="POST",
+        config["base_url"] + path, data=_signed_body(point, config, header, message), method="POST",
         headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
     try:
         with urllib.request.urlopen(request, timeout=float(config.get("timeout", 30))) as response:
-            return dict(json.loads(response.read() or b"{}"))
+            answer = dict(json.loads(response.read() or b"{}"))
     except urllib.error.HTTPError as exc:
         if exc.code >= 500:
             raise ProviderUnavailable(f"{path}: HTTP {exc.code}") from exc
+        detail = exc.read()[:200].decode("utf-8", "replace")
+        if exc.code in (401, 403):
+            raise ServiceError("PROVIDER_UNAUTHORIZED", f"{path}: the receiver refused our credentials or "
+                                                        f"signature (HTTP {exc.code}) {detail}") from exc
         raise ServiceError("PROVIDER_REFUSED", f"{path}: HTTP {exc.code}") from exc
     except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
         raise ProviderUnavailable(f"{path}: {exc}") from exc
+    acknowledgement = answer.get("message") or {}
+    error = acknowledgement.get("error") or {}
+    if acknowledgement.get("ack_status") == "ERR" and error.get("code") in REFUSALS:
+        raise ServiceError("PROVIDER_UNAUTHORIZED", f"{path}: the receiver refused our message: "
+                                                    f"{error['code']}: {str(error.get('message') or '')[:200]}")
+    return answer
 
 
 def transaction_id(references: list[str]) -> str:
@@ -88,10 +147,9 @@ def send_batch(point: Any, instructions: list[Instruction]) -> list[Outcome]:
         "scheduled_timestamp": now, "note": "social protection benefit", "locale": "eng",
     } for i in instructions]
     references = [i.reference for i in instructions]
-    envelope = {"signature": "", "header": _header(config, "disburse", len(disbursements)),
-                "message": {"transaction_id": transaction_id(references), "disbursements": disbursements}}
+    message = {"transaction_id": transaction_id(references), "disbursements": disbursements}
     try:
-        answer = _post(point, config, "/disburse", envelope)
+        answer = _post(point, config, "/disburse", _header(config, "disburse", len(disbursements)), message)
     except ServiceError as exc:
         if exc.code != "PROVIDER_REFUSED":
             raise
@@ -119,11 +177,10 @@ def _statuses(items: list[dict[str, Any]]) -> dict[str, Outcome]:
 
 def query_status(point: Any, references: list[str]) -> list[Outcome]:
     config = dict(point.config or {})
-    envelope = {"signature": "", "header": _header(config, "txn-status", len(references)),
-                "message": {"transaction_id": str(uuid.uuid4()), "txnstatus_request": {
-                    "reference_id": str(uuid.uuid4()), "txn_type": "disburse",
-                    "attribute_type": "reference_id_list", "attribute_value": references}}}
-    answer = _post(point, config, "/disburse/txn/status", envelope)
+    message = {"transaction_id": str(uuid.uuid4()), "txnstatus_request": {
+        "reference_id": str(uuid.uuid4()), "txn_type": "disburse",
+        "attribute_type": "reference_id_list", "attribute_value": references}}
+    answer = _post(point, config, "/disburse/txn/status", _header(config, "txn-status", len(references)), message)
     response = (answer.get("message") or {}).get("txnstatus_response")
     if not isinstance(response, dict):
         raise ProviderUnavailable("/disburse/txn/status: no txnstatus_response")
@@ -133,15 +190,49 @@ def query_status(point: Any, references: list[str]) -> list[Outcome]:
     return [known.get(r, Outcome(r, NOT_FOUND)) for r in references]
 
 
-def parse_callback(point: Any, body: bytes, headers: Mapping[str, str]) -> list[Outcome]:
-    config = dict(point.config or {})
+def _verified(point: Any, config: dict[str, Any], body: bytes) -> tuple[dict[str, Any], Any]:
+    """The header and message of a callback whose signature is the receiver's."""
+    reference = config.get("provider_public_key")
+    text = reference if isinstance(reference, str) else secret_from(point, reference, "provider_public_key")
+    provider_id = config.get("provider_id") or config.get("receiver_id")
+    if not provider_id or not config.get("provider_key_id"):
+        raise _misconfigured(point, "provider_id (or receiver_id) and provider_key_id must be configured")
+    try:
+        key = g2p_signature.public_key(text)
+        skew = int(config.get("max_clock_skew", 30))
+    except ValueError as exc:
+        raise _misconfigured(point, f"provider_public_key or max_clock_skew is not usable: {exc}") from exc
+    try:
+        verified = g2p_signature.verify(body, key=key, sender_id=provider_id, key_id=config["provider_key_id"],
+                                        receiver_id=config.get("sender_id", ""), skew=skew)
+    except g2p_signature.SignatureError as exc:
+        raise CallbackRejected(f"{exc.code}: {exc.message}") from exc
+    return verified.header, verified.message
+
+
+def _hmac_checked(point: Any, config: dict[str, Any], body: bytes, headers: Mapping[str, str]) -> tuple[Any, Any]:
     key = secret_from(point, config.get("callback_key"), "callback_key")
     if not hmac.compare_digest(headers.get("Signature", ""), hmac.new(key.encode(), body, hashlib.sha256).hexdigest()):
         raise CallbackRejected("The on-disburse callback's signature does not match.")
     try:
         envelope = json.loads(body)
-        if envelope["header"]["action"] != "on-disburse":
-            raise CallbackRejected(f"Unexpected action {envelope['header']['action']!r}.")
-        return list(_statuses(envelope["message"]["disbursements_status"]).values())
+        return envelope["header"], envelope.get("message")
     except (ValueError, KeyError, TypeError) as exc:
+        raise CallbackRejected(f"The callback is not a G2P Connect message: {exc!r}") from exc
+
+
+def parse_callback(point: Any, body: bytes, headers: Mapping[str, str]) -> list[Outcome]:
+    config = dict(point.config or {})
+    mode = config.get("callback_auth", "signature")
+    if mode == "signature":
+        header, message = _verified(point, config, body)
+    elif mode == "hmac":
+        header, message = _hmac_checked(point, config, body, headers)
+    else:
+        raise _misconfigured(point, f"callback_auth is {mode!r}, not \"signature\" or \"hmac\"")
+    try:
+        if header["action"] != "on-disburse":
+            raise CallbackRejected(f"Unexpected action {header['action']!r}.")
+        return list(_statuses(message["disbursements_status"]).values())
+    except (KeyError, TypeError) as exc:
         raise CallbackRejected(f"The callback is not a G2P Connect on-disburse message: {exc!r}") from exc

@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 from core.approvals.services import create_task_group
 from core.loader import module_config
 from core.models import ApprovalTask
+from modules.payroll.adaptors.base import config_problems
 from modules.payroll.models import BenefitConsumption, Payroll
 from modules.payroll.tests.conftest import PAYROLL_ALL, mutate, ok
 from modules.social_protection.models import GroupBeneficiary
@@ -135,6 +136,11 @@ def test_calculation_rule_and_secrets_are_validated(gql, make_user, group_plan):
     assert refused.get("errors")
     methods = client.ok("{ paymentMethods { paymentMethods { name } } }")["paymentMethods"]["paymentMethods"]
     assert {"name": "file"} in methods
+
+
+def test_a_public_key_may_be_literal_in_a_point_config():
+    config = {"provider_public_key": "-----BEGIN PUBLIC KEY-----", "signing_key": "-----BEGIN PRIVATE KEY-----"}
+    assert config_problems(config) == ['config.signing_key must be a reference like {"env": "NAME"}, not a value']
 
 
 @pytest.fixture
