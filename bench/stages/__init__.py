@@ -9,4 +9,5 @@ module's stage loaded (declared with ``needs=``).
 from bench.stages import location  # noqa: F401
 from bench.stages import individual  # noqa: F401
 from bench.stages import social_protection  # noqa: F401
+from bench.stages import payroll  # noqa: F401
 # isort: on

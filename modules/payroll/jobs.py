@@ -2,10 +2,60 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from django.db import transaction
+
+from core.approvals.services import needs_approval, request_approval
+from core.history import acting_as
 from core.jobs import JobContext
+from core.models import ApprovalTask
+from modules.payroll import services
+from modules.payroll.models import Payroll
 from modules.payroll.sending import poll_sent, send_payroll
+
+
+def run_generate(ctx: JobContext) -> dict[str, Any]:
+    return generate_payroll(ctx.params, ctx.user, ctx.job.pk, ctx.progress)
+
+
+def generate_payroll(params: dict[str, Any], user: Any, job_id: Any,
+                     progress: Callable[..., None] | None = None) -> dict[str, Any]:
+    """Generate a payroll (or a re-issue of another's failed payments) and either ask a
+    checker to approve it or approve it at once, all in one transaction: a crash leaves no
+    payroll, no instruction and no task. The payroll records the job, so a rerun of a job that
+    committed but died before it was marked finished reports that payroll instead of
+    generating another."""
+    done = Payroll.all_objects.filter(job_id=job_id).first()
+    if done is not None:
+        return _result(done)
+    if progress is not None:
+        progress(0, None, "generating")
+    with transaction.atomic(), acting_as(user, job=str(job_id)):
+        if params.get("from_failed_payroll_id"):
+            payroll, _ = services.reissue_failed(user, params["from_failed_payroll_id"], params.get("name"),
+                                                 job_id=job_id)
+        else:
+            fields = {k: params.get(k) for k in ("name", "payment_plan_id", "payment_cycle_id", "payment_point_id",
+                                                 "location_ids", "json_ext")}
+            payroll, _ = services.create_payroll(user, **fields, job_id=job_id)
+        if needs_approval("payroll.approve"):
+            proposal = {"id": str(payroll.pk), "name": payroll.name, "count": payroll.control_count,
+                        "sum": payroll.control_sum, "currency": payroll.payment_plan.currency}
+            request_approval(user, "payroll.approve", "Payroll", payroll.pk, proposal)
+        else:
+            payroll = services.mark_approved(user, payroll.pk)
+    if progress is not None:
+        progress(payroll.control_count, payroll.control_count, "generated")
+    return _result(payroll)
+
+
+def _result(payroll: Payroll) -> dict[str, Any]:
+    task = (ApprovalTask.objects.filter(entity_type="Payroll", entity_id=str(payroll.pk), action="payroll.approve")
+            .order_by("-date_created").values_list("pk", flat=True).first())
+    return {"payroll_id": str(payroll.pk), "status": payroll.status, "count": payroll.control_count,
+            "sum": payroll.control_sum, "task_id": str(task) if task else None}
 
 
 def run_send(ctx: JobContext) -> dict[str, Any]:

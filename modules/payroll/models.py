@@ -106,6 +106,10 @@ class Payroll(CoreModel):
     status = models.CharField(max_length=20, choices=PayrollStatus.choices, default=PayrollStatus.PENDING_APPROVAL)
     control_count = models.PositiveIntegerField(default=0)
     control_sum = models.BigIntegerField(default=0, help_text="minor units")
+    job = models.OneToOneField(
+        "core.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="the generation job that made it: a job rerun after a crash finds its payroll here",
+    )
 
     class Meta:
         indexes = [models.Index(fields=["payment_cycle", "status"], name="payroll_cycle_status")]

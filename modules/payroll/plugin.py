@@ -38,9 +38,9 @@ def coremis_graphql_mutation() -> type:
 
 @hookimpl
 def coremis_jobs() -> dict[str, Callable[..., Any]]:
-    from modules.payroll.jobs import run_poll, run_send
+    from modules.payroll.jobs import run_generate, run_poll, run_send
 
-    return {"payroll.send": run_send, "payroll.poll": run_poll}
+    return {"payroll.generate": run_generate, "payroll.send": run_send, "payroll.poll": run_poll}
 
 
 @hookimpl

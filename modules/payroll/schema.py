@@ -12,8 +12,6 @@ import django_filters
 import graphene
 from django.db.models import QuerySet
 
-from core.approvals.schema import TaskGQLType
-from core.approvals.services import needs_approval, request_approval
 from core.errors import ServiceError
 from core.graphql.core_schema import JobType, UserType  # noqa: F401 - user fields resolve to it
 from core.graphql.fields import ProtectedConnectionField, ProtectedField
@@ -374,13 +372,15 @@ class DeletePaymentPointMutation(CoreMutation):
 
 
 class CreatePayrollMutation(CoreMutation):
-    """Generate a payroll; it waits for a checker (``task``) when ``payroll.approve`` is routed
-    to a task group, and is approved at once otherwise. ``fromFailedInvoicesPayrollId``
-    re-issues another payroll's failed payments instead."""
+    """Generate a payroll in a background job (``job``; its result names the payroll and,
+    when ``payroll.approve`` is routed to a task group, the approval task; otherwise the payroll
+    is approved at once). ``fromFailedInvoicesPayrollId`` re-issues another payroll's failed
+    payments instead. What can be refused before the job (unknown plan, cycle or location, a
+    cycle not ACTIVE, nobody left to pay, a beneficiary no payment point serves) is refused
+    here, with nothing started."""
 
     permission = "payroll.create"
-    payroll = graphene.Field(PayrollGQLType)
-    task = graphene.Field(TaskGQLType)
+    job = graphene.Field(JobType)
 
     class Input(CoreMutation.Input):
         name = graphene.String(required=True)
@@ -395,18 +395,18 @@ class CreatePayrollMutation(CoreMutation):
     def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
         failed_of = data.pop("from_failed_invoices_payroll_id", None)
         if failed_of:
-            payroll, totals = services.reissue_failed(user, failed_of, data.get("name"))
+            request = services.reissue_request(user, failed_of, data.get("name"))
+            services.check_payroll_request(user, **request)
+            params: dict[str, Any] = {"from_failed_payroll_id": str(failed_of), "name": request["name"]}
         else:
             missing = [k for k in ("payment_plan_id", "payment_cycle_id") if not data.get(k)]
             if missing:
                 raise ServiceError("REQUIRED", "paymentPlanId and paymentCycleId are required.", "paymentPlanId")
-            payroll, totals = services.create_payroll(user, **data)
-        if needs_approval("payroll.approve"):
-            proposal = {"id": str(payroll.pk), "name": payroll.name, "count": totals["count"], "sum": totals["sum"],
-                        "currency": payroll.payment_plan.currency}
-            task = request_approval(user, "payroll.approve", "Payroll", payroll.pk, proposal)
-            return {"payroll": payroll, "task": task}
-        return {"payroll": services.mark_approved(user, payroll.pk)}
+            services.check_payroll_request(user, **data)
+            params = {k: (str(v) if v is not None and k.endswith("_id") else v) for k, v in data.items()
+                      if k != "client_mutation_id"}
+            params["location_ids"] = [str(i) for i in data.get("location_ids") or []]
+        return {"job": start_job("payroll.generate", params, user)}
 
 
 class PayrollIdInput(CoreMutation.Input):

@@ -412,6 +412,28 @@ def _recipient_expression(plan_type: str) -> Any:
     return Coalesce(Subquery(primary[:1], output_field=UUIDField()), F("group__head_id"), output_field=UUIDField())
 
 
+def _generation_rows(user: Any, payroll: Payroll, selection: QuerySet | None = None) -> QuerySet:
+    """The candidates with what generation inserts for each: amount, recipient, point."""
+    plan = payroll.payment_plan
+    plan_type = plan.benefit_plan.type
+    compiled = rules.compile_rule(plan.calculation_rule, plan_type, plan.minor_unit)
+    return _candidates(user, payroll, plan_type, selection).annotate(
+        x_amount=rules.amount_expression(compiled, plan_type),
+        x_recipient=_recipient_expression(plan_type),
+        x_point=_point_expression(payroll, plan_type),
+        x_id=F("pk"),
+        x_group=F("group_id") if plan_type == PlanType.GROUP else Value(None, output_field=CharField()),
+    )
+
+
+def _refuse_unrouted(rows: QuerySet) -> None:
+    unrouted = rows.filter(x_point__isnull=True).count()
+    if unrouted:
+        raise ServiceError("NO_PAYMENT_POINT",
+                           f"{unrouted} beneficiaries are in no payment point's locations; choose a payment "
+                           "point for the payroll or extend the routing.", "paymentPointId")
+
+
 def generate(user: Any, payroll: Payroll, selection: QuerySet | None = None) -> dict[str, int]:
     """Insert one CREATED instruction per candidate in one ``INSERT … SELECT`` and set the
     payroll's control totals from what was inserted.
@@ -420,20 +442,8 @@ def generate(user: Any, payroll: Payroll, selection: QuerySet | None = None) -> 
     generation for the same cycle cannot pay anyone twice: the second one skips them.
     """
     plan = payroll.payment_plan
-    plan_type = plan.benefit_plan.type
-    compiled = rules.compile_rule(plan.calculation_rule, plan_type, plan.minor_unit)
-    rows = _candidates(user, payroll, plan_type, selection).annotate(
-        x_amount=rules.amount_expression(compiled, plan_type),
-        x_recipient=_recipient_expression(plan_type),
-        x_point=_point_expression(payroll, plan_type),
-        x_id=F("pk"),
-        x_group=F("group_id") if plan_type == PlanType.GROUP else Value(None, output_field=CharField()),
-    )
-    unrouted = rows.filter(x_point__isnull=True).count()
-    if unrouted:
-        raise ServiceError("NO_PAYMENT_POINT",
-                           f"{unrouted} beneficiaries are in no payment point's locations; choose a payment "
-                           "point for the payroll or extend the routing.", "paymentPointId")
+    rows = _generation_rows(user, payroll, selection)
+    _refuse_unrouted(rows)
     no_recipient = rows.filter(x_recipient__isnull=True).count()
     rows = rows.filter(x_recipient__isnull=False).values("x_id", "x_amount", "x_recipient", "x_point", "x_group")
     select_sql, params = rows.query.sql_with_params()
@@ -478,33 +488,55 @@ def check_control_totals(payroll: Payroll) -> None:
         )
 
 
+def check_payroll_request(user: Any, *, name: str, payment_plan_id: Any, payment_cycle_id: Any,
+                          payment_point_id: Any = None, location_ids: list[Any] | None = None,
+                          selection: QuerySet | None = None, check_rows: bool = True, lock: bool = False,
+                          **_: Any) -> dict[str, Any]:
+    """Everything ``createPayroll`` can refuse before any row is written, so bad input gets a
+    specific error at once rather than from a background job: unknown plan, cycle, point or
+    location, a cycle that is not ACTIVE, nobody left to pay, a beneficiary no payment point
+    serves. The generation job checks all of it again inside its own transaction, with
+    ``lock``: the plan, cycle and point then stay locked FOR SHARE until it commits, so no rule,
+    status or routing changes under a generation (see ``_held``)."""
+    require(user, "payroll.create")
+    get = _held if lock else _get
+    plan = get(PaymentPlan, payment_plan_id, "Payment plan")
+    cycle = get(PaymentCycle, payment_cycle_id, "Payment cycle")
+    point = get(PaymentPoint, payment_point_id, "Payment point") if payment_point_id else None
+    errors: list[FieldError] = []
+    if not (name or "").strip():
+        errors.append(FieldError("name", "REQUIRED", "The name is required."))
+    if cycle.status != CycleStatus.ACTIVE:
+        errors.append(FieldError("paymentCycleId", "CYCLE_NOT_ACTIVE", f"The payment cycle is {cycle.status}."))
+    ids = [str(i) for i in location_ids or []]
+    if ids and Location.objects.filter(pk__in=ids).count() != len(set(ids)):
+        errors.append(FieldError("locationIds", "UNKNOWN_LOCATION", "A location does not exist."))
+    if errors:
+        raise ValidationFailed(errors)
+    if check_rows:
+        draft = Payroll(name=name.strip(), payment_plan=plan, payment_cycle=cycle, payment_point=point,
+                        location_ids=ids)
+        rows = _generation_rows(user, draft, selection)
+        if not rows.exists():
+            raise ServiceError("NOTHING_TO_PAY", "No active beneficiary is left to pay in this cycle.")
+        _refuse_unrouted(rows)
+    return {"plan": plan, "cycle": cycle, "point": point, "location_ids": ids, "name": name.strip()}
+
+
 def create_payroll(user: Any, *, name: str, payment_plan_id: Any, payment_cycle_id: Any,
                    payment_point_id: Any = None, location_ids: list[Any] | None = None,
                    json_ext: Any = None, follows: Payroll | None = None,
-                   selection: QuerySet | None = None) -> tuple[Payroll, dict[str, int]]:
-    """Create a payroll in PENDING_APPROVAL with its instructions and control totals.
-
-    The plan, cycle and payment points it reads stay locked FOR SHARE until the payroll is
-    committed, so no rule, status or routing changes under a generation (see ``_held``).
-    """
-    require(user, "payroll.create")
+                   selection: QuerySet | None = None, job_id: Any = None) -> tuple[Payroll, dict[str, int]]:
+    """Create a payroll in PENDING_APPROVAL with its instructions and control totals, in one
+    transaction: a failure leaves no payroll and no instruction behind."""
     with transaction.atomic():
-        plan = _held(PaymentPlan, payment_plan_id, "Payment plan")
-        cycle = _held(PaymentCycle, payment_cycle_id, "Payment cycle")
-        point = _held(PaymentPoint, payment_point_id, "Payment point") if payment_point_id else None
-        errors: list[FieldError] = []
-        if not (name or "").strip():
-            errors.append(FieldError("name", "REQUIRED", "The name is required."))
-        if cycle.status != CycleStatus.ACTIVE:
-            errors.append(FieldError("paymentCycleId", "CYCLE_NOT_ACTIVE", f"The payment cycle is {cycle.status}."))
-        ids = [str(i) for i in location_ids or []]
-        if ids and Location.objects.filter(pk__in=ids).count() != len(set(ids)):
-            errors.append(FieldError("locationIds", "UNKNOWN_LOCATION", "A location does not exist."))
-        if errors:
-            raise ValidationFailed(errors)
+        checked = check_payroll_request(user, name=name, payment_plan_id=payment_plan_id,
+                                        payment_cycle_id=payment_cycle_id, payment_point_id=payment_point_id,
+                                        location_ids=location_ids, check_rows=False, lock=True)
         payroll = services.create(Payroll(
-            name=name.strip(), payment_plan=plan, payment_cycle=cycle, payment_point=point,
-            location_ids=ids, json_ext=json_ext, follows=follows), user)
+            name=checked["name"], payment_plan=checked["plan"], payment_cycle=checked["cycle"],
+            payment_point=checked["point"], location_ids=checked["location_ids"], json_ext=json_ext,
+            follows=follows, job_id=job_id), user)
         result = generate(user, payroll, selection)
         if result["count"] == 0:
             raise ServiceError("NOTHING_TO_PAY", "No active beneficiary is left to pay in this cycle.")
@@ -604,18 +636,23 @@ def start_sending(user: Any, payroll_id: Any) -> Payroll:
     return payroll
 
 
-def reissue_failed(user: Any, payroll_id: Any, name: str | None = None) -> tuple[Payroll, dict[str, int]]:
-    """A follow-up payroll, in the same cycle, for the beneficiaries whose payment failed."""
+def reissue_request(user: Any, payroll_id: Any, name: str | None = None) -> dict[str, Any]:
+    """The ``create_payroll`` arguments of a follow-up payroll, in the same cycle, for the
+    beneficiaries whose payment in ``payroll_id`` failed."""
     require(user, "payroll.create")
     original = get_payroll(user, payroll_id)
     failed = BenefitConsumption.objects.filter(payroll=original, status=InstructionStatus.FAILED).values("beneficiary_id")
     if not failed.exists():
         raise ServiceError("NOTHING_TO_REISSUE", "No payment of this payroll failed.")
-    return create_payroll(
-        user, name=name or f"{original.name} (re-issue)", payment_plan_id=original.payment_plan_id,
-        payment_cycle_id=original.payment_cycle_id, payment_point_id=original.payment_point_id,
-        location_ids=original.location_ids, follows=original, selection=failed,
-    )
+    return {"name": name or f"{original.name} (re-issue)", "payment_plan_id": original.payment_plan_id,
+            "payment_cycle_id": original.payment_cycle_id, "payment_point_id": original.payment_point_id,
+            "location_ids": original.location_ids, "follows": original, "selection": failed}
+
+
+def reissue_failed(user: Any, payroll_id: Any, name: str | None = None,
+                   job_id: Any = None) -> tuple[Payroll, dict[str, int]]:
+    """A follow-up payroll, in the same cycle, for the beneficiaries whose payment failed."""
+    return create_payroll(user, **reissue_request(user, payroll_id, name), job_id=job_id)
 
 
 # --- summaries -------------------------------------------------------------------------------

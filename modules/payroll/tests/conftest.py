@@ -73,3 +73,29 @@ def mutate(client: Any, name: str, payload: dict[str, Any], fields: str) -> dict
 def ok(result: dict[str, Any]) -> dict[str, Any]:
     assert result["errors"] == [], result["errors"]
     return result
+
+
+PAYROLL_FIELDS = "uuid status controlCount controlSum paymentMethod"
+
+
+def generate(client: Any, payload: dict[str, Any]) -> dict[str, Any]:
+    """``createPayroll`` and then its generation job, run here as a worker would run it.
+
+    Returns ``{"errors", "job", "payroll", "task"}``: the payroll as GraphQL shows it to the
+    same client and the approval task (``None`` without a checker), or the mutation's errors.
+    """
+    from core.jobs import run_job
+    from core.models import ApprovalTask, Job
+
+    result = mutate(client, "createPayroll", payload, "job { uuid state kind }")
+    if result["errors"]:
+        return result
+    assert result["job"]["state"] == "QUEUED" and result["job"]["kind"] == "payroll.generate", result["job"]
+    run_job(result["job"]["uuid"])
+    job = Job.objects.get(pk=result["job"]["uuid"])
+    assert job.state == "SUCCEEDED", (job.state, job.message)
+    listed = client.ok(f"{{ payroll(first: 100) {{ edges {{ node {{ {PAYROLL_FIELDS} }} }} }} }}")["payroll"]
+    payroll = next(e["node"] for e in listed["edges"] if e["node"]["uuid"] == job.result["payroll_id"])
+    task = ApprovalTask.objects.filter(pk=job.result["task_id"]).first() if job.result["task_id"] else None
+    return {"errors": [], "job": job.result, "payroll": payroll,
+            "task": {"uuid": str(task.pk), "status": task.status} if task else None}

@@ -15,7 +15,7 @@ from openpyxl import load_workbook
 from modules.payroll import adaptors
 from modules.payroll.models import BenefitConsumption, Payroll
 from modules.payroll.sending import _claim_batch, _instructions, send_payroll
-from modules.payroll.tests.conftest import PAYROLL_ALL, mutate, ok
+from modules.payroll.tests.conftest import PAYROLL_ALL, generate, mutate, ok
 from modules.payroll.tests.test_payroll_generation import EXPECTED, create_payroll, setup_payments
 
 pytestmark = pytest.mark.django_db
@@ -84,15 +84,14 @@ def test_payment_file_results_close_and_reissue(gql, make_user, group_plan, file
     closed = ok(mutate(api, "closePayroll", {"id": payroll["uuid"]}, "payroll { status }"))
     assert closed["payroll"]["status"] == "RECONCILED"
 
-    follow_up = ok(mutate(api, "createPayroll", {"name": "January re-issue", "fromFailedInvoicesPayrollId": payroll["uuid"]},
-                          "payroll { uuid controlCount controlSum status }"))["payroll"]
+    follow_up = ok(generate(api, {"name": "January re-issue", "fromFailedInvoicesPayrollId": payroll["uuid"]}))["payroll"]
     assert (follow_up["controlCount"], follow_up["controlSum"]) == (2, failed_amount)
     again = BenefitConsumption.objects.filter(payroll_id=follow_up["uuid"])
     failed = BenefitConsumption.objects.filter(code__in=references[:2])
     assert {r.beneficiary_id for r in again} == {r.beneficiary_id for r in failed}
     assert not {r.code for r in again} & set(references)  # a new instruction has a new reference
     assert {r.reissue_of_id for r in again} == {r.pk for r in failed}
-    nothing = mutate(api, "createPayroll", {"name": "twice", "fromFailedInvoicesPayrollId": payroll["uuid"]}, "payroll { uuid }")
+    nothing = mutate(api, "createPayroll", {"name": "twice", "fromFailedInvoicesPayrollId": payroll["uuid"]}, "job { uuid }")
     assert nothing["errors"][0]["code"] == "NOTHING_TO_PAY"
 
 

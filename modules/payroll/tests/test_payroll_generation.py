@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ from core.loader import module_config
 from core.models import ApprovalTask
 from modules.payroll.adaptors.base import config_problems
 from modules.payroll.models import BenefitConsumption, Payroll
-from modules.payroll.tests.conftest import PAYROLL_ALL, mutate, ok
+from modules.payroll.tests.conftest import PAYROLL_ALL, generate, mutate, ok
 from modules.social_protection.models import GroupBeneficiary
 
 pytestmark = pytest.mark.django_db
@@ -21,7 +22,6 @@ RULE = {"fixed": 10000, "per_member": {"amount": 2000, "cap": 6000},
         "top_ups": [{"criteria": {"on": "head", "filter": "disability__exact__boolean=true"}, "amount": 5000}]}
 # households 0..7 have 1,2,3,4,1,2,3,4 members; odd ones have a disabled head
 EXPECTED = {f"HH-{i:03d}": 10000 + min(2000 * (i % 4 + 1), 6000) + (5000 if i % 2 else 0) for i in range(8)}
-PAYROLL_FIELDS = "payroll { uuid status controlCount controlSum paymentMethod } task { uuid status }"
 
 
 def setup_payments(client: Any, group_plan: Any, **point: Any) -> dict[str, str]:
@@ -39,7 +39,7 @@ def setup_payments(client: Any, group_plan: Any, **point: Any) -> dict[str, str]
 def create_payroll(client: Any, ids: dict[str, str], **extra: Any) -> dict[str, Any]:
     payload = {"name": "January", "paymentPlanId": ids["plan"], "paymentCycleId": ids["cycle"],
                "paymentPointId": ids["point"], **extra}
-    return mutate(client, "createPayroll", payload, PAYROLL_FIELDS)
+    return generate(client, payload)
 
 
 def test_generation_applies_the_rule_pays_the_primary_recipient_and_records_control_totals(
@@ -198,3 +198,53 @@ def test_rejecting_releases_beneficiaries_and_deleting_removes_the_payroll(gql, 
     ok(mutate(client, "deletePayroll", {"id": first["uuid"]}, "payroll { uuid }"))
     listed = client.ok("{ payroll { totalCount edges { node { name } } } }")["payroll"]
     assert listed["totalCount"] == 1 and listed["edges"][0]["node"]["name"] == "January, corrected"
+
+
+def test_generation_runs_in_a_background_job_through_the_queue(gql, make_user, group_plan, run_jobs,
+                                                               django_capture_on_commit_callbacks):
+    client = gql(make_user(PAYROLL_ALL))
+    ids = setup_payments(client, group_plan)
+    payload = {"name": "January", "paymentPlanId": ids["plan"], "paymentCycleId": ids["cycle"],
+               "paymentPointId": ids["point"]}
+    with django_capture_on_commit_callbacks(execute=True):
+        started = ok(mutate(client, "createPayroll", payload, "job { uuid state }"))
+    assert started["job"]["state"] == "QUEUED"
+    assert not Payroll.objects.exists()  # nothing is written before the job runs
+    assert run_jobs() == 1
+    job = client.ok('query($k: String) { jobs(kind: $k) { edges { node { uuid state result } } } }',
+                    {"k": "payroll.generate"})["jobs"]["edges"][0]["node"]
+    assert job["state"] == "SUCCEEDED"
+    result = json.loads(job["result"]) if isinstance(job["result"], str) else job["result"]
+    payroll = Payroll.objects.get(pk=result["payroll_id"])
+    assert (result["count"], result["sum"]) == (payroll.control_count, payroll.control_sum) == (8, sum(EXPECTED.values()))
+    assert result["status"] == payroll.status == "APPROVED" and result["task_id"] is None
+
+
+def test_a_generation_job_rerun_after_it_committed_reports_the_same_payroll(gql, make_user, group_plan):
+    from core.jobs import run_job
+    from core.models import Job
+
+    client = gql(make_user(PAYROLL_ALL))
+    ids = setup_payments(client, group_plan)
+    first = ok(create_payroll(client, ids))
+    # the worker died after the commit, before the job was marked finished: it runs again
+    job = Job.objects.get(kind="payroll.generate")
+    Job.objects.filter(pk=job.pk).update(state=Job.QUEUED)
+    run_job(str(job.pk))
+    job.refresh_from_db()
+    assert job.state == "SUCCEEDED" and job.result["payroll_id"] == first["payroll"]["uuid"]
+    assert Payroll.objects.count() == 1 and BenefitConsumption.objects.count() == 8
+
+
+def test_refusals_come_from_the_mutation_and_start_nothing(gql, make_user, group_plan):
+    from core.models import Job
+
+    client = gql(make_user(PAYROLL_ALL))
+    ids = setup_payments(client, group_plan)
+    missing_plan = mutate(client, "createPayroll", {"name": "x", "paymentPlanId": ids["cycle"],
+                                                    "paymentCycleId": ids["cycle"]}, "job { uuid }")
+    assert missing_plan["errors"][0]["code"] == "NOT_FOUND" and missing_plan["job"] is None
+    no_name = mutate(client, "createPayroll", {"name": " ", "paymentPlanId": ids["plan"],
+                                               "paymentCycleId": ids["cycle"]}, "job { uuid }")
+    assert no_name["errors"][0]["code"] == "REQUIRED"
+    assert not Job.objects.filter(kind="payroll.generate").exists() and not Payroll.objects.exists()
