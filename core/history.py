@@ -27,28 +27,35 @@ CREATE OR REPLACE FUNCTION coremis_history_context() RETURNS jsonb LANGUAGE sql 
     SELECT nullif(current_setting('coremis.context', true), '')::jsonb
 $$;
 CREATE OR REPLACE FUNCTION coremis_history_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    actor uuid := coremis_history_actor();
+    ctx jsonb := coremis_history_context();
 BEGIN
     INSERT INTO core_history (table_name, row_id, operation, data, changed_at, user_id, context)
-    SELECT TG_TABLE_NAME, n.id, 'I', to_jsonb(n), clock_timestamp(),
-           coremis_history_actor(), coremis_history_context()
+    SELECT TG_TABLE_NAME, n.id, 'I', to_jsonb(n), clock_timestamp(), actor, ctx
     FROM new_rows n;
     RETURN NULL;
 END $$;
 CREATE OR REPLACE FUNCTION coremis_history_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    actor uuid := coremis_history_actor();
+    ctx jsonb := coremis_history_context();
 BEGIN
-    -- rows an UPDATE touched without changing anything are not history
+    -- rows an UPDATE touched without changing anything are not history; comparing the rows
+    -- themselves is much cheaper than comparing two jsonb renderings of each
     INSERT INTO core_history (table_name, row_id, operation, data, changed_at, user_id, context)
-    SELECT TG_TABLE_NAME, n.id, 'U', to_jsonb(n), clock_timestamp(),
-           coremis_history_actor(), coremis_history_context()
+    SELECT TG_TABLE_NAME, n.id, 'U', to_jsonb(n), clock_timestamp(), actor, ctx
     FROM new_rows n JOIN old_rows o ON o.id = n.id
-    WHERE to_jsonb(n) IS DISTINCT FROM to_jsonb(o);
+    WHERE n IS DISTINCT FROM o;
     RETURN NULL;
 END $$;
 CREATE OR REPLACE FUNCTION coremis_history_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    actor uuid := coremis_history_actor();
+    ctx jsonb := coremis_history_context();
 BEGIN
     INSERT INTO core_history (table_name, row_id, operation, data, changed_at, user_id, context)
-    SELECT TG_TABLE_NAME, o.id, 'D', to_jsonb(o), clock_timestamp(),
-           coremis_history_actor(), coremis_history_context()
+    SELECT TG_TABLE_NAME, o.id, 'D', to_jsonb(o), clock_timestamp(), actor, ctx
     FROM old_rows o;
     RETURN NULL;
 END $$;
