@@ -21,19 +21,7 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from django.db.models import (
-    BigIntegerField,
-    Case,
-    Count,
-    Exists,
-    OuterRef,
-    Q,
-    Subquery,
-    Value,
-    When,
-)
-from django.db.models.expressions import Expression
-from django.db.models.functions import Coalesce, Least
+from django.db.models import F
 
 from core.errors import FieldError, ValidationFailed
 from modules.individual.models import Group, GroupIndividual, Individual
@@ -97,32 +85,32 @@ def compile_rule(rule: Any, plan_type: str, minor_unit: int) -> dict[str, Any]:
     return compiled
 
 
-def amount_expression(compiled: dict[str, Any], plan_type: str) -> Expression:
-    """The amount of one beneficiary row, in minor units, as an expression over
-    Beneficiary/GroupBeneficiary rows."""
-    integer = BigIntegerField()
-    total: Expression = Value(compiled["fixed"], output_field=integer)
+def amount_sql(compiled: dict[str, Any], plan_type: str, subject: str) -> tuple[str, str, list[Any]]:
+    """The amount of one beneficiary, in minor units, as SQL over ``subject`` (the column
+    holding the household id for GROUP plans, the person id otherwise).
+
+    Returns ``(joins, expression, params)``: the household size is a ``LATERAL`` count (an
+    index lookup per row) and each top-up a ``LEFT JOIN`` to the set its criteria select, so
+    PostgreSQL joins a national payroll by hashing instead of probing once per row and rule.
+    ``params`` belong to ``joins`` (the expression itself has none).
+    """
+    joins: list[str] = []
+    params: list[Any] = []
+    parts = [str(int(compiled["fixed"]))]
     per = compiled.get("per_member")
     if per and plan_type == PlanType.GROUP:
-        members = Coalesce(Subquery(
-            GroupIndividual.objects.filter(group_id=OuterRef("group_id"))
-            .values("group_id").annotate(n=Count("*", output_field=integer)).values("n"),
-            output_field=integer,
-        ), Value(0, output_field=integer))
-        part: Expression = members * Value(per["amount"], output_field=integer)
+        table = GroupIndividual._meta.db_table
+        joins.append(f"LEFT JOIN LATERAL (SELECT count(*) AS n FROM {table} m WHERE m.group_id = {subject} "
+                     "AND NOT m.is_deleted) members ON true")
+        part = f"coalesce(members.n, 0) * {int(per['amount'])}"
         if per.get("cap") is not None:
-            part = Least(part, Value(per["cap"], output_field=integer), output_field=integer)
-        total = total + part
-    for top_up in compiled.get("top_ups", []):
+            part = f"least({part}, {int(per['cap'])})"
+        parts.append(part)
+    for index, top_up in enumerate(compiled.get("top_ups", [])):
         condition = targeting.build(plan_type, top_up["criteria"])
-        total = total + Case(
-            When(_matches(condition, plan_type), then=Value(top_up["amount"], output_field=integer)),
-            default=Value(0, output_field=integer), output_field=integer,
-        )
-    return total
-
-
-def _matches(condition: Q, plan_type: str) -> Exists:
-    if plan_type == PlanType.GROUP:
-        return Exists(Group.objects.filter(condition, pk=OuterRef("group_id")))
-    return Exists(Individual.objects.filter(condition, pk=OuterRef("individual_id")))
+        model = Group if plan_type == PlanType.GROUP else Individual
+        matching, matching_params = model.objects.filter(condition).values(matched=F("pk")).distinct().query.sql_with_params()
+        joins.append(f"LEFT JOIN ({matching}) top_up_{index} ON top_up_{index}.matched = {subject}")
+        params += list(matching_params)
+        parts.append(f"CASE WHEN top_up_{index}.matched IS NULL THEN 0 ELSE {int(top_up['amount'])} END")
+    return " ".join(joins), " + ".join(parts), params

@@ -86,6 +86,18 @@ def test_a_beneficiary_is_instructed_once_per_cycle(gql, make_user, group_plan):
             code="PAY-DUPLICATE", payroll_id=first["uuid"], payment_cycle_id=row.payment_cycle_id,
             beneficiary_id=row.beneficiary_id, individual_id=row.individual_id, payment_point_id=row.payment_point_id,
             amount=1, currency="BIF")
+    # and an instruction whose payroll, point, recipient or household does not exist (checked
+    # once per statement, not per row)
+    import uuid
+
+    for missing in ({"payroll_id": uuid.uuid4()}, {"payment_point_id": uuid.uuid4()},
+                    {"individual_id": uuid.uuid4()}, {"group_id": uuid.uuid4()}):
+        what = next(iter(missing)).removesuffix("_id").replace("_", " ")
+        with pytest.raises(IntegrityError, match=f"missing {what}"), transaction.atomic():
+            BenefitConsumption.objects.create(**{
+                "code": "PAY-ORPHAN", "payroll_id": first["uuid"], "payment_cycle_id": row.payment_cycle_id,
+                "beneficiary_id": uuid.uuid4(), "individual_id": row.individual_id,
+                "payment_point_id": row.payment_point_id, "amount": 1, "currency": "BIF", **missing})
 
 
 def test_payroll_limited_to_locations_and_routed_by_location(gql, make_user, group_plan, country):
