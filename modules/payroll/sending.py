@@ -181,36 +181,53 @@ def _sole_sender(payroll: Payroll) -> Iterator[bool]:
                 cursor.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [f"payroll.send:{payroll.pk}"])
 
 
+# A provider that fails this many batches in a row is left alone for the rest of the run:
+# its batches stay unknown until a status query settles them, and ``makePaymentForPayroll``
+# resumes later, instead of dispatching (and timing out on) every remaining batch.
+MAX_UNAVAILABLE_BATCHES = 3
+
+
 def _send(payroll: Payroll, user: Any, progress: Callable[..., None] | None) -> dict[str, Any]:
     minor_unit = payroll.payment_plan.minor_unit
     resolve_unknown(payroll, user)
     total = payroll.control_count
     sent = 0
     error = ""
-    while True:
-        with transaction.atomic(), acting_as(user, payroll=str(payroll.pk)):
-            batch = _claim_batch(payroll)
+    stop_run = False
+    for point_id in _points_to_send(payroll):
+        if stop_run:
+            break
+        unavailable = 0
+        while True:
+            with transaction.atomic(), acting_as(user, payroll=str(payroll.pk)):
+                batch = _claim_batch(payroll, point_id)
             if not batch:
                 break
-        point = batch[0].payment_point
-        try:
-            outcomes = adaptors.send_batch(point, _instructions(batch, minor_unit))
-        except ProviderUnavailable as exc:
-            # The provider may or may not have the batch: its instructions stay dispatched
-            # (unknown) and are resolved by a status query, never by a blind resend.
-            log.warning("batch outcome unknown", extra={"point": point.code, "error": str(exc)})
-            continue
-        except ServiceError as exc:
-            # Credentials refused, misconfiguration: every further batch would fail the same
-            # way. The batch stays unknown until a later run's status query settles it.
-            log.warning("sending stopped", extra={"point": point.code, "error": exc.message})
-            error = exc.message
-            break
-        with acting_as(user, payroll=str(payroll.pk)):
-            record_outcomes(outcomes, user)
-        sent += len(batch)
-        if progress is not None:
-            progress(sent, total, "sending")
+            point = batch[0].payment_point
+            try:
+                outcomes = adaptors.send_batch(point, _instructions(batch, minor_unit))
+            except ProviderUnavailable as exc:
+                # The provider may or may not have the batch: its instructions stay dispatched
+                # (unknown) and are resolved by a status query, never by a blind resend.
+                log.warning("batch outcome unknown", extra={"point": point.code, "error": str(exc)})
+                unavailable += 1
+                if unavailable >= MAX_UNAVAILABLE_BATCHES:
+                    error = f"Payment point {point.code} did not answer {unavailable} batches in a row: {exc}"
+                    break
+                continue
+            except ServiceError as exc:
+                # Credentials refused, misconfiguration: every further batch would fail the same
+                # way. The batch stays unknown until a later run's status query settles it.
+                log.warning("sending stopped", extra={"point": point.code, "error": exc.message})
+                error = exc.message
+                stop_run = True
+                break
+            unavailable = 0
+            with acting_as(user, payroll=str(payroll.pk)):
+                record_outcomes(outcomes, user)
+            sent += len(batch)
+            if progress is not None:
+                progress(sent, total, "sending")
     unknown = resolve_unknown(payroll, user)
     with transaction.atomic():
         left = BenefitConsumption.objects.filter(payroll=payroll, status=InstructionStatus.APPROVED).count()
@@ -224,22 +241,41 @@ def _send(payroll: Payroll, user: Any, progress: Callable[..., None] | None) -> 
     return result
 
 
-def _claim_batch(payroll: Payroll) -> list[BenefitConsumption]:
-    """The next batch for one payment point, marked dispatched before it leaves."""
-    first = (BenefitConsumption.objects.filter(payroll=payroll, status=InstructionStatus.APPROVED,
-                                               dispatched_at__isnull=True)
-             .order_by("payment_point_id").values_list("payment_point_id", flat=True).first())
-    if first is None:
-        return []
-    point = PaymentPoint.all_objects.get(pk=first)
-    ids = list(BenefitConsumption.objects.filter(
-        payroll=payroll, payment_point_id=first, status=InstructionStatus.APPROVED, dispatched_at__isnull=True,
-    ).order_by("code").select_for_update(skip_locked=True).values_list("pk", flat=True)[:_batch_size(point)])
-    BenefitConsumption.objects.filter(pk__in=ids).update(
-        dispatched_at=timezone.now(), send_attempts=F("send_attempts") + 1, version=F("version") + 1)
+def _undispatched(payroll: Payroll) -> Any:
+    return BenefitConsumption.objects.filter(payroll=payroll, status=InstructionStatus.APPROVED,
+                                             dispatched_at__isnull=True)
+
+
+def _points_to_send(payroll: Payroll) -> list[Any]:
+    return list(_undispatched(payroll).order_by("payment_point_id").values_list("payment_point_id", flat=True)
+                .distinct())
+
+
+def _claim_batch(payroll: Payroll, point_id: Any = None) -> list[BenefitConsumption]:
+    """The next batch for one payment point (the first with work, if not given), marked
+    dispatched (one UPDATE) before it leaves.
+
+    No ORDER BY in the claim: the (payroll, status) index hands out undispatched APPROVED rows
+    without sorting what remains, so each claim costs a batch, not the rest of the payroll.
+    """
+    if point_id is None:
+        points = _points_to_send(payroll)
+        if not points:
+            return []
+        point_id = points[0]
+    point = PaymentPoint.all_objects.get(pk=point_id)
+    table = BenefitConsumption._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET dispatched_at = now(), send_attempts = send_attempts + 1, version = version + 1 "
+            f"WHERE id IN (SELECT id FROM {table} WHERE payroll_id = %s AND status = 'APPROVED' "
+            "AND dispatched_at IS NULL AND payment_point_id = %s AND NOT is_deleted LIMIT %s "
+            "FOR UPDATE SKIP LOCKED) RETURNING id",
+            [payroll.pk, point_id, _batch_size(point)],
+        )
+        ids = [row[0] for row in cursor.fetchall()]
     return list(BenefitConsumption.objects.filter(pk__in=ids).select_related("individual", "payment_point")
                 .order_by("code"))
-
 
 
 def poll_sent(user: Any = None) -> dict[str, int]:

@@ -131,6 +131,23 @@ def test_unknown_outcomes_are_resolved_by_a_status_query_before_any_resend(admin
     assert Payroll.objects.get(pk=payroll.pk).status == "PAID"
 
 
+def test_a_provider_that_stops_answering_is_left_alone_for_the_rest_of_the_run(admin_user, group_plan, provider):
+    simulated, url = provider
+    simulated.faults = ["5xx_before"] * 6  # three batches, then the closing status queries
+    point = point_for(admin_user, url, batch_size=1)
+    payroll = sending_payroll(admin_user, group_plan, point)
+    first = send_payroll(payroll.pk)
+    assert "did not answer 3 batches in a row" in first["error"]
+    rows = BenefitConsumption.objects.filter(payroll=payroll)
+    assert rows.filter(dispatched_at__isnull=False).count() == 3  # not all eight dispatched into the void
+    assert first["unknown"] == 3 and Payroll.objects.get(pk=payroll.pk).status == "SENDING"
+
+    simulated.faults.clear()  # the provider is back; the operator resumes
+    second = send_payroll(payroll.pk)
+    assert second["pending"] == 0 and "error" not in second
+    assert len(simulated.receipts) == 8 and set(simulated.receipts.values()) == {1}
+
+
 @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
 @given(faults=st.lists(st.sampled_from(FAULTS), max_size=6), failing=st.sets(st.integers(0, 7)),
        crash=st.booleans(), callbacks_kept=st.floats(0, 1), seed=st.integers(0, 1000))
