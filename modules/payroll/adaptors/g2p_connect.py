@@ -171,8 +171,14 @@ def _statuses(items: list[dict[str, Any]]) -> dict[str, Outcome]:
         if status and item.get("reference_id"):
             found[item["reference_id"]] = Outcome(item["reference_id"], status,
                                                   str(item.get("instruction") or item.get("reference_id")),
-                                                  str(item.get("reason_code") or ""))
+                                                  _reason(item))
     return found
+
+
+def _reason(item: Mapping[str, Any]) -> str:
+    """The specification names the field ``status_reason_code``; some implementations send
+    ``reason_code``."""
+    return str(item.get("status_reason_code") or item.get("reason_code") or "")
 
 
 def query_status(point: Any, references: list[str]) -> list[Outcome]:

@@ -107,7 +107,7 @@ class Receiver:
                     {"reference_id": item["reference_id"], "status": item["status"],
                      "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
                      "instruction": f"BANK-{item['reference_id'][-6:]}",
-                     "reason_code": "rjct.payee_fa.invalid" if item["status"] == "rjct" else ""})
+                     "status_reason_code": "rjct.payee_fa.invalid" if item["status"] == "rjct" else ""})
         return [({"version": "1.0.0", "message_id": str(uuid.uuid4()),
                   "message_ts": datetime.now(UTC).isoformat(timespec="seconds"), "action": "on-disburse",
                   "status": "succ", "total_count": len(statuses), "completed_count": len(statuses),

@@ -127,6 +127,9 @@ def test_disburse_ack_nack_and_lost_answers_with_signed_callbacks(admin_user, gr
     final = list(BenefitConsumption.objects.filter(payroll=payroll).values_list("status", flat=True))
     assert final.count("PAID") == 5 and final.count("FAILED") == 3
     assert Payroll.objects.get(pk=payroll.pk).control_count == 8
+    # the receiver's status_reason_code is kept as the payment's message
+    assert "rjct.payee_fa.invalid" in set(BenefitConsumption.objects.filter(payroll=payroll, status="FAILED")
+                                          .values_list("status_message", flat=True))
 
 
 def test_a_request_the_receiver_cannot_verify_stops_sending_and_is_sent_once_fixed(
