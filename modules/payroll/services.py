@@ -408,7 +408,10 @@ def _routed(user: Any, payroll: Payroll, selection: QuerySet | None = None) -> Q
 
 
 def _refuse_unrouted(rows: QuerySet) -> None:
-    unrouted = rows.filter(x_point__isnull=True).count()
+    _refuse_count(rows.filter(x_point__isnull=True).count())
+
+
+def _refuse_count(unrouted: int) -> None:
     if unrouted:
         raise ServiceError("NO_PAYMENT_POINT",
                            f"{unrouted} beneficiaries are in no payment point's locations; choose a payment "
@@ -446,10 +449,11 @@ def generate(user: Any, payroll: Payroll, selection: QuerySet | None = None) -> 
     payroll's control totals from what was inserted.
 
     ``ON CONFLICT DO NOTHING`` on the one-payment-per-cycle index means a concurrent
-    generation for the same cycle cannot pay anyone twice: the second one skips them.
+    generation for the same cycle cannot pay anyone twice: the second one skips them. A
+    beneficiary no payment point serves is counted by the same statement and refuses the
+    whole generation (``NO_PAYMENT_POINT``); call it inside a transaction.
     """
     plan = payroll.payment_plan
-    _refuse_unrouted(_routed(user, payroll, selection))
     select_sql, params = _generation_sql(user, payroll, selection)
     uid = getattr(user, "pk", None)
     table = BenefitConsumption._meta.db_table
@@ -465,14 +469,16 @@ def generate(user: Any, payroll: Payroll, selection: QuerySet | None = None) -> 
             "SELECT coremis_uuid7(), now(), now(), %s, %s, 1, false, "
             "'PAY-' || upper(replace(coremis_uuid7()::text, '-', '')), %s, %s, s.x_id, "
             "s.x_recipient, s.x_group, s.x_point, s.x_amount, %s, 'CREATED', 0, '', '' "
-            "FROM candidates s WHERE s.x_recipient IS NOT NULL "
+            "FROM candidates s WHERE s.x_recipient IS NOT NULL AND s.x_point IS NOT NULL "
             "ON CONFLICT (payment_cycle_id, beneficiary_id) WHERE NOT is_deleted "
             "AND NOT status IN ('FAILED', 'CANCELLED') DO NOTHING RETURNING amount) "
             "SELECT (SELECT count(*) FROM inserted), (SELECT coalesce(sum(amount), 0) FROM inserted), "
-            "(SELECT count(*) FROM candidates WHERE x_recipient IS NULL)",
+            "(SELECT count(*) FROM candidates WHERE x_recipient IS NULL), "
+            "(SELECT count(*) FROM candidates WHERE x_point IS NULL)",
             [*params, uid, uid, payroll.pk, payroll.payment_cycle_id, plan.currency],
         )
-        count, total, no_recipient = cursor.fetchone()
+        count, total, no_recipient, unrouted = cursor.fetchone()
+    _refuse_count(int(unrouted))  # on refusal, the caller's transaction takes the rows back
     Payroll.objects.filter(pk=payroll.pk).update(control_count=count, control_sum=total)
     payroll.control_count, payroll.control_sum = int(count), int(total)
     return {"count": int(count), "sum": int(total), "skipped_no_recipient": int(no_recipient)}

@@ -128,6 +128,22 @@ def test_unrouted_beneficiaries_are_refused(gql, make_user, group_plan, country)
     assert "4 beneficiaries" in refused["errors"][0]["message"] and Payroll.objects.count() == 0
 
 
+def test_routing_narrowed_before_the_job_runs_fails_the_job_and_writes_nothing(gql, make_user, group_plan, country):
+    from core.jobs import run_job
+    from core.models import Job
+    from modules.payroll.models import PaymentPoint
+
+    client = gql(make_user(PAYROLL_ALL))
+    ids = setup_payments(client, group_plan, routing={"locations": [str(country["P1"].pk)]})
+    started = ok(mutate(client, "createPayroll", {"name": "January", "paymentPlanId": ids["plan"],
+                                                  "paymentCycleId": ids["cycle"]}, "job { uuid }"))
+    PaymentPoint.objects.filter(pk=ids["point"]).update(routing={"locations": [str(country["C1"].pk)]})
+    run_job(started["job"]["uuid"])
+    job = Job.objects.get(pk=started["job"]["uuid"])
+    assert job.state == "FAILED" and "4 beneficiaries are in no payment point" in job.message
+    assert not Payroll.all_objects.exists() and not BenefitConsumption.all_objects.exists()
+
+
 def test_calculation_rule_and_secrets_are_validated(gql, make_user, group_plan):
     client = gql(make_user(PAYROLL_ALL))
     bad = mutate(client, "createPaymentPlan", {
