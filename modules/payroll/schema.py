@@ -329,46 +329,29 @@ class DeleteInput(CoreMutation.Input):
     version = graphene.Int()
 
 
-class DeletePaymentCycleMutation(CoreMutation):
-    """Soft-delete a cycle that has no payrolls (``CYCLE_IN_USE`` otherwise)."""
+def _delete_mutation(name: str, doc: str | None, permission: str, field: str, node: type,
+                     action: Any) -> type[CoreMutation]:
+    """``input: {id, version}`` → ``action(user, id, version)``, the deleted row as ``field``."""
 
-    permission = "payroll.configure"
-    payment_cycle = graphene.Field(PaymentCycleGQLType)
+    def perform(cls: Any, info: Any, user: Any, **data: Any) -> dict[str, Any]:
+        return {field: action(user, data["id"], data.get("version"))}
 
-    class Input(DeleteInput):
-        pass
-
-    @classmethod
-    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
-        return {"payment_cycle": services.delete_cycle(user, data["id"], data.get("version"))}
-
-
-class DeletePaymentPlanMutation(CoreMutation):
-    """Soft-delete a plan that has no payrolls (``PLAN_IN_USE`` otherwise)."""
-
-    permission = "payroll.configure"
-    payment_plan = graphene.Field(PaymentPlanGQLType)
-
-    class Input(DeleteInput):
-        pass
-
-    @classmethod
-    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
-        return {"payment_plan": services.delete_plan(user, data["id"], data.get("version"))}
+    return type(name, (CoreMutation,), {
+        "__doc__": doc, "permission": permission, field: graphene.Field(node),
+        "Input": type("Input", (DeleteInput,), {}), "perform": classmethod(perform),
+    })
 
 
-class DeletePaymentPointMutation(CoreMutation):
-    """Soft-delete a point no payment is still open through (``POINT_IN_USE`` otherwise)."""
-
-    permission = "payroll.configure"
-    payment_point = graphene.Field(PaymentPointGQLType)
-
-    class Input(DeleteInput):
-        pass
-
-    @classmethod
-    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
-        return {"payment_point": services.delete_point(user, data["id"], data.get("version"))}
+DeletePaymentCycleMutation = _delete_mutation(
+    "DeletePaymentCycleMutation", "Soft-delete a cycle that has no payrolls (``CYCLE_IN_USE`` otherwise).",
+    "payroll.configure", "payment_cycle", PaymentCycleGQLType, services.delete_cycle)
+DeletePaymentPlanMutation = _delete_mutation(
+    "DeletePaymentPlanMutation", "Soft-delete a plan that has no payrolls (``PLAN_IN_USE`` otherwise).",
+    "payroll.configure", "payment_plan", PaymentPlanGQLType, services.delete_plan)
+DeletePaymentPointMutation = _delete_mutation(
+    "DeletePaymentPointMutation",
+    "Soft-delete a point no payment is still open through (``POINT_IN_USE`` otherwise).",
+    "payroll.configure", "payment_point", PaymentPointGQLType, services.delete_point)
 
 
 class CreatePayrollMutation(CoreMutation):
@@ -453,16 +436,8 @@ class RejectPayrollMutation(CoreMutation):
         return {"payroll": services.reject_payroll(user, data["id"])}
 
 
-class DeletePayrollMutation(CoreMutation):
-    permission = "payroll.delete"
-    payroll = graphene.Field(PayrollGQLType)
-
-    class Input(PayrollIdInput):
-        version = graphene.Int()
-
-    @classmethod
-    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
-        return {"payroll": services.delete_payroll(user, data["id"], data.get("version"))}
+DeletePayrollMutation = _delete_mutation(
+    "DeletePayrollMutation", None, "payroll.delete", "payroll", PayrollGQLType, services.delete_payroll)
 
 
 class Mutation(graphene.ObjectType):
