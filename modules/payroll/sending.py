@@ -266,11 +266,14 @@ def _claim_batch(payroll: Payroll, point_id: Any = None) -> list[BenefitConsumpt
     point = PaymentPoint.all_objects.get(pk=point_id)
     table = BenefitConsumption._meta.db_table
     with connection.cursor() as cursor:
+        # The batch is picked once, in a materialized CTE: as ``id IN (SELECT … LIMIT n)`` the
+        # planner may re-run the subquery per row and dispatch more than a batch.
         cursor.execute(
-            f"UPDATE {table} SET dispatched_at = now(), send_attempts = send_attempts + 1, version = version + 1 "
-            f"WHERE id IN (SELECT id FROM {table} WHERE payroll_id = %s AND status = 'APPROVED' "
+            f"WITH batch AS MATERIALIZED (SELECT id FROM {table} WHERE payroll_id = %s AND status = 'APPROVED' "
             "AND dispatched_at IS NULL AND payment_point_id = %s AND NOT is_deleted LIMIT %s "
-            "FOR UPDATE SKIP LOCKED) RETURNING id",
+            f"FOR UPDATE SKIP LOCKED) UPDATE {table} b SET dispatched_at = now(), "
+            "send_attempts = b.send_attempts + 1, version = b.version + 1 FROM batch WHERE b.id = batch.id "
+            "RETURNING b.id",
             [payroll.pk, point_id, _batch_size(point)],
         )
         ids = [row[0] for row in cursor.fetchall()]

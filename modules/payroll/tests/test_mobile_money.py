@@ -131,6 +131,23 @@ def test_unknown_outcomes_are_resolved_by_a_status_query_before_any_resend(admin
     assert Payroll.objects.get(pk=payroll.pk).status == "PAID"
 
 
+def test_a_claim_dispatches_one_batch_whatever_plan_postgresql_picks(admin_user, group_plan, provider):
+    from django.db import connection
+
+    point = point_for(admin_user, provider[1], batch_size=3)
+    payroll = sending_payroll(admin_user, group_plan, point)
+    with connection.cursor() as cursor:  # the plans under which a LIMIT subquery re-runs per row
+        cursor.execute("SET enable_hashjoin = off; SET enable_mergejoin = off; SET enable_material = off; "
+                       "SET enable_hashagg = off; SET enable_sort = off")
+    try:
+        batch = _claim_batch(payroll)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET enable_hashjoin; RESET enable_mergejoin; RESET enable_material; RESET enable_hashagg; RESET enable_sort")
+    dispatched = BenefitConsumption.objects.filter(payroll=payroll, dispatched_at__isnull=False)
+    assert len(batch) == dispatched.count() == 3
+
+
 def test_a_provider_that_stops_answering_is_left_alone_for_the_rest_of_the_run(admin_user, group_plan, provider):
     simulated, url = provider
     simulated.faults = ["5xx_before"] * 6  # three batches, then the closing status queries
