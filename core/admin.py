@@ -1,7 +1,23 @@
 from django.contrib import admin
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.admin import UserAdmin
+from django.core.exceptions import ValidationError
 
+from core.auth.backends import refusal_of
 from core.models import ApprovalTask, Job, MutationLog, Role, TaskGroup, TaskGroupChecker, User
+
+
+class LockoutAwareLoginForm(AdminAuthenticationForm):
+    """The admin's login form, telling a locked-out person so instead of "wrong password"."""
+
+    def get_invalid_login_error(self) -> ValidationError:
+        refusal = refusal_of(self.request)
+        if refusal is not None and refusal.code == "ACCOUNT_LOCKED":
+            return ValidationError(refusal.message, code="account_locked")
+        return super().get_invalid_login_error()
+
+
+admin.site.login_form = LockoutAwareLoginForm
 
 
 @admin.register(User)

@@ -90,6 +90,8 @@ MIDDLEWARE = [
 ROOT_URLCONF = "core.urls"
 WSGI_APPLICATION = "core.wsgi.application"
 AUTH_USER_MODEL = "core.User"
+# The only backend: it carries the lockout, and a second one would be a way around it.
+AUTHENTICATION_BACKENDS = ["core.auth.backends.LockoutBackend"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 TEMPLATES = [

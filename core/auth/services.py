@@ -1,4 +1,9 @@
-"""Logging in, with a lockout after repeated failures."""
+"""Logging in, with a lockout after repeated failures.
+
+Every entry point (``tokenAuth``, the Django admin) reaches :func:`authenticate` through the
+Django backend in :mod:`core.auth.backends`, so the same failures count and the same lockout
+holds whichever door is tried.
+"""
 
 from __future__ import annotations
 
@@ -20,8 +25,11 @@ def authenticate(username: str, password: str) -> User:
     for ``LOGIN_LOCKOUT``; while locked, even the right password is refused."""
     user = User.objects.filter(username=username).first()
     if user is None:
+        # Hash anyway, so the answer for an unknown name takes as long as for a wrong password
+        # and response times do not tell which usernames exist.
+        User().set_password(password)
         log.info("login failed", extra={"username": username, "reason": "unknown user"})
-        raise ServiceError("INVALID_CREDENTIALS", "Invalid username or password.")
+        raise invalid_credentials()
     if user.is_locked():
         assert user.locked_until is not None
         raise ServiceError(
@@ -31,12 +39,17 @@ def authenticate(username: str, password: str) -> User:
         )
     if not user.is_active or not user.check_password(password):
         _record_failure(user)
-        raise ServiceError("INVALID_CREDENTIALS", "Invalid username or password.")
+        raise invalid_credentials()
     if user.failed_login_attempts or user.locked_until:
         User.objects.filter(pk=user.pk).update(failed_login_attempts=0, locked_until=None)
     User.objects.filter(pk=user.pk).update(last_login=timezone.now())
     log.info("login", extra={"username": username})
     return user
+
+
+def invalid_credentials() -> ServiceError:
+    # One answer for an unknown user, a wrong password and an inactive account.
+    return ServiceError("INVALID_CREDENTIALS", "Invalid username or password.")
 
 
 def _record_failure(user: User) -> None:

@@ -11,8 +11,8 @@ from graphql import GraphQLError
 from core import roles
 from core.approvals.schema import Mutation as ApprovalMutation
 from core.approvals.schema import Query as ApprovalQuery
-from core.auth import services as auth_services
 from core.auth import tokens
+from core.auth.backends import log_in
 from core.errors import ServiceError
 from core.graphql.fields import ProtectedConnectionField, ProtectedField
 from core.graphql.mutations import CoreMutation
@@ -132,7 +132,7 @@ class TokenAuth(graphene.Mutation):
     @staticmethod
     def mutate(root: Any, info: Any, username: str, password: str) -> TokenPayload:
         try:
-            user = auth_services.authenticate(username, password)
+            user = log_in(info.context, username, password)
         except ServiceError as exc:
             raise _as_graphql_error(exc) from exc
         pair = tokens.issue(user)
