@@ -20,6 +20,7 @@ CORE_PERMISSIONS = [
     PermissionSpec("core.mutation_log.view_all", "Read every user's mutation log"),
     PermissionSpec("core.job.view", "Read the progress of one's own background jobs"),
     PermissionSpec("core.job.view_all", "Read every user's background jobs"),
+    PermissionSpec("core.job.operate", "Use the job dashboard (/django-rq/): delete, requeue, empty queues"),
     PermissionSpec("core.role.manage", "Create and change roles and assign them to users"),
     PermissionSpec("core.user.view", "List users"),
     PermissionSpec("core.task.view", "See approval tasks one made or may decide on"),

@@ -6,6 +6,7 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.decorators.csrf import csrf_exempt
 
+from core.auth.operators import job_dashboard_urls
 from core.graphql.schema import CoreGraphQLView
 from core.health import health
 from core.hooks import results_by_module
@@ -17,7 +18,7 @@ urlpatterns = [
     path("health", health),
     path("api/upload", upload_view),
     path("admin/", admin.site.urls),
-    path("django-rq/", include("django_rq.urls")),
+    path("django-rq/", include((job_dashboard_urls(), "django_rq"))),
 ]
 
 for _module, _routes in results_by_module("coremis_urls"):
