@@ -59,11 +59,12 @@ def only_error(result: dict[str, Any]) -> dict[str, Any]:
     return errors[0]
 
 
-def assert_anonymous(client: Any, token: str) -> None:
-    """The protected query with this token is treated as coming from nobody."""
+def assert_refused(client: Any, token: str, code: str = "TOKEN_INVALID") -> None:
+    """The protected query with this token gets nothing, and the error says what is wrong
+    with the token (so a client knows whether to refresh or to log in again)."""
     result = post(client, PROTECTED, token=token)
     assert result["data"]["mutationLogs"] is None
-    assert error_codes(result) == ["UNAUTHENTICATED"]
+    assert error_codes(result) == [code]
 
 
 @pytest.fixture
@@ -127,7 +128,7 @@ def test_refresh_refuses_an_access_token(client: Any, reader: User) -> None:
 
 
 def test_a_refresh_token_does_not_authenticate_requests(client: Any, reader: User) -> None:
-    assert_anonymous(client, tokens_of(client, "reader")["refreshToken"])
+    assert_refused(client, tokens_of(client, "reader")["refreshToken"])
 
 
 def test_verify_token(client: Any, reader: User) -> None:
@@ -204,10 +205,10 @@ def test_a_successful_log_in_resets_the_failure_count(client: Any, reader: User)
     tokens_of(client, "reader")
 
 
-def test_an_expired_access_token_is_anonymous(client: Any, reader: User, settings: Any) -> None:
+def test_an_expired_access_token_is_refused_as_expired(client: Any, reader: User, settings: Any) -> None:
     settings.COREMIS = {**settings.COREMIS, "JWT_ACCESS_TTL": timedelta(seconds=-5)}
     issued = tokens_of(client, "reader")
-    assert_anonymous(client, issued["token"])
+    assert_refused(client, issued["token"], "TOKEN_EXPIRED")
     expired = only_error(post(client, VERIFY, {"t": issued["token"]}))
     assert expired["extensions"]["code"] == "TOKEN_EXPIRED"
 
@@ -218,23 +219,23 @@ def test_an_expired_refresh_token_is_refused(client: Any, reader: User, settings
     assert error_codes(post(client, REFRESH, {"t": issued["refreshToken"]})) == ["TOKEN_EXPIRED"]
 
 
-def test_a_tampered_token_is_anonymous(client: Any, reader: User, make_user: Any) -> None:
+def test_a_tampered_token_is_refused(client: Any, reader: User, make_user: Any) -> None:
     make_user(superuser=True, username="boss")
     issued = tokens_of(client, "reader")
     header, body, signature = issued["token"].split(".")
     # swap in the payload of a token claiming to be the superuser, keeping the reader's signature
     boss_body = tokens_of(client, "boss")["token"].split(".")[1]
-    assert_anonymous(client, f"{header}.{boss_body}.{signature}")
+    assert_refused(client, f"{header}.{boss_body}.{signature}")
     flipped = signature[:-2] + ("AA" if not signature.endswith("AA") else "BB")
-    assert_anonymous(client, f"{header}.{body}.{flipped}")
+    assert_refused(client, f"{header}.{body}.{flipped}")
 
 
-def test_a_token_signed_with_another_key_is_anonymous(client: Any, reader: User) -> None:
+def test_a_token_signed_with_another_key_is_refused(client: Any, reader: User) -> None:
     claims = jwt.decode(tokens_of(client, "reader")["token"], options={"verify_signature": False})
     forged = jwt.encode(claims, "some-other-secret-key-of-sufficient-length", algorithm="HS256")
-    assert_anonymous(client, forged)
+    assert_refused(client, forged)
     unsigned = jwt.encode(claims, None, algorithm="none")
-    assert_anonymous(client, unsigned)
+    assert_refused(client, unsigned)
 
 
 def test_changing_the_password_invalidates_old_tokens(client: Any, reader: User) -> None:
@@ -242,7 +243,7 @@ def test_changing_the_password_invalidates_old_tokens(client: Any, reader: User)
     assert not post(client, PROTECTED, token=issued["token"]).get("errors")
     reader.set_password("a-brand-new-passphrase")
     reader.save()
-    assert_anonymous(client, issued["token"])
+    assert_refused(client, issued["token"])
     assert error_codes(post(client, REFRESH, {"t": issued["refreshToken"]})) == ["TOKEN_INVALID"]
     assert error_codes(log_in(client, "reader", PASSWORD)) == ["INVALID_CREDENTIALS"]
     fresh = tokens_of(client, "reader", "a-brand-new-passphrase")
@@ -252,7 +253,7 @@ def test_changing_the_password_invalidates_old_tokens(client: Any, reader: User)
 def test_a_deactivated_account_loses_its_tokens(client: Any, reader: User) -> None:
     issued = tokens_of(client, "reader")
     User.objects.filter(pk=reader.pk).update(is_active=False)
-    assert_anonymous(client, issued["token"])
+    assert_refused(client, issued["token"])
 
 
 def test_a_session_cookie_does_not_authenticate_graphql(client: Any, reader: User) -> None:

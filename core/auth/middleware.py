@@ -34,7 +34,7 @@ class JWTAuthenticationMiddleware:
         token = bearer_token(request)
         if token:
             try:
-                request.user, _ = decode(token, "access")
+                request.user, _ = decode(token)
             except ServiceError as exc:
                 request.user = AnonymousUser()
                 request.token_error = exc  # type: ignore[attr-defined]

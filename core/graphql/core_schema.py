@@ -140,6 +140,9 @@ class TokenAuth(graphene.Mutation):
 
 
 class RefreshToken(graphene.Mutation):
+    """Spend a refresh token for a new pair. Each refresh token works once: keep the new one.
+    Sending a spent one again ends that log-in everywhere (``TOKEN_INVALID``)."""
+
     class Arguments:
         refresh_token = graphene.String(required=True)
 
@@ -148,11 +151,27 @@ class RefreshToken(graphene.Mutation):
     @staticmethod
     def mutate(root: Any, info: Any, refresh_token: str) -> TokenPayload:
         try:
-            user, _ = tokens.decode(refresh_token, "refresh")
+            pair = tokens.refresh(refresh_token)
         except ServiceError as exc:
             raise _as_graphql_error(exc) from exc
-        pair = tokens.issue(user)
         return TokenPayload(pair.token, pair.refresh_token, pair.payload, pair.refresh_expires_in)
+
+
+class RevokeToken(graphene.Mutation):
+    """Log out: end the log-in a refresh token belongs to; its access tokens stop working too."""
+
+    class Arguments:
+        refresh_token = graphene.String(required=True)
+
+    revoked = graphene.Int(required=True, description="when the log-in was ended (Unix time)")
+
+    @staticmethod
+    def mutate(root: Any, info: Any, refresh_token: str) -> RevokeToken:
+        try:
+            revoked_at = tokens.revoke(refresh_token)
+        except ServiceError as exc:
+            raise _as_graphql_error(exc) from exc
+        return RevokeToken(revoked=int(revoked_at.timestamp()))
 
 
 class VerifyToken(graphene.Mutation):
@@ -164,7 +183,7 @@ class VerifyToken(graphene.Mutation):
     @staticmethod
     def mutate(root: Any, info: Any, token: str) -> VerifyToken:
         try:
-            _, payload = tokens.decode(token, "access")
+            _, payload = tokens.decode(token)
         except ServiceError as exc:
             raise _as_graphql_error(exc) from exc
         return VerifyToken(payload=payload)
@@ -244,7 +263,8 @@ class Mutation(ApprovalMutation):
     delete_role = DeleteRoleMutation.Field()
     set_user_roles = SetUserRolesMutation.Field()
 
-    # Logging in needs no prior log-in: these three are the schema's only public fields.
+    # Logging in and out needs no valid access token: these are the schema's only public fields.
     token_auth = mark(TokenAuth.Field(), "public")
     refresh_token = mark(RefreshToken.Field(), "public")
     verify_token = mark(VerifyToken.Field(), "public")
+    revoke_token = mark(RevokeToken.Field(), "public")

@@ -8,8 +8,8 @@ from graphql import GraphQLError
 
 from core.permissions import has_permission
 
-# Fields anyone may call: logging in needs no prior login.
-PUBLIC_FIELDS = frozenset({"tokenAuth", "refreshToken", "verifyToken"})
+# Fields anyone may call: logging in (and out) needs no valid access token.
+PUBLIC_FIELDS = frozenset({"tokenAuth", "refreshToken", "verifyToken", "revokeToken"})
 
 PERMISSION_ATTR = "coremis_permission"
 
@@ -39,6 +39,11 @@ def check_permission(info: Any, code: str) -> Any:
     """Return the acting user, or raise the GraphQL error a client should see."""
     user = user_of(info)
     if user is None or not user.is_authenticated:
+        refused = getattr(info.context, "token_error", None)
+        if refused is not None:
+            # A token was sent but is expired or invalid: say so, so a client knows to refresh
+            # (TOKEN_EXPIRED) or to log in again (TOKEN_INVALID) rather than guess.
+            raise GraphQLError(refused.message, extensions={"code": refused.code})
         raise NotAuthenticated()
     if not has_permission(user, code):
         raise Forbidden(code)

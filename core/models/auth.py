@@ -58,3 +58,34 @@ class User(AbstractUser):
         if not self.is_active:
             return False
         return self.is_superuser or code in self.permission_codes()
+
+
+class LoginSession(models.Model):
+    """One log-in and the refresh token it currently holds.
+
+    A refresh token is ``<family key>.<secret>``; only hashes of both are stored. Refreshing
+    spends the token and gives the session a new secret, so each refresh token works once.
+    A token of a known family whose secret is not the current one was already spent: someone
+    kept a copy, and the whole session is revoked. Access tokens name the session (``sid``),
+    so revoking it ends them too, not only their refresh.
+    """
+
+    REVOKED_LOGOUT = "logout"
+    REVOKED_REUSE = "reuse"
+    REVOKED_PASSWORD = "password"
+    REVOKED_DEACTIVATED = "deactivated"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="login_sessions")
+    family_hash = models.CharField(max_length=64, unique=True)
+    token_hash = models.CharField(max_length=64)
+    password_stamp = models.CharField(max_length=16)
+    created_at = models.DateTimeField(default=timezone.now)
+    refreshed_at = models.DateTimeField(null=True, blank=True)
+    refresh_count = models.PositiveIntegerField(default=0)
+    expires_at = models.DateTimeField(db_index=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_reason = models.CharField(max_length=20, blank=True, default="")
+
+    def __str__(self) -> str:
+        return f"{self.user_id} since {self.created_at:%Y-%m-%d %H:%M}"
