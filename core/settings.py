@@ -152,12 +152,22 @@ GRAPHENE = {
     "MIDDLEWARE": [],
 }
 
+# Schema introspection: "public", "authenticated" or "off" (see core/graphql/introspection.py).
+_introspection = os.environ.get(
+    "COREMIS_GRAPHQL_INTROSPECTION", "public" if DEBUG or EMBEDDED else "authenticated"
+).strip().lower()
+if _introspection not in {"public", "authenticated", "off"}:
+    raise RuntimeError(
+        f"COREMIS_GRAPHQL_INTROSPECTION is {_introspection!r}; use public, authenticated or off."
+    )
+
 COREMIS = {
     "JWT_ACCESS_TTL": timedelta(minutes=int(os.environ.get("COREMIS_JWT_ACCESS_MINUTES", "15"))),
     "JWT_REFRESH_TTL": timedelta(days=int(os.environ.get("COREMIS_JWT_REFRESH_DAYS", "7"))),
     "LOGIN_MAX_FAILURES": int(os.environ.get("COREMIS_LOGIN_MAX_FAILURES", "5")),
     "LOGIN_LOCKOUT": timedelta(minutes=int(os.environ.get("COREMIS_LOGIN_LOCKOUT_MINUTES", "15"))),
     "GRAPHQL_MAX_DEPTH": int(os.environ.get("COREMIS_GRAPHQL_MAX_DEPTH", "10")),
+    "GRAPHQL_INTROSPECTION": _introspection,
     "MAX_PAGE_SIZE": int(os.environ.get("COREMIS_MAX_PAGE_SIZE", "100")),
     "PROGRESS_DB": "progress",
 }
