@@ -19,9 +19,12 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from django.db.models import QuerySet
     from django.urls import URLPattern, URLResolver
 
     from core.approvals import ApprovalAction
+    from core.errors import FieldError
+    from core.graphql.types import ContributedField
     from core.jobs import JobContext
     from core.permissions import PermissionSpec
 
@@ -104,4 +107,52 @@ def coremis_approval_actions() -> dict[str, ApprovalAction]:
     ``core.approvals.APPROVALS_CONFIG_SCHEMA``); the module then calls
     ``core.approvals.services.request_approval`` instead of acting, and the core runs
     ``execute`` exactly once when the group's completion policy is met.
+    """
+
+
+# --- users and their location scope ------------------------------------------------------------
+# The core owns users; the module that scopes people to places (``location``) tells it, through
+# these hooks, who an administrator may see and which places they may hand out. With no
+# implementation, users are not scoped and a ``locations`` input is refused.
+
+
+@hookspec(firstresult=True)
+def coremis_users_visible_to(actor: Any, queryset: QuerySet) -> QuerySet | None:
+    """``queryset`` (of users) limited to those ``actor`` may see and manage: users whose whole
+    location scope lies within the actor's.
+
+    The core applies it to the ``users`` list, to ``node(id:)`` and before every change to a
+    user, so a user outside the actor's scope is "not found" everywhere.
+    """
+
+
+@hookspec(firstresult=True)
+def coremis_users_at_location(queryset: QuerySet, location_id: Any) -> QuerySet | None:
+    """Users of ``queryset`` scoped to ``location_id`` or to a place under it (the ``users``
+    filter ``location_Uuid``)."""
+
+
+@hookspec
+def coremis_user_location_problems(actor: Any, location_ids: list[Any], field: str) -> list[FieldError]:
+    """Why ``actor`` may not scope a user to exactly ``location_ids`` (unknown places, places
+    outside the actor's own scope, …), as errors on ``field``; empty when they may.
+
+    Called before anything is written, so every problem of a request is reported at once.
+    """
+
+
+@hookspec(firstresult=True)
+def coremis_set_user_locations(user: Any, location_ids: list[Any]) -> bool | None:
+    """Scope ``user`` to exactly ``location_ids`` (already checked with
+    :func:`coremis_user_location_problems`), inside the caller's transaction; return True."""
+
+
+@hookspec
+def coremis_user_fields() -> dict[str, ContributedField]:
+    """Extra GraphQL fields of ``UserGQLType`` (the ``users`` list), such as ``locations``:
+    ``{name: ContributedField(field, prefetch=("location_scopes__location",))}``.
+
+    ``prefetch`` lists the ``prefetch_related`` lookups the field's resolver reads, so a page
+    of users costs the same number of queries whatever its size. Two modules adding the same
+    name stop the process.
     """

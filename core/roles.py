@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from core import services
+from core.auth.users import manageable_user
 from core.errors import FieldError, NotFound, PermissionDenied, ValidationFailed
 from core.models import Role, User
 from core.permissions import has_permission, registry
@@ -64,9 +65,8 @@ def delete_role(actor: Any, role_id: Any, version: int | None = None) -> Role:
 
 def set_user_roles(actor: Any, user_id: Any, role_ids: list[Any]) -> User:
     _require(actor)
-    user = User.objects.filter(pk=user_id).first()
-    if user is None:
-        raise NotFound("User", user_id)
+    # The same reach as the user mutations: within the actor's scope, superusers by superusers.
+    user = manageable_user(actor, user_id)
     roles = list(Role.objects.filter(pk__in=role_ids))
     missing = {str(r) for r in role_ids} - {str(r.pk) for r in roles}
     if missing:

@@ -13,7 +13,8 @@ ASSIGN = """mutation($input: SetUserRolesMutationInput!) { setUserRoles(input: $
 
 
 def test_a_role_grants_its_codes_and_unknown_codes_are_refused(gql, make_user):
-    manager = gql(make_user(["core.role.manage"]))
+    # national: assigning roles, like every change to a user, keeps to the manager's scope
+    manager = gql(make_user(["core.role.manage", "location.scope.national"]))
     refused = manager.ok(CREATE, {"input": {"name": "Clerk", "permissions": ["location.search", "location.fly"]}})
     assert refused["createRole"]["role"] is None
     assert refused["createRole"]["errors"][0]["code"] == "UNKNOWN_PERMISSION"

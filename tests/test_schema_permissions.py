@@ -28,8 +28,14 @@ from graphql import (
 )
 from graphql_relay import to_global_id
 
-from core.graphql.permissions import PUBLIC_FIELDS, declared_permission
+from core.graphql.permissions import (
+    AUTHENTICATED,
+    AUTHENTICATED_FIELDS,
+    PUBLIC_FIELDS,
+    declared_permission,
+)
 from core.graphql.schema import schema
+from core.models import MutationLog
 from core.permissions import registry
 
 GRAPHQL_SCHEMA = schema.graphql_schema
@@ -37,6 +43,9 @@ QUERY_FIELDS = sorted(GRAPHQL_SCHEMA.query_type.fields)
 MUTATION_FIELDS = sorted(GRAPHQL_SCHEMA.mutation_type.fields) if GRAPHQL_SCHEMA.mutation_type else []
 PROTECTED_MUTATIONS = [name for name in MUTATION_FIELDS if name not in PUBLIC_FIELDS]
 ROOT_FIELDS = [("query", n) for n in QUERY_FIELDS] + [("mutation", n) for n in PROTECTED_MUTATIONS]
+# Fields any logged-in user may call (each acts on the caller alone or checks per object).
+ANY_USER_FIELDS = [(kind, name) for kind, name in ROOT_FIELDS if name in AUTHENTICATED_FIELDS]
+PERMISSION_FIELDS = [f for f in ROOT_FIELDS if f not in ANY_USER_FIELDS]
 
 SCALAR_SAMPLES: dict[str, Any] = {
     "String": lambda: '"x"',
@@ -140,8 +149,15 @@ def test_every_root_field_declares_a_known_permission() -> None:
     for name, field in fields.items():
         code = declared_permission(field)
         assert code is not None, f"{name} declares no permission"
-        if name not in PUBLIC_FIELDS:
+        if name in AUTHENTICATED_FIELDS:
+            assert code == AUTHENTICATED, f"{name} is listed as open to any logged-in user"
+        elif name not in PUBLIC_FIELDS:
             assert code in known, f"{name} requires '{code}', which no module declares"
+
+
+def test_the_fields_open_to_any_logged_in_user_are_the_listed_ones() -> None:
+    marked = {name for name, field in graphene_root_fields().items() if declared_permission(field) == AUTHENTICATED}
+    assert marked == set(AUTHENTICATED_FIELDS)
 
 
 @pytest.mark.parametrize(("kind", "name"), ROOT_FIELDS)
@@ -168,17 +184,31 @@ def test_anonymous_callers_are_refused(gql: Any, kind: str, name: str) -> None:
     assert row_counts() == before
 
 
-@pytest.mark.parametrize(("kind", "name"), ROOT_FIELDS)
+@pytest.mark.parametrize(("kind", "name"), PERMISSION_FIELDS)
 def test_users_without_roles_are_forbidden(gql: Any, make_user: Any, kind: str, name: str) -> None:
     user = make_user()
-    client = gql(user)
-    client.token()  # logging in opens a session row; count what the request itself changes
+    client = gql(user)  # logs in (a session row) before the counting starts
     before = row_counts()
     result = client.execute(request_for(kind, name))
     errors = assert_refused(result, name, "FORBIDDEN")
     field = graphene_root_fields()[name]
     assert errors[0]["extensions"]["permission"] == declared_permission(field)
     assert row_counts() == before
+
+
+@pytest.mark.parametrize(("kind", "name"), ANY_USER_FIELDS)
+def test_fields_open_to_any_user_change_nothing_with_sample_input(
+        gql: Any, make_user: Any, kind: str, name: str) -> None:
+    """A role-less user is let in, and the walk's placeholder input is refused without a
+    change (the mutation log records the attempt, as for every mutation)."""
+    client = gql(make_user())
+    before = {k: v for k, v in row_counts().items() if k != "core.MutationLog"}
+    result = client.execute(request_for(kind, name))
+    codes = [e.get("extensions", {}).get("code") for e in result.get("errors") or []]
+    assert "FORBIDDEN" not in codes and "UNAUTHENTICATED" not in codes, result
+    if kind == "mutation":
+        assert MutationLog.objects.get().status == MutationLog.ERROR
+    assert {k: v for k, v in row_counts().items() if k != "core.MutationLog"} == before
 
 
 @pytest.mark.parametrize("name", QUERY_FIELDS)

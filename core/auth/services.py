@@ -2,7 +2,8 @@
 
 Every entry point (``tokenAuth``, the Django admin) reaches :func:`authenticate` through the
 Django backend in :mod:`core.auth.backends`, so the same failures count and the same lockout
-holds whichever door is tried.
+holds whichever door is tried. ``changePassword`` checks the current password with
+:func:`verify_password`, under the same rules.
 """
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ from core.models import User
 log = logging.getLogger("coremis.auth")
 
 
+def invalid_credentials() -> ServiceError:
+    # One answer for an unknown user, a wrong password and an inactive account.
+    return ServiceError("INVALID_CREDENTIALS", "Invalid username or password.")
+
+
 def authenticate(username: str, password: str) -> User:
     """Check credentials. After ``LOGIN_MAX_FAILURES`` failures in a row the account is locked
     for ``LOGIN_LOCKOUT``; while locked, even the right password is refused."""
@@ -30,6 +36,14 @@ def authenticate(username: str, password: str) -> User:
         User().set_password(password)
         log.info("login failed", extra={"username": username, "reason": "unknown user"})
         raise invalid_credentials()
+    verify_password(user, password)
+    User.objects.filter(pk=user.pk).update(last_login=timezone.now())
+    log.info("login", extra={"username": username})
+    return user
+
+
+def verify_password(user: User, password: str) -> None:
+    """Refuse a locked or inactive account or a wrong password, counting the failure."""
     if user.is_locked():
         assert user.locked_until is not None
         raise ServiceError(
@@ -41,24 +55,20 @@ def authenticate(username: str, password: str) -> User:
         _record_failure(user)
         raise invalid_credentials()
     if user.failed_login_attempts or user.locked_until:
-        User.objects.filter(pk=user.pk).update(failed_login_attempts=0, locked_until=None)
-    User.objects.filter(pk=user.pk).update(last_login=timezone.now())
-    log.info("login", extra={"username": username})
-    return user
-
-
-def invalid_credentials() -> ServiceError:
-    # One answer for an unknown user, a wrong password and an inactive account.
-    return ServiceError("INVALID_CREDENTIALS", "Invalid username or password.")
+        unlock(user)
 
 
 def _record_failure(user: User) -> None:
     limit = settings.COREMIS["LOGIN_MAX_FAILURES"]
-    with transaction.atomic():
-        User.objects.filter(pk=user.pk).update(failed_login_attempts=F("failed_login_attempts") + 1)
-        failures = User.objects.values_list("failed_login_attempts", flat=True).get(pk=user.pk)
+    # On a connection of its own: a refused mutation (changePassword) rolls its transaction
+    # back, and a guess must count all the same.
+    db = settings.COREMIS["PROGRESS_DB"]
+    users = User.objects.using(db)
+    with transaction.atomic(using=db):
+        users.filter(pk=user.pk).update(failed_login_attempts=F("failed_login_attempts") + 1)
+        failures = users.values_list("failed_login_attempts", flat=True).get(pk=user.pk)
         if failures >= limit:
-            User.objects.filter(pk=user.pk).update(
+            users.filter(pk=user.pk).update(
                 locked_until=timezone.now() + settings.COREMIS["LOGIN_LOCKOUT"], failed_login_attempts=0
             )
             log.warning("account locked", extra={"username": user.username, "failures": failures})

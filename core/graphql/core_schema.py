@@ -1,5 +1,5 @@
 """The core's own GraphQL surface: log-in, the mutation log, background jobs, roles,
-approvals."""
+approvals, and users (``core.graphql.users``)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ from core.graphql.fields import ProtectedConnectionField, ProtectedField
 from core.graphql.mutations import CoreMutation
 from core.graphql.permissions import mark
 from core.graphql.types import CoreNode, CountableConnection
+from core.graphql.users import Mutation as UsersMutation
+from core.graphql.users import Query as UsersQuery
 from core.models import Job, MutationLog, Role, User
 from core.permissions import has_permission, registry
 
@@ -91,7 +93,7 @@ class RoleType(CoreNode):
                   "date_created", "date_updated")
 
 
-class Query(ApprovalQuery):
+class Query(ApprovalQuery, UsersQuery):
     mutation_logs = ProtectedConnectionField(
         MutationLogType, permission="core.mutation_log.view",
         order_fields=["request_date_time", "status"],
@@ -257,7 +259,7 @@ class PermissionType(graphene.ObjectType):
     description = graphene.String(required=True)
 
 
-class Mutation(ApprovalMutation):
+class Mutation(ApprovalMutation, UsersMutation):
     create_role = CreateRoleMutation.Field()
     update_role = UpdateRoleMutation.Field()
     delete_role = DeleteRoleMutation.Field()

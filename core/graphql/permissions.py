@@ -11,6 +11,11 @@ from core.permissions import has_permission
 # Fields anyone may call: logging in (and out) needs no valid access token.
 PUBLIC_FIELDS = frozenset({"tokenAuth", "refreshToken", "verifyToken", "revokeToken"})
 
+# Fields any logged-in user may call because they act only on the caller themselves
+# (``changePassword``). Their declared permission is AUTHENTICATED.
+AUTHENTICATED = "authenticated"
+AUTHENTICATED_FIELDS = frozenset({"changePassword"})
+
 PERMISSION_ATTR = "coremis_permission"
 
 
@@ -45,6 +50,8 @@ def check_permission(info: Any, code: str) -> Any:
             # (TOKEN_EXPIRED) or to log in again (TOKEN_INVALID) rather than guess.
             raise GraphQLError(refused.message, extensions={"code": refused.code})
         raise NotAuthenticated()
+    if code == AUTHENTICATED:
+        return user
     if not has_permission(user, code):
         raise Forbidden(code)
     return user

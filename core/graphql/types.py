@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import graphene
@@ -53,3 +54,12 @@ class CoreNode(DjangoObjectType):
 
 class JSONString(graphene.JSONString):
     """Alias kept in one place so every module returns ``json_ext`` the same way."""
+
+
+@dataclass(frozen=True)
+class ContributedField:
+    """A field a module adds to a core type, with the ``prefetch_related`` lookups its
+    resolver reads (so lists do not cost one query per row)."""
+
+    field: graphene.Field
+    prefetch: tuple[str, ...] = ()

@@ -6,12 +6,13 @@ import uuid
 from typing import Any
 
 from django.db import connection
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from core import services
 from core.errors import FieldError, NotFound, PermissionDenied, ServiceError, ValidationFailed
 from core.hooks import hook
 from core.loader import module_config
+from core.models import Role
 from core.permissions import has_permission, require
 from modules.location.models import Location, UserLocation
 
@@ -78,18 +79,68 @@ def descendants_of(location_ids: list[Any], location_field: str = "") -> Q:
     return within_paths(paths, location_field)
 
 
-def set_user_locations(actor: Any, user: Any, location_ids: list[Any]) -> list[Location]:
-    if not has_permission(actor, "location.scope.manage"):
-        raise PermissionDenied()
+# --- users' scope (the core reaches these through its user hooks) -----------------------------
+
+
+def users_visible_to(actor: Any, queryset: QuerySet) -> QuerySet:
+    """Users whose whole scope lies within ``actor``'s. A scoped actor never sees a national
+    user (superuser or ``location.scope.national``), nor one with no scope at all."""
+    paths = scope_paths(actor)
+    if paths is None:
+        return queryset
+    scopes = UserLocation.objects.filter(user=OuterRef("pk"), location__is_deleted=False)
+    national = Role.objects.filter(users=OuterRef("pk"), permissions__contains=["location.scope.national"])
+    return (queryset.filter(is_superuser=False)
+            .filter(Exists(scopes))
+            .exclude(Exists(scopes.exclude(within_paths(paths, "location"))))
+            .exclude(Exists(national)))
+
+
+def users_at(queryset: QuerySet, location_id: Any) -> QuerySet:
+    """Users scoped to ``location_id`` or to a place under it."""
+    return queryset.filter(Exists(
+        UserLocation.objects.filter(user=OuterRef("pk")).filter(descendants_of([location_id], "location"))
+    ))
+
+
+def user_location_problems(actor: Any, location_ids: list[Any], field: str) -> list[FieldError]:
+    """Why ``actor`` may not scope a user to exactly ``location_ids``."""
     found = list(Location.objects.filter(pk__in=location_ids))
+    problems: list[FieldError] = []
     missing = {str(i) for i in location_ids} - {str(loc.pk) for loc in found}
     if missing:
-        raise ServiceError("LOCATION_NOT_FOUND", f"Unknown locations: {', '.join(sorted(missing))}", "locationUuids")
+        problems.append(FieldError(field, "LOCATION_NOT_FOUND", f"Unknown locations: {', '.join(sorted(missing))}"))
+    outside = sorted(loc.code for loc in found if not in_scope(actor, loc))
+    if outside:
+        problems.append(FieldError(field, "OUT_OF_SCOPE",
+                                   f"You cannot give a user locations outside your own: {', '.join(outside)}."))
+    if not location_ids and not is_national(actor):
+        # A user with no location would be outside every scoped administrator's sight.
+        problems.append(FieldError(field, "LOCATION_REQUIRED", "Give the user at least one of your locations."))
+    return problems
+
+
+def assign_user_locations(user: Any, location_ids: list[Any]) -> list[Location]:
+    """Scope ``user`` to exactly these (checked) locations."""
+    found = list(Location.objects.filter(pk__in=location_ids))
     UserLocation.objects.filter(user=user).exclude(location__in=found).delete()
     UserLocation.objects.bulk_create(
         [UserLocation(user=user, location=loc) for loc in found], ignore_conflicts=True
     )
     return found
+
+
+def set_user_locations(actor: Any, user: Any, location_ids: list[Any]) -> list[Location]:
+    """``setUserLocations``: the same rules as the core's user mutations (the user must be
+    within the actor's scope, and so must every location given)."""
+    if not has_permission(actor, "location.scope.manage"):
+        raise PermissionDenied()
+    if not users_visible_to(actor, type(user).objects.filter(pk=user.pk)).exists():
+        raise NotFound("User", user.pk)
+    problems = user_location_problems(actor, location_ids, "locationUuids")
+    if problems:
+        raise ValidationFailed(problems)
+    return assign_user_locations(user, location_ids)
 
 
 # --- writes ----------------------------------------------------------------------------------
