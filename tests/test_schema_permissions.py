@@ -16,6 +16,7 @@ from graphene.utils.str_converters import to_camel_case
 from graphql import (
     GraphQLEnumType,
     GraphQLInputObjectType,
+    GraphQLInterfaceType,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
@@ -89,6 +90,8 @@ def selection(type_: Any, depth: int = 0) -> str:
     named = get_named_type(type_)
     if is_leaf_type(named):
         return ""
+    if isinstance(named, GraphQLInterfaceType):
+        return " { __typename }"
     assert isinstance(named, GraphQLObjectType) and depth < 5, f"cannot select from {named}"
     for preferred in ("totalCount", "clientMutationId"):
         if preferred in named.fields:

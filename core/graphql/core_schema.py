@@ -16,6 +16,7 @@ from core.auth.backends import log_in
 from core.errors import ServiceError
 from core.graphql.fields import ProtectedConnectionField, ProtectedField
 from core.graphql.mutations import CoreMutation
+from core.graphql.node import NodeQuery
 from core.graphql.permissions import mark
 from core.graphql.types import CoreNode, CountableConnection
 from core.graphql.users import Mutation as UsersMutation
@@ -93,7 +94,7 @@ class RoleType(CoreNode):
                   "date_created", "date_updated")
 
 
-class Query(ApprovalQuery, UsersQuery):
+class Query(ApprovalQuery, UsersQuery, NodeQuery):
     mutation_logs = ProtectedConnectionField(
         MutationLogType, permission="core.mutation_log.view",
         order_fields=["request_date_time", "status"],

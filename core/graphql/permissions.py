@@ -12,9 +12,10 @@ from core.permissions import has_permission
 PUBLIC_FIELDS = frozenset({"tokenAuth", "refreshToken", "verifyToken", "revokeToken"})
 
 # Fields any logged-in user may call because they act only on the caller themselves
-# (``changePassword``). Their declared permission is AUTHENTICATED.
+# (``changePassword``) or check per object what they return (``node`` applies the permission
+# of the type asked for). Their declared permission is AUTHENTICATED.
 AUTHENTICATED = "authenticated"
-AUTHENTICATED_FIELDS = frozenset({"changePassword"})
+AUTHENTICATED_FIELDS = frozenset({"node", "changePassword"})
 
 PERMISSION_ATTR = "coremis_permission"
 

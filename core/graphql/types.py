@@ -51,6 +51,11 @@ class CoreNode(DjangoObjectType):
     def list_queryset(cls, queryset: QuerySet, info: Any) -> QuerySet:
         return queryset
 
+    @classmethod
+    def get_node(cls, info: Any, id: Any) -> Any:
+        """One object by key, within the same scope as the type's lists (``node(id:)``)."""
+        return cls.list_queryset(cls._meta.model._default_manager.all(), info).filter(pk=id).first()
+
 
 class JSONString(graphene.JSONString):
     """Alias kept in one place so every module returns ``json_ext`` the same way."""
