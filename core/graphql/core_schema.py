@@ -18,6 +18,7 @@ from core.graphql.fields import ProtectedConnectionField, ProtectedField
 from core.graphql.mutations import CoreMutation
 from core.graphql.node import NodeQuery
 from core.graphql.permissions import mark
+from core.graphql.scalars import UUID
 from core.graphql.types import CoreNode, CountableConnection
 from core.graphql.users import Mutation as UsersMutation
 from core.graphql.users import Query as UsersQuery
@@ -218,7 +219,7 @@ class UpdateRoleMutation(CoreMutation):
     role = graphene.Field(RoleType)
 
     class Input(RoleInput):
-        uuid = graphene.UUID(required=True)
+        uuid = UUID(required=True)
         version = graphene.Int()
 
     @classmethod
@@ -234,7 +235,7 @@ class DeleteRoleMutation(CoreMutation):
     role = graphene.Field(RoleType)
 
     class Input(CoreMutation.Input):
-        uuid = graphene.UUID(required=True)
+        uuid = UUID(required=True)
         version = graphene.Int()
 
     @classmethod
@@ -247,8 +248,8 @@ class SetUserRolesMutation(CoreMutation):
     user = graphene.Field(UserType)
 
     class Input(CoreMutation.Input):
-        user_uuid = graphene.UUID(required=True)
-        role_uuids = graphene.List(graphene.NonNull(graphene.UUID), required=True)
+        user_uuid = UUID(required=True)
+        role_uuids = graphene.List(graphene.NonNull(UUID), required=True)
 
     @classmethod
     def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:

@@ -10,6 +10,8 @@ from django.db.models import QuerySet
 from graphene import relay
 from graphene_django import DjangoObjectType
 
+from core.graphql.scalars import UUID
+
 
 class CountableConnection(relay.Connection):
     """A Relay connection with ``totalCount``, as openIMIS frontends expect."""
@@ -39,7 +41,7 @@ class CoreNode(DjangoObjectType):
     query per related object to re-check it, which turns every list into N+1 queries.
     """
 
-    uuid = graphene.UUID(required=True)
+    uuid = UUID(required=True)
 
     class Meta:
         abstract = True

@@ -17,6 +17,7 @@ from core.auth import users as services
 from core.graphql.fields import ProtectedConnectionField
 from core.graphql.mutations import CoreMutation
 from core.graphql.permissions import AUTHENTICATED
+from core.graphql.scalars import UUID
 from core.graphql.types import ContributedField, CoreNode, CountableConnection
 from core.hooks import hook, results_by_module
 from core.loader import ModuleConfigurationError
@@ -127,8 +128,8 @@ class UserInput(CoreMutation.Input):
     other_names = graphene.String(description="first names")
     last_name = graphene.String()
     email = graphene.String()
-    roles = graphene.List(graphene.NonNull(graphene.UUID), description="replaces every role")
-    locations = graphene.List(graphene.NonNull(graphene.UUID), description="replaces the location scope")
+    roles = graphene.List(graphene.NonNull(UUID), description="replaces every role")
+    locations = graphene.List(graphene.NonNull(UUID), description="replaces the location scope")
 
 
 class CreateUserMutation(CoreMutation):
@@ -160,7 +161,7 @@ class UpdateUserMutation(CoreMutation):
     user = graphene.Field(UserGQLType)
 
     class Input(UserInput):
-        uuid = graphene.UUID(required=True)
+        uuid = UUID(required=True)
         username = graphene.String()
 
     @classmethod
@@ -179,7 +180,7 @@ def _activation(name: str, active: bool, doc: str) -> type[CoreMutation]:
 
     return type(name, (CoreMutation,), {
         "__doc__": doc, "permission": "core.user.delete", "user": graphene.Field(UserGQLType),
-        "Input": type("Input", (CoreMutation.Input,), {"uuid": graphene.UUID(required=True)}),
+        "Input": type("Input", (CoreMutation.Input,), {"uuid": UUID(required=True)}),
         "perform": classmethod(perform),
     })
 
@@ -215,7 +216,7 @@ class ResetUserPasswordMutation(CoreMutation):
     user = graphene.Field(UserGQLType)
 
     class Input(CoreMutation.Input):
-        uuid = graphene.UUID(required=True)
+        uuid = UUID(required=True)
         new_password = graphene.String(required=True)
 
     @classmethod
