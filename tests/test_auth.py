@@ -163,6 +163,13 @@ def test_an_unknown_username_gets_the_same_answer_as_a_wrong_password(client: An
     assert unknown["extensions"] == wrong["extensions"]
 
 
+def test_a_nul_character_in_the_credentials_is_just_a_failed_log_in(client: Any, reader: User) -> None:
+    for username, password in (("read\x00er", PASSWORD), ("reader", "pass\x00word")):
+        error = only_error(log_in(client, username, password))
+        assert error["extensions"]["code"] == "INVALID_CREDENTIALS"
+        assert error["message"] == "Invalid username or password."
+
+
 def test_an_inactive_account_cannot_log_in(client: Any, reader: User) -> None:
     User.objects.filter(pk=reader.pk).update(is_active=False)
     assert only_error(log_in(client, "reader", PASSWORD))["message"] == "Invalid username or password."

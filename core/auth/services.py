@@ -29,6 +29,9 @@ def invalid_credentials() -> ServiceError:
 def authenticate(username: str, password: str) -> User:
     """Check credentials. After ``LOGIN_MAX_FAILURES`` failures in a row the account is locked
     for ``LOGIN_LOCKOUT``; while locked, even the right password is refused."""
+    if "\x00" in username or "\x00" in password:
+        # No stored name or password holds a NUL, and PostgreSQL would refuse the lookup.
+        raise invalid_credentials()
     user = User.objects.filter(username=username).first()
     if user is None:
         # Hash anyway, so the answer for an unknown name takes as long as for a wrong password
