@@ -19,6 +19,7 @@ from core.approvals.actions import approval_actions
 from core.errors import FieldError, ServiceError, ValidationFailed
 from core.graphql.fields import ProtectedConnectionField
 from core.graphql.mutations import CoreMutation
+from core.graphql.scalars import UUID
 from core.graphql.types import CoreNode, CountableConnection
 from core.models import ApprovalDecision, ApprovalTask, TaskGroup, TaskGroupChecker
 
@@ -294,7 +295,7 @@ class CreateTaskGroupMutation(CoreMutation):
         name = graphene.String()
         completion_policy = TaskGroupCompletionPolicy(required=True)
         required_approvals = graphene.Int()
-        user_ids = graphene.List(graphene.NonNull(graphene.UUID), description="the checkers")
+        user_ids = graphene.List(graphene.NonNull(UUID), description="the checkers")
 
     @classmethod
     def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
@@ -320,7 +321,7 @@ class UpdateTaskGroupMutation(CoreMutation):
         name = graphene.String()
         completion_policy = TaskGroupCompletionPolicy()
         required_approvals = graphene.Int()
-        user_ids = graphene.List(graphene.NonNull(graphene.UUID))
+        user_ids = graphene.List(graphene.NonNull(UUID))
 
     @classmethod
     def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:

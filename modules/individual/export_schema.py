@@ -8,6 +8,7 @@ import graphene
 
 from core.graphql.core_schema import JobType
 from core.graphql.mutations import CoreMutation
+from core.graphql.scalars import UUID
 from core.jobs import start_job
 from modules.individual.export import export_params, export_queryset
 
@@ -41,8 +42,8 @@ class ExportIndividualsMutation(CoreMutation):
         dob__gte = graphene.Date()
         dob__lte = graphene.Date()
         sex = graphene.String()
-        location = graphene.UUID(description="this location and everything under it")
-        group_id = graphene.UUID(description="members of this household")
+        location = UUID(description="this location and everything under it")
+        group_id = UUID(description="members of this household")
         filter_not_attached_to_group = graphene.Boolean()
         is_deleted = graphene.Boolean(description="deleted people instead of live ones")
         custom_filters = graphene.List(graphene.String, description='["field__lookup__type=value"]')
@@ -61,7 +62,7 @@ class ExportGroupsMutation(CoreMutation):
     class Input(CoreMutation.Input):
         format = ExportFormat(default_value=ExportFormat.CSV.value)
         code__icontains = graphene.String()
-        location = graphene.UUID(description="this location and everything under it")
+        location = UUID(description="this location and everything under it")
         is_deleted = graphene.Boolean(description="deleted households instead of live ones")
         custom_filters = graphene.List(graphene.String, description='["field__lookup__type=value"]')
 

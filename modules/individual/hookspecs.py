@@ -30,5 +30,5 @@ def group_validate_delete(group: Any) -> None:
 @hookspec
 def individual_list_filters() -> dict[str, tuple[Any, Any]]:
     """Extra arguments of the ``individual`` list that another module contributes:
-    ``{"benefitPlanToEnroll": (graphene.UUID(description=...), apply)}`` where
+    ``{"benefitPlanToEnroll": (UUID(description=...), apply)}`` where
     ``apply(queryset, value) -> queryset``. Read once when the schema is built."""

@@ -13,6 +13,7 @@ import graphene
 from core.graphql.core_schema import JobType, UserType
 from core.graphql.fields import ProtectedField
 from core.graphql.mutations import CoreMutation
+from core.graphql.scalars import UUID
 from modules.individual import bulk_import
 from modules.individual.import_models import ImportRun
 
@@ -51,7 +52,7 @@ class IndividualImportType(graphene.ObjectType):
 
 class ImportQuery(graphene.ObjectType):
     individual_import = ProtectedField(
-        IndividualImportType, job_id=graphene.UUID(required=True), permission="core.job.view",
+        IndividualImportType, job_id=UUID(required=True), permission="core.job.view",
         description="An individual import, for its uploader, its approvers and job administrators.",
     )
 
@@ -76,7 +77,7 @@ class ImportIndividualsMutation(CoreMutation):
     job = graphene.Field(JobType)
 
     class Input(CoreMutation.Input):
-        upload_id = graphene.UUID(required=True)
+        upload_id = UUID(required=True)
         mode = IndividualImportMode(default_value=IndividualImportMode.ALL_OR_NOTHING.value)
         allow_duplicate_file = graphene.Boolean(default_value=False)
 
@@ -94,7 +95,7 @@ class ApproveIndividualImportMutation(CoreMutation):
     job = graphene.Field(JobType)
 
     class Input(CoreMutation.Input):
-        job_id = graphene.UUID(required=True)
+        job_id = UUID(required=True)
 
     @classmethod
     def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
@@ -108,7 +109,7 @@ class RejectIndividualImportMutation(CoreMutation):
     job = graphene.Field(JobType)
 
     class Input(CoreMutation.Input):
-        job_id = graphene.UUID(required=True)
+        job_id = UUID(required=True)
         reason = graphene.String(required=True)
 
     @classmethod

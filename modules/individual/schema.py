@@ -11,6 +11,7 @@ from core.graphql.core_schema import UserType  # noqa: F401 - resolves userCreat
 from core.graphql.fields import ProtectedConnectionField
 from core.graphql.history import history_connection
 from core.graphql.mutations import CoreMutation
+from core.graphql.scalars import UUID
 from core.graphql.types import CoreNode, CountableConnection
 from modules.individual import services
 from modules.individual.export_schema import ExportMutation
@@ -123,7 +124,7 @@ class IndividualInput(CoreMutation.Input):
     last_name = graphene.String()
     dob = graphene.Date()
     sex = graphene.String()
-    location_id = graphene.UUID()
+    location_id = UUID()
     json_ext = graphene.JSONString()
 
 
@@ -152,7 +153,7 @@ class UpdateIndividualMutation(CoreMutation):
     individual = graphene.Field(IndividualGQLType)
 
     class Input(IndividualInput):
-        id = graphene.UUID(required=True)
+        id = UUID(required=True)
         version = graphene.Int()
 
     @classmethod
@@ -162,7 +163,7 @@ class UpdateIndividualMutation(CoreMutation):
 
 
 class IdsInput(CoreMutation.Input):
-    ids = graphene.List(graphene.NonNull(graphene.UUID), required=True)
+    ids = graphene.List(graphene.NonNull(UUID), required=True)
 
 
 def _for_each_id(name: str, doc: str, field: str, node: type, action: Any) -> type[CoreMutation]:
@@ -181,7 +182,7 @@ def _for_each_id(name: str, doc: str, field: str, node: type, action: Any) -> ty
 
 class GroupInput(CoreMutation.Input):
     code = graphene.String()
-    location_id = graphene.UUID()
+    location_id = UUID()
     json_ext = graphene.JSONString()
 
 
@@ -203,7 +204,7 @@ class UpdateGroupMutation(CoreMutation):
     group = graphene.Field(GroupGQLType)
 
     class Input(GroupInput):
-        id = graphene.UUID(required=True)
+        id = UUID(required=True)
         version = graphene.Int()
 
     @classmethod
@@ -238,8 +239,8 @@ class CreateGroupIndividualMutation(CoreMutation):
     group_individual = graphene.Field(GroupIndividualGQLType)
 
     class Input(MemberInput):
-        group_id = graphene.UUID(required=True)
-        individual_id = graphene.UUID(required=True)
+        group_id = UUID(required=True)
+        individual_id = UUID(required=True)
 
     @classmethod
     def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
@@ -253,7 +254,7 @@ class UpdateGroupIndividualMutation(CoreMutation):
     group_individual = graphene.Field(GroupIndividualGQLType)
 
     class Input(MemberInput):
-        id = graphene.UUID(required=True)
+        id = UUID(required=True)
         version = graphene.Int()
 
     @classmethod
@@ -267,7 +268,7 @@ class RemoveGroupIndividualMutation(CoreMutation):
     group_individual = graphene.Field(GroupIndividualGQLType)
 
     class Input(CoreMutation.Input):
-        id = graphene.UUID(required=True)
+        id = UUID(required=True)
 
     @classmethod
     def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
@@ -281,8 +282,8 @@ class MoveGroupIndividualMutation(CoreMutation):
     group_individual = graphene.Field(GroupIndividualGQLType)
 
     class Input(MemberInput):
-        individual_id = graphene.UUID(required=True)
-        group_id = graphene.UUID(required=True)
+        individual_id = UUID(required=True)
+        group_id = UUID(required=True)
 
     @classmethod
     def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:

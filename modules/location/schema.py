@@ -13,6 +13,7 @@ from core.graphql.core_schema import JobType, UserType  # noqa: F401 - UserType 
 from core.graphql.fields import ProtectedConnectionField
 from core.graphql.history import history_connection
 from core.graphql.mutations import CoreMutation
+from core.graphql.scalars import UUID
 from core.graphql.types import CoreNode, CountableConnection
 from core.jobs import start_job
 from core.models import User
@@ -80,7 +81,7 @@ class CreateLocationMutation(CoreMutation):
         code = graphene.String(required=True)
         name = graphene.String(required=True)
         type = graphene.String(required=True)
-        parent_uuid = graphene.UUID()
+        parent_uuid = UUID()
         json_ext = graphene.JSONString()
 
     @classmethod
@@ -99,11 +100,11 @@ class UpdateLocationMutation(CoreMutation):
     location = graphene.Field(LocationGQLType)
 
     class Input(CoreMutation.Input):
-        uuid = graphene.UUID(required=True)
+        uuid = UUID(required=True)
         version = graphene.Int()
         code = graphene.String()
         name = graphene.String()
-        parent_uuid = graphene.UUID(description="null moves it to the top level; omit to keep")
+        parent_uuid = UUID(description="null moves it to the top level; omit to keep")
         json_ext = graphene.JSONString()
 
     @classmethod
@@ -123,7 +124,7 @@ class DeleteLocationMutation(CoreMutation):
     location = graphene.Field(LocationGQLType)
 
     class Input(CoreMutation.Input):
-        uuid = graphene.UUID(required=True)
+        uuid = UUID(required=True)
         version = graphene.Int()
 
     @classmethod
@@ -136,7 +137,7 @@ class RestoreLocationMutation(CoreMutation):
     location = graphene.Field(LocationGQLType)
 
     class Input(CoreMutation.Input):
-        uuid = graphene.UUID(required=True)
+        uuid = UUID(required=True)
         version = graphene.Int()
 
     @classmethod
@@ -157,7 +158,7 @@ class ImportLocationsMutation(CoreMutation):
     job = graphene.Field(JobType)
 
     class Input(CoreMutation.Input):
-        upload_id = graphene.UUID(required=True)
+        upload_id = UUID(required=True)
         mode = ImportMode(default_value=ImportMode.ALL_OR_NOTHING.value)
 
     @classmethod
@@ -175,8 +176,8 @@ class SetUserLocationsMutation(CoreMutation):
     locations = graphene.List(graphene.NonNull(LocationGQLType))
 
     class Input(CoreMutation.Input):
-        user_uuid = graphene.UUID(required=True)
-        location_uuids = graphene.List(graphene.NonNull(graphene.UUID), required=True)
+        user_uuid = UUID(required=True)
+        location_uuids = graphene.List(graphene.NonNull(UUID), required=True)
 
     @classmethod
     def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:

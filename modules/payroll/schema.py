@@ -16,6 +16,7 @@ from core.errors import ServiceError
 from core.graphql.core_schema import JobType, UserType  # noqa: F401 - user fields resolve to it
 from core.graphql.fields import ProtectedConnectionField, ProtectedField
 from core.graphql.mutations import CoreMutation
+from core.graphql.scalars import UUID
 from core.graphql.types import CoreNode, CountableConnection
 from core.jobs import start_job
 from modules.individual.schema import GroupGQLType, IndividualGQLType  # noqa: F401 - recipients resolve to them
@@ -175,12 +176,12 @@ class Query(graphene.ObjectType):
                                        order_fields=["name", "status", "date_created", "control_sum"])
     benefit_consumption_by_payroll = ProtectedConnectionField(
         BenefitConsumptionGQLType, permission="payroll.search", queryset_hook=_by_payroll,
-        payroll_uuid=graphene.UUID(required=True), filter_only_unpaid=graphene.Boolean(),
+        payroll_uuid=UUID(required=True), filter_only_unpaid=graphene.Boolean(),
         order_fields=["code", "amount", "status", "date_paid", "individual__last_name"],
     )
     benefits_summary = ProtectedField(
-        BenefitsSummaryGQLType, permission="payroll.search", payroll_id=graphene.UUID(),
-        individual_id=graphene.UUID(), payment_cycle_uuid=graphene.UUID(),
+        BenefitsSummaryGQLType, permission="payroll.search", payroll_id=UUID(),
+        individual_id=UUID(), payment_cycle_uuid=UUID(),
     )
     payment_methods = ProtectedField(PaymentMethodListGQLType, permission="payroll.search")
 
@@ -229,7 +230,7 @@ class CreatePaymentPlanMutation(CoreMutation):
     class Input(CoreMutation.Input):
         code = graphene.String(required=True)
         name = graphene.String(required=True)
-        benefit_plan_id = graphene.UUID(required=True)
+        benefit_plan_id = UUID(required=True)
         calculation_rule = graphene.JSONString(required=True)
         currency = graphene.String(required=True)
         minor_unit = graphene.Int(default_value=2)
@@ -267,7 +268,7 @@ class UpdatePaymentCycleMutation(CoreMutation):
     payment_cycle = graphene.Field(PaymentCycleGQLType)
 
     class Input(CoreMutation.Input):
-        id = graphene.UUID(required=True)
+        id = UUID(required=True)
         version = graphene.Int()
         code = graphene.String()
         start_date = graphene.Date()
@@ -289,7 +290,7 @@ class UpdatePaymentPlanMutation(CoreMutation):
     payment_plan = graphene.Field(PaymentPlanGQLType)
 
     class Input(CoreMutation.Input):
-        id = graphene.UUID(required=True)
+        id = UUID(required=True)
         version = graphene.Int()
         name = graphene.String()
         calculation_rule = graphene.JSONString()
@@ -312,7 +313,7 @@ class UpdatePaymentPointMutation(CoreMutation):
     payment_point = graphene.Field(PaymentPointGQLType)
 
     class Input(CoreMutation.Input):
-        id = graphene.UUID(required=True)
+        id = UUID(required=True)
         version = graphene.Int()
         name = graphene.String()
         config = graphene.JSONString()
@@ -325,7 +326,7 @@ class UpdatePaymentPointMutation(CoreMutation):
 
 
 class DeleteInput(CoreMutation.Input):
-    id = graphene.UUID(required=True)
+    id = UUID(required=True)
     version = graphene.Int()
 
 
@@ -367,12 +368,12 @@ class CreatePayrollMutation(CoreMutation):
 
     class Input(CoreMutation.Input):
         name = graphene.String(required=True)
-        payment_plan_id = graphene.UUID()
-        payment_cycle_id = graphene.UUID()
-        payment_point_id = graphene.UUID()
-        location_ids = graphene.List(graphene.NonNull(graphene.UUID))
+        payment_plan_id = UUID()
+        payment_cycle_id = UUID()
+        payment_point_id = UUID()
+        location_ids = graphene.List(graphene.NonNull(UUID))
         json_ext = graphene.JSONString()
-        from_failed_invoices_payroll_id = graphene.UUID()
+        from_failed_invoices_payroll_id = UUID()
 
     @classmethod
     def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
@@ -393,7 +394,7 @@ class CreatePayrollMutation(CoreMutation):
 
 
 class PayrollIdInput(CoreMutation.Input):
-    id = graphene.UUID(required=True)
+    id = UUID(required=True)
 
 
 class MakePaymentForPayrollMutation(CoreMutation):

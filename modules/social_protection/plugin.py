@@ -71,7 +71,7 @@ def coremis_approval_actions() -> dict[str, Any]:
 
 @hookimpl
 def individual_list_filters() -> dict[str, Any]:
-    import graphene
+    from core.graphql.scalars import UUID
 
     def not_in_plan(queryset: Any, plan_id: Any) -> Any:
         from django.db.models import Exists, OuterRef
@@ -82,4 +82,4 @@ def individual_list_filters() -> dict[str, Any]:
         return queryset.exclude(Exists(enrolled))
 
     return {"benefitPlanToEnroll": (
-        graphene.UUID(description="only people not yet beneficiaries of this plan"), not_in_plan)}
+        UUID(description="only people not yet beneficiaries of this plan"), not_in_plan)}

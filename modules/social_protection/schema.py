@@ -16,6 +16,7 @@ from core.graphql.core_schema import JobType, UserType  # noqa: F401 - user fiel
 from core.graphql.fields import ProtectedConnectionField, ProtectedField
 from core.graphql.history import history_connection
 from core.graphql.mutations import CoreMutation
+from core.graphql.scalars import UUID
 from core.graphql.types import CoreNode, CountableConnection
 from core.jobs import start_job
 from modules.individual.schema import GroupGQLType, IndividualGQLType
@@ -165,7 +166,7 @@ def _beneficiary_hook(plan_type: str) -> Any:
 class DuplicateGroupGQLType(graphene.ObjectType):
     values = graphene.JSONString(required=True, description="the shared field values")
     count = graphene.Int(required=True)
-    beneficiary_ids = graphene.List(graphene.NonNull(graphene.UUID), required=True,
+    beneficiary_ids = graphene.List(graphene.NonNull(UUID), required=True,
                                     description="earliest enrolled first")
 
 
@@ -180,7 +181,7 @@ def _duplicates(user: Any, plan_id: Any, fields: list[str]) -> list[dict[str, An
 class Query(graphene.ObjectType):
     beneficiary_duplicates_summary = ProtectedField(
         graphene.List(graphene.NonNull(DuplicateGroupGQLType)), permission="social_protection.beneficiary_search",
-        benefit_plan_id=graphene.UUID(required=True), fields=graphene.List(graphene.NonNull(graphene.String), required=True),
+        benefit_plan_id=UUID(required=True), fields=graphene.List(graphene.NonNull(graphene.String), required=True),
         description="Beneficiaries of a plan sharing every chosen field (first_name, last_name, dob, "
                     "sex, location, code, json_ext.<key>), largest groups first.",
     )
@@ -198,9 +199,9 @@ class Query(graphene.ObjectType):
     )
     benefit_plan_history = history_connection(BenefitPlan, "social_protection.plan_search", lambda qs, user: qs)
     bf_code_validity = ProtectedField(ValidationMessageGQLType, permission="social_protection.plan_search",
-                                      bf_code=graphene.String(required=True), exclude_id=graphene.UUID())
+                                      bf_code=graphene.String(required=True), exclude_id=UUID())
     bf_name_validity = ProtectedField(ValidationMessageGQLType, permission="social_protection.plan_search",
-                                      bf_name=graphene.String(required=True), exclude_id=graphene.UUID())
+                                      bf_name=graphene.String(required=True), exclude_id=UUID())
     bf_schema_validity = ProtectedField(ValidationMessageGQLType, permission="social_protection.plan_search",
                                         bf_schema=graphene.String(required=True))
     beneficiary = ProtectedConnectionField(
@@ -216,12 +217,12 @@ class Query(graphene.ObjectType):
     )
     individual_enrollment_summary = ProtectedField(
         EnrollmentSummaryGQLType, permission="social_protection.enroll",
-        benefit_plan_id=graphene.UUID(required=True), custom_filters=graphene.List(graphene.String),
+        benefit_plan_id=UUID(required=True), custom_filters=graphene.List(graphene.String),
         criteria=graphene.JSONString(description="criteria document; defaults to the plan's"),
     )
     group_enrollment_summary = ProtectedField(
         EnrollmentSummaryGQLType, permission="social_protection.enroll",
-        benefit_plan_id=graphene.UUID(required=True), custom_filters=graphene.List(graphene.String),
+        benefit_plan_id=UUID(required=True), custom_filters=graphene.List(graphene.String),
         criteria=graphene.JSONString(),
     )
 
@@ -282,7 +283,7 @@ class UpdateBenefitPlanMutation(CoreMutation):
     benefit_plan = graphene.Field(BenefitPlanGQLType)
 
     class Input(PlanInput):
-        id = graphene.UUID(required=True)
+        id = UUID(required=True)
         version = graphene.Int()
 
     @classmethod
@@ -296,7 +297,7 @@ class DeleteBenefitPlanMutation(CoreMutation):
     benefit_plan = graphene.Field(BenefitPlanGQLType)
 
     class Input(CoreMutation.Input):
-        id = graphene.UUID(required=True)
+        id = UUID(required=True)
         version = graphene.Int()
 
     @classmethod
@@ -313,7 +314,7 @@ class CloseBenefitPlanMutation(CoreMutation):
     task = graphene.Field(TaskGQLType, description="set instead when closing needs approval")
 
     class Input(CoreMutation.Input):
-        id = graphene.UUID(required=True)
+        id = UUID(required=True)
         version = graphene.Int()
 
     @classmethod
@@ -328,11 +329,11 @@ class CloseBenefitPlanMutation(CoreMutation):
 
 
 class ConfirmEnrollmentInput(CoreMutation.Input):
-    benefit_plan_id = graphene.UUID(required=True)
+    benefit_plan_id = UUID(required=True)
     status = graphene.String(default_value="POTENTIAL")
     custom_filters = graphene.List(graphene.String)
     criteria = graphene.JSONString()
-    selection = graphene.List(graphene.NonNull(graphene.UUID), description="enroll only these, if eligible")
+    selection = graphene.List(graphene.NonNull(UUID), description="enroll only these, if eligible")
 
 
 def _start_enrollment(user: Any, data: dict[str, Any], kind: str) -> dict[str, Any]:
@@ -381,7 +382,7 @@ class UpdateBeneficiaryMutation(CoreMutation):
     task = graphene.Field(TaskGQLType, description="set instead when status changes need approval")
 
     class Input(CoreMutation.Input):
-        id = graphene.UUID(required=True)
+        id = UUID(required=True)
         status = graphene.String(required=True)
         version = graphene.Int()
 
@@ -410,7 +411,7 @@ class BulkUpdateBeneficiaryStatusMutation(CoreMutation):
     job = graphene.Field(JobType)
 
     class Input(CoreMutation.Input):
-        benefit_plan_id = graphene.UUID(required=True)
+        benefit_plan_id = UUID(required=True)
         status = graphene.String(required=True)
         current_status = graphene.String()
         custom_filters = graphene.List(graphene.String)
@@ -438,7 +439,7 @@ class CreateDuplicateReviewTasksMutation(CoreMutation):
     tasks = graphene.List(graphene.NonNull(TaskGQLType))
 
     class Input(CoreMutation.Input):
-        benefit_plan_id = graphene.UUID(required=True)
+        benefit_plan_id = UUID(required=True)
         fields = graphene.List(graphene.NonNull(graphene.String), required=True)
         task_group = graphene.String(description="task group code; defaults to the configured route")
 
