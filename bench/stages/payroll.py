@@ -37,8 +37,12 @@ def _provider(ctx: Context) -> dict[str, Any]:
                             callback_key=secrets.token_hex(8), token_lifetime=3600)
         server = running(provider)
         url = server.__enter__()  # stays up for the rest of the run (a daemon thread)
-        os.environ["BENCH_MM_SECRET"] = provider.client_secret
-        os.environ["BENCH_MM_SIGNING"] = provider.signing_key
+        from core.loader import module_config
+
+        # The simulated provider is one the deployment pays through (core/secrets.py).
+        module_config("payroll")["outbound_urls"] = [*module_config("payroll").get("outbound_urls", []), url]
+        os.environ["COREMIS_PSP_BENCH_MM_SECRET"] = provider.client_secret
+        os.environ["COREMIS_PSP_BENCH_MM_SIGNING"] = provider.signing_key
         ctx.state["pay_provider"] = {"provider": provider, "url": url, "server": server}
     return ctx.state["pay_provider"]
 
@@ -84,9 +88,9 @@ def generate_approve(ctx: Context) -> Measurement:
     plan = services.create_plan(admin, code="BENCH-PAY", name="Bench transfer", benefit_plan_id=ctx.state["sp_regular"].pk,
                                 calculation_rule=RULE, currency="BIF", minor_unit=0)
     point = services.create_point(admin, code="BENCH-MM", name="Bench mobile money", adaptor="mobile_money", config={
-        "base_url": url, "client_id": "coremis", "client_secret": {"env": "BENCH_MM_SECRET"}, "batch_size": BATCH,
+        "base_url": url, "client_id": "coremis", "client_secret": {"env": "COREMIS_PSP_BENCH_MM_SECRET"}, "batch_size": BATCH,
         "serial": False, "timeout": 60,
-        "signature": {"algorithm": "hmac-sha256", "key": {"env": "BENCH_MM_SIGNING"},
+        "signature": {"algorithm": "hmac-sha256", "key": {"env": "COREMIS_PSP_BENCH_MM_SIGNING"},
                       "fields": ["reference", "amount", "msisdn"]}})
     checker = User.objects.create_user("bench-checker", "bench-checker@example.org", "bench-checker-password",
                                        is_superuser=True)

@@ -13,7 +13,9 @@ from core.permissions import PermissionSpec
 def coremis_permissions() -> list[PermissionSpec]:
     return [
         PermissionSpec("payroll.search", "List and read payment cycles, points, payrolls and payments"),
-        PermissionSpec("payroll.configure", "Create payment cycles, payment plans and payment points"),
+        PermissionSpec("payroll.configure", "Create and change payment cycles and payment plans (national scope)"),
+        PermissionSpec("payroll.configure_providers",
+                       "Create and change payment points: provider URLs and credential references (national scope)"),
         PermissionSpec("payroll.create", "Generate payrolls and re-issue failed payments"),
         PermissionSpec("payroll.approve", "Approve or reject payrolls"),
         PermissionSpec("payroll.pay", "Send approved payrolls to payment providers"),

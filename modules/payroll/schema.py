@@ -241,9 +241,11 @@ class CreatePaymentPlanMutation(CoreMutation):
 
 
 class CreatePaymentPointMutation(CoreMutation):
-    """Credentials go in ``config`` as ``{"env": "NAME"}`` references; literal secrets are refused."""
+    """Credentials go in ``config`` as ``{"env": "NAME"}`` references under the deployment's
+    ``secret_env_prefix``, and provider URLs must be on its ``outbound_urls`` allow-list; needs
+    ``payroll.configure_providers`` and national scope."""
 
-    permission = "payroll.configure"
+    permission = "payroll.configure_providers"
     unlogged_inputs = frozenset({"config"})
     payment_point = graphene.Field(PaymentPointGQLType)
 
@@ -304,10 +306,11 @@ class UpdatePaymentPlanMutation(CoreMutation):
 
 
 class UpdatePaymentPointMutation(CoreMutation):
-    """Change a point's name, ``config`` (replaced whole; secrets only as ``{"env": "NAME"}``)
-    or ``routing``; the adaptor cannot change."""
+    """Change a point's name, ``config`` (replaced whole; secrets only as ``{"env": "NAME"}``
+    references under the ``secret_env_prefix``, URLs only from ``outbound_urls``) or ``routing``;
+    the adaptor cannot change. Needs ``payroll.configure_providers`` and national scope."""
 
-    permission = "payroll.configure"
+    permission = "payroll.configure_providers"
     unlogged_inputs = frozenset({"config"})
     payment_point = graphene.Field(PaymentPointGQLType)
 
@@ -351,7 +354,7 @@ DeletePaymentPlanMutation = _delete_mutation(
 DeletePaymentPointMutation = _delete_mutation(
     "DeletePaymentPointMutation",
     "Soft-delete a point no payment is still open through (``POINT_IN_USE`` otherwise).",
-    "payroll.configure", "payment_point", PaymentPointGQLType, services.delete_point)
+    "payroll.configure_providers", "payment_point", PaymentPointGQLType, services.delete_point)
 
 
 class CreatePayrollMutation(CoreMutation):

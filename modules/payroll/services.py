@@ -33,10 +33,10 @@ from core.errors import FieldError, NotFound, ServiceError, ValidationFailed
 from core.permissions import require
 from modules.individual.models import Group, GroupIndividual
 from modules.location.models import Location
-from modules.location.services import scope_queryset, within_paths
+from modules.location.services import require_national, scope_queryset, within_paths
 from modules.payroll import rules
 from modules.payroll.adaptors import payment_methods
-from modules.payroll.adaptors.base import config_problems
+from modules.payroll.adaptors.base import config_problems, reference_problems, url_problems
 from modules.payroll.models import (
     RELEASED_STATUSES,
     BenefitConsumption,
@@ -67,6 +67,17 @@ OPEN_INSTRUCTIONS = (InstructionStatus.CREATED, InstructionStatus.APPROVED, Inst
 CYCLE_FIELDS = ("code", "start_date", "end_date", "status")
 PLAN_FIELDS = ("name", "calculation_rule", "currency", "minor_unit", "json_ext")
 POINT_FIELDS = ("name", "config", "routing")
+
+# Who may configure what. Cycles, payment plans and payment points apply to every location at
+# once, so changing them needs national scope; payment points also hold the providers' URLs and
+# credential references, a separately granted right (``payroll.configure_providers``).
+CONFIGURE = "payroll.configure"
+CONFIGURE_PROVIDERS = "payroll.configure_providers"
+
+
+def _may_configure(user: Any, permission: str, what: str) -> None:
+    require(user, permission)
+    require_national(user, what)
 
 
 def _get(model: Any, pk: Any, what: str) -> Any:
@@ -132,7 +143,7 @@ def _cycle_problems(values: dict[str, Any], exclude: Any = None) -> list[FieldEr
 
 def create_cycle(user: Any, *, code: str, start_date: datetime.date, end_date: datetime.date,
                  status: str | None = None) -> PaymentCycle:
-    require(user, "payroll.configure")
+    _may_configure(user, CONFIGURE, "Creating a payment cycle")
     status = status or CycleStatus.ACTIVE
     errors = _cycle_problems({"code": code, "start_date": start_date, "end_date": end_date, "status": status})
     if errors:
@@ -144,7 +155,7 @@ def create_cycle(user: Any, *, code: str, start_date: datetime.date, end_date: d
 def update_cycle(user: Any, pk: Any, *, version: int | None = None, **changes: Any) -> PaymentCycle:
     """Change a cycle; omitted fields stay. A CLOSED cycle is final, and the dates of a cycle
     that has live payrolls are fixed (its payments were made for that period)."""
-    require(user, "payroll.configure")
+    _may_configure(user, CONFIGURE, "Changing a payment cycle")
     with transaction.atomic():
         cycle = _locked(PaymentCycle, pk, "Payment cycle", version)
         if cycle.status == CycleStatus.CLOSED:
@@ -167,7 +178,7 @@ def update_cycle(user: Any, pk: Any, *, version: int | None = None, **changes: A
 
 def delete_cycle(user: Any, pk: Any, version: int | None = None) -> PaymentCycle:
     """Only a cycle without live payrolls (deleted payrolls do not count) can be deleted."""
-    require(user, "payroll.configure")
+    _may_configure(user, CONFIGURE, "Deleting a payment cycle")
     with transaction.atomic():
         cycle = _locked(PaymentCycle, pk, "Payment cycle", version)
         count = Payroll.objects.filter(payment_cycle=cycle).count()
@@ -199,7 +210,7 @@ def _plan_problems(values: dict[str, Any], plan_type: str, check: Any = PLAN_FIE
 
 def create_plan(user: Any, *, code: str, name: str, benefit_plan_id: Any, calculation_rule: Any,
                 currency: str, minor_unit: int = 2, json_ext: Any = None) -> PaymentPlan:
-    require(user, "payroll.configure")
+    _may_configure(user, CONFIGURE, "Creating a payment plan")
     from modules.social_protection.services import get_plan
 
     benefit_plan = get_plan(benefit_plan_id)
@@ -235,7 +246,7 @@ def _plan_in_use(plan: PaymentPlan, changed: list[str]) -> list[FieldError]:
 
 def update_plan(user: Any, pk: Any, *, version: int | None = None, **changes: Any) -> PaymentPlan:
     """Change a plan's name, rule, currency, minor unit or ``jsonExt``; omitted fields stay."""
-    require(user, "payroll.configure")
+    _may_configure(user, CONFIGURE, "Changing a payment plan")
     with transaction.atomic():
         plan = _locked(PaymentPlan, pk, "Payment plan", version)
         fields = [k for k in PLAN_FIELDS if k in changes]
@@ -255,7 +266,7 @@ def update_plan(user: Any, pk: Any, *, version: int | None = None, **changes: An
 
 def delete_plan(user: Any, pk: Any, version: int | None = None) -> PaymentPlan:
     """Only a plan without live payrolls (deleted payrolls do not count) can be deleted."""
-    require(user, "payroll.configure")
+    _may_configure(user, CONFIGURE, "Deleting a payment plan")
     with transaction.atomic():
         plan = _locked(PaymentPlan, pk, "Payment plan", version)
         count = Payroll.objects.filter(payment_plan=plan).count()
@@ -272,8 +283,9 @@ def _point_problems(values: dict[str, Any], check: Any = POINT_FIELDS) -> list[F
     if "config" in check:
         if not isinstance(values["config"], dict):
             errors.append(FieldError("config", "INVALID", "config is a JSON object."))
-        for problem in config_problems(values["config"]):
-            errors.append(FieldError("config", "LITERAL_SECRET", problem))
+        for code, problems in (("LITERAL_SECRET", config_problems), ("SECRET_NOT_ALLOWED", reference_problems),
+                               ("URL_NOT_ALLOWED", url_problems)):
+            errors += [FieldError("config", code, problem) for problem in problems(values["config"])]
     if "routing" in check:
         errors += _routing_problems(values["routing"])
     return errors
@@ -281,7 +293,7 @@ def _point_problems(values: dict[str, Any], check: Any = POINT_FIELDS) -> list[F
 
 def create_point(user: Any, *, code: str, name: str = "", adaptor: str, config: Any = None,
                  routing: Any = None) -> PaymentPoint:
-    require(user, "payroll.configure")
+    _may_configure(user, CONFIGURE_PROVIDERS, "Creating a payment point")
     errors = _code_taken(PaymentPoint, code, "payment point")
     if adaptor not in payment_methods():
         errors.append(FieldError("adaptor", "UNKNOWN_ADAPTOR",
@@ -299,7 +311,7 @@ def update_point(user: Any, pk: Any, *, version: int | None = None, **changes: A
     """Change a point's name, ``config`` (replaced whole; secrets still only as references)
     or ``routing``; omitted fields stay. The adaptor never changes: in-flight payments are
     queried and confirmed through the adaptor that sent them."""
-    require(user, "payroll.configure")
+    _may_configure(user, CONFIGURE_PROVIDERS, "Changing a payment point")
     with transaction.atomic():
         point = _locked(PaymentPoint, pk, "Payment point", version)
         fields = [k for k in POINT_FIELDS if k in changes]
@@ -318,7 +330,7 @@ def update_point(user: Any, pk: Any, *, version: int | None = None, **changes: A
 def delete_point(user: Any, pk: Any, version: int | None = None) -> PaymentPoint:
     """Only a point no payment is still open through (created, approved or sent, on a live
     payroll) can be deleted: callbacks and status queries for those need it."""
-    require(user, "payroll.configure")
+    _may_configure(user, CONFIGURE_PROVIDERS, "Deleting a payment point")
     with transaction.atomic():
         point = _locked(PaymentPoint, pk, "Payment point", version)
         open_payments = BenefitConsumption.objects.filter(payroll=OuterRef("pk"), payment_point=point,

@@ -4,16 +4,16 @@ Providers of this family share a shape and differ in details, which the payment 
 ``config`` sets::
 
     {
-      "base_url": "https://api.provider.example",
+      "base_url": "https://api.provider.example",   # on the outbound_urls allow-list
       "client_id": "coremis",
-      "client_secret": {"env": "MM_CLIENT_SECRET"},
+      "client_secret": {"env": "COREMIS_PSP_MM_CLIENT_SECRET"},   # under secret_env_prefix
       "token_path": "/oauth/token", "pay_path": "/payments", "status_path": "/payments/status",
       "batch_size": 100,
       "serial": true,                      # one request at a time per credential
       "timeout": 10,                       # seconds
-      "signature": {"algorithm": "hmac-sha256" | "md5", "key": {"env": "MM_SIGNING_KEY"},
+      "signature": {"algorithm": "hmac-sha256" | "md5", "key": {"env": "COREMIS_PSP_MM_SIGNING_KEY"},
                     "fields": ["reference", "amount", "msisdn"]},
-      "callback_key": {"env": "MM_CALLBACK_KEY"}   # HMAC-SHA256 of callback bodies, X-Signature
+      "callback_key": {"env": "COREMIS_PSP_MM_CALLBACK_KEY"}   # HMAC-SHA256 of callback bodies, X-Signature
     }
 
 Protocol: a bearer token from ``token_path`` (``{"access_token", "expires_in"}``), refreshed
@@ -50,7 +50,9 @@ from modules.payroll.adaptors.base import (
     Instruction,
     Outcome,
     ProviderUnavailable,
+    open_url,
     secret,
+    secret_from,
 )
 
 NAME = "mobile_money"
@@ -72,13 +74,13 @@ def _settings(point: Any) -> dict[str, Any]:
     return config
 
 
-def _post(url: str, payload: Any, timeout: float, token: str | None = None) -> Any:
+def _post(point: Any, url: str, payload: Any, timeout: float, token: str | None = None) -> Any:
     headers = {"Content-Type": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
     request = urllib.request.Request(url, data=json.dumps(payload).encode(), headers=headers, method="POST")
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with open_url(point, request, timeout) as response:
             return json.loads(response.read() or b"null")
     except urllib.error.HTTPError as exc:
         if exc.code == 401:
@@ -97,7 +99,7 @@ def _token(point: Any, config: dict[str, Any], *, renew: bool = False) -> str:
         cached = _tokens.get(key)
         if cached and not renew and cached[1] - REFRESH_MARGIN > time.monotonic():
             return cached[0]
-    answer = _post(config["base_url"] + config.get("token_path", "/oauth/token"),
+    answer = _post(point, config["base_url"] + config.get("token_path", "/oauth/token"),
                    {"client_id": config.get("client_id", ""), "client_secret": secret(point, "client_secret")},
                    float(config.get("timeout", 10)))
     token = str(answer["access_token"])
@@ -126,11 +128,11 @@ def _call(point: Any, config: dict[str, Any], path: str, payload: Any) -> Any:
     timeout = float(config.get("timeout", 10))
     with _one_at_a_time(config):
         try:
-            return _post(config["base_url"] + path, payload, timeout, _token(point, config))
+            return _post(point, config["base_url"] + path, payload, timeout, _token(point, config))
         except _Unauthorized:
             pass
         try:
-            return _post(config["base_url"] + path, payload, timeout, _token(point, config, renew=True))
+            return _post(point, config["base_url"] + path, payload, timeout, _token(point, config, renew=True))
         except _Unauthorized as exc:
             raise ServiceError("PROVIDER_AUTH_FAILED", f"Payment point {point.code}: credentials refused.") from exc
 
@@ -149,14 +151,6 @@ def sign(point: Any, config: dict[str, Any], fields: Mapping[str, Any]) -> str:
         # Some providers still demand md5(key + fields); it is their protocol, not our choice.
         return hashlib.md5((key + message).encode(), usedforsecurity=False).hexdigest()
     return hmac.new(key.encode(), message.encode(), hashlib.sha256).hexdigest()
-
-
-def secret_from(point: Any, reference: Any, label: str) -> str:
-    import os
-
-    if not (isinstance(reference, dict) and "env" in reference) or reference["env"] not in os.environ:
-        raise ServiceError("ADAPTOR_MISCONFIGURED", f"Payment point {point.code}: {label} is not available.")
-    return os.environ[reference["env"]]
 
 
 def send_batch(point: Any, instructions: list[Instruction]) -> list[Outcome]:

@@ -26,7 +26,7 @@ TOKEN = "result-file-token"
 @pytest.fixture
 def files(settings: Any, tmp_path: Path, monkeypatch: Any) -> Path:
     settings.MEDIA_ROOT = str(tmp_path)
-    monkeypatch.setenv("PAY_CB_TOKEN", TOKEN)
+    monkeypatch.setenv("COREMIS_PSP_CB_TOKEN", TOKEN)
     return tmp_path / "payment_files"
 
 
@@ -48,7 +48,7 @@ def post_results(client: Any, rows: list[tuple[str, str, str]], token: str = TOK
 def test_payment_file_results_close_and_reissue(gql, make_user, group_plan, files, client, run_jobs,
                                                  django_capture_on_commit_callbacks):
     api = gql(make_user(PAYROLL_ALL))
-    ids = setup_payments(api, group_plan, config={"format": "csv", "callback_token": {"env": "PAY_CB_TOKEN"}})
+    ids = setup_payments(api, group_plan, config={"format": "csv", "callback_token": {"env": "COREMIS_PSP_CB_TOKEN"}})
     payroll = ok(create_payroll(api, ids))["payroll"]
     job = send(api, payroll["uuid"], django_capture_on_commit_callbacks, run_jobs)
     assert job["state"] == "SUCCEEDED" and json.loads(job["result"])["sent"] == 8

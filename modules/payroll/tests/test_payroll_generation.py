@@ -156,7 +156,7 @@ def test_calculation_rule_and_secrets_are_validated(gql, make_user, group_plan):
                                                      "config": {"api_key": "s3cr3t"}}, "paymentPoint { uuid }")
     assert literal["errors"][0]["code"] == "LITERAL_SECRET"
     made = ok(mutate(client, "createPaymentPoint", {"code": "MM", "adaptor": "file",
-                                                     "config": {"api_key": {"env": "MM_KEY"}}},
+                                                     "config": {"api_key": {"env": "COREMIS_PSP_MM_KEY"}}},
                      "paymentPoint { uuid configuredKeys }"))
     assert made["paymentPoint"]["configuredKeys"] == ["api_key"]
     # no query can read the configuration itself
