@@ -303,6 +303,8 @@ def resolve_task(user: Any, task_id: Any, decision: str, comment: str = "") -> A
         if action.permission and not has_permission(user, action.permission):
             raise PermissionDenied(f"Deciding on '{task.action}' requires the permission "
                                    f"'{action.permission}'.")
+        if action.check_decider is not None:
+            action.check_decider(task, user)
         if ApprovalDecision.objects.filter(task=task, checker=user).exists():
             raise ServiceError("ALREADY_DECIDED", "You have already decided on this task.", "id")
         ApprovalDecision.objects.create(task=task, checker=user, decision=decision,

@@ -101,15 +101,35 @@ class PayrollGQLType(CoreNode):
 
     status = graphene.String(required=True)
     payment_method = graphene.String(description="the adaptor of its payment point")
+    control_count = graphene.Int(required=True, description="payments generated; for a user with a location "
+                                 "scope, those in their locations")
+    control_sum = graphene.BigInt(required=True, description="their total in minor units; for a user with a "
+                                  "location scope, the total in their locations")
 
     def resolve_payment_method(self, info: Any) -> str | None:
         return self.payment_point.adaptor if self.payment_point_id else None
+
+    def resolve_control_count(self, info: Any) -> int:
+        return _totals(self, info)[0]
+
+    def resolve_control_sum(self, info: Any) -> int:
+        return _totals(self, info)[1]
 
     @classmethod
     def list_queryset(cls, queryset: QuerySet, info: Any) -> QuerySet:
         queryset = queryset.select_related("payment_plan", "payment_cycle", "payment_point", "follows",
                                            "user_created", "user_updated")
-        return services.visible_payrolls(info.context.user, queryset)
+        queryset = services.visible_payrolls(info.context.user, queryset)
+        return services.with_scoped_totals(info.context.user, queryset)
+
+
+def _totals(payroll: Payroll, info: Any) -> tuple[int, int]:
+    """Lists compute a scoped user's totals in their own query; a payroll reached another way
+    (a payment's ``payroll``) costs one query per payroll in the request, not one per row."""
+    cache: dict[Any, tuple[int, int]] = info.context.__dict__.setdefault("_payroll_totals", {})
+    if payroll.pk not in cache:
+        cache[payroll.pk] = services.scoped_totals(info.context.user, payroll)
+    return cache[payroll.pk]
 
 
 class BenefitConsumptionGQLType(CoreNode):

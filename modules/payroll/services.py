@@ -20,6 +20,7 @@ from django.db.models import (
     F,
     OuterRef,
     QuerySet,
+    Subquery,
     Sum,
     UniqueConstraint,
     Value,
@@ -33,7 +34,14 @@ from core.errors import FieldError, NotFound, ServiceError, ValidationFailed
 from core.permissions import require
 from modules.individual.models import Group, GroupIndividual
 from modules.location.models import Location
-from modules.location.services import require_national, scope_queryset, within_paths
+from modules.location.services import (
+    in_scope,
+    require_all_in_scope,
+    require_national,
+    scope_paths,
+    scope_queryset,
+    within_paths,
+)
 from modules.payroll import rules
 from modules.payroll.adaptors import payment_methods
 from modules.payroll.adaptors.base import config_problems, reference_problems, url_problems
@@ -72,6 +80,9 @@ POINT_FIELDS = ("name", "config", "routing")
 # once, so changing them needs national scope; payment points also hold the providers' URLs and
 # credential references, a separately granted right (``payroll.configure_providers``).
 CONFIGURE = "payroll.configure"
+# A payment is where its recipient lives: lists, totals and payroll-wide actions all scope
+# payments by this.
+PAYMENT_LOCATION = "individual__location"
 CONFIGURE_PROVIDERS = "payroll.configure_providers"
 
 
@@ -535,8 +546,11 @@ def check_payroll_request(user: Any, *, name: str, payment_plan_id: Any, payment
     if cycle.status != CycleStatus.ACTIVE:
         errors.append(FieldError("paymentCycleId", "CYCLE_NOT_ACTIVE", f"The payment cycle is {cycle.status}."))
     ids = [str(i) for i in location_ids or []]
-    if ids and Location.objects.filter(pk__in=ids).count() != len(set(ids)):
+    found = list(Location.objects.filter(pk__in=ids)) if ids else []
+    if ids and len(found) != len(set(ids)):
         errors.append(FieldError("locationIds", "UNKNOWN_LOCATION", "A location does not exist."))
+    elif user is not None and not all(in_scope(user, location) for location in found):
+        errors.append(FieldError("locationIds", "OUT_OF_SCOPE", "A location is outside your locations."))
     if errors:
         raise ValidationFailed(errors)
     if check_rows:
@@ -599,9 +613,30 @@ def _move_instructions(payroll: Payroll, user: Any, sources: tuple[str, ...], ta
         status=target, version=F("version") + 1, date_updated=timezone.now(), user_updated_id=getattr(user, "pk", None))
 
 
+# Scope of payroll-wide actions: generating (and re-issuing) acts within the user's scope, so a
+# scoped user's payroll only pays people in their locations. Approving, rejecting, sending,
+# closing and deleting act on every payment of a payroll at once, so they need every one of
+# them in the user's scope (``OUT_OF_SCOPE`` otherwise); national users may do them all.
+
+
+def require_whole_payroll(user: Any, payroll: Payroll, action: str) -> None:
+    """Refuse ``action`` ("Rejecting this payroll") unless every payment of the payroll is in
+    the user's scope."""
+    require_all_in_scope(user, BenefitConsumption.all_objects.filter(payroll=payroll), PAYMENT_LOCATION,
+                         action, "payments")
+
+
+def check_may_approve(user: Any, payroll_id: Any) -> Payroll:
+    require(user, "payroll.approve")
+    payroll = get_payroll(user, payroll_id)
+    require_whole_payroll(user, payroll, "Approving this payroll")
+    return payroll
+
+
 def approve_payroll(user: Any, payroll_id: Any) -> Payroll:
     """PENDING_APPROVAL → APPROVED once the control totals still hold."""
-    require(user, "payroll.approve")
+    if user is not None:
+        check_may_approve(user, payroll_id)
     return mark_approved(user, payroll_id)
 
 
@@ -621,6 +656,7 @@ def reject_payroll(user: Any, payroll_id: Any) -> Payroll:
     require(user, "payroll.approve")
     with transaction.atomic():
         payroll = get_payroll(user, payroll_id, for_update=True)
+        require_whole_payroll(user, payroll, "Rejecting this payroll")
         payroll = _move(payroll, user, (PayrollStatus.PENDING_APPROVAL, PayrollStatus.APPROVED),
                         PayrollStatus.REJECTED)
         _move_instructions(payroll, user, (InstructionStatus.CREATED, InstructionStatus.APPROVED),
@@ -633,6 +669,7 @@ def delete_payroll(user: Any, payroll_id: Any, version: int | None = None) -> Pa
     require(user, "payroll.delete")
     with transaction.atomic():
         payroll = get_payroll(user, payroll_id, for_update=True)
+        require_whole_payroll(user, payroll, "Deleting this payroll")
         if payroll.status not in (PayrollStatus.PENDING_APPROVAL, PayrollStatus.REJECTED):
             raise ServiceError("INVALID_PAYROLL_STATUS",
                                f"A {payroll.status} payroll cannot be deleted; only pending or rejected ones.", "status")
@@ -646,6 +683,7 @@ def close_payroll(user: Any, payroll_id: Any) -> Payroll:
     require(user, "payroll.close")
     with transaction.atomic():
         payroll = get_payroll(user, payroll_id, for_update=True)
+        require_whole_payroll(user, payroll, "Closing this payroll")
         payroll = _move(payroll, user, (PayrollStatus.PAID, PayrollStatus.PARTIALLY_PAID), PayrollStatus.RECONCILED)
         _move_instructions(payroll, user, (InstructionStatus.PAID,), InstructionStatus.RECONCILED)
     return payroll
@@ -656,6 +694,7 @@ def start_sending(user: Any, payroll_id: Any) -> Payroll:
     require(user, "payroll.pay")
     with transaction.atomic():
         payroll = get_payroll(user, payroll_id, for_update=True)
+        require_whole_payroll(user, payroll, "Sending this payroll")
         check_control_totals(payroll)
         if payroll.status != PayrollStatus.SENDING:
             payroll = _move(payroll, user, (PayrollStatus.APPROVED,), PayrollStatus.SENDING)
@@ -704,13 +743,39 @@ def _q(*statuses: str) -> Any:
 
 def visible_payrolls(user: Any, queryset: QuerySet) -> QuerySet:
     """Payrolls limited to locations outside the user's scope are hidden; national users see all."""
-    from modules.location.services import scope_paths
-
     if user is None:  # the system itself (approved tasks, jobs without a user)
         return queryset
     paths = scope_paths(user)
     if paths is None:
         return queryset
     return queryset.filter(Exists(BenefitConsumption.objects.filter(payroll=OuterRef("pk")).filter(
-        within_paths(paths, "individual__location"))))
+        within_paths(paths, PAYMENT_LOCATION))))
+
+
+def scoped_totals(user: Any, payroll: Payroll) -> tuple[int, int]:
+    """The control totals ``user`` may see: the payroll's own for national users; for a scoped
+    user, the count and sum of its payments in their locations (every status, as generation
+    counted them), so a province officer never sees money paid elsewhere."""
+    if user is None or scope_paths(user) is None:
+        return payroll.control_count, payroll.control_sum
+    annotated = getattr(payroll, "scoped_count", None)
+    if annotated is not None:
+        return int(annotated), int(payroll.scoped_sum)
+    rows = scope_queryset(BenefitConsumption.all_objects.filter(payroll=payroll), user, PAYMENT_LOCATION)
+    totals = rows.aggregate(n=Count("id"), s=Coalesce(Sum("amount"), 0))
+    return int(totals["n"]), int(totals["s"])
+
+
+def with_scoped_totals(user: Any, queryset: QuerySet) -> QuerySet:
+    """``queryset`` with ``scoped_count`` / ``scoped_sum`` (see :func:`scoped_totals`) computed
+    in the list's own query, for scoped users."""
+    paths = None if user is None else scope_paths(user)
+    if paths is None:
+        return queryset
+    rows = (BenefitConsumption.all_objects.filter(payroll=OuterRef("pk")).filter(within_paths(paths, PAYMENT_LOCATION))
+            .order_by().values("payroll"))
+    return queryset.annotate(
+        scoped_count=Coalesce(Subquery(rows.annotate(n=Count("id")).values("n")), 0),
+        scoped_sum=Coalesce(Subquery(rows.annotate(s=Sum("amount")).values("s")), 0),
+    )
 
