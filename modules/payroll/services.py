@@ -8,6 +8,7 @@ it; the loser gets ``INVALID_PAYROLL_STATUS``.
 from __future__ import annotations
 
 import datetime
+from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -56,7 +57,7 @@ from modules.payroll.models import (
     Payroll,
     PayrollStatus,
 )
-from modules.social_protection.models import BeneficiaryStatus, PlanType
+from modules.social_protection.models import BeneficiaryStatus, BenefitPlan, PlanType
 from modules.social_protection.services import beneficiary_model
 
 # --- cycles, plans, points -------------------------------------------------------------------
@@ -467,6 +468,29 @@ def _generation_sql(user: Any, payroll: Payroll, selection: QuerySet | None) -> 
     return sql, [*base_params, *amount_params]
 
 
+BIGINT_MAX = 2**63 - 1
+
+
+def ceiling_in_minor_units(plan: PaymentPlan) -> int | None:
+    """The benefit plan's ceiling per beneficiary (in the payment plan's currency), in minor
+    units, rounded down: amounts are whole minor units, so none may pass the ceiling."""
+    ceiling = plan.benefit_plan.ceiling_per_beneficiary
+    if ceiling is None:
+        return None
+    return int(Decimal(ceiling).scaleb(plan.minor_unit).to_integral_value(rounding=ROUND_FLOOR))
+
+
+def validity_problem(plan: PaymentPlan, cycle: PaymentCycle) -> FieldError | None:
+    """A cycle pays for its period: the benefit plan must be valid for all of it."""
+    benefit = plan.benefit_plan
+    if cycle.start_date < benefit.date_valid_from or cycle.end_date > benefit.date_valid_to:
+        return FieldError(
+            "paymentCycleId", "OUTSIDE_PLAN_VALIDITY",
+            f"The payment cycle {cycle.code} ({cycle.start_date} to {cycle.end_date}) is not within the validity "
+            f"of benefit plan {benefit.code} ({benefit.date_valid_from} to {benefit.date_valid_to}).")
+    return None
+
+
 def generate(user: Any, payroll: Payroll, selection: QuerySet | None = None) -> dict[str, int]:
     """Insert one CREATED instruction per candidate in one ``INSERT … SELECT`` and set the
     payroll's control totals from what was inserted.
@@ -478,6 +502,7 @@ def generate(user: Any, payroll: Payroll, selection: QuerySet | None = None) -> 
     """
     plan = payroll.payment_plan
     select_sql, params = _generation_sql(user, payroll, selection)
+    ceiling = ceiling_in_minor_units(plan)
     uid = getattr(user, "pk", None)
     table = BenefitConsumption._meta.db_table
     with connection.cursor() as cursor:
@@ -497,11 +522,23 @@ def generate(user: Any, payroll: Payroll, selection: QuerySet | None = None) -> 
             "AND NOT status IN ('FAILED', 'CANCELLED') DO NOTHING RETURNING amount) "
             "SELECT (SELECT count(*) FROM inserted), (SELECT coalesce(sum(amount), 0) FROM inserted), "
             "(SELECT count(*) FROM candidates WHERE x_recipient IS NULL), "
-            "(SELECT count(*) FROM candidates WHERE x_point IS NULL)",
-            [*params, uid, uid, payroll.pk, payroll.payment_cycle_id, plan.currency],
+            "(SELECT count(*) FROM candidates WHERE x_point IS NULL), "
+            "(SELECT count(*) FROM inserted WHERE amount > %s), (SELECT max(amount) FROM inserted)",
+            [*params, uid, uid, payroll.pk, payroll.payment_cycle_id, plan.currency, ceiling],
         )
-        count, total, no_recipient, unrouted = cursor.fetchone()
-    _refuse_count(int(unrouted))  # on refusal, the caller's transaction takes the rows back
+        count, total, no_recipient, unrouted, over_ceiling, largest = cursor.fetchone()
+    # On a refusal, the caller's transaction takes the inserted rows back.
+    _refuse_count(int(unrouted))
+    if over_ceiling:
+        raise ServiceError(
+            "CEILING_EXCEEDED",
+            f"{over_ceiling} beneficiaries of benefit plan {plan.benefit_plan.code} would receive more than its "
+            f"ceiling per beneficiary ({plan.benefit_plan.ceiling_per_beneficiary} {plan.currency}); the largest "
+            f"amount is {Decimal(largest).scaleb(-plan.minor_unit)} {plan.currency}. Change the calculation rule "
+            "or the ceiling; nothing was generated.", "paymentPlanId")
+    if total > BIGINT_MAX:
+        raise ServiceError("AMOUNT_TOO_LARGE", f"The payroll would total {total} minor units, more than can be "
+                           "recorded; split it by location.", "paymentPlanId")
     Payroll.objects.filter(pk=payroll.pk).update(control_count=count, control_sum=total)
     payroll.control_count, payroll.control_sum = int(count), int(total)
     return {"count": int(count), "sum": int(total), "skipped_no_recipient": int(no_recipient)}
@@ -545,6 +582,11 @@ def check_payroll_request(user: Any, *, name: str, payment_plan_id: Any, payment
         errors.append(FieldError("name", "REQUIRED", "The name is required."))
     if cycle.status != CycleStatus.ACTIVE:
         errors.append(FieldError("paymentCycleId", "CYCLE_NOT_ACTIVE", f"The payment cycle is {cycle.status}."))
+    if lock:  # the benefit plan's validity and ceiling are read again by generation
+        plan.benefit_plan = _held(BenefitPlan, plan.benefit_plan_id, "Benefit plan")
+    outside = validity_problem(plan, cycle)
+    if outside is not None:
+        errors.append(outside)
     ids = [str(i) for i in location_ids or []]
     found = list(Location.objects.filter(pk__in=ids)) if ids else []
     if ids and len(found) != len(set(ids)):
