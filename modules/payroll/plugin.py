@@ -97,3 +97,13 @@ def payroll_query_status(adaptor: str, point: Any, references: list[str]) -> Any
 def payroll_parse_callback(adaptor: str, point: Any, body: bytes, headers: Mapping[str, str]) -> Any:
     module = _builtin(adaptor)
     return None if module is None else module.parse_callback(point, body, headers)
+
+
+# What each built-in adaptor pays to (see the adaptors' send_batch): mobile money to a phone
+# number, G2P Connect to the payee's financial address (an account, else the phone).
+_IDENTIFIERS = {"file": [], "mobile_money": ["phone"], "g2p_connect": ["account", "phone"]}
+
+
+@hookimpl
+def payroll_recipient_identifiers(adaptor: str, point: Any) -> Any:
+    return _IDENTIFIERS.get(adaptor)

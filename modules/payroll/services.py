@@ -33,7 +33,7 @@ from django.utils import timezone
 from core import services
 from core.errors import FieldError, NotFound, ServiceError, ValidationFailed
 from core.permissions import require
-from modules.individual.models import Group, GroupIndividual
+from modules.individual.models import Group, GroupIndividual, Individual
 from modules.location.models import Location
 from modules.location.services import (
     in_scope,
@@ -43,7 +43,7 @@ from modules.location.services import (
     scope_queryset,
     within_paths,
 )
-from modules.payroll import rules
+from modules.payroll import adaptors, rules
 from modules.payroll.adaptors import payment_methods
 from modules.payroll.adaptors.base import config_problems, reference_problems, url_problems
 from modules.payroll.models import (
@@ -387,22 +387,31 @@ def _get_from(rows: QuerySet, pk: Any, what: str) -> Any:
 # --- generation ------------------------------------------------------------------------------
 
 
-def _point_expression(payroll: Payroll, plan_type: str) -> Any:
-    """Which payment point pays a row: the payroll's own, or the first routing rule covering
-    the beneficiary's location (lower priority first)."""
+def _routing(payroll: Payroll) -> list[tuple[PaymentPoint, list[str]]]:
+    """The routed payment points in the order they are tried (lower priority first), with the
+    location paths each serves; empty when the payroll has a point of its own."""
     if payroll.payment_point_id:
-        return Value(str(payroll.payment_point_id), output_field=CharField())
-    location = "group__location" if plan_type == PlanType.GROUP else "individual__location"
+        return []
     with connection.cursor() as cursor:  # held like the plan and cycle (see create_payroll)
         cursor.execute(f"SELECT 1 FROM {PaymentPoint._meta.db_table} WHERE NOT is_deleted "
                        "AND routing <> '{}'::jsonb FOR SHARE")
     points = sorted(PaymentPoint.objects.exclude(routing={}),
                     key=lambda p: (p.routing.get("priority", 0), p.code))
-    whens = []
+    found = []
     for point in points:
         paths = list(Location.objects.filter(pk__in=point.routing.get("locations", [])).values_list("path", flat=True))
         if paths:
-            whens.append(When(within_paths(paths, location), then=Value(str(point.pk))))
+            found.append((point, paths))
+    return found
+
+
+def _point_expression(payroll: Payroll, plan_type: str) -> Any:
+    """Which payment point serves a row's location: the payroll's own, or the first routing
+    rule covering the beneficiary's location."""
+    if payroll.payment_point_id:
+        return Value(str(payroll.payment_point_id), output_field=CharField())
+    location = "group__location" if plan_type == PlanType.GROUP else "individual__location"
+    whens = [When(within_paths(paths, location), then=Value(str(point.pk))) for point, paths in _routing(payroll)]
     return Case(*whens, default=Value(None), output_field=CharField())
 
 
@@ -442,18 +451,33 @@ def _refuse_count(unrouted: int) -> None:
                            "point for the payroll or extend the routing.", "paymentPointId")
 
 
-def _generation_sql(user: Any, payroll: Payroll, selection: QuerySet | None) -> tuple[str, list[Any]]:
+def _generation_sql(user: Any, payroll: Payroll, selection: QuerySet | None) -> tuple[str, list[Any], dict[str, Any]]:
     """One row per candidate: ``x_id`` (the beneficiary row), ``x_recipient``, ``x_group``,
-    ``x_point`` and ``x_amount`` (the rule applied, see ``rules.amount_sql``).
+    ``x_point`` (the point that will pay it), ``x_amount`` (the rule applied, see
+    ``rules.amount_sql``), ``x_routed`` (some point serves its location) and ``x_wanted`` (the
+    first such point). Also returns the points in play, by id.
 
     The recipient of a GROUP plan is the household's PRIMARY recipient, or its head when it has
     none (at most one live PRIMARY per household is a unique index of ``individual``).
+
+    A point pays only recipients who have one of the identifiers its adaptor pays to (a phone
+    number for mobile money): a routed payment whose recipient lacks them goes to the next
+    routing rule covering the location that can pay them, else ``x_point`` is NULL and the
+    recipient is refused. When no point in play needs an identifier the recipient's row is not
+    even read.
     """
     plan = payroll.payment_plan
     plan_type = plan.benefit_plan.type
     compiled = rules.compile_rule(plan.calculation_rule, plan_type, plan.minor_unit)
     subject = "group_id" if plan_type == PlanType.GROUP else "individual_id"
-    base = _routed(user, payroll, selection).values("x_point", x_id=F("pk"), x_subject=F(subject))
+    location = "group__location" if plan_type == PlanType.GROUP else "individual__location"
+    routing = _routing(payroll)
+    points = [payroll.payment_point] if payroll.payment_point_id else [p for p, _ in routing]
+    needs = {str(p.pk): keys for p in points if (keys := adaptors.recipient_identifiers(p))}
+    columns: dict[str, Any] = {"x_id": F("pk"), "x_subject": F(subject)}
+    if needs and routing:
+        columns["x_path"] = F(f"{location}__path")
+    base = _routed(user, payroll, selection).values("x_point", **columns)
     base_sql, base_params = base.query.sql_with_params()
     joins, amount, amount_params = rules.amount_sql(compiled, plan_type, "c.x_subject")
     if plan_type == PlanType.GROUP:
@@ -463,9 +487,37 @@ def _generation_sql(user: Any, payroll: Payroll, selection: QuerySet | None) -> 
         recipient, group = "coalesce(p.individual_id, g.head_id)", "c.x_subject"
     else:
         recipient, group = "c.x_subject", "NULL::uuid"
-    sql = (f"SELECT c.x_id, {recipient} AS x_recipient, {group} AS x_group, c.x_point::uuid AS x_point, "
-           f"({amount})::bigint AS x_amount FROM ({base_sql}) c {joins}")
-    return sql, [*base_params, *amount_params]
+    pay, pay_params = "c.x_point", []
+    if needs:
+        joins += f" LEFT JOIN {Individual._meta.db_table} r ON r.id = {recipient}"
+
+        def has(keys: list[str]) -> str:
+            pay_params.extend(keys)
+            return "(" + " OR ".join(["coalesce(btrim(r.json_ext ->> %s), '') <> ''"] * len(keys)) + ")"
+
+        pay = "CASE WHEN c.x_point IS NULL THEN NULL"
+        for point_id, keys in needs.items():
+            pay_params.append(point_id)
+            pay += f" WHEN c.x_point = %s THEN CASE WHEN {has(keys)} THEN c.x_point END"
+        pay += " ELSE c.x_point END"
+        if routing:  # the next rule covering the location that can pay them
+            fallback = "CASE"
+            for point, paths in routing:
+                pay_params.append([_like_prefix(path) for path in paths])
+                condition = "c.x_path LIKE ANY(%s)"
+                if str(point.pk) in needs:
+                    condition += f" AND {has(needs[str(point.pk)])}"
+                pay_params.append(str(point.pk))
+                fallback += f" WHEN {condition} THEN %s"
+            pay = f"coalesce({pay}, {fallback} END)"
+    sql = (f"SELECT c.x_id, {recipient} AS x_recipient, {group} AS x_group, ({pay})::uuid AS x_point, "
+           f"({amount})::bigint AS x_amount, c.x_point IS NOT NULL AS x_routed, c.x_point AS x_wanted "
+           f"FROM ({base_sql}) c {joins}")
+    return sql, [*pay_params, *base_params, *amount_params], {str(p.pk): p for p in points}
+
+
+def _like_prefix(path: str) -> str:
+    return path.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 BIGINT_MAX = 2**63 - 1
@@ -501,7 +553,7 @@ def generate(user: Any, payroll: Payroll, selection: QuerySet | None = None) -> 
     whole generation (``NO_PAYMENT_POINT``); call it inside a transaction.
     """
     plan = payroll.payment_plan
-    select_sql, params = _generation_sql(user, payroll, selection)
+    select_sql, params, points = _generation_sql(user, payroll, selection)
     ceiling = ceiling_in_minor_units(plan)
     uid = getattr(user, "pk", None)
     table = BenefitConsumption._meta.db_table
@@ -522,11 +574,15 @@ def generate(user: Any, payroll: Payroll, selection: QuerySet | None = None) -> 
             "AND NOT status IN ('FAILED', 'CANCELLED') DO NOTHING RETURNING amount) "
             "SELECT (SELECT count(*) FROM inserted), (SELECT coalesce(sum(amount), 0) FROM inserted), "
             "(SELECT count(*) FROM candidates WHERE x_recipient IS NULL), "
-            "(SELECT count(*) FROM candidates WHERE x_point IS NULL), "
-            "(SELECT count(*) FROM inserted WHERE amount > %s), (SELECT max(amount) FROM inserted)",
-            [*params, uid, uid, payroll.pk, payroll.payment_cycle_id, plan.currency, ceiling],
+            "(SELECT count(*) FROM candidates WHERE NOT x_routed), "
+            "(SELECT count(*) FROM inserted WHERE amount > %s), (SELECT max(amount) FROM inserted), "
+            f"(SELECT count(*) FROM candidates WHERE {UNPAYABLE}), "
+            "(SELECT coalesce(json_agg(t), '[]') FROM (SELECT x_id AS beneficiary_id, x_recipient AS recipient_id, "
+            f"x_group AS household_id, x_wanted AS point FROM candidates WHERE {UNPAYABLE} ORDER BY x_id "
+            "LIMIT %s) t)",
+            [*params, uid, uid, payroll.pk, payroll.payment_cycle_id, plan.currency, ceiling, LISTED_REFUSALS],
         )
-        count, total, no_recipient, unrouted, over_ceiling, largest = cursor.fetchone()
+        count, total, no_recipient, unrouted, over_ceiling, largest, unpayable, listed = cursor.fetchone()
     # On a refusal, the caller's transaction takes the inserted rows back.
     _refuse_count(int(unrouted))
     if over_ceiling:
@@ -539,9 +595,28 @@ def generate(user: Any, payroll: Payroll, selection: QuerySet | None = None) -> 
     if total > BIGINT_MAX:
         raise ServiceError("AMOUNT_TOO_LARGE", f"The payroll would total {total} minor units, more than can be "
                            "recorded; split it by location.", "paymentPlanId")
-    Payroll.objects.filter(pk=payroll.pk).update(control_count=count, control_sum=total)
-    payroll.control_count, payroll.control_sum = int(count), int(total)
-    return {"count": int(count), "sum": int(total), "skipped_no_recipient": int(no_recipient)}
+    report = {"skipped_no_recipient": int(no_recipient),
+              "refused_no_identifier": _refusals(int(unpayable), listed, points)}
+    Payroll.objects.filter(pk=payroll.pk).update(control_count=count, control_sum=total, generation_report=report)
+    payroll.control_count, payroll.control_sum, payroll.generation_report = int(count), int(total), report
+    return {"count": int(count), "sum": int(total), **report}
+
+
+# Routed (some point serves the location), with a recipient, but no point there can pay them.
+UNPAYABLE = "x_routed AND x_recipient IS NOT NULL AND x_point IS NULL"
+# How many refused recipients a job's result names (the count is always complete).
+LISTED_REFUSALS = 100
+
+
+def _refusals(count: int, listed: list[dict[str, Any]], points: dict[str, PaymentPoint]) -> dict[str, Any]:
+    """The recipients generation left out because their payment point cannot pay them, for the
+    job's result: the first ``LISTED_REFUSALS`` of them, each with the identifier missing."""
+    named = []
+    for row in listed:
+        point = points.get(str(row.pop("point")))
+        keys = adaptors.recipient_identifiers(point) if point else []
+        named.append({**row, "payment_point": point.code if point else None, "missing": " or ".join(keys)})
+    return {"count": count, "recipients": named}
 
 
 def actual_totals(payroll: Payroll) -> tuple[int, int]:
@@ -621,7 +696,10 @@ def create_payroll(user: Any, *, name: str, payment_plan_id: Any, payment_cycle_
             follows=follows, job_id=job_id), user)
         result = generate(user, payroll, selection)
         if result["count"] == 0:
-            raise ServiceError("NOTHING_TO_PAY", "No active beneficiary is left to pay in this cycle.")
+            refused = result["refused_no_identifier"]["count"]
+            why = (f" {refused} recipients lack the identifier their payment point pays to (a phone number for "
+                   "mobile money)." if refused else "")
+            raise ServiceError("NOTHING_TO_PAY", "No active beneficiary is left to pay in this cycle." + why)
         if follows is not None:
             _link_reissues(payroll, follows)
     return payroll, result

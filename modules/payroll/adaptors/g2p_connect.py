@@ -140,6 +140,17 @@ def transaction_id(references: list[str]) -> str:
 
 def send_batch(point: Any, instructions: list[Instruction]) -> list[Outcome]:
     config = dict(point.config or {})
+    # Generation only routes recipients with an account or phone here; one removed since is
+    # never sent with an empty financial address.
+    unreachable = [Outcome(i.reference, FAILED, message="No account or phone number: not sent")
+                   for i in instructions if not (i.account or i.phone).strip()]
+    instructions = [i for i in instructions if (i.account or i.phone).strip()]
+    if not instructions:
+        return unreachable
+    return unreachable + _disburse(point, config, instructions)
+
+
+def _disburse(point: Any, config: dict[str, Any], instructions: list[Instruction]) -> list[Outcome]:
     now = datetime.now(UTC).isoformat(timespec="seconds")
     disbursements = [{
         "reference_id": i.reference, "payer_fa": config.get("payer_fa", ""),

@@ -155,6 +155,13 @@ def sign(point: Any, config: dict[str, Any], fields: Mapping[str, Any]) -> str:
 
 def send_batch(point: Any, instructions: list[Instruction]) -> list[Outcome]:
     config = _settings(point)
+    # Generation only routes recipients with a phone number here; one removed since is never
+    # sent as an empty msisdn (a provider may pay it to whoever it resolves it to).
+    unreachable = [Outcome(i.reference, FAILED, message="No phone number: not sent") for i in instructions
+                   if not i.phone.strip()]
+    instructions = [i for i in instructions if i.phone.strip()]
+    if not instructions:
+        return unreachable
     payments = []
     for instruction in instructions:
         payment = {"reference": instruction.reference, "amount": amount_field(instruction),
@@ -167,9 +174,9 @@ def send_batch(point: Any, instructions: list[Instruction]) -> list[Outcome]:
         if exc.code != "PROVIDER_REFUSED":
             raise
         # The provider refused the request as a whole: nothing was paid.
-        return [Outcome(i.reference, FAILED, message=exc.message[:255]) for i in instructions]
+        return unreachable + [Outcome(i.reference, FAILED, message=exc.message[:255]) for i in instructions]
     by_reference = {r.get("reference"): r for r in (answer or {}).get("results", [])}
-    outcomes = []
+    outcomes = unreachable
     for instruction in instructions:
         result = by_reference.get(instruction.reference)
         if result is None:

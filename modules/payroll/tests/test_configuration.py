@@ -398,9 +398,9 @@ def test_a_rule_change_and_a_generation_never_interleave(make_user, group_plan):
             cursor.execute(f"SELECT 1 FROM {PaymentPlan._meta.db_table} WHERE id = %s FOR SHARE", [other_plan.pk])
             cursor.execute(
                 f"INSERT INTO {Payroll._meta.db_table} (id, date_created, date_updated, version, is_deleted, name, "
-                "payment_plan_id, payment_cycle_id, location_ids, status, control_count, control_sum) "
-                "VALUES (gen_random_uuid(), now(), now(), 1, false, 'Other January', %s, %s, '[]', "
-                "'PENDING_APPROVAL', 0, 0)", [other_plan.pk, cycle.pk])
+                "payment_plan_id, payment_cycle_id, location_ids, status, control_count, control_sum, "
+                "generation_report) VALUES (gen_random_uuid(), now(), now(), 1, false, 'Other January', %s, %s, "
+                "'[]', 'PENDING_APPROVAL', 0, 0, '{}')", [other_plan.pk, cycle.pk])
         worker = threading.Thread(target=change)
         worker.start()
         time.sleep(0.5)
