@@ -74,9 +74,8 @@ def pg_insert(ctx: Context) -> Measurement:
 @stage("payroll.generate_approve", baseline="payroll.pg_insert", needs=("payroll.pg_insert",), module="payroll")
 def generate_approve(ctx: Context) -> Measurement:
     """The generation job's body for every household, then a checker approves it (maker-checker)."""
-    from core.approvals.services import create_task_group, resolve_task
-    from core.loader import module_config
-    from core.models import User
+    from core.approvals.services import create_task_group, resolve_task, set_approval_route
+    from core.models import ApprovalRoute, User
     from modules.payroll import services
     from modules.payroll.jobs import generate_payroll
     from modules.payroll.models import BenefitConsumption, Payroll
@@ -96,9 +95,7 @@ def generate_approve(ctx: Context) -> Measurement:
                                        is_superuser=True)
     create_task_group(admin, code="BENCH-PAY-CHECK", name="Bench payroll checkers", completion_policy="ANY",
                       checker_ids=[checker.pk])
-    config = module_config("payroll")
-    saved = dict(config.get("approvals") or {})
-    config.setdefault("approvals", {})["payroll.approve"] = "BENCH-PAY-CHECK"
+    set_approval_route(admin, "payroll.approve", "BENCH-PAY-CHECK", "bench: its own checker")
     try:
         with stopwatch() as generation:
             params = {"name": "Bench November", "payment_plan_id": str(plan.pk), "payment_cycle_id": str(cycle.pk),
@@ -109,7 +106,7 @@ def generate_approve(ctx: Context) -> Measurement:
             resolve_task(checker, result["task_id"], "APPROVED")
         approved = approval()
     finally:
-        config["approvals"] = saved
+        ApprovalRoute.all_objects.filter(action="payroll.approve").delete()  # back to the deployment's route
     payroll = Payroll.objects.get(pk=result["payroll_id"])
     households = ctx.state["sp"]["households"]
     expected_sum = ctx.psycopg().execute(f"SELECT sum(amount) FROM {BASELINE_TABLE}").fetchone()[0]

@@ -61,6 +61,28 @@ def coremis_urls() -> list[Any]:
 
 
 @hookimpl
+def coremis_health_checks() -> dict[str, Callable[[], tuple[bool, str]]]:
+    return {"payroll_approval": check_payroll_approval}
+
+
+def check_payroll_approval() -> tuple[bool, str]:
+    """Not healthy while money can move without a second person: when ``payroll.approve`` is
+    routed to no task group, whoever generates a payroll approves it, and it can be sent."""
+    from core.approvals.services import configured_task_group
+    from core.models import TaskGroupChecker
+
+    code = configured_task_group("payroll.approve")
+    if code is None:
+        return False, ("payroll.approve needs no checker: payrolls are approved by whoever generates them, so money "
+                       "moves without approval; route it to a task group with setApprovalRoute")
+    checkers = TaskGroupChecker.objects.filter(task_group__code=code, task_group__is_deleted=False,
+                                               user__is_active=True).count()
+    if not checkers:
+        return False, f"payroll.approve is routed to task group '{code}', which has no active checker"
+    return True, f"payrolls are approved by task group '{code}' ({checkers} checker(s))"
+
+
+@hookimpl
 def coremis_approval_actions() -> dict[str, Any]:
     from modules.payroll.approvals import ACTIONS
 

@@ -12,6 +12,7 @@ import django_filters
 import graphene
 from django.db.models import QuerySet
 
+from core.approvals.services import check_can_request, needs_approval
 from core.errors import ServiceError
 from core.graphql.core_schema import JobType, UserType  # noqa: F401 - user fields resolve to it
 from core.graphql.fields import ProtectedConnectionField, ProtectedField
@@ -382,8 +383,9 @@ class CreatePayrollMutation(CoreMutation):
     when ``payroll.approve`` is routed to a task group, the approval task; otherwise the payroll
     is approved at once). ``fromFailedInvoicesPayrollId`` re-issues another payroll's failed
     payments instead. What can be refused before the job (unknown plan, cycle or location, a
-    cycle not ACTIVE, nobody left to pay, a beneficiary no payment point serves) is refused
-    here, with nothing started."""
+    cycle not ACTIVE, nobody left to pay, a beneficiary no payment point serves, an approval
+    route to a task group that does not exist or has no other checker) is refused here, with
+    nothing started."""
 
     permission = "payroll.create"
     job = graphene.Field(JobType)
@@ -412,6 +414,8 @@ class CreatePayrollMutation(CoreMutation):
             params = {k: (str(v) if v is not None and k.endswith("_id") else v) for k, v in data.items()
                       if k != "client_mutation_id"}
             params["location_ids"] = [str(i) for i in data.get("location_ids") or []]
+        if needs_approval("payroll.approve"):
+            check_can_request(user, "payroll.approve")  # not a job that would end unable to ask
         return {"job": start_job("payroll.generate", params, user)}
 
 

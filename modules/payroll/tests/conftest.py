@@ -17,6 +17,23 @@ PAYROLL_ALL = ["payroll.search", "payroll.configure", "payroll.configure_provide
                "social_protection.plan_search", "individual.search"]
 
 
+@pytest.fixture(autouse=True)
+def payrolls_need_no_checker(db: Any) -> None:
+    """The shipped configuration routes payroll.approve to a checker group; most tests are about
+    something else, so here a payroll is approved as soon as it is generated, as in a
+    deployment that unrouted it. Tests about approval route it again (``route_approvals``)."""
+    from core.approvals.services import set_approval_route
+
+    set_approval_route(None, "payroll.approve", None, "tests: approved at generation")
+
+
+def route_approvals(code: str | None) -> None:
+    """Send payroll.approve to the task group ``code`` (None: no approval), as setApprovalRoute does."""
+    from core.approvals.services import set_approval_route
+
+    set_approval_route(None, "payroll.approve", code, "tests")
+
+
 @pytest.fixture
 def country(admin_user: Any) -> dict[str, Location]:
     """One province, two communes, four collines (H1, H2 under C1; H3, H4 under C2)."""

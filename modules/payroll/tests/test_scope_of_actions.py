@@ -10,11 +10,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from core.approvals.services import create_task_group
-from core.loader import module_config
 from core.models import ApprovalDecision, ApprovalTask
 from modules.location.services import set_user_locations
 from modules.payroll.models import BenefitConsumption, Payroll
-from modules.payroll.tests.conftest import PAYROLL_ALL, mutate
+from modules.payroll.tests.conftest import PAYROLL_ALL, mutate, route_approvals
 from modules.payroll.tests.test_payroll_generation import EXPECTED, create_payroll, setup_payments
 
 pytestmark = pytest.mark.django_db
@@ -104,7 +103,7 @@ def test_a_reissue_pays_again_only_the_failures_in_scope(gql, make_user, group_p
 
 
 def test_a_checker_approves_only_a_payroll_wholly_in_their_scope(
-        gql, make_user, admin_user, group_plan, country, monkeypatch):
+        gql, make_user, admin_user, group_plan, country):
     deciders = {}
     for scope in ("C1", None):
         checker = make_user(["core.task.view", "core.task.resolve", "payroll.approve", "payroll.search",
@@ -114,7 +113,7 @@ def test_a_checker_approves_only_a_payroll_wholly_in_their_scope(
         deciders[scope] = checker
     create_task_group(admin_user, code="PAY-CHECK", completion_policy="ANY",
                       checker_ids=[c.pk for c in deciders.values()])
-    monkeypatch.setitem(module_config("payroll")["approvals"], "payroll.approve", "PAY-CHECK")
+    route_approvals("PAY-CHECK")
     maker = gql(make_user(PAYROLL_ALL))
     created = create_payroll(maker, setup_payments(maker, group_plan))
     task = created["task"]["uuid"]
