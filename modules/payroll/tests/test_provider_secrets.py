@@ -146,3 +146,17 @@ def test_a_careless_prefix_still_keeps_the_platforms_variables(gql, make_user, m
     made = mutate(client, "createPaymentPoint", {"code": "F", "adaptor": "file",
                                                  "config": {"callback_token": {"env": "COREMIS_BANK_TOKEN"}}}, POINT)
     assert made["errors"] == [] and json.loads(json.dumps(made))["paymentPoint"]["uuid"]
+
+
+def test_a_callback_token_naming_a_server_variable_authenticates_nobody(admin_user, group_plan, client, monkeypatch):
+    """A caller who can guess a platform variable (HOME is often /root) must not pass for the
+    provider by sending it."""
+    monkeypatch.setenv("HOME", "/root")
+    point = services.create_point(admin_user, code="BANK", adaptor="file")
+    payroll = sending_payroll(admin_user, group_plan, point)
+    PaymentPoint.objects.filter(pk=point.pk).update(config={"callback_token": {"env": "HOME"}})
+    reference = BenefitConsumption.objects.filter(payroll=payroll).values_list("code", flat=True).first()
+    answer = client.post("/api/payroll/callback/BANK", data=f"reference,status,transaction_id,message\n{reference},PAID,T,\n",
+                         content_type="text/csv", HTTP_AUTHORIZATION="Bearer /root")
+    assert answer.status_code == 403 and answer.json()["error"] == "SECRET_NOT_ALLOWED"
+    assert BenefitConsumption.objects.get(code=reference).status == "APPROVED"
