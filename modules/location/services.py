@@ -80,7 +80,7 @@ def require_national(user: Any, action: str) -> None:
     """
     if user is not None and not is_national(user):
         raise ServiceError("OUT_OF_SCOPE", f"{action} affects every location; it needs national scope "
-                                           "(location.scope.national).", "id")
+                                           "(location.scope.national).")
 
 
 def outside_scope(user: Any, queryset: QuerySet, location_field: str = "location") -> QuerySet:
