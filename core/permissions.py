@@ -30,6 +30,8 @@ CORE_PERMISSIONS = [
     PermissionSpec("core.task.view_all", "See every approval task"),
     PermissionSpec("core.task.resolve", "Approve or reject tasks of one's task groups"),
     PermissionSpec("core.task_group.manage", "List, create and change task groups and their checkers"),
+    PermissionSpec("core.approval_route.manage",
+                   "See which task group approves each action, and route or unroute actions at run time"),
 ]
 
 

@@ -3,6 +3,7 @@ runs exactly once (retries, concurrent checkers and restarted jobs included)."""
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -26,7 +27,7 @@ from core.history import history_of
 from core.hooks import hookimpl
 from core.jobs import run_job
 from core.loader import LoadedModule, ModuleConfigurationError, get_registry, validate_config
-from core.models import ApprovalTask, Job, Role, TaskGroup
+from core.models import ApprovalRoute, ApprovalTask, Job, Role, TaskGroup
 from core.module import ModuleSpec
 
 MODULE = "testapprovals"
@@ -101,6 +102,11 @@ def roles_named(name: str = "Approved role") -> int:
     return Role.all_objects.filter(name=name).count()
 
 
+def ours(problems: list[str]) -> list[str]:
+    """The problems of this test's module (the shipped routes have their own)."""
+    return [p for p in problems if MODULE in p]
+
+
 def refused(code: str, call: Callable[[], Any]) -> ServiceError:
     with pytest.raises(ServiceError) as caught:
         call()
@@ -132,7 +138,7 @@ def test_actions_routed_in_modules_config_need_approval_and_others_do_not() -> N
 def test_a_route_to_a_missing_task_group_is_refused_with_the_fix(make_user: Any) -> None:
     error = refused("TASK_GROUP_MISSING", lambda: propose(make_user()))
     assert "'checkers'" in error.message and "modules_config.json" in error.message
-    assert approval_config_problems() == [
+    assert ours(approval_config_problems()) == [
         f"modules_config.json {MODULE}.approvals['{action}']: task group 'checkers' does not "
         "exist; create it with createTaskGroup or correct the code"
         for action in ROUTES
@@ -146,7 +152,7 @@ def test_unknown_and_unrouted_actions_are_refused(make_user: Any, checkers: Any)
     refused("UNKNOWN_APPROVAL_ACTION", lambda: propose(maker, action=f"{MODULE}.no_such_action"))
     get_registry().config(MODULE)["approvals"] = {}
     refused("APPROVAL_NOT_CONFIGURED", lambda: propose(maker))
-    assert approval_config_problems() == []
+    assert ours(approval_config_problems()) == []
     assert not ApprovalTask.objects.exists()
 
 
@@ -520,3 +526,65 @@ def test_task_groups_are_managed_over_graphql(gql: Any, make_user: Any, checkers
 
     listed = gql(manager).ok('{ taskGroup(code: "payroll") { totalCount edges { node { name } } } }')
     assert listed["taskGroup"]["totalCount"] == 1
+
+
+# --- routes at run time ----------------------------------------------------------------------
+
+SET_ROUTE = """mutation($i: SetApprovalRouteMutationInput!) { setApprovalRoute(input: $i) {
+    errors { field code message }
+    route { action module needsApproval taskGroupCode source reason version userUpdated { username } } } }"""
+LIST_ROUTES = "{ approvalRoutes { action needsApproval taskGroupCode source taskGroup { code } } }"
+
+
+def test_routes_change_at_run_time_and_every_change_is_in_history(gql: Any, make_user: Any, checkers: Any) -> None:
+    group(TaskGroup.ANY, checkers(1))
+    group(TaskGroup.ANY, checkers(1), code="others")
+    manager = make_user(["core.approval_route.manage"])
+    client = gql(manager)
+    listed = {r["action"]: r for r in client.ok(LIST_ROUTES)["approvalRoutes"]}
+    assert listed[CREATE_ROLE] == {"action": CREATE_ROLE, "needsApproval": True, "taskGroupCode": "checkers",
+                                   "source": "CONFIG", "taskGroup": {"code": "checkers"}}
+
+    unrouted = client.ok(SET_ROUTE, {"i": {"action": CREATE_ROLE, "taskGroupCode": None,
+                                           "reason": "the pilot ends"}})["setApprovalRoute"]
+    assert unrouted == {"errors": [], "route": {
+        "action": CREATE_ROLE, "module": MODULE, "needsApproval": False, "taskGroupCode": None, "source": "RUNTIME",
+        "reason": "the pilot ends", "version": 1, "userUpdated": {"username": manager.username}}}
+    assert not needs_approval(CREATE_ROLE)  # at once, without a restart
+    refused("APPROVAL_NOT_CONFIGURED", lambda: propose(make_user()))
+
+    rerouted = client.ok(SET_ROUTE, {"i": {"action": CREATE_ROLE, "taskGroupCode": "others",
+                                           "reason": "audit asks for it"}})["setApprovalRoute"]
+    assert rerouted["route"]["taskGroupCode"] == "others" and rerouted["route"]["version"] == 2
+    assert propose(make_user()).task_group.code == "others"
+
+    history = client.ok("""{ approvalRouteHistory(orderBy: ["id"]) { edges { node { operation data userId
+        context } } } }""")["approvalRouteHistory"]["edges"]
+    assert [(e["node"]["operation"], json.loads(e["node"]["data"])["reason"]) for e in history] == [
+        ("I", "the pilot ends"), ("U", "audit asks for it")]
+    assert {e["node"]["userId"] for e in history} == {str(manager.pk)}
+    assert all(json.loads(e["node"]["context"])["mutation"] for e in history)
+
+
+@pytest.mark.parametrize("payload, code", [
+    ({"action": f"{MODULE}.no_such_action", "taskGroupCode": "checkers"}, "UNKNOWN_APPROVAL_ACTION"),
+    ({"action": CREATE_ROLE, "taskGroupCode": "nobody"}, "TASK_GROUP_MISSING"),
+    ({"action": CREATE_ROLE, "taskGroupCode": "empty"}, "NO_ELIGIBLE_CHECKERS"),
+    ({"action": CREATE_ROLE, "taskGroupCode": None, "reason": " "}, "REQUIRED"),
+])
+def test_a_route_that_could_not_work_is_refused(gql: Any, make_user: Any, checkers: Any,
+                                                payload: dict[str, Any], code: str) -> None:
+    group(TaskGroup.ANY, checkers(1))
+    create_task_group(None, code="empty", completion_policy=TaskGroup.ANY)
+    result = gql(make_user(["core.approval_route.manage"])).ok(
+        SET_ROUTE, {"i": {"reason": "because", **payload}})["setApprovalRoute"]
+    assert [e["code"] for e in result["errors"]] == [code] and result["route"] is None
+    assert not ApprovalRoute.all_objects.exists() and needs_approval(CREATE_ROLE)
+
+
+def test_only_a_user_with_the_right_routes_approvals(gql: Any, make_user: Any) -> None:
+    client = gql(make_user(["core.task_group.manage", "core.task.view", "core.task.resolve"]))
+    attempt = client.execute(SET_ROUTE, {"i": {"action": CREATE_ROLE, "taskGroupCode": None, "reason": "x"}})
+    assert attempt["errors"][0]["extensions"] == {"code": "FORBIDDEN", "permission": "core.approval_route.manage"}
+    assert client.execute(LIST_ROUTES)["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert not ApprovalRoute.all_objects.exists() and needs_approval(CREATE_ROLE)

@@ -37,8 +37,12 @@ def _provider(ctx: Context) -> dict[str, Any]:
                             callback_key=secrets.token_hex(8), token_lifetime=3600)
         server = running(provider)
         url = server.__enter__()  # stays up for the rest of the run (a daemon thread)
-        os.environ["BENCH_MM_SECRET"] = provider.client_secret
-        os.environ["BENCH_MM_SIGNING"] = provider.signing_key
+        from core.loader import module_config
+
+        # The simulated provider is one the deployment pays through (core/secrets.py).
+        module_config("payroll")["outbound_urls"] = [*module_config("payroll").get("outbound_urls", []), url]
+        os.environ["COREMIS_PSP_BENCH_MM_SECRET"] = provider.client_secret
+        os.environ["COREMIS_PSP_BENCH_MM_SIGNING"] = provider.signing_key
         ctx.state["pay_provider"] = {"provider": provider, "url": url, "server": server}
     return ctx.state["pay_provider"]
 
@@ -70,9 +74,8 @@ def pg_insert(ctx: Context) -> Measurement:
 @stage("payroll.generate_approve", baseline="payroll.pg_insert", needs=("payroll.pg_insert",), module="payroll")
 def generate_approve(ctx: Context) -> Measurement:
     """The generation job's body for every household, then a checker approves it (maker-checker)."""
-    from core.approvals.services import create_task_group, resolve_task
-    from core.loader import module_config
-    from core.models import User
+    from core.approvals.services import create_task_group, resolve_task, set_approval_route
+    from core.models import ApprovalRoute, User
     from modules.payroll import services
     from modules.payroll.jobs import generate_payroll
     from modules.payroll.models import BenefitConsumption, Payroll
@@ -84,17 +87,15 @@ def generate_approve(ctx: Context) -> Measurement:
     plan = services.create_plan(admin, code="BENCH-PAY", name="Bench transfer", benefit_plan_id=ctx.state["sp_regular"].pk,
                                 calculation_rule=RULE, currency="BIF", minor_unit=0)
     point = services.create_point(admin, code="BENCH-MM", name="Bench mobile money", adaptor="mobile_money", config={
-        "base_url": url, "client_id": "coremis", "client_secret": {"env": "BENCH_MM_SECRET"}, "batch_size": BATCH,
+        "base_url": url, "client_id": "coremis", "client_secret": {"env": "COREMIS_PSP_BENCH_MM_SECRET"}, "batch_size": BATCH,
         "serial": False, "timeout": 60,
-        "signature": {"algorithm": "hmac-sha256", "key": {"env": "BENCH_MM_SIGNING"},
+        "signature": {"algorithm": "hmac-sha256", "key": {"env": "COREMIS_PSP_BENCH_MM_SIGNING"},
                       "fields": ["reference", "amount", "msisdn"]}})
     checker = User.objects.create_user("bench-checker", "bench-checker@example.org", "bench-checker-password",
                                        is_superuser=True)
     create_task_group(admin, code="BENCH-PAY-CHECK", name="Bench payroll checkers", completion_policy="ANY",
                       checker_ids=[checker.pk])
-    config = module_config("payroll")
-    saved = dict(config.get("approvals") or {})
-    config.setdefault("approvals", {})["payroll.approve"] = "BENCH-PAY-CHECK"
+    set_approval_route(admin, "payroll.approve", "BENCH-PAY-CHECK", "bench: its own checker")
     try:
         with stopwatch() as generation:
             params = {"name": "Bench November", "payment_plan_id": str(plan.pk), "payment_cycle_id": str(cycle.pk),
@@ -105,7 +106,7 @@ def generate_approve(ctx: Context) -> Measurement:
             resolve_task(checker, result["task_id"], "APPROVED")
         approved = approval()
     finally:
-        config["approvals"] = saved
+        ApprovalRoute.all_objects.filter(action="payroll.approve").delete()  # back to the deployment's route
     payroll = Payroll.objects.get(pk=result["payroll_id"])
     households = ctx.state["sp"]["households"]
     expected_sum = ctx.psycopg().execute(f"SELECT sum(amount) FROM {BASELINE_TABLE}").fetchone()[0]

@@ -53,7 +53,10 @@ class ApprovalAction:
     instead of running it inside the approving request. ``permission`` is a code a checker
     must hold besides being in the task group. ``describe(task)`` is a sentence for checkers;
     ``current_data(task)`` returns the entity as it is now, so a checker can compare it with
-    the proposed ``data``.
+    the proposed ``data``. ``check_decider(task, checker)`` raises a ``ServiceError`` when this
+    checker may not decide on this task although they are in its group (a payroll with
+    payments outside their location scope); it runs before the decision is recorded, so the
+    refusal changes nothing.
     """
 
     execute: Callable[[ApprovalTask, ApprovalContext], Any]
@@ -61,6 +64,7 @@ class ApprovalAction:
     permission: str | None = None
     describe: Callable[[ApprovalTask], str] | None = None
     current_data: Callable[[ApprovalTask], Any] | None = None
+    check_decider: Callable[[ApprovalTask, User], None] | None = None
 
     def is_large(self, task: ApprovalTask) -> bool:
         return bool(self.large(task)) if callable(self.large) else self.large

@@ -17,11 +17,12 @@ from graphql_relay import from_global_id
 from core.approvals import services
 from core.approvals.actions import approval_actions
 from core.errors import FieldError, ServiceError, ValidationFailed
-from core.graphql.fields import ProtectedConnectionField
+from core.graphql.fields import ProtectedConnectionField, ProtectedField
+from core.graphql.history import history_connection
 from core.graphql.mutations import CoreMutation
 from core.graphql.scalars import UUID
 from core.graphql.types import CoreNode, CountableConnection
-from core.models import ApprovalDecision, ApprovalTask, TaskGroup, TaskGroupChecker
+from core.models import ApprovalDecision, ApprovalRoute, ApprovalTask, TaskGroup, TaskGroupChecker
 
 # What openIMIS frontends read in executorActionEvent: the executors' job is to approve.
 EXECUTOR_ACTION_EVENT = "approve"
@@ -217,7 +218,49 @@ class TaskGQLType(CoreNode):
         return services.visible_tasks(queryset, info.context.user)
 
 
+class ApprovalRouteSource(graphene.Enum):
+    RUNTIME = services.RUNTIME
+    CONFIG = services.CONFIG
+
+
+class ApprovalRouteGQLType(graphene.ObjectType):
+    """Where an action's approvals go: ``taskGroup`` decides, or nobody (``needsApproval``
+    false: the action runs at once). ``source`` says whether the route was set at run time
+    (``setApprovalRoute``; ``reason``, ``dateUpdated`` and ``userUpdated`` say by whom and why)
+    or comes from ``modules_config.json``."""
+
+    action = graphene.String(required=True)
+    module = graphene.String(required=True)
+    needs_approval = graphene.Boolean(required=True)
+    task_group_code = graphene.String()
+    task_group = graphene.Field(TaskGroupGQLType, description="null when the routed group does not exist")
+    source = graphene.Field(ApprovalRouteSource)
+    reason = graphene.String()
+    version = graphene.Int()
+    date_updated = graphene.DateTime()
+    user_updated = graphene.Field(_user_type)
+
+    @staticmethod
+    def of(route: services.Route) -> ApprovalRouteGQLType:
+        row = route.route
+        return ApprovalRouteGQLType(
+            action=route.action, module=route.module, needs_approval=route.task_group_code is not None,
+            task_group_code=route.task_group_code, task_group=route.task_group, source=route.source,
+            reason=row.reason if row else None, version=row.version if row else None,
+            date_updated=row.date_updated if row else None, user_updated=row.user_updated if row else None)
+
+
 class Query(graphene.ObjectType):
+    approval_routes = ProtectedField(
+        graphene.List(graphene.NonNull(ApprovalRouteGQLType), required=True),
+        permission="core.approval_route.manage", action=graphene.String(),
+        description="Every action a module lets deployers put behind approval, with its route now.",
+    )
+    approval_route_history = history_connection(ApprovalRoute, "core.approval_route.manage", lambda qs, user: qs)
+
+    def resolve_approval_routes(self, info: Any, action: str | None = None) -> list[ApprovalRouteGQLType]:
+        return [ApprovalRouteGQLType.of(r) for r in services.approval_routes() if action in (None, r.action)]
+
     task = ProtectedConnectionField(
         TaskGQLType, permission="core.task.view",
         order_fields=["date_created", "date_updated", "status", "action", "module", "entity_type"],
@@ -355,7 +398,28 @@ class ResolveTaskMutation(CoreMutation):
         return {"task": services.resolve_task(user, task_id, decision, data.get("comment") or "")}
 
 
+class SetApprovalRouteMutation(CoreMutation):
+    """Route an action's approvals to a task group (``taskGroupCode``), or with
+    ``taskGroupCode: null`` let it run without approval, from now on and until set again;
+    overrides ``modules_config.json``. ``reason`` is kept in history (``approvalRouteHistory``)."""
+
+    permission = "core.approval_route.manage"
+    route = graphene.Field(ApprovalRouteGQLType)
+
+    class Input(CoreMutation.Input):
+        action = graphene.String(required=True, description="e.g. payroll.approve")
+        task_group_code = graphene.String(description="null: the action needs no approval")
+        reason = graphene.String(required=True)
+
+    @classmethod
+    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
+        services.set_approval_route(user, data["action"], data.get("task_group_code"), data["reason"])
+        [route] = [r for r in services.approval_routes() if r.action == data["action"]]
+        return {"route": ApprovalRouteGQLType.of(route)}
+
+
 class Mutation(graphene.ObjectType):
+    set_approval_route = SetApprovalRouteMutation.Field()
     create_task_group = CreateTaskGroupMutation.Field()
     update_task_group = UpdateTaskGroupMutation.Field()
     resolve_task = ResolveTaskMutation.Field()

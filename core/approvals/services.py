@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -24,7 +25,14 @@ from core.errors import FieldError, NotFound, PermissionDenied, ServiceError, Va
 from core.history import acting_as
 from core.jobs import JobContext, start_job
 from core.loader import get_registry
-from core.models import ApprovalDecision, ApprovalTask, TaskGroup, TaskGroupChecker, User
+from core.models import (
+    ApprovalDecision,
+    ApprovalRoute,
+    ApprovalTask,
+    TaskGroup,
+    TaskGroupChecker,
+    User,
+)
 from core.permissions import has_permission, require
 
 log = logging.getLogger("coremis.approvals")
@@ -34,11 +42,18 @@ REJECTED = ApprovalDecision.REJECTED
 EXECUTE_JOB_KIND = "core.approval_execute"
 
 
-# --- configuration ---------------------------------------------------------------------------
+# --- routes ----------------------------------------------------------------------------------
+#
+# Where an action's approvals go. ``modules_config.json`` seeds the routes (each module's
+# ``approvals`` section); a route set at run time (``set_approval_route``, an ``ApprovalRoute``
+# row, in history) overrides it until it is set again, so a deployment routes or unroutes an
+# action without editing a file or restarting.
+
+CONFIG = "CONFIG"
+RUNTIME = "RUNTIME"
 
 
-def configured_task_group(action: str) -> str | None:
-    """The code of the task group ``modules_config.json`` routes ``action`` to, if any."""
+def _config_route(action: str) -> str | None:
     module = action.split(".", 1)[0]
     registry = get_registry()
     if not registry.is_enabled(module):
@@ -47,16 +62,97 @@ def configured_task_group(action: str) -> str | None:
     return routes.get(action)
 
 
+def _runtime_route(action: str) -> ApprovalRoute | None:
+    return ApprovalRoute.objects.select_related("task_group").filter(action=action).first()
+
+
+def configured_task_group(action: str) -> str | None:
+    """The code of the task group that decides on ``action``, if it needs approval: the route
+    set at run time, else the one in ``modules_config.json``."""
+    if not get_registry().is_enabled(action.split(".", 1)[0]):
+        return None
+    route = _runtime_route(action)
+    if route is not None:
+        return route.task_group.code if route.task_group is not None else None
+    return _config_route(action)
+
+
 def needs_approval(action: str) -> bool:
     """Whether this deployment puts ``action`` behind a checker's approval."""
     return configured_task_group(action) is not None
 
 
+@dataclass(frozen=True)
+class Route:
+    """Where a declared action's approvals go now, and who said so."""
+
+    action: str
+    module: str
+    task_group: TaskGroup | None
+    task_group_code: str | None
+    source: str | None  # RUNTIME, CONFIG, or None when neither routes it
+    route: ApprovalRoute | None
+
+
+def approval_routes() -> list[Route]:
+    """Every declared action with its current route (one query for the run-time routes)."""
+    rows = {r.action: r for r in ApprovalRoute.objects.select_related("task_group", "user_updated")}
+    groups = {g.code: g for g in TaskGroup.objects.all()}
+    found = []
+    for action, (module, _) in sorted(approval_actions().items()):
+        row = rows.get(action)
+        if row is not None:
+            group = row.task_group
+            found.append(Route(action, module, group, group.code if group else None, RUNTIME, row))
+        else:
+            code = _config_route(action)
+            found.append(Route(action, module, groups.get(code) if code else None, code,
+                               CONFIG if code else None, None))
+    return found
+
+
+def set_approval_route(user: Any, action: str, task_group_code: str | None, reason: str) -> ApprovalRoute:
+    """Route ``action`` to the task group ``task_group_code``, or with ``None`` let it run
+    without approval, from now on; the change (with ``reason``) is in history.
+
+    The group must exist and have an active checker, so a route never makes an action
+    impossible to approve.
+    """
+    require(user, "core.approval_route.manage")
+    get_action(action)
+    errors: list[FieldError] = []
+    if not (reason or "").strip():
+        errors.append(FieldError("reason", "REQUIRED", "Say why the route changes; it is kept in history."))
+    group = None
+    if task_group_code is not None:
+        group = TaskGroup.objects.filter(code=task_group_code.strip()).first()
+        if group is None:
+            errors.append(FieldError("taskGroupCode", "TASK_GROUP_MISSING",
+                                     f"No task group has the code '{task_group_code.strip()[:100]}'."))
+        elif not TaskGroupChecker.objects.filter(task_group=group, user__is_active=True).exists():
+            errors.append(FieldError("taskGroupCode", "NO_ELIGIBLE_CHECKERS",
+                                     f"The task group '{group.code}' has no active checker; add one first."))
+    if errors:
+        raise ValidationFailed(errors)
+    try:
+        with transaction.atomic():
+            route = ApprovalRoute.objects.select_for_update().filter(action=action).first()
+            if route is None:
+                return services.create(ApprovalRoute(action=action, task_group=group, reason=reason.strip()), user)
+            route.task_group, route.reason = group, reason.strip()
+            return services.save_versioned(route, user, ["task_group", "reason"])
+    except IntegrityError as exc:  # two first routes of the same action at once
+        raise ServiceError("ROUTE_CHANGED", "Someone set this route at the same moment; reload it and try "
+                                            "again.", "action") from exc
+
+
 def approval_config_problems() -> list[str]:
-    """Routes in ``modules_config.json`` that cannot work: an action no enabled module
-    declares, or a task group that does not exist (yet). Empty when all is well."""
+    """Routes that cannot work: a section of ``modules_config.json`` routing an action no
+    enabled module declares, or an action routed to a task group that does not exist (yet).
+    Empty when all is well."""
     problems: list[str] = []
     declared = approval_actions()
+    runtime = {r.action: r for r in ApprovalRoute.objects.select_related("task_group")}
     for module in get_registry().modules:
         for action, code in (module.config.get("approvals") or {}).items():
             where = f"modules_config.json {module.name}.approvals['{action}']"
@@ -65,9 +161,13 @@ def approval_config_problems() -> list[str]:
                                 f"move it to that module's section")
             elif action not in declared:
                 problems.append(f"{where}: no enabled module declares this action")
-            elif not TaskGroup.objects.filter(code=code).exists():
+            elif action not in runtime and not TaskGroup.objects.filter(code=code).exists():
                 problems.append(f"{where}: task group '{code}' does not exist; create it "
                                 f"with createTaskGroup or correct the code")
+    for action, route in sorted(runtime.items()):
+        if route.task_group is not None and route.task_group.is_deleted:
+            problems.append(f"approval route of '{action}': task group '{route.task_group.code}' was deleted; "
+                            "route it again with setApprovalRoute")
     return problems
 
 
@@ -189,6 +289,38 @@ def _approvals_needed(group: TaskGroup, eligible: set[Any]) -> int:
     return 1
 
 
+def check_can_request(user: Any, action: str, *, task_group: str | None = None) -> tuple[str, TaskGroup]:
+    """The module and task group a request for ``action`` by ``user`` would go to, or the
+    refusal :func:`request_approval` would give, so a caller can refuse before starting work
+    (a payroll's generation job) that would end in asking for approval."""
+    module, _ = get_action(action)
+    code = task_group or configured_task_group(action)
+    if code is None:
+        raise ServiceError(
+            "APPROVAL_NOT_CONFIGURED",
+            f"The action '{action}' is not routed to a task group. Route it with setApprovalRoute or in the "
+            f"'approvals' section of '{module}' in modules_config.json.", "action",
+        )
+    group = TaskGroup.objects.filter(code=code).first()
+    if group is None:
+        raise ServiceError(
+            "TASK_GROUP_MISSING",
+            f"The action '{action}' needs approval by the task group '{code}', which does not "
+            f"exist. Create it (createTaskGroup), or route the action elsewhere (setApprovalRoute or "
+            f"'{module}.approvals' in modules_config.json).", "taskGroup",
+        )
+    eligible = _eligible_checkers(group, getattr(user, "pk", None))
+    needed = _approvals_needed(group, eligible)
+    if not eligible or len(eligible) < needed:
+        raise ServiceError(
+            "NO_ELIGIBLE_CHECKERS",
+            f"The task group '{group.code}' has {len(eligible)} active checker(s) besides you, "
+            f"and {needed or 1} approval(s) are needed. Add checkers to the group first.",
+            "taskGroup",
+        )
+    return module, group
+
+
 def request_approval(user: Any, action: str, entity_type: str, entity_id: Any,
                      data: dict[str, Any], *, task_group: str | None = None) -> ApprovalTask:
     """Record that ``user`` (the maker) proposes ``action`` on an entity with ``data``.
@@ -198,32 +330,8 @@ def request_approval(user: Any, action: str, entity_type: str, entity_id: Any,
     not exist, the group has too few checkers besides the maker to ever complete, or the
     same action on the same entity is already waiting for approval.
     """
-    module, _ = get_action(action)
-    code = task_group or configured_task_group(action)
-    if code is None:
-        raise ServiceError(
-            "APPROVAL_NOT_CONFIGURED",
-            f"The action '{action}' is not routed to a task group. Add it to the 'approvals' "
-            f"section of '{module}' in modules_config.json.", "action",
-        )
-    group = TaskGroup.objects.filter(code=code).first()
-    if group is None:
-        raise ServiceError(
-            "TASK_GROUP_MISSING",
-            f"The action '{action}' needs approval by the task group '{code}', which does not "
-            f"exist. Create it (createTaskGroup) or correct '{module}.approvals' in "
-            "modules_config.json.", "taskGroup",
-        )
+    module, group = check_can_request(user, action, task_group=task_group)
     maker_id = getattr(user, "pk", None)
-    eligible = _eligible_checkers(group, maker_id)
-    needed = _approvals_needed(group, eligible)
-    if not eligible or len(eligible) < needed:
-        raise ServiceError(
-            "NO_ELIGIBLE_CHECKERS",
-            f"The task group '{group.code}' has {len(eligible)} active checker(s) besides you, "
-            f"and {needed or 1} approval(s) are needed. Add checkers to the group first.",
-            "taskGroup",
-        )
     key = {"action": action, "entity_type": entity_type, "entity_id": str(entity_id)}
     pending = ApprovalTask.objects.filter(status__in=ApprovalTask.OPEN_STATUSES, **key)
     if pending.exists():
@@ -303,6 +411,8 @@ def resolve_task(user: Any, task_id: Any, decision: str, comment: str = "") -> A
         if action.permission and not has_permission(user, action.permission):
             raise PermissionDenied(f"Deciding on '{task.action}' requires the permission "
                                    f"'{action.permission}'.")
+        if action.check_decider is not None:
+            action.check_decider(task, user)
         if ApprovalDecision.objects.filter(task=task, checker=user).exists():
             raise ServiceError("ALREADY_DECIDED", "You have already decided on this task.", "id")
         ApprovalDecision.objects.create(task=task, checker=user, decision=decision,

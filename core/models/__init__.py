@@ -1,10 +1,16 @@
-from core.models.approvals import ApprovalDecision, ApprovalTask, TaskGroup, TaskGroupChecker
+from core.models.approvals import (
+    ApprovalDecision,
+    ApprovalRoute,
+    ApprovalTask,
+    TaskGroup,
+    TaskGroupChecker,
+)
 from core.models.auth import LoginSession, Role, User
 from core.models.base import ActiveManager, CoreModel
 from core.models.history import HistoryEntry
 from core.models.operations import Job, MutationLog, Upload
 
 __all__ = [
-    "ActiveManager", "ApprovalDecision", "ApprovalTask", "CoreModel", "HistoryEntry", "Job",
-    "LoginSession", "MutationLog", "Role", "TaskGroup", "TaskGroupChecker", "Upload", "User",
+    "ActiveManager", "ApprovalDecision", "ApprovalRoute", "ApprovalTask", "CoreModel", "HistoryEntry",
+    "Job", "LoginSession", "MutationLog", "Role", "TaskGroup", "TaskGroupChecker", "Upload", "User",
 ]

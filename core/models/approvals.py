@@ -142,3 +142,25 @@ class ApprovalDecision(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["task", "checker"], name="core_approvaldecision_once")
         ]
+
+
+class ApprovalRoute(CoreModel):
+    """Which task group decides on an action, set at run time (``setApprovalRoute``).
+
+    A live row overrides the action's route in ``modules_config.json``, which is where routes
+    start from: ``task_group`` set means the action needs that group's approval; empty means it
+    was deliberately unrouted and runs without one. Every change is in ``core_history``.
+    """
+
+    action = models.CharField(max_length=100)
+    task_group = models.ForeignKey(TaskGroup, null=True, blank=True, on_delete=models.PROTECT, related_name="routes")
+    reason = models.TextField(blank=True, default="", help_text="why the route was set, as its author said")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["action"], condition=models.Q(is_deleted=False),
+                                    name="core_approvalroute_action_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} → {self.task_group or 'no approval'}"

@@ -25,14 +25,13 @@ from django.db.models import Count, FilteredRelation, IntegerField, OuterRef, Q,
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.cell.cell import ERROR_CODES, ILLEGAL_CHARACTERS_RE
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
 from core.errors import ServiceError
 from core.jobs import JobContext
 from core.loader import module_config
 from core.permissions import require
+from core.spreadsheets import neutralise, xlsx_text
 from modules.individual.filters import filtered
 from modules.individual.models import Group, GroupIndividual, Individual
 from modules.individual.services import visible_groups, visible_individuals
@@ -48,8 +47,6 @@ EXPORT_FOLDER = "exports"
 CHUNK_SIZE = 2000
 # A worksheet holds 1,048,576 rows, one of which is the header.
 XLSX_MAX_ROWS = 1_048_575
-# Spreadsheets treat a cell starting with one of these as a formula (or a formula's start).
-FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
 INDIVIDUAL_COLUMNS = (
     "id", "first_name", "last_name", "dob", "sex", "location_code", "location_name",
@@ -57,12 +54,6 @@ INDIVIDUAL_COLUMNS = (
 )
 INDIVIDUAL_TRAILING = ("date_created", "date_updated")
 GROUP_COLUMNS = ("id", "code", "location_code", "head_first_name", "head_last_name", "member_count")
-
-
-def neutralise(text: str) -> str:
-    """Make text inert in a spreadsheet: a leading quote makes Excel, LibreOffice and Sheets
-    show it as text instead of evaluating it (CSV injection)."""
-    return "'" + text if text.startswith(FORMULA_TRIGGERS) else text
 
 
 def export_path(relative: str) -> Path:
@@ -162,17 +153,6 @@ def _write_csv(out: IO[bytes], header: list[str], rows: Iterator[list[Any]],
     text.detach()
 
 
-def _xlsx_text(sheet: WriteOnlyWorksheet, text: str) -> Any:
-    # openpyxl refuses control characters and would store these as a formula or an error
-    # value, so those are written as cells forced to the string type.
-    text = neutralise(ILLEGAL_CHARACTERS_RE.sub("", text))
-    if text.startswith("=") or text in ERROR_CODES:
-        cell = WriteOnlyCell(sheet, value=text)
-        cell.data_type = "s"
-        return cell
-    return text
-
-
 def _xlsx_value(sheet: WriteOnlyWorksheet, value: Any) -> Any:
     if value is None or isinstance(value, bool | int | float | Decimal):
         return value
@@ -182,8 +162,8 @@ def _xlsx_value(sheet: WriteOnlyWorksheet, value: Any) -> Any:
     if isinstance(value, datetime.date):
         return value
     if isinstance(value, dict | list):
-        return _xlsx_text(sheet, json.dumps(value, ensure_ascii=False))
-    return _xlsx_text(sheet, str(value))
+        return xlsx_text(sheet, json.dumps(value, ensure_ascii=False))
+    return xlsx_text(sheet, str(value))
 
 
 def _write_xlsx(out: IO[bytes], header: list[str], rows: Iterator[list[Any]],
@@ -191,7 +171,7 @@ def _write_xlsx(out: IO[bytes], header: list[str], rows: Iterator[list[Any]],
     # write_only streams rows to a temporary file instead of holding cells in memory.
     book = Workbook(write_only=True)
     sheet = book.create_sheet(title)
-    sheet.append([_xlsx_text(sheet, h) for h in header])
+    sheet.append([xlsx_text(sheet, h) for h in header])
     for row in rows:
         sheet.append([_xlsx_value(sheet, v) for v in row])
         tick()

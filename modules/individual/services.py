@@ -6,8 +6,9 @@ import datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from django.db.models.fields.json import KT
+from django.utils import timezone
 
 from core import services
 from core.errors import FieldError, NotFound, ServiceError, StaleVersion, ValidationFailed
@@ -53,8 +54,14 @@ def _group(user: Any, pk: Any, include_deleted: bool = False) -> Group:
     return found
 
 
+# Location rules, the same as the bulk import's: everyone has a location (a person nobody's
+# scope includes could be seen and corrected by national users only), in the writer's scope,
+# and a household's members live where the household does.
+
+
 def _location(user: Any, pk: Any, errors: list[FieldError], field: str = "locationId") -> Location | None:
     if not pk:
+        errors.append(FieldError(field, "LOCATION_REQUIRED", "A location is required."))
         return None
     location = Location.objects.filter(pk=pk).first()
     if location is None:
@@ -146,6 +153,13 @@ def update_individual(user: Any, pk: Any, *, version: int | None = None, **chang
     if changes.get("location_id", UNSET) is not UNSET:
         individual.location = _location(user, changes["location_id"], errors)
         fields.append("location")
+        membership = GroupIndividual.objects.filter(individual=individual).select_related("group").first()
+        if (membership is not None and individual.location is not None
+                and individual.location_id != membership.group.location_id):
+            errors.append(FieldError(
+                "locationId", "LOCATION_MISMATCH",
+                f"{individual} lives in household {membership.group.code}, whose location is another; move the "
+                "household (updateGroup) or move them to a household in the new location."))
     if errors:
         raise ValidationFailed(errors)
     for name in fields:
@@ -210,13 +224,29 @@ def update_group(user: Any, pk: Any, *, version: int | None = None, code: Any = 
     new_ext = group.json_ext if json_ext is UNSET else json_ext
     errors = _check_group(new_code, new_ext, exclude=group.pk)
     fields = ["code", "json_ext"]
+    moved = False
     if location_id is not UNSET:
+        previous = group.location_id
         group.location = _location(user, location_id, errors)
         fields.append("location")
+        moved = group.location is not None and group.location_id != previous
     if errors:
         raise ValidationFailed(errors)
     group.code, group.json_ext = new_code.strip(), new_ext
-    return _save_unique(lambda: services.save_versioned(group, user, fields, version))
+    with transaction.atomic():
+        saved = _save_unique(lambda: services.save_versioned(group, user, fields, version))
+        if moved:
+            _move_members(user, group)
+    return saved
+
+
+def _move_members(user: Any, group: Group) -> None:
+    """A household that moves takes its members along (one UPDATE; history by trigger), so
+    they keep living where it does; each of them must be someone the user may change."""
+    members = Individual.objects.filter(memberships__group=group, memberships__is_deleted=False)
+    locations.require_all_in_scope(user, members, "location", "Moving this household", "members")
+    members.update(location=group.location, version=F("version") + 1, date_updated=timezone.now(),
+                   user_updated_id=getattr(user, "pk", None))
 
 
 def delete_group(user: Any, pk: Any, version: int | None = None) -> Group:
@@ -276,6 +306,20 @@ def _membership_write(write: Any) -> Any:
         ) from exc
 
 
+def _same_location(individual: Individual, group: Group) -> list[FieldError]:
+    if group.location_id is None:
+        return [FieldError("groupId", "LOCATION_REQUIRED",
+                           f"Household {group.code} has no location; give it one first (updateGroup).")]
+    if individual.location_id is None:
+        return [FieldError("individualId", "LOCATION_REQUIRED",
+                           f"{individual} has no location; give them the household's first (updateIndividual).")]
+    if individual.location_id != group.location_id:
+        return [FieldError("individualId", "LOCATION_MISMATCH",
+                           f"{individual} lives in another location than household {group.code}; a household's "
+                           "members live where it does (update the person's location first).")]
+    return []
+
+
 def add_member(user: Any, *, group_id: Any, individual_id: Any, role: str,
                recipient_type: str | None = None) -> GroupIndividual:
     require(user, "individual.update")
@@ -288,6 +332,7 @@ def add_member(user: Any, *, group_id: Any, individual_id: Any, role: str,
             "individualId", "ALREADY_MEMBER",
             f"{individual} already belongs to household {current.group.code}; move them instead.",
         ))
+    errors += _same_location(individual, group)
     if errors:
         raise ValidationFailed(errors)
     membership = GroupIndividual(group=group, individual=individual, role=role, recipient_type=recipient_type)
@@ -329,11 +374,23 @@ def remove_member(user: Any, pk: Any) -> GroupIndividual:
 
 def move_member(user: Any, *, individual_id: Any, group_id: Any, role: str,
                 recipient_type: str | None = None) -> GroupIndividual:
-    """Leave the current household (if any) and join another, in one transaction."""
+    """Leave the current household (if any) and join another, in one transaction. The person,
+    both households and the move itself are checked before anything changes: a person is never
+    taken out of a household the user may not see, nor put into one of another location."""
     require(user, "individual.update")
-    current = GroupIndividual.objects.filter(individual_id=individual_id).first()
-    if current is not None:
-        if str(current.group_id) == str(group_id):
-            raise ServiceError("SAME_HOUSEHOLD", "The individual is already in this household.", "groupId")
-        _remove_membership(user, current)
-    return add_member(user, group_id=group_id, individual_id=individual_id, role=role, recipient_type=recipient_type)
+    individual = _individual(user, individual_id)
+    group = _group(user, group_id)
+    errors = _same_location(individual, group)
+    if errors:
+        raise ValidationFailed(errors)
+    current = GroupIndividual.objects.filter(individual=individual).first()
+    with transaction.atomic():
+        if current is not None:
+            if current.group_id == group.pk:
+                raise ServiceError("SAME_HOUSEHOLD", "The individual is already in this household.", "groupId")
+            if not visible_memberships(user, GroupIndividual.objects.filter(pk=current.pk)).exists():
+                raise ServiceError("OUT_OF_SCOPE", "The individual's current household is outside your locations.",
+                                   "individualId")
+            _remove_membership(user, current)
+        return add_member(user, group_id=group.pk, individual_id=individual.pk, role=role,
+                          recipient_type=recipient_type)

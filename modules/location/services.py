@@ -73,6 +73,36 @@ def in_scope(user: Any, location: Location) -> bool:
     return paths is None or any(location.path.startswith(p) for p in paths)
 
 
+def require_national(user: Any, action: str) -> None:
+    """Refuse ``action`` (a sentence: "Closing a benefit plan") to a user with a location scope.
+
+    For actions on a whole plan, a whole configuration, or anything else that changes rows in
+    every location at once; ``None`` is the system itself.
+    """
+    if user is not None and not is_national(user):
+        raise ServiceError("OUT_OF_SCOPE", f"{action} affects every location; it needs national scope "
+                                           "(location.scope.national).")
+
+
+def outside_scope(user: Any, queryset: QuerySet, location_field: str = "location") -> QuerySet:
+    """The rows of ``queryset`` that ``user`` may not see (rows without a location included)."""
+    paths = scope_paths(user)
+    if paths is None:
+        return queryset.none()
+    return queryset.exclude(within_paths(paths, location_field))
+
+
+def require_all_in_scope(user: Any, queryset: QuerySet, location_field: str, action: str, what: str) -> None:
+    """Refuse ``action`` on a set of rows (``what``: "payments") unless every one of them is in
+    the user's scope, so an action meant for one place never changes another's."""
+    if user is None or scope_paths(user) is None:
+        return
+    outside = outside_scope(user, queryset, location_field)
+    if outside.exists():
+        raise ServiceError("OUT_OF_SCOPE", f"{action} would change {outside.count()} {what} outside your "
+                                           "locations; only a user whose scope covers all of them may do it.", "id")
+
+
 def descendants_of(location_ids: list[Any], location_field: str = "") -> Q:
     """Rows at any of ``location_ids`` or anywhere under them."""
     paths = list(Location.objects.filter(pk__in=location_ids).values_list("path", flat=True))

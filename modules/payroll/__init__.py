@@ -2,6 +2,7 @@
 
 from core.approvals import APPROVALS_CONFIG_SCHEMA
 from core.module import ModuleSpec
+from core.secrets import OUTBOUND_URLS_SCHEMA, SECRET_PREFIX_SCHEMA
 
 MODULE = ModuleSpec(
     name="payroll",
@@ -30,6 +31,9 @@ MODULE = ModuleSpec(
             },
             # e.g. {"payroll.approve": "PAYROLL-CHECKERS"}
             "approvals": APPROVALS_CONFIG_SCHEMA,
+            # Payment points' credentials and provider URLs (see core/secrets.py).
+            "secret_env_prefix": {**SECRET_PREFIX_SCHEMA, "default": "COREMIS_PSP_"},
+            "outbound_urls": OUTBOUND_URLS_SCHEMA,
         },
     },
 )

@@ -17,11 +17,20 @@ def _approve(task: Any, ctx: ApprovalContext) -> Any:
     return {"id": str(payroll.pk), "status": payroll.status}
 
 
+def _check_checker(task: Any, checker: Any) -> None:
+    """A checker approves every payment of the payroll at once, so they need all of them in
+    their scope, as anyone approving, sending or rejecting it does."""
+    from modules.payroll import services
+
+    services.check_may_approve(checker, task.data["id"])
+
+
 def _describe(task: Any) -> str:
     data = task.data
     return f"Approve payroll {data.get('name')}: {data.get('count')} payments totalling {data.get('sum')} {data.get('currency')}"
 
 
 ACTIONS: dict[str, ApprovalAction] = {
-    "payroll.approve": ApprovalAction(execute=_approve, describe=_describe, permission="payroll.approve"),
+    "payroll.approve": ApprovalAction(execute=_approve, describe=_describe, permission="payroll.approve",
+                                      check_decider=_check_checker),
 }

@@ -52,3 +52,12 @@ def payroll_parse_callback(adaptor: str, point: Any, body: bytes,
     Raise ``modules.payroll.adaptors.base.CallbackRejected`` for a request that is not
     authentic or not understood. Return ``None`` when ``adaptor`` is not yours.
     """
+
+
+@hookspec(firstresult=True)
+def payroll_recipient_identifiers(adaptor: str, point: Any) -> list[str] | None:
+    """The recipient fields (keys of the person's ``json_ext``) the provider of ``point`` pays
+    to: at least one of them must be non-empty, or generation routes the payment to another
+    point that can pay it, or refuses the recipient and lists them in the job's result.
+    ``[]`` when the provider needs none of them (a bank file that carries names only).
+    Return ``None`` when ``adaptor`` is not yours."""

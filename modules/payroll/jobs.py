@@ -55,7 +55,7 @@ def _result(payroll: Payroll) -> dict[str, Any]:
     task = (ApprovalTask.objects.filter(entity_type="Payroll", entity_id=str(payroll.pk), action="payroll.approve")
             .order_by("-date_created").values_list("pk", flat=True).first())
     return {"payroll_id": str(payroll.pk), "status": payroll.status, "count": payroll.control_count,
-            "sum": payroll.control_sum, "task_id": str(task) if task else None}
+            "sum": payroll.control_sum, "task_id": str(task) if task else None, **(payroll.generation_report or {})}
 
 
 def run_send(ctx: JobContext) -> dict[str, Any]:

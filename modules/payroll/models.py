@@ -111,6 +111,10 @@ class Payroll(CoreModel):
         "core.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
         help_text="the generation job that made it: a job rerun after a crash finds its payroll here",
     )
+    generation_report = models.JSONField(
+        default=dict, blank=True,
+        help_text="who generation left out and why (recipients no payment point could pay); in the job's result",
+    )
 
     class Meta:
         indexes = [models.Index(fields=["payment_cycle", "status"], name="payroll_cycle_status")]

@@ -13,7 +13,9 @@ from core.permissions import PermissionSpec
 def coremis_permissions() -> list[PermissionSpec]:
     return [
         PermissionSpec("payroll.search", "List and read payment cycles, points, payrolls and payments"),
-        PermissionSpec("payroll.configure", "Create payment cycles, payment plans and payment points"),
+        PermissionSpec("payroll.configure", "Create and change payment cycles and payment plans (national scope)"),
+        PermissionSpec("payroll.configure_providers",
+                       "Create and change payment points: provider URLs and credential references (national scope)"),
         PermissionSpec("payroll.create", "Generate payrolls and re-issue failed payments"),
         PermissionSpec("payroll.approve", "Approve or reject payrolls"),
         PermissionSpec("payroll.pay", "Send approved payrolls to payment providers"),
@@ -59,6 +61,28 @@ def coremis_urls() -> list[Any]:
 
 
 @hookimpl
+def coremis_health_checks() -> dict[str, Callable[[], tuple[bool, str]]]:
+    return {"payroll_approval": check_payroll_approval}
+
+
+def check_payroll_approval() -> tuple[bool, str]:
+    """Not healthy while money can move without a second person: when ``payroll.approve`` is
+    routed to no task group, whoever generates a payroll approves it, and it can be sent."""
+    from core.approvals.services import configured_task_group
+    from core.models import TaskGroupChecker
+
+    code = configured_task_group("payroll.approve")
+    if code is None:
+        return False, ("payroll.approve needs no checker: payrolls are approved by whoever generates them, so money "
+                       "moves without approval; route it to a task group with setApprovalRoute")
+    checkers = TaskGroupChecker.objects.filter(task_group__code=code, task_group__is_deleted=False,
+                                               user__is_active=True).count()
+    if not checkers:
+        return False, f"payroll.approve is routed to task group '{code}', which has no active checker"
+    return True, f"payrolls are approved by task group '{code}' ({checkers} checker(s))"
+
+
+@hookimpl
 def coremis_approval_actions() -> dict[str, Any]:
     from modules.payroll.approvals import ACTIONS
 
@@ -95,3 +119,13 @@ def payroll_query_status(adaptor: str, point: Any, references: list[str]) -> Any
 def payroll_parse_callback(adaptor: str, point: Any, body: bytes, headers: Mapping[str, str]) -> Any:
     module = _builtin(adaptor)
     return None if module is None else module.parse_callback(point, body, headers)
+
+
+# What each built-in adaptor pays to (see the adaptors' send_batch): mobile money to a phone
+# number, G2P Connect to the payee's financial address (an account, else the phone).
+_IDENTIFIERS = {"file": [], "mobile_money": ["phone"], "g2p_connect": ["account", "phone"]}
+
+
+@hookimpl
+def payroll_recipient_identifiers(adaptor: str, point: Any) -> Any:
+    return _IDENTIFIERS.get(adaptor)

@@ -29,20 +29,35 @@ from modules.social_protection import targeting
 from modules.social_protection.models import PlanType
 
 KEYS = {"fixed", "per_member", "top_ups"}
+# Every amount of a rule is at most this many minor units, and a rule has at most MAX_TOP_UPS
+# top-ups: so one payment, even for a household of a million members, and the control sum of a
+# national payroll stay far inside PostgreSQL's bigint instead of failing a job hours later.
+MAX_AMOUNT = 10**12
+MAX_TOP_UPS = 20
 
 
 def to_minor(value: Any, minor_unit: int, path: str, errors: list[FieldError]) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
+        errors.append(FieldError(path, "INVALID_AMOUNT", f"{path}: an amount is a number or a decimal string."))
+        return 0
     try:
-        amount = Decimal(str(value))
+        amount = Decimal(str(value).strip())
     except (InvalidOperation, ValueError):
-        errors.append(FieldError(path, "INVALID_AMOUNT", f"{path}: '{value}' is not a number."))
+        amount = Decimal("NaN")
+    if not amount.is_finite():
+        errors.append(FieldError(path, "INVALID_AMOUNT", f"{path}: '{str(value)[:40]}' is not a number."))
         return 0
     scaled = amount.scaleb(minor_unit)
     if amount < 0 or scaled != scaled.to_integral_value():
         errors.append(FieldError(
             path, "INVALID_AMOUNT",
-            f"{path}: {value} must be positive and have at most {minor_unit} decimal places.",
+            f"{path}: {str(value)[:40]} must be positive and have at most {minor_unit} decimal places.",
         ))
+        return 0
+    if scaled > MAX_AMOUNT:
+        largest = Decimal(MAX_AMOUNT).scaleb(-minor_unit)
+        errors.append(FieldError(path, "AMOUNT_TOO_LARGE",
+                                 f"{path}: {str(value)[:40]} is more than the largest amount a rule may hold, {largest:,f}."))
         return 0
     return int(scaled)
 
@@ -71,7 +86,12 @@ def compile_rule(rule: Any, plan_type: str, minor_unit: int) -> dict[str, Any]:
             amount = to_minor(per["amount"], minor_unit, "calculationRule.per_member.amount", errors)
             cap = None if per.get("cap") is None else to_minor(per["cap"], minor_unit, "calculationRule.per_member.cap", errors)
             compiled["per_member"] = {"amount": amount, "cap": cap}
-    for index, top_up in enumerate(rule.get("top_ups") or []):
+    top_ups = rule.get("top_ups") or []
+    if not isinstance(top_ups, list) or len(top_ups) > MAX_TOP_UPS:
+        errors.append(FieldError("calculationRule.top_ups", "INVALID_RULE",
+                                 f"top_ups is a list of at most {MAX_TOP_UPS} top-ups."))
+        top_ups = []
+    for index, top_up in enumerate(top_ups):
         path = f"calculationRule.top_ups[{index}]"
         if not isinstance(top_up, dict) or "amount" not in top_up or "criteria" not in top_up:
             errors.append(FieldError(path, "INVALID_RULE", f"{path}: needs criteria and amount."))

@@ -12,6 +12,7 @@ import django_filters
 import graphene
 from django.db.models import QuerySet
 
+from core.approvals.services import check_can_request, needs_approval
 from core.errors import ServiceError
 from core.graphql.core_schema import JobType, UserType  # noqa: F401 - user fields resolve to it
 from core.graphql.fields import ProtectedConnectionField, ProtectedField
@@ -102,15 +103,35 @@ class PayrollGQLType(CoreNode):
 
     status = graphene.String(required=True)
     payment_method = graphene.String(description="the adaptor of its payment point")
+    control_count = graphene.Int(required=True, description="payments generated; for a user with a location "
+                                 "scope, those in their locations")
+    control_sum = graphene.BigInt(required=True, description="their total in minor units; for a user with a "
+                                  "location scope, the total in their locations")
 
     def resolve_payment_method(self, info: Any) -> str | None:
         return self.payment_point.adaptor if self.payment_point_id else None
+
+    def resolve_control_count(self, info: Any) -> int:
+        return _totals(self, info)[0]
+
+    def resolve_control_sum(self, info: Any) -> int:
+        return _totals(self, info)[1]
 
     @classmethod
     def list_queryset(cls, queryset: QuerySet, info: Any) -> QuerySet:
         queryset = queryset.select_related("payment_plan", "payment_cycle", "payment_point", "follows",
                                            "user_created", "user_updated")
-        return services.visible_payrolls(info.context.user, queryset)
+        queryset = services.visible_payrolls(info.context.user, queryset)
+        return services.with_scoped_totals(info.context.user, queryset)
+
+
+def _totals(payroll: Payroll, info: Any) -> tuple[int, int]:
+    """Lists compute a scoped user's totals in their own query; a payroll reached another way
+    (a payment's ``payroll``) costs one query per payroll in the request, not one per row."""
+    cache: dict[Any, tuple[int, int]] = info.context.__dict__.setdefault("_payroll_totals", {})
+    if payroll.pk not in cache:
+        cache[payroll.pk] = services.scoped_totals(info.context.user, payroll)
+    return cache[payroll.pk]
 
 
 class BenefitConsumptionGQLType(CoreNode):
@@ -242,9 +263,11 @@ class CreatePaymentPlanMutation(CoreMutation):
 
 
 class CreatePaymentPointMutation(CoreMutation):
-    """Credentials go in ``config`` as ``{"env": "NAME"}`` references; literal secrets are refused."""
+    """Credentials go in ``config`` as ``{"env": "NAME"}`` references under the deployment's
+    ``secret_env_prefix``, and provider URLs must be on its ``outbound_urls`` allow-list; needs
+    ``payroll.configure_providers`` and national scope."""
 
-    permission = "payroll.configure"
+    permission = "payroll.configure_providers"
     unlogged_inputs = frozenset({"config"})
     payment_point = graphene.Field(PaymentPointGQLType)
 
@@ -305,10 +328,11 @@ class UpdatePaymentPlanMutation(CoreMutation):
 
 
 class UpdatePaymentPointMutation(CoreMutation):
-    """Change a point's name, ``config`` (replaced whole; secrets only as ``{"env": "NAME"}``)
-    or ``routing``; the adaptor cannot change."""
+    """Change a point's name, ``config`` (replaced whole; secrets only as ``{"env": "NAME"}``
+    references under the ``secret_env_prefix``, URLs only from ``outbound_urls``) or ``routing``;
+    the adaptor cannot change. Needs ``payroll.configure_providers`` and national scope."""
 
-    permission = "payroll.configure"
+    permission = "payroll.configure_providers"
     unlogged_inputs = frozenset({"config"})
     payment_point = graphene.Field(PaymentPointGQLType)
 
@@ -352,7 +376,7 @@ DeletePaymentPlanMutation = _delete_mutation(
 DeletePaymentPointMutation = _delete_mutation(
     "DeletePaymentPointMutation",
     "Soft-delete a point no payment is still open through (``POINT_IN_USE`` otherwise).",
-    "payroll.configure", "payment_point", PaymentPointGQLType, services.delete_point)
+    "payroll.configure_providers", "payment_point", PaymentPointGQLType, services.delete_point)
 
 
 class CreatePayrollMutation(CoreMutation):
@@ -360,8 +384,9 @@ class CreatePayrollMutation(CoreMutation):
     when ``payroll.approve`` is routed to a task group, the approval task; otherwise the payroll
     is approved at once). ``fromFailedInvoicesPayrollId`` re-issues another payroll's failed
     payments instead. What can be refused before the job (unknown plan, cycle or location, a
-    cycle not ACTIVE, nobody left to pay, a beneficiary no payment point serves) is refused
-    here, with nothing started."""
+    cycle not ACTIVE, nobody left to pay, a beneficiary no payment point serves, an approval
+    route to a task group that does not exist or has no other checker) is refused here, with
+    nothing started."""
 
     permission = "payroll.create"
     job = graphene.Field(JobType)
@@ -390,6 +415,8 @@ class CreatePayrollMutation(CoreMutation):
             params = {k: (str(v) if v is not None and k.endswith("_id") else v) for k, v in data.items()
                       if k != "client_mutation_id"}
             params["location_ids"] = [str(i) for i in data.get("location_ids") or []]
+        if needs_approval("payroll.approve"):
+            check_can_request(user, "payroll.approve")  # not a job that would end unable to ask
         return {"job": start_job("payroll.generate", params, user)}
 
 

@@ -8,6 +8,7 @@ it; the loser gets ``INVALID_PAYROLL_STATUS``.
 from __future__ import annotations
 
 import datetime
+from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -20,6 +21,7 @@ from django.db.models import (
     F,
     OuterRef,
     QuerySet,
+    Subquery,
     Sum,
     UniqueConstraint,
     Value,
@@ -31,12 +33,19 @@ from django.utils import timezone
 from core import services
 from core.errors import FieldError, NotFound, ServiceError, ValidationFailed
 from core.permissions import require
-from modules.individual.models import Group, GroupIndividual
+from modules.individual.models import Group, GroupIndividual, Individual
 from modules.location.models import Location
-from modules.location.services import scope_queryset, within_paths
-from modules.payroll import rules
+from modules.location.services import (
+    in_scope,
+    require_all_in_scope,
+    require_national,
+    scope_paths,
+    scope_queryset,
+    within_paths,
+)
+from modules.payroll import adaptors, rules
 from modules.payroll.adaptors import payment_methods
-from modules.payroll.adaptors.base import config_problems
+from modules.payroll.adaptors.base import config_problems, reference_problems, url_problems
 from modules.payroll.models import (
     RELEASED_STATUSES,
     BenefitConsumption,
@@ -48,7 +57,7 @@ from modules.payroll.models import (
     Payroll,
     PayrollStatus,
 )
-from modules.social_protection.models import BeneficiaryStatus, PlanType
+from modules.social_protection.models import BeneficiaryStatus, BenefitPlan, PlanType
 from modules.social_protection.services import beneficiary_model
 
 # --- cycles, plans, points -------------------------------------------------------------------
@@ -67,6 +76,20 @@ OPEN_INSTRUCTIONS = (InstructionStatus.CREATED, InstructionStatus.APPROVED, Inst
 CYCLE_FIELDS = ("code", "start_date", "end_date", "status")
 PLAN_FIELDS = ("name", "calculation_rule", "currency", "minor_unit", "json_ext")
 POINT_FIELDS = ("name", "config", "routing")
+
+# Who may configure what. Cycles, payment plans and payment points apply to every location at
+# once, so changing them needs national scope; payment points also hold the providers' URLs and
+# credential references, a separately granted right (``payroll.configure_providers``).
+CONFIGURE = "payroll.configure"
+# A payment is where its recipient lives: lists, totals and payroll-wide actions all scope
+# payments by this.
+PAYMENT_LOCATION = "individual__location"
+CONFIGURE_PROVIDERS = "payroll.configure_providers"
+
+
+def _may_configure(user: Any, permission: str, what: str) -> None:
+    require(user, permission)
+    require_national(user, what)
 
 
 def _get(model: Any, pk: Any, what: str) -> Any:
@@ -132,7 +155,7 @@ def _cycle_problems(values: dict[str, Any], exclude: Any = None) -> list[FieldEr
 
 def create_cycle(user: Any, *, code: str, start_date: datetime.date, end_date: datetime.date,
                  status: str | None = None) -> PaymentCycle:
-    require(user, "payroll.configure")
+    _may_configure(user, CONFIGURE, "Creating a payment cycle")
     status = status or CycleStatus.ACTIVE
     errors = _cycle_problems({"code": code, "start_date": start_date, "end_date": end_date, "status": status})
     if errors:
@@ -144,7 +167,7 @@ def create_cycle(user: Any, *, code: str, start_date: datetime.date, end_date: d
 def update_cycle(user: Any, pk: Any, *, version: int | None = None, **changes: Any) -> PaymentCycle:
     """Change a cycle; omitted fields stay. A CLOSED cycle is final, and the dates of a cycle
     that has live payrolls are fixed (its payments were made for that period)."""
-    require(user, "payroll.configure")
+    _may_configure(user, CONFIGURE, "Changing a payment cycle")
     with transaction.atomic():
         cycle = _locked(PaymentCycle, pk, "Payment cycle", version)
         if cycle.status == CycleStatus.CLOSED:
@@ -167,7 +190,7 @@ def update_cycle(user: Any, pk: Any, *, version: int | None = None, **changes: A
 
 def delete_cycle(user: Any, pk: Any, version: int | None = None) -> PaymentCycle:
     """Only a cycle without live payrolls (deleted payrolls do not count) can be deleted."""
-    require(user, "payroll.configure")
+    _may_configure(user, CONFIGURE, "Deleting a payment cycle")
     with transaction.atomic():
         cycle = _locked(PaymentCycle, pk, "Payment cycle", version)
         count = Payroll.objects.filter(payment_cycle=cycle).count()
@@ -199,7 +222,7 @@ def _plan_problems(values: dict[str, Any], plan_type: str, check: Any = PLAN_FIE
 
 def create_plan(user: Any, *, code: str, name: str, benefit_plan_id: Any, calculation_rule: Any,
                 currency: str, minor_unit: int = 2, json_ext: Any = None) -> PaymentPlan:
-    require(user, "payroll.configure")
+    _may_configure(user, CONFIGURE, "Creating a payment plan")
     from modules.social_protection.services import get_plan
 
     benefit_plan = get_plan(benefit_plan_id)
@@ -235,7 +258,7 @@ def _plan_in_use(plan: PaymentPlan, changed: list[str]) -> list[FieldError]:
 
 def update_plan(user: Any, pk: Any, *, version: int | None = None, **changes: Any) -> PaymentPlan:
     """Change a plan's name, rule, currency, minor unit or ``jsonExt``; omitted fields stay."""
-    require(user, "payroll.configure")
+    _may_configure(user, CONFIGURE, "Changing a payment plan")
     with transaction.atomic():
         plan = _locked(PaymentPlan, pk, "Payment plan", version)
         fields = [k for k in PLAN_FIELDS if k in changes]
@@ -255,7 +278,7 @@ def update_plan(user: Any, pk: Any, *, version: int | None = None, **changes: An
 
 def delete_plan(user: Any, pk: Any, version: int | None = None) -> PaymentPlan:
     """Only a plan without live payrolls (deleted payrolls do not count) can be deleted."""
-    require(user, "payroll.configure")
+    _may_configure(user, CONFIGURE, "Deleting a payment plan")
     with transaction.atomic():
         plan = _locked(PaymentPlan, pk, "Payment plan", version)
         count = Payroll.objects.filter(payment_plan=plan).count()
@@ -272,8 +295,9 @@ def _point_problems(values: dict[str, Any], check: Any = POINT_FIELDS) -> list[F
     if "config" in check:
         if not isinstance(values["config"], dict):
             errors.append(FieldError("config", "INVALID", "config is a JSON object."))
-        for problem in config_problems(values["config"]):
-            errors.append(FieldError("config", "LITERAL_SECRET", problem))
+        for code, problems in (("LITERAL_SECRET", config_problems), ("SECRET_NOT_ALLOWED", reference_problems),
+                               ("URL_NOT_ALLOWED", url_problems)):
+            errors += [FieldError("config", code, problem) for problem in problems(values["config"])]
     if "routing" in check:
         errors += _routing_problems(values["routing"])
     return errors
@@ -281,7 +305,7 @@ def _point_problems(values: dict[str, Any], check: Any = POINT_FIELDS) -> list[F
 
 def create_point(user: Any, *, code: str, name: str = "", adaptor: str, config: Any = None,
                  routing: Any = None) -> PaymentPoint:
-    require(user, "payroll.configure")
+    _may_configure(user, CONFIGURE_PROVIDERS, "Creating a payment point")
     errors = _code_taken(PaymentPoint, code, "payment point")
     if adaptor not in payment_methods():
         errors.append(FieldError("adaptor", "UNKNOWN_ADAPTOR",
@@ -299,7 +323,7 @@ def update_point(user: Any, pk: Any, *, version: int | None = None, **changes: A
     """Change a point's name, ``config`` (replaced whole; secrets still only as references)
     or ``routing``; omitted fields stay. The adaptor never changes: in-flight payments are
     queried and confirmed through the adaptor that sent them."""
-    require(user, "payroll.configure")
+    _may_configure(user, CONFIGURE_PROVIDERS, "Changing a payment point")
     with transaction.atomic():
         point = _locked(PaymentPoint, pk, "Payment point", version)
         fields = [k for k in POINT_FIELDS if k in changes]
@@ -318,7 +342,7 @@ def update_point(user: Any, pk: Any, *, version: int | None = None, **changes: A
 def delete_point(user: Any, pk: Any, version: int | None = None) -> PaymentPoint:
     """Only a point no payment is still open through (created, approved or sent, on a live
     payroll) can be deleted: callbacks and status queries for those need it."""
-    require(user, "payroll.configure")
+    _may_configure(user, CONFIGURE_PROVIDERS, "Deleting a payment point")
     with transaction.atomic():
         point = _locked(PaymentPoint, pk, "Payment point", version)
         open_payments = BenefitConsumption.objects.filter(payroll=OuterRef("pk"), payment_point=point,
@@ -363,22 +387,31 @@ def _get_from(rows: QuerySet, pk: Any, what: str) -> Any:
 # --- generation ------------------------------------------------------------------------------
 
 
-def _point_expression(payroll: Payroll, plan_type: str) -> Any:
-    """Which payment point pays a row: the payroll's own, or the first routing rule covering
-    the beneficiary's location (lower priority first)."""
+def _routing(payroll: Payroll) -> list[tuple[PaymentPoint, list[str]]]:
+    """The routed payment points in the order they are tried (lower priority first), with the
+    location paths each serves; empty when the payroll has a point of its own."""
     if payroll.payment_point_id:
-        return Value(str(payroll.payment_point_id), output_field=CharField())
-    location = "group__location" if plan_type == PlanType.GROUP else "individual__location"
+        return []
     with connection.cursor() as cursor:  # held like the plan and cycle (see create_payroll)
         cursor.execute(f"SELECT 1 FROM {PaymentPoint._meta.db_table} WHERE NOT is_deleted "
                        "AND routing <> '{}'::jsonb FOR SHARE")
     points = sorted(PaymentPoint.objects.exclude(routing={}),
                     key=lambda p: (p.routing.get("priority", 0), p.code))
-    whens = []
+    found = []
     for point in points:
         paths = list(Location.objects.filter(pk__in=point.routing.get("locations", [])).values_list("path", flat=True))
         if paths:
-            whens.append(When(within_paths(paths, location), then=Value(str(point.pk))))
+            found.append((point, paths))
+    return found
+
+
+def _point_expression(payroll: Payroll, plan_type: str) -> Any:
+    """Which payment point serves a row's location: the payroll's own, or the first routing
+    rule covering the beneficiary's location."""
+    if payroll.payment_point_id:
+        return Value(str(payroll.payment_point_id), output_field=CharField())
+    location = "group__location" if plan_type == PlanType.GROUP else "individual__location"
+    whens = [When(within_paths(paths, location), then=Value(str(point.pk))) for point, paths in _routing(payroll)]
     return Case(*whens, default=Value(None), output_field=CharField())
 
 
@@ -418,18 +451,33 @@ def _refuse_count(unrouted: int) -> None:
                            "point for the payroll or extend the routing.", "paymentPointId")
 
 
-def _generation_sql(user: Any, payroll: Payroll, selection: QuerySet | None) -> tuple[str, list[Any]]:
+def _generation_sql(user: Any, payroll: Payroll, selection: QuerySet | None) -> tuple[str, list[Any], dict[str, Any]]:
     """One row per candidate: ``x_id`` (the beneficiary row), ``x_recipient``, ``x_group``,
-    ``x_point`` and ``x_amount`` (the rule applied, see ``rules.amount_sql``).
+    ``x_point`` (the point that will pay it), ``x_amount`` (the rule applied, see
+    ``rules.amount_sql``), ``x_routed`` (some point serves its location) and ``x_wanted`` (the
+    first such point). Also returns the points in play, by id.
 
     The recipient of a GROUP plan is the household's PRIMARY recipient, or its head when it has
     none (at most one live PRIMARY per household is a unique index of ``individual``).
+
+    A point pays only recipients who have one of the identifiers its adaptor pays to (a phone
+    number for mobile money): a routed payment whose recipient lacks them goes to the next
+    routing rule covering the location that can pay them, else ``x_point`` is NULL and the
+    recipient is refused. When no point in play needs an identifier the recipient's row is not
+    even read.
     """
     plan = payroll.payment_plan
     plan_type = plan.benefit_plan.type
     compiled = rules.compile_rule(plan.calculation_rule, plan_type, plan.minor_unit)
     subject = "group_id" if plan_type == PlanType.GROUP else "individual_id"
-    base = _routed(user, payroll, selection).values("x_point", x_id=F("pk"), x_subject=F(subject))
+    location = "group__location" if plan_type == PlanType.GROUP else "individual__location"
+    routing = _routing(payroll)
+    points = [payroll.payment_point] if payroll.payment_point_id else [p for p, _ in routing]
+    needs = {str(p.pk): keys for p in points if (keys := adaptors.recipient_identifiers(p))}
+    columns: dict[str, Any] = {"x_id": F("pk"), "x_subject": F(subject)}
+    if needs and routing:
+        columns["x_path"] = F(f"{location}__path")
+    base = _routed(user, payroll, selection).values("x_point", **columns)
     base_sql, base_params = base.query.sql_with_params()
     joins, amount, amount_params = rules.amount_sql(compiled, plan_type, "c.x_subject")
     if plan_type == PlanType.GROUP:
@@ -439,9 +487,60 @@ def _generation_sql(user: Any, payroll: Payroll, selection: QuerySet | None) -> 
         recipient, group = "coalesce(p.individual_id, g.head_id)", "c.x_subject"
     else:
         recipient, group = "c.x_subject", "NULL::uuid"
-    sql = (f"SELECT c.x_id, {recipient} AS x_recipient, {group} AS x_group, c.x_point::uuid AS x_point, "
-           f"({amount})::bigint AS x_amount FROM ({base_sql}) c {joins}")
-    return sql, [*base_params, *amount_params]
+    pay, pay_params = "c.x_point", []
+    if needs:
+        joins += f" LEFT JOIN {Individual._meta.db_table} r ON r.id = {recipient}"
+
+        def has(keys: list[str]) -> str:
+            pay_params.extend(keys)
+            return "(" + " OR ".join(["coalesce(btrim(r.json_ext ->> %s), '') <> ''"] * len(keys)) + ")"
+
+        pay = "CASE WHEN c.x_point IS NULL THEN NULL"
+        for point_id, keys in needs.items():
+            pay_params.append(point_id)
+            pay += f" WHEN c.x_point = %s THEN CASE WHEN {has(keys)} THEN c.x_point END"
+        pay += " ELSE c.x_point END"
+        if routing:  # the next rule covering the location that can pay them
+            fallback = "CASE"
+            for point, paths in routing:
+                pay_params.append([_like_prefix(path) for path in paths])
+                condition = "c.x_path LIKE ANY(%s)"
+                if str(point.pk) in needs:
+                    condition += f" AND {has(needs[str(point.pk)])}"
+                pay_params.append(str(point.pk))
+                fallback += f" WHEN {condition} THEN %s"
+            pay = f"coalesce({pay}, {fallback} END)"
+    sql = (f"SELECT c.x_id, {recipient} AS x_recipient, {group} AS x_group, ({pay})::uuid AS x_point, "
+           f"({amount})::bigint AS x_amount, c.x_point IS NOT NULL AS x_routed, c.x_point AS x_wanted "
+           f"FROM ({base_sql}) c {joins}")
+    return sql, [*pay_params, *base_params, *amount_params], {str(p.pk): p for p in points}
+
+
+def _like_prefix(path: str) -> str:
+    return path.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+BIGINT_MAX = 2**63 - 1
+
+
+def ceiling_in_minor_units(plan: PaymentPlan) -> int | None:
+    """The benefit plan's ceiling per beneficiary (in the payment plan's currency), in minor
+    units, rounded down: amounts are whole minor units, so none may pass the ceiling."""
+    ceiling = plan.benefit_plan.ceiling_per_beneficiary
+    if ceiling is None:
+        return None
+    return int(Decimal(ceiling).scaleb(plan.minor_unit).to_integral_value(rounding=ROUND_FLOOR))
+
+
+def validity_problem(plan: PaymentPlan, cycle: PaymentCycle) -> FieldError | None:
+    """A cycle pays for its period: the benefit plan must be valid for all of it."""
+    benefit = plan.benefit_plan
+    if cycle.start_date < benefit.date_valid_from or cycle.end_date > benefit.date_valid_to:
+        return FieldError(
+            "paymentCycleId", "OUTSIDE_PLAN_VALIDITY",
+            f"The payment cycle {cycle.code} ({cycle.start_date} to {cycle.end_date}) is not within the validity "
+            f"of benefit plan {benefit.code} ({benefit.date_valid_from} to {benefit.date_valid_to}).")
+    return None
 
 
 def generate(user: Any, payroll: Payroll, selection: QuerySet | None = None) -> dict[str, int]:
@@ -454,7 +553,8 @@ def generate(user: Any, payroll: Payroll, selection: QuerySet | None = None) -> 
     whole generation (``NO_PAYMENT_POINT``); call it inside a transaction.
     """
     plan = payroll.payment_plan
-    select_sql, params = _generation_sql(user, payroll, selection)
+    select_sql, params, points = _generation_sql(user, payroll, selection)
+    ceiling = ceiling_in_minor_units(plan)
     uid = getattr(user, "pk", None)
     table = BenefitConsumption._meta.db_table
     with connection.cursor() as cursor:
@@ -474,14 +574,49 @@ def generate(user: Any, payroll: Payroll, selection: QuerySet | None = None) -> 
             "AND NOT status IN ('FAILED', 'CANCELLED') DO NOTHING RETURNING amount) "
             "SELECT (SELECT count(*) FROM inserted), (SELECT coalesce(sum(amount), 0) FROM inserted), "
             "(SELECT count(*) FROM candidates WHERE x_recipient IS NULL), "
-            "(SELECT count(*) FROM candidates WHERE x_point IS NULL)",
-            [*params, uid, uid, payroll.pk, payroll.payment_cycle_id, plan.currency],
+            "(SELECT count(*) FROM candidates WHERE NOT x_routed), "
+            "(SELECT count(*) FROM inserted WHERE amount > %s), (SELECT max(amount) FROM inserted), "
+            f"(SELECT count(*) FROM candidates WHERE {UNPAYABLE}), "
+            "(SELECT coalesce(json_agg(t), '[]') FROM (SELECT x_id AS beneficiary_id, x_recipient AS recipient_id, "
+            f"x_group AS household_id, x_wanted AS point FROM candidates WHERE {UNPAYABLE} ORDER BY x_id "
+            "LIMIT %s) t)",
+            [*params, uid, uid, payroll.pk, payroll.payment_cycle_id, plan.currency, ceiling, LISTED_REFUSALS],
         )
-        count, total, no_recipient, unrouted = cursor.fetchone()
-    _refuse_count(int(unrouted))  # on refusal, the caller's transaction takes the rows back
-    Payroll.objects.filter(pk=payroll.pk).update(control_count=count, control_sum=total)
-    payroll.control_count, payroll.control_sum = int(count), int(total)
-    return {"count": int(count), "sum": int(total), "skipped_no_recipient": int(no_recipient)}
+        count, total, no_recipient, unrouted, over_ceiling, largest, unpayable, listed = cursor.fetchone()
+    # On a refusal, the caller's transaction takes the inserted rows back.
+    _refuse_count(int(unrouted))
+    if over_ceiling:
+        raise ServiceError(
+            "CEILING_EXCEEDED",
+            f"{over_ceiling} beneficiaries of benefit plan {plan.benefit_plan.code} would receive more than its "
+            f"ceiling per beneficiary ({plan.benefit_plan.ceiling_per_beneficiary} {plan.currency}); the largest "
+            f"amount is {Decimal(largest).scaleb(-plan.minor_unit)} {plan.currency}. Change the calculation rule "
+            "or the ceiling; nothing was generated.", "paymentPlanId")
+    if total > BIGINT_MAX:
+        raise ServiceError("AMOUNT_TOO_LARGE", f"The payroll would total {total} minor units, more than can be "
+                           "recorded; split it by location.", "paymentPlanId")
+    report = {"skipped_no_recipient": int(no_recipient),
+              "refused_no_identifier": _refusals(int(unpayable), listed, points)}
+    Payroll.objects.filter(pk=payroll.pk).update(control_count=count, control_sum=total, generation_report=report)
+    payroll.control_count, payroll.control_sum, payroll.generation_report = int(count), int(total), report
+    return {"count": int(count), "sum": int(total), **report}
+
+
+# Routed (some point serves the location), with a recipient, but no point there can pay them.
+UNPAYABLE = "x_routed AND x_recipient IS NOT NULL AND x_point IS NULL"
+# How many refused recipients a job's result names (the count is always complete).
+LISTED_REFUSALS = 100
+
+
+def _refusals(count: int, listed: list[dict[str, Any]], points: dict[str, PaymentPoint]) -> dict[str, Any]:
+    """The recipients generation left out because their payment point cannot pay them, for the
+    job's result: the first ``LISTED_REFUSALS`` of them, each with the identifier missing."""
+    named = []
+    for row in listed:
+        point = points.get(str(row.pop("point")))
+        keys = adaptors.recipient_identifiers(point) if point else []
+        named.append({**row, "payment_point": point.code if point else None, "missing": " or ".join(keys)})
+    return {"count": count, "recipients": named}
 
 
 def actual_totals(payroll: Payroll) -> tuple[int, int]:
@@ -522,9 +657,17 @@ def check_payroll_request(user: Any, *, name: str, payment_plan_id: Any, payment
         errors.append(FieldError("name", "REQUIRED", "The name is required."))
     if cycle.status != CycleStatus.ACTIVE:
         errors.append(FieldError("paymentCycleId", "CYCLE_NOT_ACTIVE", f"The payment cycle is {cycle.status}."))
+    if lock:  # the benefit plan's validity and ceiling are read again by generation
+        plan.benefit_plan = _held(BenefitPlan, plan.benefit_plan_id, "Benefit plan")
+    outside = validity_problem(plan, cycle)
+    if outside is not None:
+        errors.append(outside)
     ids = [str(i) for i in location_ids or []]
-    if ids and Location.objects.filter(pk__in=ids).count() != len(set(ids)):
+    found = list(Location.objects.filter(pk__in=ids)) if ids else []
+    if ids and len(found) != len(set(ids)):
         errors.append(FieldError("locationIds", "UNKNOWN_LOCATION", "A location does not exist."))
+    elif user is not None and not all(in_scope(user, location) for location in found):
+        errors.append(FieldError("locationIds", "OUT_OF_SCOPE", "A location is outside your locations."))
     if errors:
         raise ValidationFailed(errors)
     if check_rows:
@@ -553,7 +696,10 @@ def create_payroll(user: Any, *, name: str, payment_plan_id: Any, payment_cycle_
             follows=follows, job_id=job_id), user)
         result = generate(user, payroll, selection)
         if result["count"] == 0:
-            raise ServiceError("NOTHING_TO_PAY", "No active beneficiary is left to pay in this cycle.")
+            refused = result["refused_no_identifier"]["count"]
+            why = (f" {refused} recipients lack the identifier their payment point pays to (a phone number for "
+                   "mobile money)." if refused else "")
+            raise ServiceError("NOTHING_TO_PAY", "No active beneficiary is left to pay in this cycle." + why)
         if follows is not None:
             _link_reissues(payroll, follows)
     return payroll, result
@@ -587,9 +733,30 @@ def _move_instructions(payroll: Payroll, user: Any, sources: tuple[str, ...], ta
         status=target, version=F("version") + 1, date_updated=timezone.now(), user_updated_id=getattr(user, "pk", None))
 
 
+# Scope of payroll-wide actions: generating (and re-issuing) acts within the user's scope, so a
+# scoped user's payroll only pays people in their locations. Approving, rejecting, sending,
+# closing and deleting act on every payment of a payroll at once, so they need every one of
+# them in the user's scope (``OUT_OF_SCOPE`` otherwise); national users may do them all.
+
+
+def require_whole_payroll(user: Any, payroll: Payroll, action: str) -> None:
+    """Refuse ``action`` ("Rejecting this payroll") unless every payment of the payroll is in
+    the user's scope."""
+    require_all_in_scope(user, BenefitConsumption.all_objects.filter(payroll=payroll), PAYMENT_LOCATION,
+                         action, "payments")
+
+
+def check_may_approve(user: Any, payroll_id: Any) -> Payroll:
+    require(user, "payroll.approve")
+    payroll = get_payroll(user, payroll_id)
+    require_whole_payroll(user, payroll, "Approving this payroll")
+    return payroll
+
+
 def approve_payroll(user: Any, payroll_id: Any) -> Payroll:
     """PENDING_APPROVAL → APPROVED once the control totals still hold."""
-    require(user, "payroll.approve")
+    if user is not None:
+        check_may_approve(user, payroll_id)
     return mark_approved(user, payroll_id)
 
 
@@ -609,6 +776,7 @@ def reject_payroll(user: Any, payroll_id: Any) -> Payroll:
     require(user, "payroll.approve")
     with transaction.atomic():
         payroll = get_payroll(user, payroll_id, for_update=True)
+        require_whole_payroll(user, payroll, "Rejecting this payroll")
         payroll = _move(payroll, user, (PayrollStatus.PENDING_APPROVAL, PayrollStatus.APPROVED),
                         PayrollStatus.REJECTED)
         _move_instructions(payroll, user, (InstructionStatus.CREATED, InstructionStatus.APPROVED),
@@ -621,6 +789,7 @@ def delete_payroll(user: Any, payroll_id: Any, version: int | None = None) -> Pa
     require(user, "payroll.delete")
     with transaction.atomic():
         payroll = get_payroll(user, payroll_id, for_update=True)
+        require_whole_payroll(user, payroll, "Deleting this payroll")
         if payroll.status not in (PayrollStatus.PENDING_APPROVAL, PayrollStatus.REJECTED):
             raise ServiceError("INVALID_PAYROLL_STATUS",
                                f"A {payroll.status} payroll cannot be deleted; only pending or rejected ones.", "status")
@@ -634,6 +803,7 @@ def close_payroll(user: Any, payroll_id: Any) -> Payroll:
     require(user, "payroll.close")
     with transaction.atomic():
         payroll = get_payroll(user, payroll_id, for_update=True)
+        require_whole_payroll(user, payroll, "Closing this payroll")
         payroll = _move(payroll, user, (PayrollStatus.PAID, PayrollStatus.PARTIALLY_PAID), PayrollStatus.RECONCILED)
         _move_instructions(payroll, user, (InstructionStatus.PAID,), InstructionStatus.RECONCILED)
     return payroll
@@ -644,6 +814,7 @@ def start_sending(user: Any, payroll_id: Any) -> Payroll:
     require(user, "payroll.pay")
     with transaction.atomic():
         payroll = get_payroll(user, payroll_id, for_update=True)
+        require_whole_payroll(user, payroll, "Sending this payroll")
         check_control_totals(payroll)
         if payroll.status != PayrollStatus.SENDING:
             payroll = _move(payroll, user, (PayrollStatus.APPROVED,), PayrollStatus.SENDING)
@@ -692,13 +863,39 @@ def _q(*statuses: str) -> Any:
 
 def visible_payrolls(user: Any, queryset: QuerySet) -> QuerySet:
     """Payrolls limited to locations outside the user's scope are hidden; national users see all."""
-    from modules.location.services import scope_paths
-
     if user is None:  # the system itself (approved tasks, jobs without a user)
         return queryset
     paths = scope_paths(user)
     if paths is None:
         return queryset
     return queryset.filter(Exists(BenefitConsumption.objects.filter(payroll=OuterRef("pk")).filter(
-        within_paths(paths, "individual__location"))))
+        within_paths(paths, PAYMENT_LOCATION))))
+
+
+def scoped_totals(user: Any, payroll: Payroll) -> tuple[int, int]:
+    """The control totals ``user`` may see: the payroll's own for national users; for a scoped
+    user, the count and sum of its payments in their locations (every status, as generation
+    counted them), so a province officer never sees money paid elsewhere."""
+    if user is None or scope_paths(user) is None:
+        return payroll.control_count, payroll.control_sum
+    annotated = getattr(payroll, "scoped_count", None)
+    if annotated is not None:
+        return int(annotated), int(payroll.scoped_sum)
+    rows = scope_queryset(BenefitConsumption.all_objects.filter(payroll=payroll), user, PAYMENT_LOCATION)
+    totals = rows.aggregate(n=Count("id"), s=Coalesce(Sum("amount"), 0))
+    return int(totals["n"]), int(totals["s"])
+
+
+def with_scoped_totals(user: Any, queryset: QuerySet) -> QuerySet:
+    """``queryset`` with ``scoped_count`` / ``scoped_sum`` (see :func:`scoped_totals`) computed
+    in the list's own query, for scoped users."""
+    paths = None if user is None else scope_paths(user)
+    if paths is None:
+        return queryset
+    rows = (BenefitConsumption.all_objects.filter(payroll=OuterRef("pk")).filter(within_paths(paths, PAYMENT_LOCATION))
+            .order_by().values("payroll"))
+    return queryset.annotate(
+        scoped_count=Coalesce(Subquery(rows.annotate(n=Count("id")).values("n")), 0),
+        scoped_sum=Coalesce(Subquery(rows.annotate(s=Sum("amount")).values("s")), 0),
+    )
 

@@ -21,10 +21,12 @@ def _enroll(task: Any, ctx: ApprovalContext) -> Any:
 
 def _change_status(task: Any, ctx: ApprovalContext) -> Any:
     from modules.social_protection import services
-    from modules.social_protection.models import Beneficiary, GroupBeneficiary
+    from modules.social_protection.filters import scoped_beneficiaries
+    from modules.social_protection.models import Beneficiary, GroupBeneficiary, PlanType
 
-    for model in (Beneficiary, GroupBeneficiary):
-        row = model.objects.filter(pk=task.data["id"]).first()
+    # Within the maker's scope, as when they proposed it (a scope may have shrunk since).
+    for model, plan_type in ((Beneficiary, PlanType.INDIVIDUAL), (GroupBeneficiary, PlanType.GROUP)):
+        row = scoped_beneficiaries(ctx.user, model.objects.filter(pk=task.data["id"]), plan_type).first()
         if row is not None:
             services.change_status(ctx.user, row, task.data["status"], task.data.get("version"))
             return {"id": str(row.pk), "status": row.status}
@@ -41,10 +43,18 @@ def _close_plan(task: Any, ctx: ApprovalContext) -> Any:
 def _resolve_duplicates(task: Any, ctx: ApprovalContext) -> Any:
     """Approving a duplicate review suspends every member of the group but the one kept."""
     from modules.social_protection import services
+    from modules.social_protection.filters import scoped_beneficiaries
 
     plan = services.get_plan(task.data["plan_id"])
     rows = services.beneficiary_model(plan).objects.filter(benefit_plan=plan, pk__in=task.data["suspend"])
-    return services.bulk_change_status(ctx.user, plan, rows, "SUSPENDED")
+    # Only those still in the maker's scope, as when the review was proposed.
+    return services.bulk_change_status(ctx.user, plan, scoped_beneficiaries(ctx.user, rows, plan.type), "SUSPENDED")
+
+
+def _national_checker(task: Any, checker: Any) -> None:
+    from modules.location.services import require_national
+
+    require_national(checker, "Approving the closure of a benefit plan")
 
 
 def _describe_enroll(task: Any) -> str:
@@ -55,6 +65,6 @@ def _describe_enroll(task: Any) -> str:
 ACTIONS: dict[str, ApprovalAction] = {
     "social_protection.enroll": ApprovalAction(execute=_enroll, large=True, describe=_describe_enroll),
     "social_protection.change_status": ApprovalAction(execute=_change_status),
-    "social_protection.close_plan": ApprovalAction(execute=_close_plan, large=True),
+    "social_protection.close_plan": ApprovalAction(execute=_close_plan, large=True, check_decider=_national_checker),
     "social_protection.resolve_duplicates": ApprovalAction(execute=_resolve_duplicates),
 }

@@ -33,10 +33,15 @@ class BenefitPlanFilter(django_filters.FilterSet):
         }
 
     def _member_of(self, queryset: QuerySet, model: Any, field: str, value: Any) -> QuerySet:
+        """Plans the person or household is a beneficiary of, if the user may see them: the
+        answer about someone outside the scope is the answer about no one."""
         rows = model.objects.filter(benefit_plan=OuterRef("pk"), **{f"{field}_id": value})
         status = self.data.get("beneficiary_status")
         if status:
             rows = rows.filter(status=status)
+        user = getattr(self.request, "user", None)
+        if user is not None:  # a FilterSet made by code without a request acts as the system
+            rows = scoped_beneficiaries(user, rows, PlanType.GROUP if field == "group" else PlanType.INDIVIDUAL)
         return queryset.filter(Exists(rows))
 
     def filter_individual(self, queryset: QuerySet, name: str, value: Any) -> QuerySet:

@@ -306,7 +306,8 @@ class DeleteBenefitPlanMutation(CoreMutation):
 
 
 class CloseBenefitPlanMutation(CoreMutation):
-    """Close a plan; every beneficiary who is not yet GRADUATED graduates."""
+    """Close a plan; every beneficiary who is not yet GRADUATED graduates, in every location,
+    so it needs national scope."""
 
     permission = "social_protection.plan_close"
     benefit_plan = graphene.Field(BenefitPlanGQLType)
@@ -320,7 +321,7 @@ class CloseBenefitPlanMutation(CoreMutation):
     @classmethod
     def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
         if needs_approval("social_protection.close_plan"):
-            plan = services.get_plan(data["id"])
+            plan = services.check_close_plan(user, data["id"])
             payload = {"id": str(plan.pk), "version": data.get("version")}
             task = request_approval(user, "social_protection.close_plan", "BenefitPlan", plan.pk, payload)
             return {"benefit_plan": plan, "task": task}

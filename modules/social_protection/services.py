@@ -16,6 +16,7 @@ from core.loader import module_config
 from core.permissions import require
 from modules.individual.models import Group, Individual
 from modules.individual.services import visible_groups, visible_individuals
+from modules.location.services import require_national
 from modules.social_protection import targeting
 from modules.social_protection.models import (
     TRANSITIONS,
@@ -28,6 +29,10 @@ from modules.social_protection.models import (
 )
 
 # --- plans -----------------------------------------------------------------------------------
+#
+# Scope: a benefit plan is one programme for every location, so creating, changing, deleting
+# or closing it needs national scope. Enrollment, status changes and duplicate reviews act
+# only on the beneficiaries in the user's scope (the maker's, when a checker approves).
 
 PLAN_FIELDS = ("code", "name", "type", "description", "institution", "max_beneficiaries",
                "ceiling_per_beneficiary", "date_valid_from", "date_valid_to",
@@ -93,6 +98,7 @@ def _check_plan(data: dict[str, Any], exclude: Any = None) -> list[FieldError]:
 
 def create_plan(user: Any, **data: Any) -> BenefitPlan:
     require(user, "social_protection.plan_create")
+    require_national(user, "Creating a benefit plan")
     values = {k: data.get(k) for k in PLAN_FIELDS}
     values["type"] = values["type"] or PlanType.INDIVIDUAL
     values["beneficiary_data_schema"] = values["beneficiary_data_schema"] or {}
@@ -108,6 +114,7 @@ def create_plan(user: Any, **data: Any) -> BenefitPlan:
 
 def update_plan(user: Any, pk: Any, *, version: int | None = None, **changes: Any) -> BenefitPlan:
     require(user, "social_protection.plan_update")
+    require_national(user, "Changing a benefit plan")
     plan = get_plan(pk)
     if plan.status == PlanStatus.CLOSED:
         raise ServiceError("PLAN_CLOSED", "A closed plan cannot change.")
@@ -125,6 +132,7 @@ def update_plan(user: Any, pk: Any, *, version: int | None = None, **changes: An
 
 def delete_plan(user: Any, pk: Any, version: int | None = None) -> BenefitPlan:
     require(user, "social_protection.plan_delete")
+    require_national(user, "Deleting a benefit plan")
     plan = get_plan(pk)
     if _has_beneficiaries(plan, live_only=True):
         raise ServiceError("HAS_BENEFICIARIES", "Close the plan instead: it has beneficiaries.", "id")
@@ -138,12 +146,20 @@ def _has_beneficiaries(plan: BenefitPlan, live_only: bool = False) -> bool:
     return rows.exists()
 
 
-def close_plan(user: Any, pk: Any, version: int | None = None) -> dict[str, Any]:
-    """Close a plan: every non-graduated beneficiary graduates, in one statement."""
+def check_close_plan(user: Any, pk: Any) -> BenefitPlan:
+    """Whether ``user`` may close the plan: closing graduates its beneficiaries in every
+    location, so it needs national scope (checked before an approval is even asked for)."""
     require(user, "social_protection.plan_close")
+    require_national(user, "Closing a benefit plan")
     plan = get_plan(pk)
     if plan.status == PlanStatus.CLOSED:
         raise ServiceError("PLAN_CLOSED", "The plan is already closed.")
+    return plan
+
+
+def close_plan(user: Any, pk: Any, version: int | None = None) -> dict[str, Any]:
+    """Close a plan: every non-graduated beneficiary graduates, in one statement."""
+    plan = check_close_plan(user, pk)
     plan.status = PlanStatus.CLOSED
     services.save_versioned(plan, user, ["status"], version)
     graduated = _set_status(plan, beneficiary_model(plan).objects.filter(benefit_plan=plan),

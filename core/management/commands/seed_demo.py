@@ -1,4 +1,5 @@
-"""Create the demo administrator, demo roles and every enabled module's demo data (idempotent)."""
+"""Create the demo administrator, demo roles, a demo checker for every routed approval and
+every enabled module's demo data (idempotent)."""
 
 from __future__ import annotations
 
@@ -16,39 +17,81 @@ from core.permissions import registry
 
 
 class Command(BaseCommand):
-    help = "Create the demo admin (password from COREMIS_ADMIN_PASSWORD) and demo data."
+    help = ("Create the demo admin (password from COREMIS_ADMIN_PASSWORD), a demo checker "
+            "(COREMIS_CHECKER_PASSWORD) and demo data.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         with transaction.atomic():
             self._admin()
             self._roles()
+            self._checkers()
         hook().coremis_seed_demo(stdout=self.stdout)
 
-    def _admin(self) -> None:
-        wanted = os.environ.get("COREMIS_ADMIN_PASSWORD")
-        admin = User.objects.filter(username="admin").first()
-        if admin is not None:
+    def _password(self, username: str, variable: str, what: str) -> tuple[str, str] | None:
+        """The password of a demo user to create and how to show it, or ``None`` if the user
+        exists (then a password set in ``variable`` is applied to it)."""
+        wanted = os.environ.get(variable)
+        existing = User.objects.filter(username=username).first()
+        if existing is not None:
             if wanted:
-                admin.set_password(wanted)
-                admin.save(update_fields=["password"])
-                self.stdout.write("Demo administrator 'admin': password set from COREMIS_ADMIN_PASSWORD.")
+                existing.set_password(wanted)
+                existing.save(update_fields=["password"])
+                self.stdout.write(f"{what} '{username}': password set from {variable}.")
             else:
-                self.stdout.write("Demo administrator 'admin' exists (its password was printed when it was created).")
+                self.stdout.write(f"{what} '{username}' exists (its password was printed when it was created).")
+            return None
+        if wanted:
+            return wanted, f"(from {variable})"
+        if not settings.EMBEDDED:
+            raise CommandError(
+                f"No {variable} is set. Outside the embedded demo there is no default password: set {variable} "
+                f"to create the {what.lower()}."
+            )
+        generated = secrets.token_urlsafe(12)
+        return generated, generated
+
+    def _created(self, what: str, username: str, password: str, shown: str, variable: str) -> None:
+        self.stdout.write(self.style.SUCCESS(f"{what} created: username '{username}', password {shown}"))
+        if shown == password:
+            self.stdout.write(f"This password is shown once; set {variable} to choose another.")
+
+    def _admin(self) -> None:
+        chosen = self._password("admin", "COREMIS_ADMIN_PASSWORD", "Demo administrator")
+        if chosen is not None:
+            User.objects.create_superuser("admin", "admin@example.org", chosen[0])
+            self._created("Demo administrator", "admin", *chosen, "COREMIS_ADMIN_PASSWORD")
+
+    def _checkers(self) -> None:
+        """A task group for every action routed to one that does not exist yet (the shipped
+        configuration routes ``payroll.approve``), with the demo checker in it: the demo's
+        first payroll then waits for a second person, as a real deployment's does."""
+        from core.approvals.actions import approval_actions
+        from core.approvals.services import approval_routes, create_task_group
+
+        missing: dict[str, list[str]] = {}
+        for route in approval_routes():
+            if route.task_group_code and route.task_group is None:
+                missing.setdefault(route.task_group_code, []).append(route.action)
+        if not missing:
             return
-        if not wanted:
-            if not settings.EMBEDDED:
-                raise CommandError(
-                    "No COREMIS_ADMIN_PASSWORD is set. Outside the embedded demo there is no default "
-                    "password: set COREMIS_ADMIN_PASSWORD to create the administrator."
-                )
-            wanted = secrets.token_urlsafe(12)
-            shown = wanted
-        else:
-            shown = "(from COREMIS_ADMIN_PASSWORD)"
-        User.objects.create_superuser("admin", "admin@example.org", wanted)
-        self.stdout.write(self.style.SUCCESS(f"Demo administrator created: username 'admin', password {shown}"))
-        if shown == wanted:
-            self.stdout.write("This password is shown once; set COREMIS_ADMIN_PASSWORD to choose another.")
+        declared = approval_actions()
+        needed = {declared[a][1].permission for actions in missing.values() for a in actions} - {None}
+        codes = sorted({"core.task.view", "core.task.resolve", "location.scope.national", *needed,
+                        *(c for c in registry() if c.endswith((".search", ".view")))} & set(registry()))
+        role = Role.objects.filter(name="Checker").first() or Role(name="Checker")
+        if sorted(role.permissions) != codes:
+            role.permissions = codes
+            role.save()
+        chosen = self._password("checker", "COREMIS_CHECKER_PASSWORD", "Demo checker")
+        if chosen is not None:
+            User.objects.create_user("checker", "checker@example.org", chosen[0])
+            self._created("Demo checker", "checker", *chosen, "COREMIS_CHECKER_PASSWORD")
+        checker = User.objects.get(username="checker")
+        checker.roles.add(role)
+        for code, actions in sorted(missing.items()):
+            create_task_group(None, code=code, name=f"Demo checkers of {', '.join(actions)}",
+                              completion_policy="ANY", checker_ids=[checker.pk])
+            self.stdout.write(f"Task group '{code}' created for {', '.join(actions)}; its checker is 'checker'.")
 
     def _roles(self) -> None:
         codes = sorted(registry())

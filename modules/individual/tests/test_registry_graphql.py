@@ -115,6 +115,7 @@ def test_unique_key_is_enforced_across_the_registry(gql, make_user, person, plac
     client = gql(make_user(EDIT))
     data = client.ok("""mutation($i: CreateIndividualMutationInput!) { createIndividual(input: $i) {
         errors { field code } } }""", {"i": {"firstName": "b", "lastName": "Second", "dob": "1991-01-01",
+                                             "locationId": str(places["H1"].pk),
                                              "jsonExt": json.dumps({"national_id": "ID-7777"})}})
     assert data["createIndividual"]["errors"] == [{"field": "jsonExt.national_id", "code": "DUPLICATE_KEY"}]
     # and the database itself refuses it, whatever the path

@@ -41,3 +41,9 @@ def query_status(point: Any, references: list[str]) -> list[Outcome]:
 def parse_callback(point: Any, body: bytes, headers: Mapping[str, str]) -> list[Outcome]:
     return _answer(_hook().payroll_parse_callback(adaptor=point.adaptor, point=point, body=body, headers=headers),
                    point.adaptor)
+
+
+def recipient_identifiers(point: Any) -> list[str]:
+    """The recipient fields ``point``'s provider pays to (one of them must be set)."""
+    found = _hook().payroll_recipient_identifiers(adaptor=point.adaptor, point=point)
+    return list(found or [])

@@ -27,6 +27,7 @@ from typing import Any
 from django.conf import settings
 
 from core.loader import module_config
+from core.spreadsheets import neutralise, xlsx_text
 from modules.payroll.adaptors.base import (
     ACCEPTED,
     FAILED,
@@ -48,12 +49,15 @@ def directory(point: Any) -> Path:
     return path
 
 
-def _rows(instructions: list[Instruction]) -> list[list[Any]]:
+def _rows(instructions: list[Instruction]) -> list[list[str]]:
     return [[i.reference, i.recipient_id, i.first_name, i.last_name, i.phone, i.account, i.major_amount(), i.currency]
             for i in instructions]
 
 
 def render(instructions: list[Instruction], file_format: str) -> bytes:
+    """The payment file. Names and accounts come from the registry, so a cell a spreadsheet
+    would run as a formula (``=HYPERLINK(...)``) is neutralised as exports are; plain numbers
+    (phone numbers, amounts) are kept as they are, for the provider's software to read."""
     total = sum(i.amount for i in instructions)
     trailer = ["TOTAL", len(instructions), total]
     if file_format == "xlsx":
@@ -63,7 +67,7 @@ def render(instructions: list[Instruction], file_format: str) -> bytes:
         sheet = book.create_sheet("payments")
         sheet.append(COLUMNS)
         for row in _rows(instructions):
-            sheet.append(row)
+            sheet.append([xlsx_text(sheet, value, keep_numbers=True) for value in row])
         sheet.append(trailer)
         buffer = io.BytesIO()
         book.save(buffer)
@@ -71,7 +75,7 @@ def render(instructions: list[Instruction], file_format: str) -> bytes:
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(COLUMNS)
-    writer.writerows(_rows(instructions))
+    writer.writerows([neutralise(value, keep_numbers=True) for value in row] for row in _rows(instructions))
     writer.writerow(trailer)
     return text.getvalue().encode()
 

@@ -4,9 +4,9 @@ Configuration::
 
     {"base_url": "https://bank.example/g2p", "sender_id": "coremis.gov.bi", "receiver_id": "bank",
      "sender_uri": "https://mis.gov.bi/api/payroll/callback/<point code>",
-     "payer_fa": "account:treasury@bank", "auth_token": {"env": "G2P_TOKEN"},
-     "signing_key": {"env": "G2P_SIGNING_KEY"}, "key_id": "coremis-2026-01",
-     "provider_public_key": {"env": "G2P_BANK_PUBLIC_KEY"}, "provider_key_id": "bank-key-7",
+     "payer_fa": "account:treasury@bank", "auth_token": {"env": "COREMIS_PSP_G2P_TOKEN"},
+     "signing_key": {"env": "COREMIS_PSP_G2P_SIGNING_KEY"}, "key_id": "coremis-2026-01",
+     "provider_public_key": {"env": "COREMIS_PSP_G2P_BANK_KEY"}, "provider_key_id": "bank-key-7",
      "batch_size": 500, "timeout": 30}
 
 Each batch is one ``/disburse`` request whose ``message.transaction_id`` is derived from its
@@ -67,8 +67,9 @@ from modules.payroll.adaptors.base import (
     Instruction,
     Outcome,
     ProviderUnavailable,
+    open_url,
+    secret_from,
 )
-from modules.payroll.adaptors.mobile_money import secret_from
 
 NAME = "g2p_connect"
 STATUSES = {"succ": PAID, "rjct": FAILED, "pdng": ACCEPTED}
@@ -113,7 +114,7 @@ def _post(point: Any, config: dict[str, Any], path: str, header: dict[str, Any],
         config["base_url"] + path, data=_signed_body(point, config, header, message), method="POST",
         headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
     try:
-        with urllib.request.urlopen(request, timeout=float(config.get("timeout", 30))) as response:
+        with open_url(point, request, float(config.get("timeout", 30))) as response:
             answer = dict(json.loads(response.read() or b"{}"))
     except urllib.error.HTTPError as exc:
         if exc.code >= 500:
@@ -139,6 +140,17 @@ def transaction_id(references: list[str]) -> str:
 
 def send_batch(point: Any, instructions: list[Instruction]) -> list[Outcome]:
     config = dict(point.config or {})
+    # Generation only routes recipients with an account or phone here; one removed since is
+    # never sent with an empty financial address.
+    unreachable = [Outcome(i.reference, FAILED, message="No account or phone number: not sent")
+                   for i in instructions if not (i.account or i.phone).strip()]
+    instructions = [i for i in instructions if (i.account or i.phone).strip()]
+    if not instructions:
+        return unreachable
+    return unreachable + _disburse(point, config, instructions)
+
+
+def _disburse(point: Any, config: dict[str, Any], instructions: list[Instruction]) -> list[Outcome]:
     now = datetime.now(UTC).isoformat(timespec="seconds")
     disbursements = [{
         "reference_id": i.reference, "payer_fa": config.get("payer_fa", ""),

@@ -4,16 +4,16 @@ Providers of this family share a shape and differ in details, which the payment 
 ``config`` sets::
 
     {
-      "base_url": "https://api.provider.example",
+      "base_url": "https://api.provider.example",   # on the outbound_urls allow-list
       "client_id": "coremis",
-      "client_secret": {"env": "MM_CLIENT_SECRET"},
+      "client_secret": {"env": "COREMIS_PSP_MM_CLIENT_SECRET"},   # under secret_env_prefix
       "token_path": "/oauth/token", "pay_path": "/payments", "status_path": "/payments/status",
       "batch_size": 100,
       "serial": true,                      # one request at a time per credential
       "timeout": 10,                       # seconds
-      "signature": {"algorithm": "hmac-sha256" | "md5", "key": {"env": "MM_SIGNING_KEY"},
+      "signature": {"algorithm": "hmac-sha256" | "md5", "key": {"env": "COREMIS_PSP_MM_SIGNING_KEY"},
                     "fields": ["reference", "amount", "msisdn"]},
-      "callback_key": {"env": "MM_CALLBACK_KEY"}   # HMAC-SHA256 of callback bodies, X-Signature
+      "callback_key": {"env": "COREMIS_PSP_MM_CALLBACK_KEY"}   # HMAC-SHA256 of callback bodies, X-Signature
     }
 
 Protocol: a bearer token from ``token_path`` (``{"access_token", "expires_in"}``), refreshed
@@ -50,7 +50,9 @@ from modules.payroll.adaptors.base import (
     Instruction,
     Outcome,
     ProviderUnavailable,
+    open_url,
     secret,
+    secret_from,
 )
 
 NAME = "mobile_money"
@@ -72,13 +74,13 @@ def _settings(point: Any) -> dict[str, Any]:
     return config
 
 
-def _post(url: str, payload: Any, timeout: float, token: str | None = None) -> Any:
+def _post(point: Any, url: str, payload: Any, timeout: float, token: str | None = None) -> Any:
     headers = {"Content-Type": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
     request = urllib.request.Request(url, data=json.dumps(payload).encode(), headers=headers, method="POST")
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with open_url(point, request, timeout) as response:
             return json.loads(response.read() or b"null")
     except urllib.error.HTTPError as exc:
         if exc.code == 401:
@@ -97,7 +99,7 @@ def _token(point: Any, config: dict[str, Any], *, renew: bool = False) -> str:
         cached = _tokens.get(key)
         if cached and not renew and cached[1] - REFRESH_MARGIN > time.monotonic():
             return cached[0]
-    answer = _post(config["base_url"] + config.get("token_path", "/oauth/token"),
+    answer = _post(point, config["base_url"] + config.get("token_path", "/oauth/token"),
                    {"client_id": config.get("client_id", ""), "client_secret": secret(point, "client_secret")},
                    float(config.get("timeout", 10)))
     token = str(answer["access_token"])
@@ -126,11 +128,11 @@ def _call(point: Any, config: dict[str, Any], path: str, payload: Any) -> Any:
     timeout = float(config.get("timeout", 10))
     with _one_at_a_time(config):
         try:
-            return _post(config["base_url"] + path, payload, timeout, _token(point, config))
+            return _post(point, config["base_url"] + path, payload, timeout, _token(point, config))
         except _Unauthorized:
             pass
         try:
-            return _post(config["base_url"] + path, payload, timeout, _token(point, config, renew=True))
+            return _post(point, config["base_url"] + path, payload, timeout, _token(point, config, renew=True))
         except _Unauthorized as exc:
             raise ServiceError("PROVIDER_AUTH_FAILED", f"Payment point {point.code}: credentials refused.") from exc
 
@@ -151,16 +153,15 @@ def sign(point: Any, config: dict[str, Any], fields: Mapping[str, Any]) -> str:
     return hmac.new(key.encode(), message.encode(), hashlib.sha256).hexdigest()
 
 
-def secret_from(point: Any, reference: Any, label: str) -> str:
-    import os
-
-    if not (isinstance(reference, dict) and "env" in reference) or reference["env"] not in os.environ:
-        raise ServiceError("ADAPTOR_MISCONFIGURED", f"Payment point {point.code}: {label} is not available.")
-    return os.environ[reference["env"]]
-
-
 def send_batch(point: Any, instructions: list[Instruction]) -> list[Outcome]:
     config = _settings(point)
+    # Generation only routes recipients with a phone number here; one removed since is never
+    # sent as an empty msisdn (a provider may pay it to whoever it resolves it to).
+    unreachable = [Outcome(i.reference, FAILED, message="No phone number: not sent") for i in instructions
+                   if not i.phone.strip()]
+    instructions = [i for i in instructions if i.phone.strip()]
+    if not instructions:
+        return unreachable
     payments = []
     for instruction in instructions:
         payment = {"reference": instruction.reference, "amount": amount_field(instruction),
@@ -173,9 +174,9 @@ def send_batch(point: Any, instructions: list[Instruction]) -> list[Outcome]:
         if exc.code != "PROVIDER_REFUSED":
             raise
         # The provider refused the request as a whole: nothing was paid.
-        return [Outcome(i.reference, FAILED, message=exc.message[:255]) for i in instructions]
+        return unreachable + [Outcome(i.reference, FAILED, message=exc.message[:255]) for i in instructions]
     by_reference = {r.get("reference"): r for r in (answer or {}).get("results", [])}
-    outcomes = []
+    outcomes = unreachable
     for instruction in instructions:
         result = by_reference.get(instruction.reference)
         if result is None:

@@ -12,9 +12,26 @@ from modules.location.services import create_location
 from modules.social_protection import services as sp
 from modules.social_protection.models import BenefitPlan
 
-PAYROLL_ALL = ["payroll.search", "payroll.configure", "payroll.create", "payroll.approve", "payroll.pay",
+PAYROLL_ALL = ["payroll.search", "payroll.configure", "payroll.configure_providers", "payroll.create", "payroll.approve", "payroll.pay",
                "payroll.close", "payroll.delete", "core.job.view", "location.scope.national",
                "social_protection.plan_search", "individual.search"]
+
+
+@pytest.fixture(autouse=True)
+def payrolls_need_no_checker(db: Any) -> None:
+    """The shipped configuration routes payroll.approve to a checker group; most tests are about
+    something else, so here a payroll is approved as soon as it is generated, as in a
+    deployment that unrouted it. Tests about approval route it again (``route_approvals``)."""
+    from core.approvals.services import set_approval_route
+
+    set_approval_route(None, "payroll.approve", None, "tests: approved at generation")
+
+
+def route_approvals(code: str | None) -> None:
+    """Send payroll.approve to the task group ``code`` (None: no approval), as setApprovalRoute does."""
+    from core.approvals.services import set_approval_route
+
+    set_approval_route(None, "payroll.approve", code, "tests")
 
 
 @pytest.fixture
@@ -59,6 +76,14 @@ def group_plan(admin_user: Any, households: list[Any]) -> BenefitPlan:
                           date_valid_from=datetime.date(2026, 1, 1), date_valid_to=datetime.date(2027, 12, 31))
     sp.enroll_chunk(plan, admin_user, "ACTIVE", None, 1000)
     return plan
+
+
+def allow_outbound(monkeypatch: Any, *urls: str) -> None:
+    """Put a simulated provider's URL on the deployment's allow-list for one test."""
+    from core.loader import module_config
+
+    config = module_config("payroll")
+    monkeypatch.setitem(config, "outbound_urls", [*config.get("outbound_urls", []), *urls])
 
 
 def mutate(client: Any, name: str, payload: dict[str, Any], fields: str) -> dict[str, Any]:

@@ -26,6 +26,8 @@ ZERO_DECIMAL = {"BIF", "XOF", "RWF"}
 #   "5xx_after"    do the work, then answer 503 (the client cannot know it happened)
 #   "timeout_after" do the work, then stall past the client's timeout
 #   "expire_token" invalidate the caller's token before doing anything (401)
+#   "redirect"     answer 302 to ``redirect_to`` (a client that follows it carries its bearer
+#                  token to that host)
 FAULTS = ("ok", "5xx_before", "5xx_after", "timeout_after", "expire_token")
 
 
@@ -56,6 +58,7 @@ class Provider:
     in_flight: int = 0
     max_in_flight: int = 0
     rejected: list[str] = field(default_factory=list)
+    redirect_to: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     # --- what the handler does ---------------------------------------------------------------
@@ -164,6 +167,12 @@ def _handler(provider: Provider) -> type[BaseHTTPRequestHandler]:
 
         def serve(self, body: dict[str, Any]) -> None:
             fault = provider.next_fault()
+            if fault == "redirect":
+                self.send_response(302)
+                self.send_header("Location", provider.redirect_to)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             if fault == "expire_token":
                 with provider.lock:
                     provider.tokens.pop(self.headers.get("Authorization", "").removeprefix("Bearer "), None)

@@ -59,7 +59,7 @@ def history(pk: str) -> list[HistoryEntry]:
 def test_updates_and_deletes_land_in_history_and_mutation_logs(gql, make_user, group_plan, country):
     user = make_user([*PAYROLL_ALL, "core.mutation_log.view"])
     client = gql(user)
-    ids = setup_payments(client, group_plan, config={"format": "csv", "callback_token": {"env": "OLD_TOKEN"}})
+    ids = setup_payments(client, group_plan, config={"format": "csv", "callback_token": {"env": "COREMIS_PSP_OLD_TOKEN"}})
 
     cycle = ok(mutate(client, "updatePaymentCycle", {
         "id": ids["cycle"], "version": 1, "code": " 2026-01b ", "endDate": "2026-02-05", "status": "SUSPENDED",
@@ -80,11 +80,11 @@ def test_updates_and_deletes_land_in_history_and_mutation_logs(gql, make_user, g
     routing = {"locations": [str(country["C1"].pk)], "priority": 2}
     point = ok(mutate(client, "updatePaymentPoint", {
         "id": ids["point"], "version": 1, "name": "Bank of Bujumbura",
-        "config": {"format": "xlsx", "api_key": {"env": "BANK_API_KEY"}}, "routing": routing}, POINT))["paymentPoint"]
+        "config": {"format": "xlsx", "api_key": {"env": "COREMIS_PSP_BANK_API_KEY"}}, "routing": routing}, POINT))["paymentPoint"]
     # the configuration is replaced, not merged, and only its keys are readable
     assert point["configuredKeys"] == ["api_key", "format"] and point["adaptor"] == "file"
     assert point["version"] == 2 and json.loads(point["routing"]) == routing
-    assert PaymentPoint.objects.get(pk=ids["point"]).config == {"format": "xlsx", "api_key": {"env": "BANK_API_KEY"}}
+    assert PaymentPoint.objects.get(pk=ids["point"]).config == {"format": "xlsx", "api_key": {"env": "COREMIS_PSP_BANK_API_KEY"}}
 
     for key in ("cycle", "plan", "point"):
         name = {"cycle": "deletePaymentCycle", "plan": "deletePaymentPlan", "point": "deletePaymentPoint"}[key]
@@ -118,7 +118,7 @@ def test_updates_and_deletes_land_in_history_and_mutation_logs(gql, make_user, g
     assert ids["cycle"] in json.dumps(by_name["DeletePaymentCycleMutation"]["affectedIds"])
     # no query returns configuration values, the mutation log included
     for node in (by_name["CreatePaymentPointMutation"], by_name["UpdatePaymentPointMutation"]):
-        assert "OLD_TOKEN" not in json.dumps(node) and "BANK_API_KEY" not in json.dumps(node)
+        assert "COREMIS_PSP_OLD_TOKEN" not in json.dumps(node) and "COREMIS_PSP_BANK_API_KEY" not in json.dumps(node)
         assert "xlsx" not in json.dumps(node) and "csv" not in json.dumps(node)
         assert "***" in json.dumps(node["jsonContent"])
 
@@ -299,29 +299,37 @@ def test_point_rules(gql, make_user, group_plan):
 
 
 def test_users_without_payroll_configure_change_nothing(gql, make_user, group_plan):
+    """Cycles and plans need payroll.configure; payment points (provider URLs and credential
+    references) need the separately granted payroll.configure_providers."""
     ids = setup_payments(gql(make_user(PAYROLL_ALL)), group_plan)
-    others = [p for p in PAYROLL_ALL if p != "payroll.configure"]
-    client = gql(make_user(others))
-    before = snapshot(ids)
     attempts = [
-        ("updatePaymentCycle", {"id": ids["cycle"], "code": "X"}, CYCLE),
-        ("updatePaymentPlan", {"id": ids["plan"], "name": "X"}, PLAN),
-        ("updatePaymentPoint", {"id": ids["point"], "name": "X"}, POINT),
-        ("deletePaymentCycle", {"id": ids["cycle"]}, CYCLE),
-        ("deletePaymentPlan", {"id": ids["plan"]}, PLAN),
-        ("deletePaymentPoint", {"id": ids["point"]}, POINT),
+        ("updatePaymentCycle", {"id": ids["cycle"], "code": "X"}, CYCLE, "payroll.configure"),
+        ("updatePaymentPlan", {"id": ids["plan"], "name": "X"}, PLAN, "payroll.configure"),
+        ("updatePaymentPoint", {"id": ids["point"], "name": "X"}, POINT, "payroll.configure_providers"),
+        ("deletePaymentCycle", {"id": ids["cycle"]}, CYCLE, "payroll.configure"),
+        ("deletePaymentPlan", {"id": ids["plan"]}, PLAN, "payroll.configure"),
+        ("deletePaymentPoint", {"id": ids["point"]}, POINT, "payroll.configure_providers"),
+        ("createPaymentPoint", {"code": "NEW", "adaptor": "file"}, POINT, "payroll.configure_providers"),
     ]
-    for name, payload, fields in attempts:
-        input_type = name[0].upper() + name[1:] + "MutationInput"
-        result = client.execute(f"mutation($i: {input_type}!) {{ {name}(input: $i) {{ errors {{ code }} {fields} }} }}",
-                                {"i": payload})
-        assert result["data"][name] is None, result
-        error = result["errors"][0]["extensions"]
-        assert (error["code"], error["permission"]) == ("FORBIDDEN", "payroll.configure"), name
-    assert snapshot(ids) == before
+    before = snapshot(ids)
+    for lacking in ("payroll.configure", "payroll.configure_providers"):
+        client = gql(make_user([p for p in PAYROLL_ALL if p != lacking]))
+        for name, payload, fields, needed in attempts:
+            if needed != lacking:
+                continue
+            input_type = name[0].upper() + name[1:] + "MutationInput"
+            result = client.execute(f"mutation($i: {input_type}!) {{ {name}(input: $i) {{ errors {{ code }} {fields} }} }}",
+                                    {"i": payload})
+            assert result["data"][name] is None, result
+            error = result["errors"][0]["extensions"]
+            assert (error["code"], error["permission"]) == ("FORBIDDEN", needed), name
+    assert snapshot(ids) == before and PaymentPoint.all_objects.count() == 1
     # and the service functions refuse them too
-    with pytest.raises(Exception, match="permission"):
-        services.update_cycle(client.user, ids["cycle"], code="X")
+    with pytest.raises(Exception, match="payroll.configure'"):
+        services.update_cycle(make_user([p for p in PAYROLL_ALL if p != "payroll.configure"]), ids["cycle"], code="X")
+    with pytest.raises(Exception, match="payroll.configure_providers"):
+        services.update_point(make_user([p for p in PAYROLL_ALL if p != "payroll.configure_providers"]),
+                              ids["point"], name="X")
     assert snapshot(ids) == before
 
 
@@ -390,9 +398,9 @@ def test_a_rule_change_and_a_generation_never_interleave(make_user, group_plan):
             cursor.execute(f"SELECT 1 FROM {PaymentPlan._meta.db_table} WHERE id = %s FOR SHARE", [other_plan.pk])
             cursor.execute(
                 f"INSERT INTO {Payroll._meta.db_table} (id, date_created, date_updated, version, is_deleted, name, "
-                "payment_plan_id, payment_cycle_id, location_ids, status, control_count, control_sum) "
-                "VALUES (gen_random_uuid(), now(), now(), 1, false, 'Other January', %s, %s, '[]', "
-                "'PENDING_APPROVAL', 0, 0)", [other_plan.pk, cycle.pk])
+                "payment_plan_id, payment_cycle_id, location_ids, status, control_count, control_sum, "
+                "generation_report) VALUES (gen_random_uuid(), now(), now(), 1, false, 'Other January', %s, %s, "
+                "'[]', 'PENDING_APPROVAL', 0, 0, '{}')", [other_plan.pk, cycle.pk])
         worker = threading.Thread(target=change)
         worker.start()
         time.sleep(0.5)

@@ -26,7 +26,7 @@ TOKEN = "result-file-token"
 @pytest.fixture
 def files(settings: Any, tmp_path: Path, monkeypatch: Any) -> Path:
     settings.MEDIA_ROOT = str(tmp_path)
-    monkeypatch.setenv("PAY_CB_TOKEN", TOKEN)
+    monkeypatch.setenv("COREMIS_PSP_CB_TOKEN", TOKEN)
     return tmp_path / "payment_files"
 
 
@@ -48,7 +48,7 @@ def post_results(client: Any, rows: list[tuple[str, str, str]], token: str = TOK
 def test_payment_file_results_close_and_reissue(gql, make_user, group_plan, files, client, run_jobs,
                                                  django_capture_on_commit_callbacks):
     api = gql(make_user(PAYROLL_ALL))
-    ids = setup_payments(api, group_plan, config={"format": "csv", "callback_token": {"env": "PAY_CB_TOKEN"}})
+    ids = setup_payments(api, group_plan, config={"format": "csv", "callback_token": {"env": "COREMIS_PSP_CB_TOKEN"}})
     payroll = ok(create_payroll(api, ids))["payroll"]
     job = send(api, payroll["uuid"], django_capture_on_commit_callbacks, run_jobs)
     assert job["state"] == "SUCCEEDED" and json.loads(job["result"])["sent"] == 8
@@ -110,6 +110,35 @@ def test_xlsx_files_per_batch_carry_their_own_totals(gql, make_user, group_plan,
         assert sheet[-1][2] == sum(int(row[6]) for row in sheet[1:-1])
         count, total = count + sheet[-1][1], total + sheet[-1][2]
     assert (count, total) == (8, sum(EXPECTED.values()))
+
+
+FORMULA = '=HYPERLINK("http://evil.example","click")'
+
+
+@pytest.mark.parametrize("file_format", ["csv", "xlsx"])
+def test_formula_cells_in_payment_files_are_neutralised(gql, make_user, group_plan, files, run_jobs,
+                                                        django_capture_on_commit_callbacks, file_format):
+    from modules.individual.models import Individual
+
+    # household 0 has one member, who is its recipient
+    Individual.objects.filter(first_name="P0-0").update(
+        first_name=FORMULA, last_name="@SUM(A1:A9)",
+        json_ext={"phone": "+257 79 000 001", "account": "-2+3+cmd|' /C calc'!A0"})
+    api = gql(make_user(PAYROLL_ALL))
+    ids = setup_payments(api, group_plan, config={"format": file_format})
+    payroll = ok(create_payroll(api, ids))["payroll"]
+    send(api, payroll["uuid"], django_capture_on_commit_callbacks, run_jobs)
+    [written] = list((files / "BANK").glob(f"*.{file_format}"))
+    if file_format == "csv":
+        rows = list(csv.reader(io.StringIO(written.read_text())))
+    else:
+        cells = list(load_workbook(written).active.iter_rows())
+        assert all(c.data_type != "f" for row in cells for c in row)  # no formula anywhere
+        rows = [[c.value for c in row] for row in cells]
+    [evil] = [r for r in rows if len(r) > 3 and r[3] == "'@SUM(A1:A9)"]
+    assert evil[2] == "'" + FORMULA and evil[5] == "'-2+3+cmd|' /C calc'!A0"
+    assert evil[4] == "+257 79 000 001"  # a phone number stays readable by the provider
+    assert rows[-1][0] == "TOTAL" and str(rows[-1][2]) == str(sum(EXPECTED.values()))
 
 
 def test_a_crash_between_sending_and_recording_never_sends_twice(gql, make_user, group_plan, files):

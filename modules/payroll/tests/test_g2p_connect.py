@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from modules.payroll import services
 from modules.payroll.models import BenefitConsumption, Payroll
 from modules.payroll.sending import send_payroll
+from modules.payroll.tests.conftest import allow_outbound
 from modules.payroll.tests.g2p_provider import Receiver, running
 from modules.payroll.tests.test_mobile_money import sending_payroll, statuses
 
@@ -34,18 +35,19 @@ def public_pem(key: Ed25519PrivateKey) -> str:
 @pytest.fixture
 def receiver(monkeypatch: Any) -> Any:
     coremis = Ed25519PrivateKey.generate()
-    monkeypatch.setenv("G2P_TOKEN", "bank-token")
-    monkeypatch.setenv("G2P_SIGNING_KEY", private_pem(coremis))
+    monkeypatch.setenv("COREMIS_PSP_G2P_TOKEN", "bank-token")
+    monkeypatch.setenv("COREMIS_PSP_G2P_SIGNING_KEY", private_pem(coremis))
     simulated = Receiver(token="bank-token", coremis_key=coremis.public_key(), key=Ed25519PrivateKey.generate(),
                          callback_key="callback-key")
     with running(simulated) as url:
+        allow_outbound(monkeypatch, url)
         yield simulated, url
 
 
 def g2p_point(admin_user: Any, simulated: Receiver, url: str, **config: Any) -> Any:
     return services.create_point(admin_user, code="BANK-G2P", adaptor="g2p_connect", config={
         "base_url": url, "sender_id": "coremis", "receiver_id": "bank", "payer_fa": "account:treasury@bank",
-        "auth_token": {"env": "G2P_TOKEN"}, "signing_key": {"env": "G2P_SIGNING_KEY"}, "key_id": "coremis-key-1",
+        "auth_token": {"env": "COREMIS_PSP_G2P_TOKEN"}, "signing_key": {"env": "COREMIS_PSP_G2P_SIGNING_KEY"}, "key_id": "coremis-key-1",
         "provider_public_key": public_pem(simulated.key), "provider_key_id": "bank-key-1",
         "batch_size": 3, "timeout": 2, **config})
 
@@ -137,19 +139,19 @@ def test_a_request_the_receiver_cannot_verify_stops_sending_and_is_sent_once_fix
     simulated, url = receiver
     point = g2p_point(admin_user, simulated, url)
     payroll = sending_payroll(admin_user, group_plan, point)
-    right_key = os.environ["G2P_SIGNING_KEY"]
+    right_key = os.environ["COREMIS_PSP_G2P_SIGNING_KEY"]
 
-    monkeypatch.setenv("G2P_TOKEN", "stale-token")
+    monkeypatch.setenv("COREMIS_PSP_G2P_TOKEN", "stale-token")
     unauthorised = send_payroll(payroll.pk)
     assert "refused our credentials or signature (HTTP 401)" in unauthorised["error"]
-    monkeypatch.setenv("G2P_TOKEN", "bank-token")
+    monkeypatch.setenv("COREMIS_PSP_G2P_TOKEN", "bank-token")
 
-    monkeypatch.delenv("G2P_SIGNING_KEY")
+    monkeypatch.delenv("COREMIS_PSP_G2P_SIGNING_KEY")
     unconfigured = send_payroll(payroll.pk)
     assert "signing_key is not available" in unconfigured["error"]
     assert unconfigured["sent"] == 0 and simulated.receipts == {} and simulated.refused == []
 
-    monkeypatch.setenv("G2P_SIGNING_KEY", private_pem(Ed25519PrivateKey.generate()))
+    monkeypatch.setenv("COREMIS_PSP_G2P_SIGNING_KEY", private_pem(Ed25519PrivateKey.generate()))
     refused = send_payroll(payroll.pk)
     assert "the receiver refused our message: err.signature.invalid" in refused["error"]
     assert refused["sent"] == 0 and refused["unknown"] == 8  # each run dispatched a batch, none taken
@@ -158,7 +160,7 @@ def test_a_request_the_receiver_cannot_verify_stops_sending_and_is_sent_once_fix
     payroll.refresh_from_db()
     assert payroll.status == "SENDING"
 
-    monkeypatch.setenv("G2P_SIGNING_KEY", right_key)
+    monkeypatch.setenv("COREMIS_PSP_G2P_SIGNING_KEY", right_key)
     fixed = send_payroll(payroll.pk)
     assert fixed == {"sent": 8, "unknown": 0, "pending": 0}
     assert set(simulated.receipts.values()) == {1} and len(simulated.receipts) == 8
@@ -167,8 +169,8 @@ def test_a_request_the_receiver_cannot_verify_stops_sending_and_is_sent_once_fix
 
 def test_hmac_callbacks_when_the_point_asks_for_them(admin_user, group_plan, receiver, client, monkeypatch):
     simulated, url = receiver
-    monkeypatch.setenv("G2P_CALLBACK_KEY", "callback-key")
-    point = g2p_point(admin_user, simulated, url, callback_auth="hmac", callback_key={"env": "G2P_CALLBACK_KEY"})
+    monkeypatch.setenv("COREMIS_PSP_G2P_CALLBACK_KEY", "callback-key")
+    point = g2p_point(admin_user, simulated, url, callback_auth="hmac", callback_key={"env": "COREMIS_PSP_G2P_CALLBACK_KEY"})
     payroll = sending_payroll(admin_user, group_plan, point)
     send_payroll(payroll.pk)
     callbacks = simulated.on_disburse()

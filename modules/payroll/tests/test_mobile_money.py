@@ -17,7 +17,7 @@ from modules.payroll import adaptors, services
 from modules.payroll.adaptors.base import ProviderUnavailable
 from modules.payroll.models import BenefitConsumption, PaymentPoint, Payroll
 from modules.payroll.sending import _claim_batch, _instructions, poll_sent, send_payroll
-from modules.payroll.tests.conftest import PAYROLL_ALL, mutate, ok
+from modules.payroll.tests.conftest import PAYROLL_ALL, allow_outbound, mutate, ok
 from modules.payroll.tests.provider import FAULTS, Provider, running
 
 pytestmark = pytest.mark.django_db
@@ -27,21 +27,22 @@ CYCLES = itertools.count()
 
 @pytest.fixture
 def provider(monkeypatch: Any) -> Iterator[tuple[Provider, str]]:
-    monkeypatch.setenv("MM_SECRET", "client-secret")
-    monkeypatch.setenv("MM_SIGN", "signing-key")
-    monkeypatch.setenv("MM_CALLBACK", "callback-key")
+    monkeypatch.setenv("COREMIS_PSP_MM_SECRET", "client-secret")
+    monkeypatch.setenv("COREMIS_PSP_MM_SIGN", "signing-key")
+    monkeypatch.setenv("COREMIS_PSP_MM_CALLBACK", "callback-key")
     simulated = Provider(client_secret="client-secret", signing_key="signing-key", callback_key="callback-key",
                          stall=0.8)
     with running(simulated) as url:
+        allow_outbound(monkeypatch, url)
         yield simulated, url
 
 
 def point_for(admin_user: Any, url: str, **overrides: Any) -> PaymentPoint:
-    config = {"base_url": url, "client_id": "coremis", "client_secret": {"env": "MM_SECRET"},
+    config = {"base_url": url, "client_id": "coremis", "client_secret": {"env": "COREMIS_PSP_MM_SECRET"},
               "batch_size": 3, "serial": True, "timeout": 0.4,
-              "signature": {"algorithm": "hmac-sha256", "key": {"env": "MM_SIGN"},
+              "signature": {"algorithm": "hmac-sha256", "key": {"env": "COREMIS_PSP_MM_SIGN"},
                             "fields": ["reference", "amount", "msisdn"]},
-              "callback_key": {"env": "MM_CALLBACK"}, **overrides}
+              "callback_key": {"env": "COREMIS_PSP_MM_CALLBACK"}, **overrides}
     return services.create_point(admin_user, code=f"MM-{next(CYCLES)}", adaptor="mobile_money", config=config)
 
 
@@ -105,7 +106,7 @@ def test_token_expiring_mid_batch_and_md5_signatures_with_decimal_amounts(admin_
     simulated, url = provider
     simulated.algorithm = "md5"
     simulated.faults = ["ok", "expire_token", "ok", "expire_token"]
-    point = point_for(admin_user, url, signature={"algorithm": "md5", "key": {"env": "MM_SIGN"}})
+    point = point_for(admin_user, url, signature={"algorithm": "md5", "key": {"env": "COREMIS_PSP_MM_SIGN"}})
     payroll = sending_payroll(admin_user, group_plan, point, currency="USD", minor_unit=2)
     assert send_payroll(payroll.pk) == {"sent": 8, "unknown": 0, "pending": 0}
     assert simulated.rejected == [] and simulated.token_requests == 3

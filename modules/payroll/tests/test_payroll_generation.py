@@ -9,11 +9,10 @@ import pytest
 from django.db import IntegrityError, transaction
 
 from core.approvals.services import create_task_group
-from core.loader import module_config
 from core.models import ApprovalTask
 from modules.payroll.adaptors.base import config_problems
 from modules.payroll.models import BenefitConsumption, Payroll
-from modules.payroll.tests.conftest import PAYROLL_ALL, generate, mutate, ok
+from modules.payroll.tests.conftest import PAYROLL_ALL, generate, mutate, ok, route_approvals
 from modules.social_protection.models import GroupBeneficiary
 
 pytestmark = pytest.mark.django_db
@@ -156,7 +155,7 @@ def test_calculation_rule_and_secrets_are_validated(gql, make_user, group_plan):
                                                      "config": {"api_key": "s3cr3t"}}, "paymentPoint { uuid }")
     assert literal["errors"][0]["code"] == "LITERAL_SECRET"
     made = ok(mutate(client, "createPaymentPoint", {"code": "MM", "adaptor": "file",
-                                                     "config": {"api_key": {"env": "MM_KEY"}}},
+                                                     "config": {"api_key": {"env": "COREMIS_PSP_MM_KEY"}}},
                      "paymentPoint { uuid configuredKeys }"))
     assert made["paymentPoint"]["configuredKeys"] == ["api_key"]
     # no query can read the configuration itself
@@ -172,11 +171,11 @@ def test_a_public_key_may_be_literal_in_a_point_config():
 
 
 @pytest.fixture
-def checkers(make_user, admin_user, monkeypatch) -> list[Any]:
+def checkers(make_user, admin_user) -> list[Any]:
     people = [make_user(["core.task.view", "core.task.resolve", "payroll.approve", "location.scope.national"])
               for _ in range(2)]
     create_task_group(admin_user, code="PAY-CHECK", completion_policy="ANY", checker_ids=[p.pk for p in people])
-    monkeypatch.setitem(module_config("payroll")["approvals"], "payroll.approve", "PAY-CHECK")
+    route_approvals("PAY-CHECK")
     return people
 
 

@@ -1,0 +1,117 @@
+"""Amounts are bounded when a payment plan is saved; the benefit plan's ceiling and validity
+are enforced when a payroll is generated (issue 9.7)."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+import pytest
+
+from core.jobs import run_job
+from core.models import Job
+from modules.payroll.models import BenefitConsumption, PaymentPlan, Payroll
+from modules.payroll.tests.conftest import PAYROLL_ALL, mutate, ok
+from modules.payroll.tests.test_payroll_generation import EXPECTED, create_payroll, setup_payments
+from modules.social_protection.models import BenefitPlan
+
+pytestmark = pytest.mark.django_db
+
+PLAN = "paymentPlan { uuid }"
+
+
+def plan_payload(group_plan: Any, rule: Any, **extra: Any) -> dict[str, Any]:
+    return {"code": "PP-X", "name": "X", "benefitPlanId": str(group_plan.pk), "calculationRule": rule,
+            "currency": "BIF", "minorUnit": 0, **extra}
+
+
+@pytest.mark.parametrize("rule, code", [
+    ({"fixed": 1e30}, "AMOUNT_TOO_LARGE"),                       # the issue's rule
+    ({"fixed": "1000000000001"}, "AMOUNT_TOO_LARGE"),
+    ({"per_member": {"amount": 1, "cap": 1e19}}, "AMOUNT_TOO_LARGE"),
+    ({"top_ups": [{"criteria": {"filter": "disability__exact__boolean=true"}, "amount": "9e99"}]},
+     "AMOUNT_TOO_LARGE"),
+    ({"fixed": "NaN"}, "INVALID_AMOUNT"),
+    ({"fixed": "Infinity"}, "INVALID_AMOUNT"),
+    ({"fixed": "-Infinity"}, "INVALID_AMOUNT"),
+    ({"fixed": "12.5"}, "INVALID_AMOUNT"),                       # BIF has no minor unit
+    ({"fixed": True}, "INVALID_AMOUNT"),
+    ({"fixed": [1]}, "INVALID_AMOUNT"),
+    ({"top_ups": {"amount": 1}}, "INVALID_RULE"),
+    ({"top_ups": [{"criteria": {"filter": "disability__exact__boolean=true"}, "amount": 1}] * 21}, "INVALID_RULE"),
+])
+def test_unbounded_or_malformed_amounts_are_refused_when_a_plan_is_saved(gql, make_user, group_plan, rule, code):
+    client = gql(make_user(PAYROLL_ALL))
+    refused = mutate(client, "createPaymentPlan", plan_payload(group_plan, rule), PLAN)
+    assert code in {e["code"] for e in refused["errors"]}, refused
+    assert all("calculationRule" in e["field"] for e in refused["errors"])
+    assert not PaymentPlan.all_objects.exists()
+
+    made = ok(mutate(client, "createPaymentPlan", plan_payload(group_plan, {"fixed": 1000}), PLAN))["paymentPlan"]
+    changed = mutate(client, "updatePaymentPlan", {"id": made["uuid"], "calculationRule": rule}, PLAN)
+    assert code in {e["code"] for e in changed["errors"]}
+    assert PaymentPlan.objects.get(pk=made["uuid"]).calculation_rule == {"fixed": 1000}
+
+
+def test_the_largest_amount_is_accepted_and_its_payroll_adds_up(gql, make_user, group_plan):
+    client = gql(make_user(PAYROLL_ALL))
+    ids = setup_payments(client, group_plan)
+    PaymentPlan.objects.filter(pk=ids["plan"]).update(calculation_rule={"fixed": 10**12})
+    payroll = ok(create_payroll(client, ids))["payroll"]
+    assert (payroll["controlCount"], payroll["controlSum"]) == (8, 8 * 10**12)
+
+
+def start(client: Any, ids: dict[str, str]) -> Job:
+    started = ok(mutate(client, "createPayroll", {"name": "January", "paymentPlanId": ids["plan"],
+                                                  "paymentCycleId": ids["cycle"], "paymentPointId": ids["point"]},
+                        "job { uuid }"))
+    run_job(started["job"]["uuid"])
+    return Job.objects.get(pk=started["job"]["uuid"])
+
+
+def test_generation_refuses_amounts_above_the_benefit_plans_ceiling(gql, make_user, group_plan):
+    client = gql(make_user(PAYROLL_ALL))
+    ids = setup_payments(client, group_plan)
+    largest = max(EXPECTED.values())  # 21000 BIF: household 7
+    BenefitPlan.objects.filter(pk=group_plan.pk).update(ceiling_per_beneficiary=largest - 1)
+    job = start(client, ids)
+    assert job.state == "FAILED", job.message
+    assert "benefit plan CT-G" in job.message and "ceiling" in job.message and f"{largest} BIF" in job.message
+    assert "2 beneficiaries" in job.message  # households 3 and 7 get 21000
+    assert not Payroll.all_objects.exists() and not BenefitConsumption.all_objects.exists()
+
+    BenefitPlan.objects.filter(pk=group_plan.pk).update(ceiling_per_beneficiary=largest)
+    assert start(client, ids).state == "SUCCEEDED"
+    assert Payroll.objects.get().control_sum == sum(EXPECTED.values())
+
+
+def test_a_ceiling_in_a_currency_with_cents(gql, make_user, group_plan):
+    client = gql(make_user(PAYROLL_ALL))
+    ids = setup_payments(client, group_plan)
+    PaymentPlan.objects.filter(pk=ids["plan"]).update(calculation_rule={"fixed": "12.50"}, currency="USD",
+                                                      minor_unit=2)
+    BenefitPlan.objects.filter(pk=group_plan.pk).update(ceiling_per_beneficiary="12.49")
+    job = start(client, ids)
+    assert job.state == "FAILED" and "12.50 USD" in job.message
+    BenefitPlan.objects.filter(pk=group_plan.pk).update(ceiling_per_beneficiary="12.50")
+    assert start(client, ids).state == "SUCCEEDED" and Payroll.objects.get().control_sum == 8 * 1250
+
+
+def test_a_cycle_outside_the_plans_validity_pays_nobody(gql, make_user, group_plan):
+    client = gql(make_user(PAYROLL_ALL))
+    ids = setup_payments(client, group_plan)  # the cycle is January 2026; the plan is valid 2026-2027
+    BenefitPlan.objects.filter(pk=group_plan.pk).update(date_valid_from=datetime.date(2026, 1, 15))
+    refused = create_payroll(client, ids)
+    assert [(e["field"], e["code"]) for e in refused["errors"]] == [("paymentCycleId", "OUTSIDE_PLAN_VALIDITY")]
+    assert "benefit plan CT-G (2026-01-15 to 2027-12-31)" in refused["errors"][0]["message"]
+
+    # and the job checks again: the plan may have changed after the mutation
+    BenefitPlan.objects.filter(pk=group_plan.pk).update(date_valid_from=datetime.date(2026, 1, 1))
+    started = ok(mutate(client, "createPayroll", {"name": "January", "paymentPlanId": ids["plan"],
+                                                  "paymentCycleId": ids["cycle"], "paymentPointId": ids["point"]},
+                        "job { uuid }"))
+    BenefitPlan.objects.filter(pk=group_plan.pk).update(date_valid_to=datetime.date(2026, 1, 30))
+    run_job(started["job"]["uuid"])
+    job = Job.objects.get(pk=started["job"]["uuid"])
+    assert job.state == "FAILED" and "not within the validity of benefit plan CT-G" in job.message
+    assert not Payroll.all_objects.exists()
