@@ -20,6 +20,8 @@ CORE_PERMISSIONS = [
     PermissionSpec("core.mutation_log.view_all", "Read every user's mutation log"),
     PermissionSpec("core.job.view", "Read the progress of one's own background jobs"),
     PermissionSpec("core.job.view_all", "Read every user's background jobs"),
+    PermissionSpec("core.job.manage", "Retry and cancel one's own background jobs (anyone's, with core.job.view_all)"),
+    PermissionSpec("core.health.view", "Read the full /health report (workers, queues, jobs, schedules)"),
     PermissionSpec("core.role.manage", "Create and change roles and assign them to users"),
     PermissionSpec("core.user.view", "List users"),
     PermissionSpec("core.task.view", "See approval tasks one made or may decide on"),
