@@ -314,7 +314,8 @@ def test_progress_reaches_the_total(gql, make_user, registry, run_jobs, django_c
     user = make_user(NATIONAL_EXPORTER)
     job = export(gql, user, django_capture_on_commit_callbacks, run_jobs, EXPORT_GROUPS, format="XLSX")
     assert job.state == Job.SUCCEEDED
-    assert (job.stage, job.processed, job.total) == ("exporting", 2, 2)
+    assert (job.stage, job.processed, job.total) == ("done", 2, 2)
+    assert job.message == "Exported 2 households to XLSX."
     assert job.finished_at is not None
 
 
