@@ -284,7 +284,10 @@ def enqueue(job: Job) -> bool:
     import redis
 
     try:
-        django_rq.get_queue(QUEUE).enqueue("core.jobs.run_job", str(job.pk), job_id=rq_job_id(job))
+        # "auto": now. django-rq would otherwise wait for a commit; ours already happened, or
+        # (in the sweep) there is no transaction that matters.
+        django_rq.get_queue(QUEUE, commit_mode="auto").enqueue("core.jobs.run_job", str(job.pk),
+                                                               job_id=rq_job_id(job))
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
         log.warning("job not handed to the queue; the scheduler will hand it over",
                     extra={"job": str(job.pk), "error": str(exc)})

@@ -357,6 +357,15 @@ def test_the_same_file_is_refused_once_its_import_has_run_but_not_while_it_is_on
     assert Individual.objects.count() == 6
 
 
+def test_an_import_run_again_after_it_finished_writes_nobody_twice(run_import, run_again, importer, hierarchy):
+    job = run_import(importer, csv_text(FAMILY))
+    assert job.message == "Imported 6 individuals (2 new households)."
+    again = run_again(job)
+    assert (again.state, again.attempts, again.result["created_individuals"]) == (Job.SUCCEEDED, 2, 6)
+    assert again.message == job.message
+    assert Individual.objects.count() == 6 and Group.objects.count() == 2 and GroupIndividual.objects.count() == 5
+
+
 def test_a_file_whose_import_failed_may_be_sent_again(run_import, importer, hierarchy):
     content = csv_text([row("", "Nameless")])
     assert run_import(importer, content).state == Job.FAILED
