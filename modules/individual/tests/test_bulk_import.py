@@ -492,6 +492,49 @@ def test_one_request_uploads_and_starts_an_import(client, run_jobs, importer, hi
     assert Individual.objects.count() == 6
 
 
+def _post_import(client: Any, user: Any, content: str, capture: Any) -> Any:
+    import io
+
+    data = io.BytesIO(content.encode())
+    data.name = "people.csv"
+    with capture(execute=True):
+        return client.post("/api/individual/import", {"file": data}, HTTP_AUTHORIZATION=f"Bearer {issue(user).token}")
+
+
+def test_an_upload_accepted_while_redis_is_away_runs_once_it_answers(client, run_jobs, importer, hierarchy, settings,
+                                                                    monkeypatch, django_capture_on_commit_callbacks):
+    import time
+
+    from core.jobs import sweep
+
+    monkeypatch.setenv("COREMIS_JOB_DISPATCH_GRACE_SECONDS", "0.01")
+    reachable = settings.RQ_QUEUES
+    settings.RQ_QUEUES = {"default": {**reachable["default"], "URL": "unix:///tmp/coremis-no-redis-here.sock"}}
+    response = _post_import(client, importer, csv_text(FAMILY), django_capture_on_commit_callbacks)
+    assert response.status_code == 202, response.content  # committed: an answer that says so, not a 500
+    job = Job.objects.get(pk=response.json()["jobId"])
+    assert (job.state, job.dispatched_at) == (Job.QUEUED, None)
+
+    settings.RQ_QUEUES = reachable
+    time.sleep(0.05)
+    assert sweep().dispatched == [str(job.pk)]  # the scheduler hands it over; nobody acts
+    with django_capture_on_commit_callbacks(execute=True):
+        run_jobs()
+    assert refresh(job).state == Job.SUCCEEDED and Individual.objects.count() == 6
+
+
+def test_an_upload_that_answers_an_error_leaves_no_job_and_no_import_behind(run_import, client, importer, hierarchy,
+                                                                           django_capture_on_commit_callbacks):
+    from core.models import Upload
+
+    content = csv_text(FAMILY)
+    run_import(importer, content)
+    jobs, runs, uploads = Job.objects.count(), ImportRun.objects.count(), Upload.objects.count()
+    response = _post_import(client, importer, content, django_capture_on_commit_callbacks)
+    assert response.status_code == 400 and response.json()["error"]["code"] == "DUPLICATE_FILE"
+    assert (Job.objects.count(), ImportRun.objects.count(), Upload.objects.count()) == (jobs, runs, uploads)
+
+
 def test_a_file_with_unknown_or_missing_columns_is_refused_whole(run_import, importer, hierarchy):
     job = run_import(importer, csv_text([["Jean", "N", "1980-01-01", "x"]], header=["first_name", "last_name", "dob",
                                                                                   "shoe_size"]))
