@@ -408,16 +408,26 @@ def _give_back(job: Job, attempt: int, exc: BaseException) -> None:
     log.warning("job run lost its database or Redis", extra={"job": str(job.pk), "error": str(exc)})
     with suppress(Exception):
         connections.close_all()
-    reason = "it lost its connection to the database or Redis"
     try:
-        with transaction.atomic(using=progress_db()):
-            locked = (Job.objects.using(progress_db()).select_for_update()
-                      .filter(pk=job.pk, state=Job.RUNNING, attempts=attempt).first())
-            if locked is not None:
-                _lose_locked(locked, reason, JobEvent.INTERRUPTED)
+        lose_run(job.pk, "it lost its connection to the database or Redis", attempt=attempt)
     except Exception:
         log.warning("job not given back; the scheduler retries it when its lease lapses",
                     extra={"job": str(job.pk)})
+
+
+def lose_run(job_id: Any, reason: str, *, attempt: int | None = None, worker_name: str | None = None) -> str | None:
+    """Someone who knows a run is gone (the run itself, or the worker whose work horse died)
+    says so, so the job is retried without waiting for its lease to lapse. Only the run named
+    by ``attempt`` or ``worker_name`` is affected; returns the job's new state, or None."""
+    with transaction.atomic(using=progress_db()):
+        rows = Job.objects.using(progress_db()).select_for_update(of=("self",)).select_related(
+            "cancel_requested_by").filter(pk=job_id, state=Job.RUNNING)
+        if attempt is not None:
+            rows = rows.filter(attempts=attempt)
+        if worker_name is not None:
+            rows = rows.filter(worker_name=worker_name)
+        locked = rows.first()
+        return _lose_locked(locked, reason, JobEvent.INTERRUPTED) if locked is not None else None
 
 
 FINAL_STAGES = {Job.SUCCEEDED: "done", Job.PARTIAL: "partially_done", Job.FAILED: "failed",

@@ -12,6 +12,9 @@ Three changes to rq's own worker, each for a fault seen in production:
   (With no job in hand rq already waits for Redis to come back.)
 - Heartbeats are frequent enough for ``/health`` to tell a live worker from a dead one within
   a minute: rq's default lets an idle worker stay silent for seven.
+
+And when its work horse is killed, the worker says so on the job at once, so it is retried
+after its back-off instead of after its lease lapses.
 """
 
 from __future__ import annotations
@@ -72,6 +75,23 @@ class Worker(rq.Worker):
             # The horse has ended (the job's outcome is in the database); only rq's own record of
             # it could not be written.
             log.warning("job ran, but Redis could not record it", extra={"rq_job": job.id, "error": str(exc)})
+
+    def handle_work_horse_killed(self, job: Any, retpid: Any, ret_val: Any, rusage: Any) -> None:
+        super().handle_work_horse_killed(job, retpid, ret_val, rusage)
+        if job.func_name != "core.jobs.run_job" or not job.args:
+            return
+        from django.db import connections
+
+        from core.jobs import lose_run
+
+        how = f"of signal {os.WTERMSIG(ret_val)}" if ret_val and os.WIFSIGNALED(ret_val) else f"with status {ret_val}"
+        try:
+            lose_run(job.args[0], f"its work horse died {how}", worker_name=self.name)
+        except Exception as exc:  # the database is away: the lease lapses instead
+            log.warning("lost run not recorded", extra={"rq_job": job.id, "error": str(exc)})
+        finally:
+            # Nothing of this connection may reach the next work horse through fork().
+            connections.close_all()
 
     def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
         try:

@@ -325,11 +325,18 @@ def assert_imported_exactly(system: System, job_id: str, prefix: str, households
     return job
 
 
+def history(system: System, job_id: str) -> list[tuple[str, str]]:
+    return [(event, message) for event, message in system.sql(
+        "SELECT event, message FROM core_jobevent WHERE job_id = %s ORDER BY at, id", [job_id])]
+
+
 def test_a_work_horse_killed_mid_import(system: System, collines: list[str]) -> None:
     job_id = start_import(system, "HK", 400, collines)
     os.kill(system.horse(), signal.SIGKILL)
     job = assert_imported_exactly(system, job_id, "HK", 400)
     assert (job["attempts"], job["failures"]) == (2, 1)
+    # its worker said at once that the run was lost: no waiting for the lease to lapse
+    assert ("interrupted", "Run 1 was lost: its work horse died of signal 9.") in history(system, job_id)
 
 
 def test_a_worker_killed_mid_import_takes_its_horse_along(system: System, collines: list[str]) -> None:

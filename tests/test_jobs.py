@@ -613,3 +613,17 @@ def test_retry_and_cancel_over_graphql_need_the_right_and_are_recorded(
                                 "message": "This job already ended (cancelled); there is nothing to cancel."}]
     unknown = gql(owner).ok(CANCEL, {"input": {"id": "junk"}})["cancelJob"]
     assert unknown["errors"][0]["code"] == "INVALID_ID"
+
+
+@with_real_commits
+def test_a_worker_whose_horse_died_gives_back_only_its_own_run(kinds: Any) -> None:
+    from core.jobs import lose_run
+
+    job = Job.objects.create(kind="test.echo", module="test", state=Job.RUNNING, attempts=2, worker_name="w-1",
+                             lease_expires_at=timezone.now() + timedelta(seconds=30))
+    assert lose_run(job.pk, "its work horse died of signal 9", worker_name="w-other") is None
+    assert Job.objects.get(pk=job.pk).state == Job.RUNNING  # another worker's run since
+    assert lose_run(job.pk, "its work horse died of signal 9", worker_name="w-1") == Job.QUEUED
+    job.refresh_from_db()
+    assert (job.failures, job.message) == (1, "Run 2 was lost (its work horse died of signal 9); it runs again in "
+                                              "1 s (1 lost run of at most 5).")
