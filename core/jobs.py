@@ -645,15 +645,20 @@ def _locked_job(user: Any, job_id: Any) -> Job:
 
 
 def cancel_job(user: Any, job_id: Any) -> Job:
-    """Cancel a job. One that has not started, is waiting, or whose run was lost ends
+    """Cancel a job. One that has not started, waits to resume, or whose run was lost ends
     CANCELLED now; a running one stops at its next progress report (what it committed so far
-    stays) and meanwhile shows ``cancelRequestedAt``."""
+    stays) and meanwhile shows ``cancelRequestedAt``. One waiting for a person's decision is
+    refused where it is decided."""
     require(user, "core.job.manage")
     with transaction.atomic():
         job = _locked_job(user, job_id)
         if job.is_final:
             raise ServiceError(JobErrorCode.JOB_FINISHED,
                                f"This job already ended ({job.state.lower()}); there is nothing to cancel.", "id")
+        if job.state == Job.WAITING and job.available_at is None:
+            # Its module keeps state of its own for the decision (an import's staged rows).
+            raise ServiceError(JobErrorCode.JOB_AWAITS_DECISION,
+                               "This job waits for a person's decision (an approval); refuse it there.", "id")
         lapsed = job.state == Job.RUNNING and (job.lease_expires_at is None or job.lease_expires_at < timezone.now())
         if job.state == Job.RUNNING and not lapsed:
             Job.objects.filter(pk=job.pk).update(cancel_requested_at=Now(), cancel_requested_by=user)

@@ -513,9 +513,11 @@ def test_a_failed_job_is_retried_by_a_person_and_runs_again(
         retry_job(owner, job.pk)
     assert finished.value.code == "JOB_NOT_RETRYABLE"
     waiting = Job.objects.create(kind="test.echo", module="test", created_by=owner, state=Job.WAITING)
-    with pytest.raises(ServiceError) as decision:
-        retry_job(owner, waiting.pk)
-    assert decision.value.code == "JOB_AWAITS_DECISION"
+    for act in (retry_job, cancel_job):
+        with pytest.raises(ServiceError) as decision:
+            act(owner, waiting.pk)
+        assert decision.value.code == "JOB_AWAITS_DECISION"
+    assert Job.objects.get(pk=waiting.pk).state == Job.WAITING
 
 
 @with_real_commits
