@@ -30,7 +30,7 @@ from croniter import croniter
 from django.db import connections, transaction
 from django.utils import timezone
 
-from core.jobs import _number, job_kinds, start_job, sweep
+from core.jobs import env_number, job_kinds, start_job, sweep
 from core.loader import ModuleConfigurationError
 from core.models import Job, ScheduleRun
 
@@ -59,7 +59,7 @@ class Schedule:
 
 
 def sweep_seconds() -> float:
-    return _number("COREMIS_SCHEDULER_SWEEP_SECONDS", 5)
+    return env_number("COREMIS_SCHEDULER_SWEEP_SECONDS", 5)
 
 
 def schedules() -> list[Schedule]:

@@ -799,21 +799,6 @@ class EmbeddedServices:
         """Restart any embedded server that stopped (killed, crashed); messages for the operator."""
         return [m for w in self.watched if (m := w.revive()) is not None]
 
-    def pids(self) -> set[int]:
-        """The processes of the servers, which the processes using them must not be confused with."""
-        found = set()
-        for watched in self.watched:
-            server = watched.server
-            if isinstance(server, EmbeddedPostgres):
-                info = server.postmaster()
-                if info is not None:
-                    found.add(info.pid)
-            else:
-                pid = server._recorded_pid()
-                if pid is not None:
-                    found.add(pid)
-        return found
-
 
 @contextmanager
 def embedded_services(root: Path = REPO_ROOT, var_dir: Path | None = None) -> Iterator[EmbeddedServices]:

@@ -63,6 +63,7 @@ class JobErrorCode(StrEnum):
     JOB_FINISHED = "JOB_FINISHED"
     JOB_NOT_RETRYABLE = "JOB_NOT_RETRYABLE"
     JOB_AWAITS_DECISION = "JOB_AWAITS_DECISION"
+    INVALID_ID = "INVALID_ID"
 
 
 # --- timing ----------------------------------------------------------------------------------
@@ -84,28 +85,29 @@ class Timing:
         return float(min(self.retry_cap, self.retry_base * 2 ** max(0, failures - 1)))
 
 
-def _number(name: str, default: float) -> float:
+def env_number(name: str, default: float) -> float:
+    """A positive number from the environment (a clear error for anything else)."""
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default
     try:
         value = float(raw)
     except ValueError:
-        raise ValueError(f"{name} must be a number of seconds, not {raw!r}") from None
+        raise ValueError(f"{name} must be a number, not {raw!r}") from None
     if value <= 0:
         raise ValueError(f"{name} must be more than 0, not {raw!r}")
     return value
 
 
 def timing() -> Timing:
-    lease = _number("COREMIS_JOB_LEASE_SECONDS", 30)
+    lease = env_number("COREMIS_JOB_LEASE_SECONDS", 30)
     return Timing(
         lease=lease,
-        heartbeat=min(_number("COREMIS_JOB_HEARTBEAT_SECONDS", max(1.0, lease / 6)), lease / 2),
-        retry_base=_number("COREMIS_JOB_RETRY_SECONDS", 10),
-        retry_cap=_number("COREMIS_JOB_RETRY_MAX_SECONDS", 600),
-        max_failures=int(_number("COREMIS_JOB_MAX_FAILURES", 5)),
-        dispatch_grace=_number("COREMIS_JOB_DISPATCH_GRACE_SECONDS", 10),
+        heartbeat=min(env_number("COREMIS_JOB_HEARTBEAT_SECONDS", max(1.0, lease / 6)), lease / 2),
+        retry_base=env_number("COREMIS_JOB_RETRY_SECONDS", 10),
+        retry_cap=env_number("COREMIS_JOB_RETRY_MAX_SECONDS", 600),
+        max_failures=int(env_number("COREMIS_JOB_MAX_FAILURES", 5)),
+        dispatch_grace=env_number("COREMIS_JOB_DISPATCH_GRACE_SECONDS", 10),
     )
 
 

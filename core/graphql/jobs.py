@@ -40,7 +40,7 @@ def job_uuid(value: str, field: str = "id") -> uuid.UUID:
             return uuid.UUID(raw)
     except (ValueError, TypeError, UnicodeDecodeError):
         pass
-    raise ServiceError("INVALID_ID", f"'{value[:100]}' is neither a job's uuid nor its id.", field)
+    raise ServiceError(jobs.JobErrorCode.INVALID_ID, f"'{value[:100]}' is neither a job's uuid nor its id.", field)
 
 
 class JobFilter(django_filters.FilterSet):
