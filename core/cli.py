@@ -1,6 +1,8 @@
 """The ``coremis`` command.
 
-``coremis run``                 the whole system on one machine (``make run``)
+``coremis run``                 the whole system on one machine (``make run``), supervised: a
+                                worker, scheduler or web server that exits is restarted with
+                                back-off, and so are embedded servers that stop
 ``coremis services -- CMD...``  CMD with DATABASE_URL/REDIS_URL pointing at embedded servers
 ``coremis worker``              an RQ worker, for operators
 
@@ -25,11 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from core.embedded import EmbeddedServiceError, services
+from core.embedded import EmbeddedServiceError, EmbeddedServices, embedded_services, services
 
 ROOT = Path(__file__).resolve().parent.parent  # the checkout: manage.py and var/ live here
 MANAGE = ROOT / "manage.py"
-RQWORKER = ["rqworker", "default", "--with-scheduler"]
+RQWORKER = ["rqworker", "default"]
 
 # How long children get to finish after SIGTERM. A worker finishes the job in hand first
 # (rq's warm shutdown), so this is generous; a second Ctrl-C cuts it short.
@@ -69,14 +71,14 @@ def is_configuration_error(exc: BaseException) -> bool:
     return isinstance(exc, ModuleConfigurationError)
 
 
-def demo_secret_key() -> str:
+def demo_secret_key(var_dir: Path | None = None) -> str:
     """A secret key kept in var/, for the embedded demo only.
 
     settings.py falls back to a published development key when the demo runs without
     COREMIS_SECRET_KEY; a per-checkout random key keeps tokens unforgeable even when
     ``--host 0.0.0.0`` puts the demo on a network, and survives restarts so logins do too.
     """
-    path = ROOT / "var" / "secret_key"
+    path = (var_dir or ROOT / "var") / "secret_key"
     try:
         return path.read_text().strip()
     except FileNotFoundError:
@@ -193,6 +195,24 @@ class Child:
     process: subprocess.Popen[bytes]
 
 
+@dataclass
+class Program:
+    """A long-running child ``coremis run`` keeps alive: restarted with back-off when it exits."""
+
+    name: str
+    argv: list[str]
+    last: bool = False  # stopped after the others (the web server: providers' callbacks keep landing)
+    process: subprocess.Popen[bytes] | None = None
+    started: float = 0.0
+    quick_exits: int = 0
+    restarts: int = 0
+    restart_at: float | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
 def die_with_parent() -> Callable[[], None] | None:
     """A preexec_fn making the kernel SIGTERM a child if coremis itself is killed (-9, OOM).
 
@@ -214,18 +234,56 @@ def die_with_parent() -> Callable[[], None] | None:
     return setup
 
 
-class Supervisor:
-    """Starts the system's processes and takes them all down together.
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (children first), from /proc; [] where there is none."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").glob("[0-9]*/stat") if Path("/proc/self").exists() else []:
+        try:
+            fields = entry.read_text()
+        except OSError:
+            continue
+        after = fields[fields.rindex(")") + 2:].split()
+        children.setdefault(int(after[1]), []).append(int(entry.parent.name))
+    found: list[int] = []
+    pending = [pid]
+    while pending:
+        for child in children.get(pending.pop(), []):
+            found.append(child)
+            pending.append(child)
+    return found
 
-    Children get their own process groups, so a Ctrl-C reaches only coremis, which then
-    sends each child exactly one SIGTERM. Letting the terminal signal them as well would make
-    that two signals, and a second signal turns rq's warm shutdown into a cold one that
-    kills the job in progress.
+
+def kill_tree(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL a child, everything below it (an RQ work horse sits in its own process group)
+    and what is left of its process group (gunicorn's workers)."""
+    for pid in [*descendants(process.pid), process.pid]:
+        with suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    signal_group(process, signal.SIGKILL)
+
+
+# A child that ran this long before exiting was working: its next restart is immediate.
+STABLE_SECONDS = 60.0
+MAX_BACKOFF = 60.0
+
+
+class Supervisor:
+    """Starts the system's processes, keeps them (and the embedded servers) running, and takes
+    them all down together, in order.
+
+    Children get their own process groups, so a Ctrl-C reaches only coremis, which then sends
+    each child exactly one SIGTERM. Letting the terminal signal them as well would make that
+    two signals, and a second signal turns rq's warm shutdown into a cold one that kills the
+    job in progress.
     """
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], services: EmbeddedServices | None = None,
+                 stop_timeout: float = STOP_TIMEOUT) -> None:
         self.env = env
-        self.children: list[Child] = []
+        self.services = services
+        self.stop_timeout = stop_timeout
+        self.children: list[Child] = []  # setup steps
+        self.programs: list[Program] = []
         self.signals: list[int] = []
         self.raise_on_signal = True  # until children exist to be stopped in an orderly way
         self._setup = die_with_parent()
@@ -239,13 +297,18 @@ class Supervisor:
     def stopping(self) -> bool:
         return bool(self.signals)
 
-    def spawn(self, name: str, argv: list[str]) -> Child:
+    def say(self, message: str) -> None:
+        print(f"coremis: {message}", file=sys.stderr, flush=True)
+
+    def _popen(self, argv: list[str]) -> subprocess.Popen[bytes]:
         self.raise_on_signal = False
-        process = subprocess.Popen(
+        return subprocess.Popen(
             argv, cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL, process_group=0,
             preexec_fn=self._setup,
         )
-        child = Child(name, process)
+
+    def spawn(self, name: str, argv: list[str]) -> Child:
+        child = Child(name, self._popen(argv))
         self.children.append(child)
         return child
 
@@ -258,57 +321,104 @@ class Supervisor:
             if self.stopping:
                 return None
 
-    def watch(self) -> Child | None:
-        """Block until a child exits (returned) or a signal asks us to stop (None)."""
-        while not self.stopping:
-            for child in self.children:
-                if child.process.poll() is not None:
-                    return child
-            time.sleep(0.2)
-        return None
+    def start(self, program: Program) -> None:
+        program.process = self._popen(program.argv)
+        program.started = time.monotonic()
+        program.restart_at = None
+        if program not in self.programs:
+            self.programs.append(program)
 
-    def wait_for_port(self, host: str, port: int, timeout: float = 60.0) -> bool:
+    def wait_for_port(self, host: str, port: int, timeout: float = 60.0) -> Program | None:
+        """Wait until the web server accepts connections; a program that exits meanwhile is
+        returned (a port already taken, a broken configuration: restarting cannot help)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and not self.stopping:
-            if any(child.process.poll() is not None for child in self.children):
-                return False
+            for program in self.programs:
+                if not program.running:
+                    return program
             with suppress(OSError), socket.create_connection((host, port), timeout=0.5):
-                return True
+                return None
             time.sleep(0.1)
-        return False
+        return None
 
-    def shutdown(self, timeout: float = STOP_TIMEOUT) -> None:
-        """SIGTERM every child, wait, then SIGKILL whatever is left of their process groups."""
-        self.raise_on_signal = False
-        for child in self.children:
-            if child.process.poll() is None:
-                child.process.terminate()
-            else:
-                # A leader that died unexpectedly (gunicorn's master, rq's main process) may
-                # have left its workers behind in its group; they must not outlive the servers.
-                signal_group(child, signal.SIGTERM)
-        alive = [c for c in self.children if c.process.poll() is None]
+    def keep_running(self, poll: float = 0.2, services_every: float = 1.0) -> None:
+        """Until a signal asks us to stop: restart programs that exit, with back-off, and
+        embedded servers that stop."""
+        next_services = 0.0
+        while not self.stopping:
+            now = time.monotonic()
+            for program in self.programs:
+                self._restart_if_needed(program, now)
+            if self.services is not None and now >= next_services:
+                for message in self.services.revive():
+                    self.say(message)
+                next_services = time.monotonic() + services_every
+            time.sleep(poll)
+
+    def _restart_if_needed(self, program: Program, now: float) -> None:
+        if program.process is not None and program.process.poll() is not None:
+            status = exit_status(program.process.returncode or 0)
+            # What it left behind (an orphaned work horse, gunicorn's workers) goes with it.
+            kill_tree(program.process)
+            program.quick_exits = 1 if now - program.started >= STABLE_SECONDS else program.quick_exits + 1
+            # At once the first time; then 2, 4, 8… s while it keeps exiting soon after starting.
+            delay = 0.5 if program.quick_exits == 1 else min(MAX_BACKOFF, 2.0 ** (program.quick_exits - 1))
+            program.process = None
+            program.restart_at = now + delay
+            self.say(f"the {program.name} exited unexpectedly (exit status {status}); "
+                     f"restarting it in {delay:g} s")
+        if program.process is None and program.restart_at is not None and now >= program.restart_at:
+            self.start(program)
+            program.restarts += 1
+            self.say(f"restarted the {program.name} (restart {program.restarts})")
+
+    def _stop(self, programs: list[Program], timeout: float, hint: str) -> None:
+        for program in programs:
+            if program.running:
+                assert program.process is not None
+                program.process.terminate()
+        alive = [p for p in programs if p.running]
         signals_seen = len(self.signals)
         started = time.monotonic()
         told = False
         while alive and time.monotonic() - started < timeout and len(self.signals) <= signals_seen:
             time.sleep(0.1)
-            alive = [c for c in alive if c.process.poll() is None]
+            alive = [p for p in alive if p.running]
             if alive and not told and time.monotonic() - started > 3:
-                names = ", ".join(c.name for c in alive)
-                print(f"coremis: waiting for {names} to finish (Ctrl-C again to force)", file=sys.stderr)
+                names = ", ".join(p.name for p in alive)
+                self.say(f"waiting for the {names} to finish{hint} (Ctrl-C again to stop now)")
                 told = True
+        for program in programs:
+            if program.process is not None:
+                kill_tree(program.process)
+                program.process.wait()
+                program.process = None
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Workers and the scheduler first (a worker finishes the job in hand: rq's warm
+        shutdown), then the web server, then whatever is left of any of them. A job cut short
+        by the timeout or a second Ctrl-C has its lease lapse and runs again at the next start."""
+        self.raise_on_signal = False
+        timeout = self.stop_timeout if timeout is None else timeout
+        first = [p for p in self.programs if not p.last]
+        self._stop(first, timeout, "; a job cut short runs again at the next start")
+        self._stop([p for p in self.programs if p.last], min(timeout, 15.0), "")
         for child in self.children:
-            signal_group(child, signal.SIGKILL)
+            if child.process.poll() is None:
+                child.process.terminate()
+                with suppress(subprocess.TimeoutExpired):
+                    child.process.wait(timeout=timeout)
+            kill_tree(child.process)
             child.process.wait()
         self.children = []
+        self.programs = []
 
 
-def signal_group(child: Child, signum: int) -> None:
+def signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
     # The group's id is the child's pid and the group outlives the child while members remain,
     # so this also reaches what a dead child left behind (an empty group is simply ESRCH).
     with suppress(ProcessLookupError, PermissionError):
-        os.killpg(child.process.pid, signum)
+        os.killpg(process.pid, signum)
 
 
 def display_url(host: str, port: int) -> tuple[str, str]:
@@ -318,7 +428,7 @@ def display_url(host: str, port: int) -> tuple[str, str]:
     return probe, f"http://{shown}:{port}"
 
 
-def banner(base: str, host: str, service_env: dict[str, str]) -> str:
+def banner(base: str, host: str, service_env: dict[str, str], var_dir: Path) -> str:
     lines = [
         "",
         "coremis is running. Ctrl-C stops everything.",
@@ -328,7 +438,7 @@ def banner(base: str, host: str, service_env: dict[str, str]) -> str:
         f"  Health         {base}/health",
     ]
     if service_env.get("COREMIS_EMBEDDED"):
-        lines.append(f"  Data           {ROOT / 'var'} (embedded PostgreSQL and Redis)")
+        lines.append(f"  Data           {var_dir} (embedded PostgreSQL and Redis)")
     if host in {"0.0.0.0", "::", ""} and not os.environ.get("COREMIS_ALLOWED_HOSTS"):
         lines.append("  Other machines: set COREMIS_ALLOWED_HOSTS to the name they use for this one.")
     return "\n".join(lines) + "\n"
@@ -337,25 +447,30 @@ def banner(base: str, host: str, service_env: dict[str, str]) -> str:
 def cmd_run(args: argparse.Namespace) -> int:
     check_module_configuration()
     python = [sys.executable, str(MANAGE)]
-    supervisor = Supervisor({})
-    with handling_signals(supervisor.handle), services(ROOT) as service_env:
+    var_dir = Path(args.var_dir).absolute() if args.var_dir else ROOT / "var"
+    supervisor = Supervisor({}, stop_timeout=args.stop_timeout)
+    with handling_signals(supervisor.handle), embedded_services(ROOT, var_dir) as services:
+        service_env = services.env
+        supervisor.services = services
         try:
             if service_env.get("COREMIS_EMBEDDED") and not os.environ.get("COREMIS_SECRET_KEY"):
-                service_env["COREMIS_SECRET_KEY"] = demo_secret_key()
+                service_env["COREMIS_SECRET_KEY"] = demo_secret_key(var_dir)
+            if args.var_dir and not os.environ.get("COREMIS_MEDIA_ROOT"):
+                service_env["COREMIS_MEDIA_ROOT"] = str(var_dir / "media")
             if args.host not in {"127.0.0.1", "localhost", "0.0.0.0", "::", ""} and not (
                 os.environ.get("COREMIS_ALLOWED_HOSTS")
             ):
                 # Django rejects Host headers it does not know; the one we serve on is known.
                 service_env["COREMIS_ALLOWED_HOSTS"] = f"127.0.0.1,localhost,{args.host}"
             supervisor.env = child_environment(service_env)
-            return supervise(supervisor, args, python, service_env)
+            return supervise(supervisor, args, python, service_env, var_dir)
         finally:
             # Before the servers stop: the processes using them go first.
             supervisor.shutdown()
 
 
 def supervise(supervisor: Supervisor, args: argparse.Namespace, python: list[str],
-              service_env: dict[str, str]) -> int:
+              service_env: dict[str, str], var_dir: Path) -> int:
     for name, argv in (
         ("migrate", [*python, "migrate", "--noinput"]),
         ("seed_demo", [*python, "seed_demo"]),
@@ -370,24 +485,27 @@ def supervise(supervisor: Supervisor, args: argparse.Namespace, python: list[str
             return status
     supervisor.children = []  # the setup steps are done; only long-running children from here
 
-    supervisor.spawn("worker (rqworker)", [*python, *RQWORKER])
-    supervisor.spawn("web server (gunicorn)", [
+    workers = max(1, args.job_workers)
+    for n in range(1, workers + 1):
+        supervisor.start(Program(f"worker{f' {n}' if workers > 1 else ''} (rqworker)", [*python, *RQWORKER]))
+    supervisor.start(Program("scheduler", [*python, "scheduler"]))
+    supervisor.start(Program("web server (gunicorn)", [
         sys.executable, "-m", "gunicorn", "core.wsgi:application",
         "--bind", f"[{args.host}]:{args.port}" if ":" in args.host else f"{args.host}:{args.port}",
         "--workers", str(args.workers), "--access-logfile", "-",
-    ])
+    ], last=True))
     probe, base = display_url(args.host, args.port)
-    if supervisor.wait_for_port(probe, args.port):
-        print(banner(base, args.host, service_env), flush=True)
-
-    died = supervisor.watch()
-    if died is None:
-        print("\ncoremis: stopping", file=sys.stderr)
-        return 0
-    status = exit_status(died.process.returncode or 0)
-    print(f"coremis: the {died.name} exited unexpectedly (exit status {status}); "
-          "stopping everything", file=sys.stderr)
-    return 1
+    failed = supervisor.wait_for_port(probe, args.port)
+    if failed is not None:
+        status = exit_status(failed.process.returncode or 0) if failed.process else 1
+        print(f"coremis: the {failed.name} exited while starting (exit status {status}); "
+              "stopping everything", file=sys.stderr)
+        return 1
+    if not supervisor.stopping:
+        print(banner(base, args.host, service_env, var_dir), flush=True)
+    supervisor.keep_running()
+    print("\ncoremis: stopping", file=sys.stderr)
+    return 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -401,10 +519,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command_name", required=True, metavar="COMMAND")
 
-    run = commands.add_parser("run", help="migrate, seed demo data, start a worker and the web server")
+    run = commands.add_parser("run", help="migrate, seed demo data, run and supervise workers, the scheduler and the web server")
     run.add_argument("--host", default="127.0.0.1", help="address to serve on (default: %(default)s)")
     run.add_argument("--port", type=int, default=8000, help="port to serve on (default: %(default)s)")
     run.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (default: %(default)s)")
+    run.add_argument("--job-workers", type=int, default=1,
+                     help="RQ workers running background jobs (default: %(default)s)")
+    run.add_argument("--var-dir", default=None,
+                     help="where the embedded servers, uploads and the demo key live (default: ./var)")
+    run.add_argument("--stop-timeout", type=float, default=STOP_TIMEOUT,
+                     help="seconds a worker may take to finish its job when stopping (default: %(default)s)")
     run.set_defaults(handler=cmd_run)
 
     svc = commands.add_parser(
@@ -414,7 +538,7 @@ def build_parser() -> argparse.ArgumentParser:
     svc.add_argument("command", nargs=argparse.REMAINDER, help="the command and its arguments")
     svc.set_defaults(handler=cmd_services)
 
-    worker = commands.add_parser("worker", help="run an RQ worker (queue 'default', with scheduler)")
+    worker = commands.add_parser("worker", help="run an RQ worker (queue 'default')")
     worker.set_defaults(handler=cmd_worker)
     return parser
 

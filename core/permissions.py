@@ -21,6 +21,8 @@ CORE_PERMISSIONS = [
     PermissionSpec("core.job.view", "Read the progress of one's own background jobs"),
     PermissionSpec("core.job.view_all", "Read every user's background jobs"),
     PermissionSpec("core.job.operate", "Use the job dashboard (/django-rq/): delete, requeue, empty queues"),
+    PermissionSpec("core.job.manage", "Retry and cancel one's own background jobs (anyone's, with core.job.view_all)"),
+    PermissionSpec("core.health.view", "Read the full /health report (workers, queues, jobs, schedules)"),
     PermissionSpec("core.role.manage", "Create and change roles and assign them to users"),
     PermissionSpec("core.user.view", "List users (within one's location scope)"),
     PermissionSpec("core.user.create", "Create users, with roles and locations within one's own"),

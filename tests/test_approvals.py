@@ -366,7 +366,7 @@ def test_a_large_action_runs_once_in_a_background_job(
     assert task.executed_at is not None
     assert task.result == {"role": str(Role.objects.get(name="Approved role").pk)}
 
-    # A worker that restarts the job (as requeue_stale_jobs does) does not run the action again.
+    # A job run again (its earlier run was lost, see core.jobs.sweep) does not run the action again.
     Job.objects.filter(pk=job.pk).update(state=Job.QUEUED)
     run_job(str(job.pk))
     assert roles_named() == 1

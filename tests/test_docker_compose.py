@@ -224,13 +224,15 @@ def load_probe() -> Any:
     return module
 
 
-def test_healthcheck_ignores_only_the_worker_check():
+@pytest.mark.django_db
+def test_healthcheck_asks_anonymously_for_what_the_web_process_needs(client):
     probe = load_probe()
-    ok = {"ok": True, "detail": ""}
-    assert probe.verdict({"checks": {"database": ok, "worker": {"ok": False, "detail": "none"}}})[0]
-    failing, detail = probe.verdict({"checks": {"database": {"ok": False, "detail": "down"}, "worker": ok}})
-    assert not failing and "database" in detail
-    assert not probe.verdict({"status": "ok"})[0]
+    assert probe.WEB_CHECKS == ("database", "redis", "migrations")
+    response = client.get(probe.probe_path())  # what the probe sends, without credentials
+    assert (response.status_code, response.content) == (200, b"ok")
+    assert probe.verdict(response.status_code, response.content) == (True, "ok")
+    assert probe.verdict(503, b"degraded") == (False, "degraded (database, redis, migrations)")
+    assert probe.verdict(500, b"<html>") == (False, "HTTP 500")
     assert probe.request_host(".example.org,localhost") == "example.org"
     assert probe.request_host("*") == "localhost"
 

@@ -15,6 +15,9 @@ from core.auth import tokens
 from core.auth.backends import log_in
 from core.errors import ServiceError
 from core.graphql.fields import ProtectedConnectionField, ProtectedField
+from core.graphql.jobs import JobType  # noqa: F401 - modules' payloads name it from here
+from core.graphql.jobs import Mutation as JobMutation
+from core.graphql.jobs import Query as JobQuery
 from core.graphql.mutations import CoreMutation
 from core.graphql.node import NodeQuery
 from core.graphql.permissions import mark
@@ -22,7 +25,7 @@ from core.graphql.scalars import UUID
 from core.graphql.types import CoreNode, CountableConnection
 from core.graphql.users import Mutation as UsersMutation
 from core.graphql.users import Query as UsersQuery
-from core.models import Job, MutationLog, Role, User
+from core.models import MutationLog, Role, User
 from core.permissions import has_permission, registry
 
 
@@ -64,27 +67,6 @@ class MutationLogType(CoreNode):
         return queryset
 
 
-class JobType(CoreNode):
-    class Meta:
-        model = Job
-        interfaces = (graphene.relay.Node,)
-        connection_class = CountableConnection
-        filter_fields = {"kind": ["exact"], "state": ["exact"], "module": ["exact"]}
-        fields = (
-            "id", "kind", "module", "stage", "params", "processed", "total", "error_count",
-            "errors", "result", "message", "attempts", "created_at", "started_at", "finished_at",
-        )
-
-    state = graphene.String(required=True)
-
-    @classmethod
-    def list_queryset(cls, queryset: Any, info: Any) -> Any:
-        user = info.context.user
-        if not has_permission(user, "core.job.view_all"):
-            queryset = queryset.filter(created_by=user)
-        return queryset
-
-
 class RoleType(CoreNode):
     class Meta:
         model = Role
@@ -95,13 +77,10 @@ class RoleType(CoreNode):
                   "date_created", "date_updated")
 
 
-class Query(ApprovalQuery, UsersQuery, NodeQuery):
+class Query(ApprovalQuery, JobQuery, UsersQuery, NodeQuery):
     mutation_logs = ProtectedConnectionField(
         MutationLogType, permission="core.mutation_log.view",
         order_fields=["request_date_time", "status"],
-    )
-    jobs = ProtectedConnectionField(
-        JobType, permission="core.job.view", order_fields=["created_at", "state", "kind"]
     )
     roles = ProtectedConnectionField(RoleType, permission="core.role.manage", order_fields=["name"])
     permissions = ProtectedField(
@@ -261,7 +240,7 @@ class PermissionType(graphene.ObjectType):
     description = graphene.String(required=True)
 
 
-class Mutation(ApprovalMutation, UsersMutation):
+class Mutation(ApprovalMutation, JobMutation, UsersMutation):
     create_role = CreateRoleMutation.Field()
     update_role = UpdateRoleMutation.Field()
     delete_role = DeleteRoleMutation.Field()

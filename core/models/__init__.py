@@ -8,9 +8,10 @@ from core.models.approvals import (
 from core.models.auth import LoginSession, Role, User
 from core.models.base import ActiveManager, CoreModel
 from core.models.history import HistoryEntry
-from core.models.operations import Job, MutationLog, Upload
+from core.models.operations import Job, JobEvent, MutationLog, ScheduleRun, Upload
 
 __all__ = [
     "ActiveManager", "ApprovalDecision", "ApprovalRoute", "ApprovalTask", "CoreModel", "HistoryEntry",
-    "Job", "LoginSession", "MutationLog", "Role", "TaskGroup", "TaskGroupChecker", "Upload", "User",
+    "Job", "JobEvent", "LoginSession", "MutationLog", "Role", "ScheduleRun", "TaskGroup", "TaskGroupChecker",
+    "Upload", "User",
 ]

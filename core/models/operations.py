@@ -35,12 +35,18 @@ class MutationLog(models.Model):
 
 
 class Job(models.Model):
-    """A background job with progress a client reads while a worker runs it."""
+    """A background job with progress a client reads while a worker runs it.
+
+    A running job is *leased*: the worker renews ``lease_expires_at`` while the handler runs
+    (see ``core.jobs``). A lease that lapses means the run was lost (work horse or worker
+    killed, machine gone); the scheduler then queues the job again after a back-off, up to
+    ``max_failures`` lost runs, and fails it after that.
+    """
 
     QUEUED = "QUEUED"
     RUNNING = "RUNNING"
-    # Paused until a person acts (an import awaiting approval): no worker holds it and it is
-    # not finished; acting on it queues it again.
+    # Paused: until a person acts (an import awaiting approval; ``available_at`` is null), or
+    # until ``available_at``, when it resumes by itself (a payroll send whose provider is silent).
     WAITING = "WAITING"
     SUCCEEDED = "SUCCEEDED"
     PARTIAL = "PARTIAL"
@@ -48,6 +54,7 @@ class Job(models.Model):
     CANCELLED = "CANCELLED"
     STATES = [(s, s.lower()) for s in (QUEUED, RUNNING, WAITING, SUCCEEDED, PARTIAL, FAILED, CANCELLED)]
     FINAL_STATES = frozenset({SUCCEEDED, PARTIAL, FAILED, CANCELLED})
+    ACTIVE_STATES = (QUEUED, RUNNING, WAITING)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     kind = models.CharField(max_length=100, db_index=True)
@@ -61,23 +68,87 @@ class Job(models.Model):
     errors = models.JSONField(default=list)
     result = models.JSONField(null=True)
     message = models.TextField(blank=True, default="")
-    attempts = models.PositiveIntegerField(default=0)
+    attempts = models.PositiveIntegerField(default=0, help_text="runs started")
+    failures = models.PositiveIntegerField(
+        default=0, help_text="runs lost: the lease lapsed, or the database or Redis failed under it")
+    max_failures = models.PositiveIntegerField(
+        default=5, help_text="lost runs retried automatically before the job is failed")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
-    started_at = models.DateTimeField(null=True)
+    started_at = models.DateTimeField(null=True, help_text="when its first run started")
     finished_at = models.DateTimeField(null=True)
     heartbeat_at = models.DateTimeField(null=True)
+    lease_expires_at = models.DateTimeField(
+        null=True, help_text="a RUNNING job whose lease is past was lost and is retried")
+    available_at = models.DateTimeField(
+        null=True, help_text="QUEUED: not run before (retry back-off); WAITING: resumes by itself then")
+    dispatched_at = models.DateTimeField(
+        null=True, help_text="last handed to the RQ queue; a QUEUED job the queue lost is handed again")
+    cancel_requested_at = models.DateTimeField(null=True)
+    cancel_requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     worker_name = models.CharField(
         max_length=255, blank=True, default="",
         help_text="the RQ worker running it, so a job whose worker died can be found and re-run",
     )
 
     class Meta:
-        indexes = [models.Index(fields=["created_by", "-created_at"], name="core_job_user")]
+        indexes = [
+            models.Index(fields=["created_by", "-created_at"], name="core_job_user"),
+            # What the scheduler's sweep reads every few seconds: the few jobs not yet finished.
+            models.Index(fields=["state", "lease_expires_at"], name="core_job_active",
+                         condition=models.Q(state__in=["QUEUED", "RUNNING", "WAITING"])),
+        ]
 
     @property
     def is_final(self) -> bool:
         return self.state in self.FINAL_STATES
+
+
+class JobEvent(models.Model):
+    """The history of a job: each run started, lost, retried, finished or cancelled, and who
+    retried or cancelled it (progress is not history; it is on the job itself)."""
+
+    STARTED = "started"
+    LEASE_LAPSED = "lease_lapsed"
+    INTERRUPTED = "interrupted"
+    RETRY_SCHEDULED = "retry_scheduled"
+    DISPATCHED_AGAIN = "dispatched_again"
+    RESUMED = "resumed"
+    FINISHED = "finished"
+    GAVE_UP = "gave_up"
+    RETRIED = "retried"
+    CANCEL_REQUESTED = "cancel_requested"
+    CANCELLED = "cancelled"
+    EVENTS = [(e, e.replace("_", " ")) for e in (
+        STARTED, LEASE_LAPSED, INTERRUPTED, RETRY_SCHEDULED, DISPATCHED_AGAIN, RESUMED,
+        FINISHED, GAVE_UP, RETRIED, CANCEL_REQUESTED, CANCELLED)]
+
+    id = models.BigAutoField(primary_key=True)
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="events")
+    at = models.DateTimeField(default=timezone.now)
+    event = models.CharField(max_length=30, choices=EVENTS)
+    attempt = models.PositiveIntegerField(default=0)
+    state = models.CharField(max_length=20, blank=True, default="", help_text="the job's state after it")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                             related_name="+")
+    message = models.TextField(blank=True, default="")
+
+    class Meta:
+        indexes = [models.Index(fields=["job", "at"], name="core_jobevent_job")]
+
+
+class ScheduleRun(models.Model):
+    """When the scheduler last fired each schedule (and last swept the jobs), for ``/health``
+    and so a schedule missed while no scheduler ran fires once when one starts again."""
+
+    name = models.CharField(max_length=150, primary_key=True)
+    kind = models.CharField(max_length=100, blank=True, default="")
+    cron = models.CharField(max_length=100, blank=True, default="")
+    since = models.DateTimeField(default=timezone.now, help_text="first seen; the base of its first run")
+    last_run_at = models.DateTimeField(null=True)
+    last_job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    last_error = models.TextField(blank=True, default="")
 
 
 class Upload(models.Model):

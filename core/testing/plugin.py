@@ -119,3 +119,20 @@ def run_jobs(redis_queue: Any) -> Callable[[], int]:
         return queued
 
     return run
+
+
+@pytest.fixture
+def run_again() -> Callable[[Any], Any]:
+    """``run_again(job)``: run a finished job once more, as the scheduler does when a run was
+    lost after its work committed but before its outcome was recorded. Returns the job as
+    that second run left it; a handler that is not idempotent shows up as duplicates."""
+    from core.jobs import run_job
+    from core.models import Job
+
+    def again(job: Any) -> Any:
+        Job.objects.filter(pk=job.pk).update(state=Job.QUEUED, finished_at=None)
+        run_job(str(job.pk))
+        job.refresh_from_db()
+        return job
+
+    return again

@@ -43,8 +43,12 @@ Rules decided here:
   in the file or the registry are imported and listed in the report (``LIKELY_DUPLICATE``)
   for a person to review: the same name and birthday in one colline is rare but real, so
   refusing them would lose real people.
-- The same file (same SHA-256) as an import that is running, waiting or done is refused
-  unless the caller says ``allowDuplicateFile``.
+- The same file (same SHA-256) as an import that has run (it is running, waits for approval,
+  is done, or wrote rows before it failed or was cancelled) is refused unless the caller says
+  ``allowDuplicateFile``; an import that is queued but has not started, or that ended without
+  writing anything, does not count. Two imports of one file queued together both pass at
+  upload; when they run, the one that started later refuses itself (``DUPLICATE_FILE``),
+  and a retry of it checks again.
 """
 
 from __future__ import annotations
@@ -60,13 +64,13 @@ from functools import partial
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Sum
+from django.db.models import Exists, OuterRef, Q, Sum
 from django.utils import timezone
 
 from core.errors import NotFound, ServiceError
 from core.history import acting_as
 from core.hooks import hook
-from core.jobs import JobContext, enqueue, progress_db, start_job
+from core.jobs import JobContext, dispatch_on_commit, ends_the_job, progress_db, start_job
 from core.loader import module_config
 from core.models import Job, Upload
 from core.permissions import has_permission, require
@@ -89,8 +93,9 @@ MAX_ERRORS_ON_JOB = 1000
 PAUSE_ENV = "COREMIS_TEST_IMPORT_PAUSE"
 # Hash aggregates and joins over a million staged rows stay in memory instead of spilling.
 CHECK_WORK_MEM = "256MB"
-# Jobs that make the same file's import "already done or under way".
-BLOCKING_STATES = (Job.QUEUED, Job.RUNNING, Job.WAITING, Job.SUCCEEDED, Job.PARTIAL)
+# An import in one of these states has run (or runs now): the same file again would register
+# the same people twice. A queued one has not run yet; it checks again when it starts.
+BLOCKING_STATES = (Job.RUNNING, Job.WAITING, Job.SUCCEEDED, Job.PARTIAL)
 
 OK = "s.issues IS NULL AND NOT s.rejected"
 
@@ -171,23 +176,38 @@ def start_import(user: Any, upload_id: Any, mode: str = "all_or_nothing",
     return _start(user, upload, mode, allow_duplicate_file)
 
 
+def imports_that_ran(sha256: str) -> Any:
+    """Imports of the file with this SHA-256 that have run: running, waiting for approval,
+    done, or ended after writing rows (queued ones and those that wrote nothing do not count)."""
+    wrote = ImportBatch.objects.filter(job_id=OuterRef("job_id"))
+    return (ImportRun.objects.select_related("job").filter(sha256=sha256)
+            .filter(Q(job__state__in=BLOCKING_STATES) | Q(Exists(wrote))))
+
+
+def _lock_file(sha256: str) -> None:
+    """Until the transaction ends, no other import of this file passes its duplicate check."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"{KIND}:{sha256}"])
+
+
+def _duplicate_file(previous: ImportRun, field: str | None) -> ServiceError:
+    return ServiceError(
+        "DUPLICATE_FILE",
+        f"This file was already imported (job {previous.job_id}, {previous.job.state.lower()}); "
+        "importing it again would register the same people twice. To import it anyway, "
+        "send allowDuplicateFile: true.",
+        field,
+    )
+
+
 def _start(user: Any, upload: Upload, mode: str, allow_duplicate_file: bool) -> Job:
     with transaction.atomic():
         # Two uploads of one file started at the same moment must not both pass the check.
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"{KIND}:{upload.sha256}"])
+        _lock_file(upload.sha256)
         if not allow_duplicate_file:
-            previous = (ImportRun.objects.select_related("job")
-                        .filter(sha256=upload.sha256, job__state__in=BLOCKING_STATES)
-                        .order_by("-created_at").first())
+            previous = imports_that_ran(upload.sha256).order_by("-created_at").first()
             if previous is not None:
-                raise ServiceError(
-                    "DUPLICATE_FILE",
-                    f"This file was already imported (job {previous.job_id}, {previous.job.state.lower()}); "
-                    "importing it again would register the same people twice. To import it anyway, "
-                    "send allowDuplicateFile: true.",
-                    "uploadId",
-                )
+                raise _duplicate_file(previous, "uploadId")
         job = start_job(KIND, {"upload_id": str(upload.pk), "mode": mode,
                                "allow_duplicate_file": allow_duplicate_file}, user)
         job.stage = "received"
@@ -229,7 +249,7 @@ def approve_import(user: Any, job_id: Any) -> Job:
         job = run.job
         job.state, job.stage = Job.QUEUED, "approved"
         Job.objects.filter(pk=job.pk).update(state=job.state, stage=job.stage)
-        transaction.on_commit(lambda: enqueue(job))
+        dispatch_on_commit(job)
     return job
 
 
@@ -300,12 +320,29 @@ def run_import(ctx: JobContext) -> dict[str, Any]:
         run = ImportRun.objects.select_related("upload").get(job_id=ctx.job.pk)
         staging = Staging(ctx.job)
         try:
+            if run.phase == ImportRun.RECEIVED and not run.job.params.get("allow_duplicate_file"):
+                _refuse_if_another_import_ran_first(ctx.job)
             return _run(ctx, run, staging)
-        except Exception:
-            # The job ends FAILED, which nothing runs again: its staged rows would only sit there.
-            with suppress(Exception):
-                _drop(staging)
+        except BaseException as exc:
+            # The job ends (failed, cancelled), and nothing runs it again by itself: its staged
+            # rows would only sit there. A run that was only lost keeps them for the next one.
+            if ends_the_job(exc):
+                with suppress(Exception):
+                    _drop(staging)
             raise
+
+
+def _refuse_if_another_import_ran_first(job: Job) -> None:
+    """Of two imports of one file that were both queued, the one that started first goes on;
+    the other refuses (a retry checks again, so it goes on if the first wrote nothing)."""
+    run = ImportRun.objects.select_related("job").get(job_id=job.pk)
+    with transaction.atomic():
+        _lock_file(run.sha256)
+        mine = (run.job.started_at, str(job.pk))
+        for other in imports_that_ran(run.sha256).exclude(job_id=job.pk):
+            theirs = (other.job.started_at, str(other.job_id))
+            if other.job.started_at is None or run.job.started_at is None or theirs < mine:
+                raise _duplicate_file(other, None)
 
 
 def _run(ctx: JobContext, run: ImportRun, staging: Staging) -> dict[str, Any]:

@@ -243,7 +243,7 @@ def run_export(ctx: JobContext) -> dict[str, Any]:
             # Rows added since the count; the limit still holds.
             raise ServiceError("EXPORT_TOO_LARGE", f"The export grew past the limit of {cap:,} rows.", "filters")
         if written % CHUNK_SIZE == 0:
-            ctx.progress(written)  # also the heartbeat that keeps the job from being requeued
+            ctx.progress(written)  # a cancel stops here; the half-written file is removed below
 
     relative = f"{EXPORT_FOLDER}/{ctx.job.pk}.{file_format}"
     target = export_path(relative)
@@ -263,5 +263,7 @@ def run_export(ctx: JobContext) -> dict[str, Any]:
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
-    ctx.progress(written, max(total, written), stage="exporting")
-    return {"rows": written, "file": relative, "format": file_format}
+    ctx.progress(written, max(total, written), stage="exporting", stoppable=False)  # the file is in place
+    noun = "household" if entity == "group" else "individual"
+    return {"rows": written, "file": relative, "format": file_format,
+            "message": f"Exported {written:,} {noun}{'' if written == 1 else 's'} to {file_format.upper()}."}

@@ -209,7 +209,9 @@ def import_rows(rows: Iterable[dict[str, str]], user: Any, mode: str = "all_or_n
 
 
 def run_import(ctx: JobContext) -> dict[str, Any]:
-    """Job handler for ``location.import``."""
+    """Job handler for ``location.import``. Run again (a lost run, a retry) it finds the rows
+    it wrote unchanged and writes the rest: the write is one transaction, so a lost run wrote
+    nothing."""
     upload = Upload.objects.get(pk=ctx.params["upload_id"])
     with open(upload.stored_path, encoding="utf-8-sig", newline="") as stream:
         result = import_rows(
@@ -219,8 +221,15 @@ def run_import(ctx: JobContext) -> dict[str, Any]:
         )
     ctx.report_errors([e.as_dict() for e in result.errors])
     summary = result.as_dict()
+    invalid = summary["invalid"]
     if result.errors and not result.written:
         summary["state"] = "FAILED"
+        summary["message"] = (f"{invalid:,} of {result.total:,} rows are invalid, so nothing was imported "
+                              "(all or nothing); the job's errors list them.")
+    else:
+        summary["message"] = (f"Imported {result.created:,} new locations; {result.unchanged:,} were already "
+                              "there" + (f"; {invalid:,} invalid rows left out (the job's errors list them)"
+                                         if invalid else "") + ".")
     return summary
 
 

@@ -25,6 +25,12 @@ MODULE = ModuleSpec(
                 "description": "Instructions handed to an adaptor per call unless the payment point sets its own.",
                 "type": "integer", "minimum": 1, "maximum": 100000, "default": 1000,
             },
+            "send_resume_seconds": {
+                "description": "How long a payroll send that stopped short (a silent provider, unknown "
+                               "outcomes) waits before it resumes by itself; doubled each time it stops "
+                               "short again, up to 15 minutes.",
+                "type": "integer", "minimum": 1, "maximum": 900, "default": 60,
+            },
             "file_output_dir": {
                 "description": "Where the file adaptor writes payment files (under MEDIA_ROOT).",
                 "type": "string", "default": "payment_files",

@@ -13,11 +13,16 @@ from core.jobs import JobContext
 from core.models import ApprovalTask
 from modules.payroll import services
 from modules.payroll.models import Payroll
-from modules.payroll.sending import poll_sent, send_payroll
+from modules.payroll.sending import poll_sent, send_outcome, send_payroll
 
 
 def run_generate(ctx: JobContext) -> dict[str, Any]:
-    return generate_payroll(ctx.params, ctx.user, ctx.job.pk, ctx.progress)
+    result = generate_payroll(ctx.params, ctx.user, ctx.job.pk, ctx.progress)
+    plan = Payroll.all_objects.select_related("payment_plan").get(pk=result["payroll_id"]).payment_plan
+    amount = f"{result['sum'] / 10 ** plan.minor_unit:,.{plan.minor_unit}f} {plan.currency}"
+    waiting = f"; it waits for approval (task {result['task_id']})" if result["task_id"] else ""
+    return {**result, "message": f"Generated payroll {result['payroll_id']}: {result['count']:,} payments "
+                                 f"totalling {amount}, {result['status']}{waiting}."}
 
 
 def generate_payroll(params: dict[str, Any], user: Any, job_id: Any,
@@ -47,7 +52,8 @@ def generate_payroll(params: dict[str, Any], user: Any, job_id: Any,
         else:
             payroll = services.mark_approved(user, payroll.pk)
     if progress is not None:
-        progress(payroll.control_count, payroll.control_count, "generated")
+        # Committed: stopping now would only hide the payroll from its job.
+        progress(payroll.control_count, payroll.control_count, "generated", stoppable=False)
     return _result(payroll)
 
 
@@ -59,9 +65,16 @@ def _result(payroll: Payroll) -> dict[str, Any]:
 
 
 def run_send(ctx: JobContext) -> dict[str, Any]:
-    """Send a SENDING payroll; restartable (see sending.py for why a rerun never pays twice)."""
-    return send_payroll(ctx.params["payroll_id"], ctx.user, ctx.progress)
+    """Send a SENDING payroll; restartable (see sending.py for why a rerun never pays twice).
+    A run that stops short leaves the job WAITING, and it resumes by itself."""
+    previous = ctx.job.result if isinstance(ctx.job.result, dict) else None
+    outcome = send_payroll(ctx.params["payroll_id"], ctx.user, ctx.progress)
+    return send_outcome(ctx.params["payroll_id"], outcome, previous)
 
 
 def run_poll(ctx: JobContext) -> dict[str, Any]:
-    return poll_sent(ctx.user)
+    """Ask providers about payments still SENT; asking again is harmless (outcomes only move
+    forward)."""
+    result = poll_sent(ctx.user)
+    return {**result, "message": f"Asked the providers about {result['asked']:,} payments; "
+                                 f"{result['changed']:,} changed status."}

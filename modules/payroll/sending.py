@@ -151,6 +151,9 @@ def _batch_size(point: PaymentPoint) -> int:
     return int((point.config or {}).get("batch_size") or module_config("payroll")["send_batch_size"])
 
 
+ANOTHER_RUN = "another run is sending this payroll"
+
+
 def send_payroll(payroll_id: Any, user: Any = None, progress: Callable[..., None] | None = None) -> dict[str, Any]:
     """Send every approved, not yet dispatched instruction of a SENDING payroll, batch by batch.
 
@@ -161,7 +164,7 @@ def send_payroll(payroll_id: Any, user: Any = None, progress: Callable[..., None
         return {"skipped": f"payroll is {payroll.status}"}
     with _sole_sender(payroll) as alone:
         if not alone:
-            return {"skipped": "another run is sending this payroll"}
+            return {"skipped": ANOTHER_RUN}
         return _send(payroll, user, progress)
 
 
@@ -238,7 +241,47 @@ def _send(payroll: Payroll, user: Any, progress: Callable[..., None] | None) -> 
     result: dict[str, Any] = {"sent": sent, "unknown": unknown, "pending": left}
     if error:
         result["error"] = error
+        result["stopped"] = "refused" if stop_run else "unavailable"
     return result
+
+
+# A run that left payments unsent waits this long (doubling per run that stops short, up to
+# RESUME_MAX_SECONDS) before it tries again by itself: first the status query that settles the
+# unknown ones, then the rest.
+RESUME_MAX_SECONDS = 900
+# Another run holds the payroll: look again soon, it may be a run that was lost a moment ago.
+BUSY_RETRY_SECONDS = 15
+
+
+def send_outcome(payroll_id: Any, outcome: dict[str, Any], previous: dict[str, Any] | None) -> dict[str, Any]:
+    """What a ``payroll.send`` run ended as, for its job: SUCCEEDED once every payment reached
+    its provider; WAITING (resuming by itself) while a provider is silent or outcomes are
+    unknown; FAILED when a provider refuses us (credentials, signature), which only a changed
+    configuration and a retry can fix. The message has the counts."""
+    if "skipped" in outcome:
+        if outcome["skipped"] == ANOTHER_RUN:
+            return {**outcome, "state": "WAITING", "resume_after": BUSY_RETRY_SECONDS,
+                    "message": f"Another run is sending this payroll; this one looks again in {BUSY_RETRY_SECONDS} s."}
+        return {**outcome, "message": f"Nothing to send: {outcome['skipped']}."}
+    payroll = Payroll.all_objects.get(pk=payroll_id)
+    total, left, unknown, sent = payroll.control_count, outcome["pending"], outcome["unknown"], outcome["sent"]
+    reached = total - left
+    counts = (f"{reached:,} of {total:,} payments reached their provider ({sent:,} in this run); "
+              f"{left:,} not yet, {unknown:,} of which with an unknown outcome")
+    if left == 0:
+        return {**outcome, "waits": 0,
+                "message": f"Sent: all {total:,} payments reached their provider ({sent:,} in this run); "
+                           f"the payroll is {payroll.status}."}
+    if outcome.get("stopped") == "refused":
+        return {**outcome, "state": "FAILED",
+                "message": f"Stopped: {outcome['error']} {counts}. Fix the payment point's configuration, "
+                           "then retry the job; nothing is sent twice."}
+    waits = int((previous or {}).get("waits") or 0) + 1
+    delay = min(RESUME_MAX_SECONDS, int(module_config("payroll")["send_resume_seconds"]) * 2 ** (waits - 1))
+    why = f" {outcome['error']}." if outcome.get("error") else ""
+    return {**outcome, "state": "WAITING", "resume_after": delay, "waits": waits,
+            "message": f"Stopped short: {counts}.{why} It resumes by itself in {delay:,} s: a status query "
+                       "settles the unknown ones before anything is sent again."}
 
 
 def _undispatched(payroll: Payroll) -> Any:

@@ -16,6 +16,7 @@ def run_enrollment(ctx: JobContext) -> dict[str, Any]:
 
     Each chunk commits on its own; a job that is retried, or started twice, continues where
     the committed chunks stopped because already-enrolled people are no longer candidates.
+    Cancelling stops it between chunks.
     """
     return enroll_all(ctx.params, ctx.user, ctx.progress)
 
@@ -48,7 +49,9 @@ def enroll_all(params: dict[str, Any], user: Any, progress: Any) -> dict[str, An
         model = services.beneficiary_model(plan)
         with connection.cursor() as cursor:
             cursor.execute(f"ANALYZE {model._meta.db_table}")
-    return {"enrolled": enrolled, "plan": str(plan.pk), "status": status}
+    return {"enrolled": enrolled, "plan": str(plan.pk), "status": status,
+            "message": f"Enrolled {enrolled:,} of {max(expected, enrolled):,} eligible as {status} "
+                       f"in {plan.code}."}
 
 
 def run_bulk_status(ctx: JobContext) -> dict[str, Any]:
@@ -58,5 +61,7 @@ def run_bulk_status(ctx: JobContext) -> dict[str, Any]:
     rows = beneficiaries_for(ctx.user, plan, ctx.params.get("filters", {}))
     ctx.progress(0, None, "updating")
     result = services.bulk_change_status(ctx.user, plan, rows, ctx.params["status"])
-    ctx.progress(result["matched"], result["matched"], "updating")
-    return result
+    ctx.progress(result["matched"], result["matched"], "updating", stoppable=False)  # committed
+    changed = result.get("changed", result["matched"])
+    return {**result, "message": f"{changed:,} of {result['matched']:,} matching beneficiaries of {plan.code} "
+                                 f"are now {ctx.params['status']}."}

@@ -331,23 +331,39 @@ def test_likely_duplicates_are_imported_and_listed_for_review(run_import, import
 # --- the same file twice ---------------------------------------------------------------------
 
 
-def test_the_same_file_is_refused_while_its_import_runs_or_after_it_succeeded(start, run_import, run_jobs,
-                                                                               importer, hierarchy):
+def test_the_same_file_is_refused_once_its_import_has_run_but_not_while_it_is_only_queued(
+        start, run_import, run_jobs, importer, hierarchy):
     content = csv_text(FAMILY)
-    queued = start(importer, content)
-    again = start(importer, content)
+    first = start(importer, content)
+    # Queued, not run: it does not count (a job that never runs must not block its file).
+    second = start(importer, content)
+    assert second["errors"] == [] and second["job"]["uuid"] != first["job"]["uuid"]
+
+    run_jobs()  # both run: the one that starts second refuses itself
+    one, two = Job.objects.get(pk=first["job"]["uuid"]), Job.objects.get(pk=second["job"]["uuid"])
+    assert (one.state, two.state) == (Job.SUCCEEDED, Job.FAILED)
+    assert two.stage == "failed" and str(one.pk) in two.message and "allowDuplicateFile" in two.message
+    assert Individual.objects.count() == 6
+
+    again = start(importer, content)  # after it ran, refused at once
     assert again["job"] is None
     [error] = again["errors"]
     assert (error["code"], error["field"]) == ("DUPLICATE_FILE", "uploadId")
-    assert queued["job"]["uuid"] in error["message"] and "allowDuplicateFile" in error["message"]
-
-    run_jobs()
-    assert start(importer, content)["errors"][0]["code"] == "DUPLICATE_FILE"
+    assert first["job"]["uuid"] in error["message"] and "allowDuplicateFile" in error["message"]
     # said on purpose: the registry's own checks then refuse the people already there
     forced = run_import(importer, content, allow_duplicate_file=True)
     assert forced.state == Job.FAILED
     assert {e["code"] for e in forced.errors} >= {"DUPLICATE_KEY", "HEAD_EXISTS"}
     assert Individual.objects.count() == 6
+
+
+def test_an_import_run_again_after_it_finished_writes_nobody_twice(run_import, run_again, importer, hierarchy):
+    job = run_import(importer, csv_text(FAMILY))
+    assert job.message == "Imported 6 individuals (2 new households)."
+    again = run_again(job)
+    assert (again.state, again.attempts, again.result["created_individuals"]) == (Job.SUCCEEDED, 2, 6)
+    assert again.message == job.message
+    assert Individual.objects.count() == 6 and Group.objects.count() == 2 and GroupIndividual.objects.count() == 5
 
 
 def test_a_file_whose_import_failed_may_be_sent_again(run_import, importer, hierarchy):
@@ -476,6 +492,49 @@ def test_one_request_uploads_and_starts_an_import(client, run_jobs, importer, hi
     assert Individual.objects.count() == 6
 
 
+def _post_import(client: Any, user: Any, content: str, capture: Any) -> Any:
+    import io
+
+    data = io.BytesIO(content.encode())
+    data.name = "people.csv"
+    with capture(execute=True):
+        return client.post("/api/individual/import", {"file": data}, HTTP_AUTHORIZATION=f"Bearer {issue(user).token}")
+
+
+def test_an_upload_accepted_while_redis_is_away_runs_once_it_answers(client, run_jobs, importer, hierarchy, settings,
+                                                                    monkeypatch, django_capture_on_commit_callbacks):
+    import time
+
+    from core.jobs import sweep
+
+    monkeypatch.setenv("COREMIS_JOB_DISPATCH_GRACE_SECONDS", "0.01")
+    reachable = settings.RQ_QUEUES
+    settings.RQ_QUEUES = {"default": {**reachable["default"], "URL": "unix:///tmp/coremis-no-redis-here.sock"}}
+    response = _post_import(client, importer, csv_text(FAMILY), django_capture_on_commit_callbacks)
+    assert response.status_code == 202, response.content  # committed: an answer that says so, not a 500
+    job = Job.objects.get(pk=response.json()["jobId"])
+    assert (job.state, job.dispatched_at) == (Job.QUEUED, None)
+
+    settings.RQ_QUEUES = reachable
+    time.sleep(0.05)
+    assert sweep().dispatched == [str(job.pk)]  # the scheduler hands it over; nobody acts
+    with django_capture_on_commit_callbacks(execute=True):
+        run_jobs()
+    assert refresh(job).state == Job.SUCCEEDED and Individual.objects.count() == 6
+
+
+def test_an_upload_that_answers_an_error_leaves_no_job_and_no_import_behind(run_import, client, importer, hierarchy,
+                                                                           django_capture_on_commit_callbacks):
+    from core.models import Upload
+
+    content = csv_text(FAMILY)
+    run_import(importer, content)
+    jobs, runs, uploads = Job.objects.count(), ImportRun.objects.count(), Upload.objects.count()
+    response = _post_import(client, importer, content, django_capture_on_commit_callbacks)
+    assert response.status_code == 400 and response.json()["error"]["code"] == "DUPLICATE_FILE"
+    assert (Job.objects.count(), ImportRun.objects.count(), Upload.objects.count()) == (jobs, runs, uploads)
+
+
 def test_a_file_with_unknown_or_missing_columns_is_refused_whole(run_import, importer, hierarchy):
     job = run_import(importer, csv_text([["Jean", "N", "1980-01-01", "x"]], header=["first_name", "last_name", "dob",
                                                                                   "shoe_size"]))
@@ -562,30 +621,6 @@ def test_someone_registering_the_same_person_during_the_commit_costs_only_that_r
     assert Individual.objects.filter(json_ext__national_id="BI-0004").get() == clerk[0]
 
 
-# --- a stale job is found by its dead worker -------------------------------------------------
-
-
-def test_a_running_job_whose_worker_is_gone_is_requeued(redis_queue, django_capture_on_commit_callbacks):
-    from core.jobs import requeue_stale_jobs
-
-    job = Job.objects.create(kind="individual.import", module="individual", state=Job.RUNNING,
-                             worker_name="worker-that-was-killed", attempts=1,
-                             heartbeat_at=datetime.datetime.now(datetime.UTC))
-    with django_capture_on_commit_callbacks(execute=True):  # django-rq enqueues on commit
-        assert requeue_stale_jobs() == [str(job.pk)]
-    assert refresh(job).state == Job.QUEUED
-    assert redis_queue.job_ids == [f"coremis-{job.pk}-1"]
-
-
-def test_a_running_job_with_a_recent_heartbeat_and_no_worker_name_is_left_alone(redis_queue):
-    from core.jobs import requeue_stale_jobs
-
-    job = Job.objects.create(kind="individual.import", module="individual", state=Job.RUNNING, attempts=1,
-                             heartbeat_at=datetime.datetime.now(datetime.UTC))
-    assert requeue_stale_jobs() == []
-    assert refresh(job).state == Job.RUNNING
-
-
 # --- a worker killed in the middle of a commit -----------------------------------------------
 
 
@@ -602,6 +637,16 @@ def _worker(env: dict[str, str]) -> Any:
     )
 
 
+def _scheduler(env: dict[str, str]) -> Any:
+    import subprocess
+    import sys
+
+    from core.loader import REPO_ROOT
+
+    return subprocess.Popen([sys.executable, "manage.py", "scheduler"], cwd=REPO_ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def _wait_for(condition: Any, seconds: float, what: str) -> Any:
     import time
 
@@ -616,7 +661,7 @@ def _wait_for(condition: Any, seconds: float, what: str) -> Any:
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True, databases=["default", "progress"])
-def test_a_worker_killed_while_importing_is_replaced_and_the_import_ends_exact(redis_queue, importer, hierarchy,
+def test_a_worker_killed_while_importing_is_retried_by_itself_and_the_import_ends_exact(redis_queue, importer, hierarchy,
                                                                               tmp_path, settings):
     import json
     import os
@@ -625,7 +670,6 @@ def test_a_worker_killed_while_importing_is_replaced_and_the_import_ends_exact(r
     from django.db import transaction
     from rq.registry import StartedJobRegistry
 
-    from core.jobs import requeue_stale_jobs
     from core.loader import modules_config_path
     from core.uploads import store_upload
     from modules.individual.bulk_import import PAUSE_ENV, start_import
@@ -640,7 +684,9 @@ def test_a_worker_killed_while_importing_is_replaced_and_the_import_ends_exact(r
     (tmp_path / "modules_config.json").write_text(json.dumps(config))
     env = {**os.environ, "DATABASE_URL": database_url(), "REDIS_URL": settings.REDIS_URL,
            "COREMIS_DEBUG": "1", "COREMIS_LOG_LEVEL": "WARNING", "COREMIS_MEDIA_ROOT": str(tmp_path),
-           "COREMIS_MODULES_CONFIG": str(tmp_path / "modules_config.json"), PAUSE_ENV: "0.5"}
+           "COREMIS_MODULES_CONFIG": str(tmp_path / "modules_config.json"), PAUSE_ENV: "0.5",
+           "COREMIS_JOB_LEASE_SECONDS": "3", "COREMIS_JOB_RETRY_SECONDS": "1",
+           "COREMIS_SCHEDULER_SWEEP_SECONDS": "0.5"}
     (tmp_path / "people.csv").write_text(csv_text(rows))
     with open(tmp_path / "people.csv", "rb") as stream, transaction.atomic():
         upload = store_upload(stream, "people.csv", "individual.import", importer)
@@ -668,15 +714,17 @@ def test_a_worker_killed_while_importing_is_replaced_and_the_import_ends_exact(r
         if first.poll() is None:
             first.kill()
 
-    assert requeue_stale_jobs() == [str(job.pk)]
+    # Nobody runs a command: the scheduler sees the lease lapse and queues the job again.
     second = _worker({**env, PAUSE_ENV: "0"})
+    scheduler = _scheduler(env)
     try:
         _wait_for(lambda: refresh(job).is_final, 120, "the import to finish after the restart")
     finally:
-        second.terminate()
-        second.wait(timeout=30)
+        for process in (second, scheduler):
+            process.terminate()
+            process.wait(timeout=30)
 
-    assert (job.state, job.stage, job.attempts) == (Job.SUCCEEDED, "done", 2)
+    assert (job.state, job.stage, job.attempts, job.failures) == (Job.SUCCEEDED, "done", 2, 1)
     assert job.result["created_individuals"] == Individual.objects.count() == people
     assert Individual.objects.values("json_ext__national_id").distinct().count() == people
     assert Group.objects.count() == 250 and GroupIndividual.objects.count() == people

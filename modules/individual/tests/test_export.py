@@ -314,8 +314,21 @@ def test_progress_reaches_the_total(gql, make_user, registry, run_jobs, django_c
     user = make_user(NATIONAL_EXPORTER)
     job = export(gql, user, django_capture_on_commit_callbacks, run_jobs, EXPORT_GROUPS, format="XLSX")
     assert job.state == Job.SUCCEEDED
-    assert (job.stage, job.processed, job.total) == ("exporting", 2, 2)
+    assert (job.stage, job.processed, job.total) == ("done", 2, 2)
+    assert job.message == "Exported 2 households to XLSX."
     assert job.finished_at is not None
+
+
+def test_an_export_run_again_writes_the_same_file_once(gql, make_user, registry, run_jobs, run_again, media,
+                                                      django_capture_on_commit_callbacks):
+    user = make_user(NATIONAL_EXPORTER)
+    job = export(gql, user, django_capture_on_commit_callbacks, run_jobs, EXPORT_GROUPS, format="XLSX")
+    first = (media / job.result["file"]).read_bytes()
+    again = run_again(job)
+    assert (again.state, again.attempts, again.result["rows"], again.result["file"]) == (
+        Job.SUCCEEDED, 2, 2, job.result["file"])
+    assert [p.name for p in (media / "exports").iterdir()] == [f"{job.pk}.xlsx"]  # no second file, no leftovers
+    assert len((media / job.result["file"]).read_bytes()) == len(first)
 
 
 def test_export_over_the_limit_fails_with_a_clear_message_and_leaves_no_file(

@@ -80,6 +80,7 @@ def test_valid_file_imports_with_parents_after_children(client, gql, make_user, 
     assert done["processed"] == done["total"] == 4
     assert Location.objects.get(code="H900").parent.code == "C900"
     assert Location.objects.get(code="C900").parent.code == "P900"
+    assert done["message"] == "Imported 4 new locations; 0 were already there."
 
     # The same file again changes nothing and duplicates nothing.
     start(api, upload(client, user, GOOD), "ALL_OR_NOTHING", django_capture_on_commit_callbacks)
@@ -110,6 +111,8 @@ def test_all_or_nothing_refuses_the_whole_file_and_explains_each_row(
         9: "DUPLICATE_IN_FILE",   # C900 twice
     }
     assert all(e["message"] for e in job.errors)
+    assert job.message == ("6 of 8 rows are invalid, so nothing was imported (all or nothing); "
+                           "the job's errors list them.")
 
 
 def test_valid_rows_mode_keeps_the_good_rows(client, gql, make_user, run_jobs,
@@ -152,3 +155,15 @@ def test_someone_elses_upload_cannot_be_imported(client, gql, make_user):
     upload_id = upload(client, owner, GOOD)
     data = gql(other).ok(IMPORT, {"input": {"uploadId": upload_id}})["importLocations"]
     assert data["job"] is None and data["errors"][0]["code"] == "UPLOAD_NOT_FOUND"
+
+
+def test_an_import_run_again_after_its_work_committed_duplicates_nothing(client, gql, make_user, run_jobs, run_again,
+                                                                         django_capture_on_commit_callbacks):
+    user = make_user(PERMS)
+    api = gql(user)
+    start(api, upload(client, user, GOOD), "ALL_OR_NOTHING", django_capture_on_commit_callbacks)
+    run_jobs()
+    job = run_again(Job.objects.get(kind="location.import"))
+    assert (job.state, job.attempts, job.result["created"], job.result["unchanged"]) == ("SUCCEEDED", 2, 0, 4)
+    assert job.message == "Imported 0 new locations; 4 were already there."
+    assert Location.objects.filter(code__in=["P900", "C900", "H900", "H901"]).count() == 4

@@ -193,13 +193,20 @@ def _handler(provider: Provider) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+def serve(provider: Provider, port: int = 0) -> ThreadingHTTPServer:
+    """Serve ``provider`` on 127.0.0.1 (a free port unless one is given, so a test can stop the
+    provider and bring it back where its clients expect it); stop with ``shutdown()`` and
+    ``server_close()``."""
+    server = ThreadingHTTPServer(("127.0.0.1", port), _handler(provider))
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 @contextmanager
 def running(provider: Provider) -> Iterator[str]:
     """Serve ``provider`` on a free port of 127.0.0.1; yields its base URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(provider))
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server = serve(provider)
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:

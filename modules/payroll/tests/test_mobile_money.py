@@ -3,6 +3,7 @@ guarantees, including a property-based test over random faults."""
 
 from __future__ import annotations
 
+import datetime
 import itertools
 import random
 from collections.abc import Iterator
@@ -164,6 +165,93 @@ def test_a_provider_that_stops_answering_is_left_alone_for_the_rest_of_the_run(a
     second = send_payroll(payroll.pk)
     assert second["pending"] == 0 and "error" not in second
     assert len(simulated.receipts) == 8 and set(simulated.receipts.values()) == {1}
+
+
+def _send_job(gql, make_user, payroll, capture):
+    from core.models import Job
+
+    Payroll.objects.filter(pk=payroll.pk).update(status="APPROVED")
+    with capture(execute=True):
+        started = ok(mutate(gql(make_user(PAYROLL_ALL)), "makePaymentForPayroll", {"id": str(payroll.pk)},
+                            "job { uuid }"))
+    return Job.objects.get(pk=started["job"]["uuid"])
+
+
+def test_a_send_job_whose_provider_goes_silent_waits_with_its_counts_then_resumes_by_itself(
+        gql, make_user, admin_user, group_plan, provider, run_jobs, monkeypatch, django_capture_on_commit_callbacks):
+    import time
+
+    from django.utils import timezone
+
+    from core.jobs import sweep
+    from core.models import Job
+
+    monkeypatch.setenv("COREMIS_JOB_DISPATCH_GRACE_SECONDS", "0.01")
+    simulated, url = provider
+    simulated.faults = ["5xx_before"] * 6  # three batches, then the closing status queries
+    point = point_for(admin_user, url, batch_size=1)
+    job = _send_job(gql, make_user, sending_payroll(admin_user, group_plan, point), django_capture_on_commit_callbacks)
+    run_jobs()
+    job.refresh_from_db()
+    assert (job.state, job.stage, job.finished_at) == (Job.WAITING, "waiting", None)
+    assert job.message.startswith("Stopped short: 0 of 8 payments reached their provider (0 in this run); "
+                                  "8 not yet, 3 of which with an unknown outcome.")
+    assert f"Payment point {point.code} did not answer 3 batches in a row" in job.message
+    assert job.message.endswith("It resumes by itself in 60 s: a status query settles the unknown ones "
+                                "before anything is sent again.")
+    assert 50 < (job.available_at - timezone.now()).total_seconds() <= 60
+
+    simulated.faults.clear()  # the provider answers again; nobody does anything
+    Job.objects.filter(pk=job.pk).update(available_at=timezone.now() - datetime.timedelta(hours=1))
+    time.sleep(0.05)
+    assert sweep().resumed == [str(job.pk)]
+    run_jobs()
+    job.refresh_from_db()
+    assert (job.state, job.stage, job.attempts) == (Job.SUCCEEDED, "done", 2)
+    assert job.message == "Sent: all 8 payments reached their provider (8 in this run); the payroll is SENT."
+    assert len(simulated.receipts) == 8 and set(simulated.receipts.values()) == {1}
+
+
+def test_a_send_job_refused_by_its_provider_fails_saying_what_to_fix(
+        gql, make_user, admin_user, group_plan, provider, run_jobs, monkeypatch, django_capture_on_commit_callbacks):
+    from core.models import Job
+
+    simulated, url = provider
+    point = point_for(admin_user, url)
+    monkeypatch.setenv("MM_SECRET", "not-the-secret")
+    job = _send_job(gql, make_user, sending_payroll(admin_user, group_plan, point), django_capture_on_commit_callbacks)
+    run_jobs()
+    job.refresh_from_db()
+    assert (job.state, job.stage) == (Job.FAILED, "failed")
+    assert job.message.startswith(f"Stopped: Payment point {point.code}: credentials refused. 0 of 8 payments "
+                                  "reached their provider")
+    assert job.message.endswith("Fix the payment point's configuration, then retry the job; nothing is sent twice.")
+    assert simulated.receipts == {}
+
+
+def test_send_and_poll_jobs_run_again_pay_nobody_twice(
+        gql, make_user, admin_user, group_plan, provider, run_jobs, run_again, django_capture_on_commit_callbacks):
+    from core.jobs import start_job
+    from core.models import Job
+
+    simulated, url = provider
+    point = point_for(admin_user, url)
+    payroll = sending_payroll(admin_user, group_plan, point)
+    job = _send_job(gql, make_user, payroll, django_capture_on_commit_callbacks)
+    run_jobs()
+    again = run_again(job)
+    assert (again.state, again.message) == (Job.SUCCEEDED, "Nothing to send: payroll is SENT.")
+    assert len(simulated.receipts) == 8 and set(simulated.receipts.values()) == {1}
+
+    simulated.settle()
+    with django_capture_on_commit_callbacks(execute=True):
+        poll = start_job("payroll.poll", {}, None)
+    run_jobs()
+    poll.refresh_from_db()
+    assert poll.message == "Asked the providers about 8 payments; 8 changed status."
+    again = run_again(poll)
+    assert again.message == "Asked the providers about 0 payments; 0 changed status."
+    assert Payroll.objects.get(pk=payroll.pk).status == "PAID"
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))

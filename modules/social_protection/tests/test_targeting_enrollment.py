@@ -182,3 +182,29 @@ def test_individual_list_offers_people_not_yet_in_a_plan(gql, make_user, househo
     enrolled = Beneficiary.objects.filter(benefit_plan_id=plan["uuid"]).count()
     data = client.ok('query($p: UUID) { individual(benefitPlanToEnroll: $p) { totalCount } }', {"p": plan["uuid"]})
     assert enrolled > 0 and data["individual"]["totalCount"] == 72 - enrolled
+
+
+def test_enrollment_and_bulk_status_jobs_run_again_change_nothing(gql, make_user, households, run_jobs, run_again,
+                                                                  django_capture_on_commit_callbacks):
+    from core.models import Job
+
+    client = gql(make_user(ALL))
+    plan = create_plan(client)
+    enroll(client, django_capture_on_commit_callbacks, run_jobs, plan, kind="Individual", status="POTENTIAL")
+    enrolled = Job.objects.get(kind="social_protection.enroll")
+    assert enrolled.message == "Enrolled 72 of 72 eligible as POTENTIAL in CT-1."
+    again = run_again(enrolled)
+    assert (again.state, again.result["enrolled"]) == ("SUCCEEDED", 0)
+    assert Beneficiary.objects.filter(benefit_plan_id=plan["uuid"]).count() == 72
+
+    with django_capture_on_commit_callbacks(execute=True):
+        client.ok("""mutation { bulkUpdateBeneficiaryStatus(input: {benefitPlanId: "%s", status: "ACTIVE",
+            currentStatus: "POTENTIAL"}) { errors { code } job { uuid } } }""" % plan["uuid"])
+    run_jobs()
+    changed = Job.objects.get(kind="social_protection.bulk_status")
+    assert changed.message == "72 of 72 matching beneficiaries of CT-1 are now ACTIVE."
+    history = Beneficiary.objects.filter(benefit_plan_id=plan["uuid"]).values_list("version", flat=True)
+    versions = sorted(history)
+    again = run_again(changed)
+    assert again.state == "SUCCEEDED" and again.result["changed"] == 0
+    assert sorted(Beneficiary.objects.filter(benefit_plan_id=plan["uuid"]).values_list("version", flat=True)) == versions
