@@ -109,12 +109,18 @@ class System:
         self.var = root / "var"
         self.log = root / "coremis.log"
         self.port = free_port()
+        # The simulated provider always comes back on this port: outbound calls go only to
+        # the allow-listed URLs of the configuration written below.
+        self.provider_port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
         self._token: str | None = None
         config = json.loads(modules_config_path().read_text())
         config.setdefault("individual", {})["import_chunk_size"] = 100
-        config.setdefault("payroll", {})["send_resume_seconds"] = 1
+        payroll = config.setdefault("payroll", {})
+        payroll["send_resume_seconds"] = 1
+        payroll["approvals"] = {}  # approval has its own tests; here a payroll is sent at once
+        payroll["outbound_urls"] = [*payroll.get("outbound_urls", []), f"http://127.0.0.1:{self.provider_port}"]
         (root / "modules_config.json").write_text(json.dumps(config))
         self.env = {key: value for key, value in os.environ.items()
                     if key not in ("DATABASE_URL", "REDIS_URL", "COREMIS_SECRET_KEY")}
@@ -397,11 +403,11 @@ class SlowProvider(Provider):
 
 
 @pytest.fixture
-def provider() -> Iterator[tuple[SlowProvider, Any]]:
+def provider(system: System) -> Iterator[tuple[SlowProvider, Any]]:
     simulated = SlowProvider(client_secret=SECRETS["COREMIS_PSP_FAULTS_SECRET"],
                              signing_key=SECRETS["COREMIS_PSP_FAULTS_SIGN"],
                              callback_key=SECRETS["COREMIS_PSP_FAULTS_CALLBACK"])
-    server = serve(simulated)
+    server = serve(simulated, system.provider_port)
     yield simulated, server
     server.shutdown()
     server.server_close()

@@ -218,7 +218,7 @@ def test_a_send_job_refused_by_its_provider_fails_saying_what_to_fix(
 
     simulated, url = provider
     point = point_for(admin_user, url)
-    monkeypatch.setenv("MM_SECRET", "not-the-secret")
+    monkeypatch.setenv("COREMIS_PSP_MM_SECRET", "not-the-secret")
     job = _send_job(gql, make_user, sending_payroll(admin_user, group_plan, point), django_capture_on_commit_callbacks)
     run_jobs()
     job.refresh_from_db()
