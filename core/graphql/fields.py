@@ -14,6 +14,7 @@ from graphql import GraphQLError
 
 from core.errors import ServiceError
 from core.graphql import custom_filters
+from core.graphql.inputs import check_arguments
 from core.graphql.permissions import check_permission, mark
 
 
@@ -104,6 +105,7 @@ class ProtectedConnectionField(DjangoFilterConnectionField):
 
         def guarded(root: Any, info: Any, **args: Any) -> Any:
             check_permission(info, permission)
+            checked_arguments(args)
             return inner(root, info, **args)
 
         return guarded
@@ -124,4 +126,13 @@ class ProtectedField(graphene.Field):
 
 def _guarded(inner: Callable[..., Any], permission: str, root: Any, info: Any, **args: Any) -> Any:
     check_permission(info, permission)
+    checked_arguments(args)
     return inner(root, info, **args)
+
+
+def checked_arguments(args: dict[str, Any]) -> None:
+    """Refuse, as a GraphQL error naming the argument, what the edge does not accept."""
+    try:
+        check_arguments(args)
+    except ServiceError as exc:
+        raise GraphQLError(exc.message, extensions={"code": exc.code, "field": exc.field}) from exc
