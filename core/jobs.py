@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import traceback
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -137,9 +138,12 @@ def run_job(job_id: str) -> Any:
     except ServiceError as exc:
         _finish(job, Job.FAILED, message=exc.message)
         return None
-    except Exception as exc:
-        log.exception("job crashed", extra={"job": job_id, "kind": job.kind})
-        _finish(job, Job.FAILED, message=f"Internal error: {exc!r}", trace=traceback.format_exc())
+    except Exception:
+        # The message is read by users: a reference to the logged trace, not the exception.
+        reference = str(uuid.uuid4())
+        log.exception("job crashed", extra={"job": job_id, "kind": job.kind, "reference": reference})
+        _finish(job, Job.FAILED, message=f"Internal error; it was logged with the reference {reference}.",
+                trace=traceback.format_exc())
         raise
     # A handler may name the final state (an all-or-nothing import that refused is FAILED), or
     # WAITING when the job pauses for a person; otherwise row errors make a job PARTIAL.
