@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from typing import Any, ClassVar
 
@@ -37,15 +38,24 @@ TRUNCATED = "_truncated"
 REPLAY_WAIT_SECONDS = 30.0
 
 
+def _text(value: str) -> str:
+    # The log must be storable even when the input is refused for what it holds (jsonb
+    # cannot hold a NUL): the character is shown, not kept.
+    value = value.replace("\x00", "\\u0000")
+    if len(value) > MAX_LOGGED_TEXT:
+        return f"{value[:MAX_LOGGED_TEXT]}… [truncated: {len(value)} characters]"
+    return value
+
+
 def _loggable(value: Any, hidden: frozenset[str] = SECRET_INPUTS) -> Any:
     if isinstance(value, dict):
-        return {k: ("***" if k in hidden else _loggable(v, hidden)) for k, v in value.items()}
+        return {_text(str(k)): ("***" if k in hidden else _loggable(v, hidden)) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_loggable(v, hidden) for v in value]
     if isinstance(value, str):
-        if len(value) > MAX_LOGGED_TEXT:
-            return f"{value[:MAX_LOGGED_TEXT]}… [truncated: {len(value)} characters]"
-        return value
+        return _text(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # NaN and Infinity are not JSON
     if isinstance(value, int | float | bool) or value is None:
         return value
     return str(value)
@@ -63,7 +73,7 @@ def logged_input(data: dict[str, Any], hidden: frozenset[str]) -> dict[str, Any]
         if size > MAX_LOGGED_VALUE or total + size > MAX_LOGGED_TOTAL:
             sent = len(json.dumps(value, default=str)) if name not in hidden else size
             shown, size, cut = f"[truncated: {sent} bytes]", 32, True
-        elif shown != _plain(value, name, hidden):
+        elif _cut(shown):
             cut = True
         kept[name] = shown
         total += size
@@ -72,17 +82,13 @@ def logged_input(data: dict[str, Any], hidden: frozenset[str]) -> dict[str, Any]
     return kept
 
 
-def _plain(value: Any, name: str, hidden: frozenset[str]) -> Any:
-    """The loggable value without text cuts, to tell whether a cut happened."""
-    if name in hidden:
-        return "***"
+def _cut(value: Any) -> bool:
+    """Whether :func:`_loggable` cut a text somewhere in ``value``."""
     if isinstance(value, dict):
-        return {k: _plain(v, k, hidden) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v, "", hidden) for v in value]
-    if isinstance(value, str | int | float | bool) or value is None:
-        return value
-    return str(value)
+        return any(_cut(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_cut(v) for v in value)
+    return isinstance(value, str) and value.endswith(" characters]") and "… [truncated: " in value
 
 
 class CoreMutation(relay.ClientIDMutation):
