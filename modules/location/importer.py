@@ -25,6 +25,7 @@ from core.jobs import JobContext
 from core.loader import module_config
 from core.models import Upload
 from core.permissions import require
+from core.uploads import discard_file
 from modules.location import services
 from modules.location.models import Location
 
@@ -221,6 +222,7 @@ def run_import(ctx: JobContext) -> dict[str, Any]:
     summary = result.as_dict()
     if result.errors and not result.written:
         summary["state"] = "FAILED"
+        discard_file(upload)  # refused whole: nothing reads the file again
     return summary
 
 
