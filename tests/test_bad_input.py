@@ -111,3 +111,31 @@ def django_client_post(client: Any) -> Any:
 
     raw = Client()
     return lambda body: raw.post("/graphql", data=body, content_type="application/json")
+
+
+# --- found by the hostile-input walk (tests/test_hostile_inputs.py) -----------------------------
+
+
+def test_a_null_in_order_by_is_refused(client):
+    code, _ = refused(client.execute('{ roles(orderBy: [null]) { totalCount } }'))
+    assert code == "INVALID_ORDER_BY"
+
+
+def test_a_filter_value_outside_its_choices_is_a_typed_error(client):
+    code, message = refused(client.execute('{ individualHistory(operation: "X") { totalCount } }'))
+    assert code == "INVALID_FILTER" and message.startswith("Invalid filter: operation: Select a valid choice.")
+
+
+def test_client_fields_too_long_for_the_log_are_refused(client):
+    result = client.execute('mutation($k: String) { createRole(input: {name: "R", permissions: [], '
+                            'clientMutationId: $k}) { errors { field code } role { name } } }', {"k": "k" * 256})
+    assert result["data"]["createRole"] == {"errors": [{"field": "clientMutationId", "code": "TOO_LONG"}],
+                                            "role": None}
+
+
+def test_an_unpaired_surrogate_is_refused_like_a_nul(client):
+    code, _ = refused(client.execute(PERSON, {"i": {"firstName": "A\ud800", "lastName": "N", "dob": "1990-01-01"}}))
+    assert code == "INVALID_CHARACTER"
+    code, message = refused(client.execute(PERSON, {"i": {"firstName": "Ana", "lastName": "N", "dob": "1990-01-01",
+                                                          "jsonExt": '{"phone": "\\udfff"}'}}), "createIndividual")
+    assert code == "INVALID_CHARACTER" and "jsonExt.phone" in message

@@ -104,3 +104,25 @@ def test_an_answer_larger_than_the_limit_is_refused(client, root, settings):
     error = response.json()["errors"][0]
     assert error["extensions"]["code"] == "RESPONSE_TOO_LARGE" and error["extensions"]["limit"] == 2000
     assert error["extensions"]["size"] > 2000
+
+
+@pytest.mark.parametrize(("arguments", "code"), [
+    ('offset: 2, before: "YXJyYXljb25uZWN0aW9uOjE="', "INVALID_PAGE"),
+    ('offset: 2, after: "garbage"', "INVALID_CURSOR"),
+])
+def test_paging_combinations_a_connection_cannot_serve_are_typed_errors(client, root, arguments, code):
+    response = post(client, root, {"query": "{ roles(%s) { totalCount } }" % arguments})
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["extensions"]["code"] == code
+
+
+def test_an_offset_with_a_real_cursor_pages_on(client, root, make_user):
+    from core.roles import create_role
+
+    for name in ("a", "b", "c", "d"):
+        create_role(root, name, [])
+    first = post(client, root, {"query": '{ roles(first: 1, orderBy: ["name"]) { edges { cursor node { name } } } }'})
+    cursor = first.json()["data"]["roles"]["edges"][0]["cursor"]
+    response = post(client, root, {"query": '{ roles(first: 1, offset: 1, after: "%s", orderBy: ["name"]) '
+                                            '{ edges { node { name } } } }' % cursor})
+    assert response.json()["data"]["roles"]["edges"] == [{"node": {"name": "c"}}]

@@ -15,8 +15,9 @@ work the request asks for:
 - fragments count where they are spread; ``__typename`` and introspection are free of
   page multipliers (they are lists of the schema, not of data).
 
-Paging arguments are checked here too, so a page larger than the limit, or a negative page
-or offset, is a typed error before execution rather than an assertion inside a resolver.
+Paging arguments are checked here too, so a page larger than the limit, a negative page or
+offset, or an offset with ``before`` (or with a cursor that is not one) is a typed error
+before execution rather than an assertion inside a resolver.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from graphql import (
     VariableNode,
     get_named_type,
 )
+from graphql_relay import cursor_to_offset
 
 PAGE_ARGUMENTS = ("first", "last")
 
@@ -81,17 +83,21 @@ class _Coster:
             if name not in self.variables and isinstance(definition.default_value, IntValueNode):
                 self.variables[name] = int(definition.default_value.value)
 
-    def _int_argument(self, node: FieldNode, name: str) -> int | None:
+    def _argument(self, node: FieldNode, name: str) -> Any:
         for argument in node.arguments or ():
             if argument.name.value != name:
                 continue
             value = argument.value
+            if isinstance(value, VariableNode):
+                return self.variables.get(value.name.value)
             if isinstance(value, IntValueNode):
                 return int(value.value)
-            if isinstance(value, VariableNode):
-                sent = self.variables.get(value.name.value)
-                return sent if isinstance(sent, int) and not isinstance(sent, bool) else None
+            return getattr(value, "value", None)  # a string literal (a cursor), or null
         return None
+
+    def _int_argument(self, node: FieldNode, name: str) -> int | None:
+        value = self._argument(node, name)
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
 
     def page_size(self, node: FieldNode) -> int:
         field_name = node.name.value
@@ -110,8 +116,14 @@ class _Coster:
                 )
             sizes.append(size)
         offset = self._int_argument(node, "offset")
-        if offset is not None and offset < 0:
-            raise PagingError("INVALID_PAGE", f"'offset' on `{field_name}` must not be negative.")
+        if offset is not None:
+            if offset < 0:
+                raise PagingError("INVALID_PAGE", f"'offset' on `{field_name}` must not be negative.")
+            if self._argument(node, "before") is not None:
+                raise PagingError("INVALID_PAGE", f"'offset' and 'before' cannot be combined on `{field_name}`.")
+            after = self._argument(node, "after")
+            if after is not None and cursor_to_offset(str(after)) is None:
+                raise PagingError("INVALID_CURSOR", f"'after' on `{field_name}` is not a cursor this API returned.")
         return max(sizes) if sizes else self.limits.max_page_size
 
     def selection(self, selection_set: SelectionSetNode | None, parent: Any, page: int,

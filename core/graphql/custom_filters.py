@@ -19,6 +19,7 @@ from typing import Any
 from django.db.models import Q
 
 from core.errors import ServiceError
+from core.graphql.inputs import NOT_TEXT, NOT_TEXT_REASON, is_storable_text
 
 TYPES = ("string", "integer", "decimal", "boolean", "date")
 LOOKUPS = ("exact", "iexact", "icontains", "lt", "lte", "gt", "gte", "isnull")
@@ -56,8 +57,8 @@ def _value(text: str, kind: str, raw: str) -> Any:
 def parse(text: str, column: str = "json_ext") -> Q:
     if not isinstance(text, str):
         raise CustomFilterError(str(text), "expected a string field__lookup__type=value")
-    if "\x00" in text:
-        raise CustomFilterError(text.replace("\x00", ""), "contains a NUL character")
+    if not is_storable_text(text):
+        raise CustomFilterError(NOT_TEXT.sub("", text), NOT_TEXT_REASON)
     if "=" not in text:
         raise CustomFilterError(text, "expected field__lookup__type=value")
     left, raw = text.split("=", 1)

@@ -3,7 +3,8 @@
 GraphQL's own coercion already types each value; what it lets through and PostgreSQL (or
 Python's ``decimal``) would later choke on is refused here, with the argument's path:
 
-- text with a NUL character (PostgreSQL text and jsonb cannot hold one);
+- text with a NUL character or an unpaired UTF-16 surrogate (``"\\ud800"`` in JSON):
+  neither is text PostgreSQL can store;
 - numbers that are not finite (``NaN``, ``Infinity``: a ``Decimal`` from ``"NaN"``, a Float
   literal ``1e400``, a JSON value inside a ``JSONString``), which JSON and SQL have no
   place for;
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import datetime
 import math
+import re
 import uuid
 from collections.abc import Mapping
 from decimal import Decimal
@@ -28,6 +30,12 @@ from graphql import GraphQLError, StringValueNode, ValidationRule
 from core.errors import ServiceError
 
 MAX_DECIMAL = Decimal(10) ** 15
+NOT_TEXT = re.compile("[\x00\ud800-\udfff]")
+NOT_TEXT_REASON = "contains a character that is not text (a NUL or an unpaired surrogate)"
+
+
+def is_storable_text(text: str) -> bool:
+    return NOT_TEXT.search(text) is None
 MAX_JSON_DEPTH = 32
 MAX_JSON_NODES = 100_000
 
@@ -55,8 +63,8 @@ class _Walker:
             raise InputRefused("INPUT_TOO_DEEP", f"{_label(path)} is nested deeper than {MAX_JSON_DEPTH} levels.",
                                _label(path))
         if isinstance(value, str):
-            if "\x00" in value:
-                raise InputRefused("INVALID_CHARACTER", f"{_label(path)} contains a NUL character.", _label(path))
+            if not is_storable_text(value):
+                raise InputRefused("INVALID_CHARACTER", f"{_label(path)} {NOT_TEXT_REASON}.", _label(path))
         elif isinstance(value, bool | int | None | uuid.UUID | datetime.date | datetime.time | Enum):
             return
         elif isinstance(value, float):
@@ -72,8 +80,8 @@ class _Walker:
         elif isinstance(value, Mapping):
             for key, item in value.items():
                 name = to_camel_case(key) if isinstance(key, str) and depth == 0 else key
-                if isinstance(key, str) and "\x00" in key:
-                    raise InputRefused("INVALID_CHARACTER", f"A key of {_label(path)} contains a NUL character.",
+                if isinstance(key, str) and not is_storable_text(key):
+                    raise InputRefused("INVALID_CHARACTER", f"A key of {_label(path)} {NOT_TEXT_REASON}.",
                                        _label(path))
                 self.walk(item, [*path, str(name)], depth + 1)
         elif isinstance(value, list | tuple):
@@ -88,24 +96,24 @@ def check_arguments(arguments: Mapping[str, Any]) -> None:
         walker.walk(value, [to_camel_case(name)], 0)
 
 
-class NulLiteralRule(ValidationRule):
-    """Validation rule: no string literal in the document holds a NUL character."""
+class TextLiteralRule(ValidationRule):
+    """Validation rule: every string literal in the document is storable text."""
 
     def enter_string_value(self, node: StringValueNode, *_args: Any) -> None:
-        if "\x00" in node.value:
+        if not is_storable_text(node.value):
             self.report_error(GraphQLError(
-                "A string in the query contains a NUL character, which no field accepts.", node,
+                f"A string in the query {NOT_TEXT_REASON}; no field accepts it.", node,
                 extensions={"code": "INVALID_CHARACTER"},
             ))
 
 
 def unacceptable_variable(value: Any, path: str = "") -> str | None:
-    """The path (``$input.firstName``) of a variable value holding a NUL character, if any."""
+    """The path (``.input.firstName``) of a variable value that is not storable text, if any."""
     if isinstance(value, str):
-        return path if "\x00" in value else None
+        return None if is_storable_text(value) else path
     if isinstance(value, dict):
         for key, item in value.items():
-            if isinstance(key, str) and "\x00" in key:
+            if isinstance(key, str) and not is_storable_text(key):
                 return path
             found = unacceptable_variable(item, f"{path}.{key}")
             if found is not None:

@@ -16,7 +16,7 @@ from django.utils import timezone
 from graphene import relay
 
 from core.errors import FieldError, ServiceError
-from core.graphql.inputs import check_arguments
+from core.graphql.inputs import NOT_TEXT, NOT_TEXT_REASON, check_arguments, is_storable_text
 from core.graphql.permissions import check_permission, mark
 from core.graphql.types import MutationError
 from core.history import acting_as
@@ -34,14 +34,16 @@ MAX_LOGGED_VALUE = 16 * 1024  # bytes of JSON of one input field
 MAX_LOGGED_TOTAL = 64 * 1024  # bytes of JSON of the whole input
 TRUNCATED = "_truncated"
 
+MAX_CLIENT_FIELD = 255  # the mutation log's columns
+
 # How long a replay waits for the first request with its key to finish.
 REPLAY_WAIT_SECONDS = 30.0
 
 
 def _text(value: str) -> str:
     # The log must be storable even when the input is refused for what it holds (jsonb
-    # cannot hold a NUL): the character is shown, not kept.
-    value = value.replace("\x00", "\\u0000")
+    # cannot hold a NUL or a lone surrogate): the character is shown as an escape, not kept.
+    value = NOT_TEXT.sub(lambda m: f"\\u{ord(m.group(0)):04x}", value)
     if len(value) > MAX_LOGGED_TEXT:
         return f"{value[:MAX_LOGGED_TEXT]}… [truncated: {len(value)} characters]"
     return value
@@ -134,6 +136,9 @@ class CoreMutation(relay.ClientIDMutation):
         data = dict(input)
         client_id = data.pop("client_mutation_id", None)
         label = data.pop("client_mutation_label", None)
+        refusal = _client_fields_refusal(client_id, label)
+        if refusal is not None:  # before the log entry, which could not hold them
+            return cls(errors=[refusal], client_mutation_id=None)
         fields = {
             "mutation_name": cls._meta.name.removesuffix("Payload"),
             "client_mutation_id": client_id,
@@ -217,6 +222,18 @@ class CoreMutation(relay.ClientIDMutation):
             return cls(errors=[MutationError(**_error_fields(e)) for e in entry.error or []],
                        client_mutation_id=client_id)
         return cls(errors=[], client_mutation_id=client_id, **_restore(entry.result or {}))
+
+
+def _client_fields_refusal(client_id: str | None, label: str | None) -> MutationError | None:
+    for name, value in (("clientMutationId", client_id), ("clientMutationLabel", label)):
+        if value is None:
+            continue
+        if len(value) > MAX_CLIENT_FIELD:
+            return MutationError(field=name, code="TOO_LONG",
+                                 message=f"{name} is longer than {MAX_CLIENT_FIELD} characters.")
+        if not is_storable_text(value):
+            return MutationError(field=name, code="INVALID_CHARACTER", message=f"{name} {NOT_TEXT_REASON}.")
+    return None
 
 
 def _claim(fields: dict[str, Any], user: Any, client_id: str) -> MutationLog | None:

@@ -26,7 +26,7 @@ from graphql import (
 from core.errors import ServiceError
 from core.graphql import core_schema
 from core.graphql.cost import CostLimits, cost_limit_validator
-from core.graphql.inputs import NulLiteralRule, unacceptable_variable
+from core.graphql.inputs import NOT_TEXT_REASON, TextLiteralRule, unacceptable_variable
 from core.graphql.permissions import PUBLIC_FIELDS, declared_permission
 from core.http import classify
 from core.loader import ModuleConfigurationError
@@ -133,7 +133,7 @@ class CoreGraphQLView(GraphQLView):
     """graphene's view with the edge's rules, checked in one parse-and-validate pass:
 
     - the body is a JSON object whose ``query`` is a string and ``variables`` an object, with
-      no NaN/Infinity and no NUL character anywhere;
+      no NaN/Infinity and only storable text (no NUL, no unpaired surrogate) anywhere;
     - GraphQL's standard rules, the query-depth limit and the cost limit
       (:mod:`core.graphql.cost`), so a costly request is refused before any resolver runs;
     - every error a resolver raised is typed (``extensions.code``); a lost database or Redis
@@ -182,8 +182,7 @@ class CoreGraphQLView(GraphQLView):
             where = unacceptable_variable(variables)
             if where is not None:
                 raise RequestRefused(400, "INVALID_CHARACTER",
-                                     f"The variable ${where.lstrip('.')} contains a NUL character, which no "
-                                     "field accepts.")
+                                     f"The variable ${where.lstrip('.')} {NOT_TEXT_REASON}; no field accepts it.")
         return query, variables, operation_name, None
 
     def validation_rules_for(self, variables: dict[str, Any] | None) -> tuple[Any, ...]:
@@ -191,7 +190,7 @@ class CoreGraphQLView(GraphQLView):
         limits = CostLimits(max_cost=config["GRAPHQL_MAX_COST"], connection_cost=config["GRAPHQL_CONNECTION_COST"],
                             max_page_size=config["MAX_PAGE_SIZE"])
         return (*specified_rules, depth_limit_validator(max_depth=config["GRAPHQL_MAX_DEPTH"]),
-                cost_limit_validator(variables, limits), NulLiteralRule)
+                cost_limit_validator(variables, limits), TextLiteralRule)
 
     def execute_graphql_request(self, request: HttpRequest, data: Any, query: Any, variables: Any,
                                 operation_name: Any, show_graphiql: bool = False) -> ExecutionResult | None:

@@ -25,6 +25,7 @@ from django.db.models import Q
 
 from core.errors import FieldError, ServiceError, ValidationFailed
 from core.graphql import custom_filters
+from core.graphql.inputs import is_storable_text
 from modules.location.models import Location
 from modules.location.services import within_paths
 
@@ -133,7 +134,7 @@ def _unstorable(value: Any, path: str) -> str | None:
     """The path of a value no JSON column can keep (NaN, Infinity, a NUL character)."""
     if isinstance(value, float) and not math.isfinite(value):
         return path
-    if isinstance(value, str) and "\x00" in value:
+    if isinstance(value, str) and not is_storable_text(value):
         return path
     if isinstance(value, dict):
         for key, item in value.items():
@@ -156,7 +157,8 @@ def build(plan_type: str, criteria: Any) -> Q:
     unstorable = _unstorable(criteria, "")
     if unstorable is not None:
         # Stored, such a value would break every later preview, enrollment and isEligible.
-        builder.fail(unstorable, "NaN, Infinity and NUL characters are not allowed")
+        builder.fail(unstorable, "NaN, Infinity and characters that are not text (NUL, unpaired "
+                                 "surrogates) are not allowed")
         raise ValidationFailed(builder.errors)
     condition = builder.node(criteria, "")
     if builder.errors:
