@@ -61,9 +61,17 @@ def test_a_replay_shows_the_object_as_it_is_now(gql, make_user, place):
 def test_a_refusal_is_replayed_as_the_same_errors_and_nothing_runs(gql, make_user, place):
     client = gql(make_user(PEOPLE))
     refused = client.ok(CREATE, {"i": {"firstName": "", "lastName": "", "clientMutationId": "bad-1"}})
-    again = client.ok(CREATE, {"i": {"firstName": "Fixed", "lastName": "Name", "dob": "1990-01-01",
-                                     "locationId": str(place.pk), "clientMutationId": "bad-1"}})
+    again = client.ok(CREATE, {"i": {"firstName": "", "lastName": "", "clientMutationId": "bad-1"}})
     assert refused["createIndividual"]["errors"] and again == refused
+    assert not Individual.objects.exists()
+
+
+def test_a_key_sent_again_with_another_input_is_refused_not_replayed(gql, make_user, place):
+    client = gql(make_user(PEOPLE))
+    client.ok(CREATE, {"i": {"firstName": "", "lastName": "", "clientMutationId": "bad-2"}})
+    other = client.ok(CREATE, {"i": {"firstName": "Fixed", "lastName": "Name", "dob": "1990-01-01",
+                                     "locationId": str(place.pk), "clientMutationId": "bad-2"}})["createIndividual"]
+    assert [(e["field"], e["code"]) for e in other["errors"]] == [("clientMutationId", "CLIENT_MUTATION_ID_REUSED")]
     assert not Individual.objects.exists()
 
 

@@ -73,9 +73,10 @@ def test_nested_connections_and_fragments_multiply(client, root, settings):
         taskexecutorSet(first: 20) { edges { node { user { ...who } } } } } } } }"""
     settings.COREMIS = {**settings.COREMIS, "GRAPHQL_MAX_COST": 1}
     refused = post(client, root, {"query": query}).json()["errors"][0]["extensions"]
-    executors = 1 + 500 + 1 + 20 * (1 + (1 + 2))  # taskexecutorSet: edges x 20 x node{user{2}}
+    executors = 1 + 1 + 20 * (1 + (1 + 2))  # taskexecutorSet: edges x 20 x node{user{2}}
     node = 1 + 1 + (1 + 2) + executors  # node: code, checkers{2}, the nested connection
-    assert refused["cost"] == 1 + 500 + 1 + 10 * node
+    # each connection's own cost counts once, wherever it is nested
+    assert refused["cost"] == 1 + 1 + 10 * node + 2 * 500
 
 
 def test_aliases_each_cost_their_own(client, root, settings):

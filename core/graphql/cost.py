@@ -7,7 +7,8 @@ work the request asks for:
 - every selected field costs 1, aliases included: ``a: individual … b: individual …`` is
   two fields, each with its own cost;
 - a connection (a field taking ``first``/``last``) costs ``GRAPHQL_CONNECTION_COST`` more,
-  once per place it appears in the document, for the count and page queries it runs;
+  once per place it appears in the document (not per parent row: nested lists are fetched
+  a page at a time, not a query per row), for the count and page queries it runs;
 - inside a connection, a list field (``edges``) costs its selection times the page size:
   ``first`` or ``last`` (a literal or a variable), the largest page when neither is given;
 - nested connections multiply: 100 households with 100 members each cost 100 x 100 x the
@@ -76,6 +77,7 @@ class _Coster:
         self.schema = schema
         self.fragments = fragments
         self.limits = limits
+        self.connections = 0
         self.variables = dict(variables)
         # A variable the request does not send takes its declared default.
         for definition in operation.variable_definitions or ():
@@ -159,7 +161,8 @@ class _Coster:
         child_type = get_named_type(definition.type)
         if any(arg in definition.args for arg in PAGE_ARGUMENTS):
             size = self.page_size(node)
-            return 1 + self.limits.connection_cost + self.selection(node.selection_set, child_type, size, spread)
+            self.connections += 1
+            return 1 + self.selection(node.selection_set, child_type, size, spread)
         children = self.selection(node.selection_set, child_type, 1, spread)
         return 1 + (page * children if _is_list(definition.type) else children)
 
@@ -175,7 +178,8 @@ def document_costs(context: ValidationContext, variables: Mapping[str, Any],
         root = context.schema.get_root_type(definition.operation)
         coster = _Coster(context.schema, fragments, definition, variables, limits)
         name = definition.name.value if definition.name else None
-        costs[name] = coster.selection(definition.selection_set, root, 1)
+        fields = coster.selection(definition.selection_set, root, 1)
+        costs[name] = fields + coster.connections * limits.connection_cost
     return costs
 
 

@@ -152,7 +152,7 @@ class CoreMutation(relay.ClientIDMutation):
             entry = _claim(fields, user, client_id)
             if entry is not None:
                 return cls._run(info, user, data, entry, client_id)
-            replayed = cls._replay(user, client_id)
+            replayed = cls._replay(user, client_id, fields["json_content"])
             if replayed is not None:
                 return replayed
             # the first request did not complete and released its key: this one runs
@@ -198,7 +198,7 @@ class CoreMutation(relay.ClientIDMutation):
         return cls(errors=[], client_mutation_id=client_id, **output)
 
     @classmethod
-    def _replay(cls, user: Any, client_id: str) -> Any:
+    def _replay(cls, user: Any, client_id: str, logged: dict[str, Any]) -> Any:
         """The first request's outcome for a key sent again (``None``: the key was released)."""
         deadline = time.monotonic() + REPLAY_WAIT_SECONDS
         while True:
@@ -213,10 +213,12 @@ class CoreMutation(relay.ClientIDMutation):
                 raise ServiceError("IN_PROGRESS", "A request with this clientMutationId is still being "
                                    "processed; read its outcome with mutationLogs.", "clientMutationId")
             time.sleep(0.05)
-        if entry.mutation_name != cls._meta.name.removesuffix("Payload"):
+        if entry.mutation_name != cls._meta.name.removesuffix("Payload") or entry.json_content != logged:
+            # the same key for another request is a client's mistake, not a retry: saying so
+            # beats answering an outcome that is not this request's
             errors = [{"field": "clientMutationId", "code": "CLIENT_MUTATION_ID_REUSED",
-                       "message": f"This clientMutationId was already used for {entry.mutation_name}; "
-                                  "use a new one for each mutation."}]
+                       "message": f"This clientMutationId was already used for another request "
+                                  f"({entry.mutation_name}); use a new one for each mutation."}]
             return cls(errors=[MutationError(**e) for e in errors], client_mutation_id=client_id)
         if entry.status == MutationLog.ERROR:
             return cls(errors=[MutationError(**_error_fields(e)) for e in entry.error or []],
