@@ -105,6 +105,23 @@ def test_an_unexpected_error_is_json_with_a_logged_reference(client, root, monke
     assert not Role.objects.filter(name="R").exists()
 
 
+def test_a_graphql_error_raised_inside_a_mutation_is_its_typed_refusal(client, root, monkeypatch):
+    from graphql import GraphQLError
+
+    from core import roles
+
+    def refusing(*args: Any, **kwargs: Any) -> Any:
+        raise GraphQLError("Cannot order by 'x'.", extensions={"code": "INVALID_ORDER_BY"})
+
+    monkeypatch.setattr(roles, "create_role", refusing)
+    response = post(client, root, {"query": 'mutation { createRole(input: {name: "R", permissions: []}) '
+                                            '{ errors { field code message } } }'})
+    assert response.json() == {"data": {"createRole": {"errors": [
+        {"field": None, "code": "INVALID_ORDER_BY", "message": "Cannot order by 'x'."}]}}}
+    entry = MutationLog.objects.get(mutation_name="CreateRoleMutation")
+    assert entry.status == MutationLog.ERROR and entry.error[0]["code"] == "INVALID_ORDER_BY"
+
+
 def test_api_routes_answer_json_for_every_error(client, root, monkeypatch, caplog):
     from core.auth.tokens import issue
 

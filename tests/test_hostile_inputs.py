@@ -271,9 +271,16 @@ def messages(body: Any) -> list[str]:
     return found
 
 
-def unexpected(body: dict[str, Any]) -> list[dict[str, Any]]:
-    return [e for e in body.get("errors") or []
-            if (e.get("extensions") or {}).get("code") == "INTERNAL" or "reference" in (e.get("extensions") or {})]
+REFERENCE = re.compile(r"reference [0-9a-f]{8}-[0-9a-f]{4}-", re.IGNORECASE)
+
+
+def unexpected(body: dict[str, Any]) -> list[Any]:
+    """Errors nobody turned into a typed refusal: INTERNAL, or any error carrying a log
+    reference (a value only the database refused is one too: the edge should have)."""
+    found: list[Any] = [e for e in body.get("errors") or []
+                        if (e.get("extensions") or {}).get("code") == "INTERNAL"
+                        or "reference" in (e.get("extensions") or {})]
+    return found + [m for m in messages(body) if REFERENCE.search(m)]
 
 
 # --- the world the requests act on -------------------------------------------------------------

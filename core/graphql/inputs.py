@@ -107,20 +107,24 @@ class TextLiteralRule(ValidationRule):
             ))
 
 
-def unacceptable_variable(value: Any, path: str = "") -> str | None:
-    """The path (``.input.firstName``) of a variable value that is not storable text, if any."""
+def unstorable_path(value: Any, path: str = "") -> str | None:
+    """The path (``.conditions[0].value``) of the first value in a JSON document that no text or
+    jsonb column can keep: text that is not text (a NUL, an unpaired surrogate, in a value or
+    a key) or a number that is not finite. ``None`` when there is none."""
     if isinstance(value, str):
         return None if is_storable_text(value) else path
+    if isinstance(value, float):
+        return None if math.isfinite(value) else path
     if isinstance(value, dict):
         for key, item in value.items():
             if isinstance(key, str) and not is_storable_text(key):
                 return path
-            found = unacceptable_variable(item, f"{path}.{key}")
+            found = unstorable_path(item, f"{path}.{key}")
             if found is not None:
                 return found
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            found = unacceptable_variable(item, f"{path}[{index}]")
+            found = unstorable_path(item, f"{path}[{index}]")
             if found is not None:
                 return found
     return None

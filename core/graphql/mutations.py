@@ -14,6 +14,7 @@ from django.apps import apps
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 from graphene import relay
+from graphql import GraphQLError
 
 from core.errors import FieldError, ServiceError
 from core.graphql.inputs import NOT_TEXT, NOT_TEXT_REASON, check_arguments, is_storable_text
@@ -172,8 +173,8 @@ class CoreMutation(relay.ClientIDMutation):
                     check_arguments(data)
                     with acting_as(user, mutation=str(entry.pk)):
                         output = cls.perform(info, user, **data)
-                except ServiceError as exc:
-                    errors = [_as_dict(e) for e in exc.errors]
+                except (ServiceError, GraphQLError) as exc:
+                    errors = _refusal(exc)
                     _close(entry, MutationLog.ERROR, error=errors)
                     return cls(errors=[MutationError(**e) for e in errors], client_mutation_id=client_id)
                 affected = [str(v.pk) for v in output.values() if hasattr(v, "pk")]
@@ -286,6 +287,16 @@ def _restore(result: dict[str, Any]) -> dict[str, Any]:
 
 def _as_dict(error: FieldError) -> dict[str, Any]:
     return {"field": error.field, "code": error.code, "message": error.message}
+
+
+def _refusal(exc: ServiceError | GraphQLError) -> list[dict[str, Any]]:
+    """A typed refusal as ``{field, code, message}`` entries (a GraphQLError raised by a helper
+    a mutation shares with queries, such as an ``orderBy`` check, is one too)."""
+    if isinstance(exc, ServiceError):
+        return [_as_dict(e) for e in exc.errors]
+    extensions = exc.extensions or {}
+    return [{"field": extensions.get("field"), "code": str(extensions.get("code") or "INVALID"),
+             "message": exc.message}]
 
 
 def _close(entry: MutationLog, status: int, *, error: Any = None, affected: Any = None,

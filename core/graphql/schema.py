@@ -26,7 +26,7 @@ from graphql import (
 from core.errors import ServiceError
 from core.graphql import core_schema
 from core.graphql.cost import CostLimits, cost_limit_validator
-from core.graphql.inputs import NOT_TEXT_REASON, TextLiteralRule, unacceptable_variable
+from core.graphql.inputs import NOT_TEXT_REASON, TextLiteralRule, unstorable_path
 from core.graphql.permissions import PUBLIC_FIELDS, declared_permission
 from core.http import classify
 from core.loader import ModuleConfigurationError
@@ -179,7 +179,7 @@ class CoreGraphQLView(GraphQLView):
         if operation_name is not None and not isinstance(operation_name, str):
             raise RequestRefused(400, "INVALID_OPERATION_NAME", "'operationName' must be a string (or null).")
         if variables:
-            where = unacceptable_variable(variables)
+            where = unstorable_path(variables)
             if where is not None:
                 raise RequestRefused(400, "INVALID_CHARACTER",
                                      f"The variable ${where.lstrip('.')} {NOT_TEXT_REASON}; no field accepts it.")

@@ -18,14 +18,13 @@ JSON path.
 from __future__ import annotations
 
 import datetime
-import math
 from typing import Any
 
 from django.db.models import Q
 
 from core.errors import FieldError, ServiceError, ValidationFailed
 from core.graphql import custom_filters
-from core.graphql.inputs import is_storable_text
+from core.graphql.inputs import unstorable_path
 from modules.location.models import Location
 from modules.location.services import within_paths
 
@@ -130,31 +129,12 @@ class _Builder:
         return Q(**{f"{prefix}{name}__{lookup}": raw})
 
 
-def _unstorable(value: Any, path: str) -> str | None:
-    """The path of a value no JSON column can keep (NaN, Infinity, a NUL character)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return path
-    if isinstance(value, str) and not is_storable_text(value):
-        return path
-    if isinstance(value, dict):
-        for key, item in value.items():
-            found = _unstorable(key, path) or _unstorable(item, f"{path}.{key}")
-            if found is not None:
-                return found
-    if isinstance(value, list):
-        for index, item in enumerate(value):
-            found = _unstorable(item, f"{path}[{index}]")
-            if found is not None:
-                return found
-    return None
-
-
 def build(plan_type: str, criteria: Any) -> Q:
     """The SQL condition for ``criteria``; raises ValidationFailed listing every problem."""
     if criteria is None or criteria == {} or criteria == []:
         return Q()
     builder = _Builder(plan_type)
-    unstorable = _unstorable(criteria, "")
+    unstorable = unstorable_path(criteria)
     if unstorable is not None:
         # Stored, such a value would break every later preview, enrollment and isEligible.
         builder.fail(unstorable, "NaN, Infinity and characters that are not text (NUL, unpaired "
