@@ -162,6 +162,7 @@ COREMIS = {
     "GRAPHQL_MAX_DEPTH": int(os.environ.get("COREMIS_GRAPHQL_MAX_DEPTH", "10")),
     # What one GraphQL request may ask for (core/graphql/cost.py says how it is counted).
     "GRAPHQL_MAX_COST": int(os.environ.get("COREMIS_GRAPHQL_MAX_COST", "50000")),
+    "GRAPHQL_MAX_TOKENS": int(os.environ.get("COREMIS_GRAPHQL_MAX_TOKENS", "10000")),
     "GRAPHQL_CONNECTION_COST": int(os.environ.get("COREMIS_GRAPHQL_CONNECTION_COST", "500")),
     "GRAPHQL_MAX_RESPONSE_BYTES": int(os.environ.get("COREMIS_GRAPHQL_MAX_RESPONSE_MB", "20")) * 1024 * 1024,
     # Per statement of an API request (background jobs are not bound by it).

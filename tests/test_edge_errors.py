@@ -79,6 +79,11 @@ def test_a_mutation_by_get_is_refused_in_json(client, root):
     assert response.status_code == 405 and code_of(response) == "METHOD_NOT_ALLOWED"
 
 
+def test_another_http_method_is_refused_in_json(client):
+    response = client.put("/graphql", data="{}", content_type="application/json")
+    assert response.status_code == 405 and code_of(response) == "METHOD_NOT_ALLOWED"
+
+
 def test_an_unexpected_error_is_json_with_a_logged_reference(client, root, monkeypatch, caplog):
     from core import roles
 

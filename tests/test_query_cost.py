@@ -127,3 +127,18 @@ def test_an_offset_with_a_real_cursor_pages_on(client, root, make_user):
     response = post(client, root, {"query": '{ roles(first: 1, offset: 1, after: "%s", orderBy: ["name"]) '
                                             '{ edges { node { name } } } }' % cursor})
     assert response.json()["data"]["roles"]["edges"] == [{"node": {"name": "c"}}]
+
+
+def test_a_huge_document_is_refused_before_it_is_validated(client, root):
+    query = "{ " + "roles { totalCount } " * 3000 + "}"  # 12,000 tokens
+    response = post(client, root, {"query": query})
+    assert response.status_code == 400
+    error = response.json()["errors"][0]
+    assert error["extensions"]["code"] == "QUERY_TOO_LARGE" and "10000 tokens" in error["message"]
+
+
+def test_syntax_and_validation_errors_carry_a_code(client, root):
+    broken = post(client, root, {"query": "{ roles { "}).json()["errors"][0]
+    assert broken["extensions"]["code"] == "GRAPHQL_PARSE_FAILED"
+    unknown = post(client, root, {"query": "{ nope }"}).json()["errors"][0]
+    assert unknown["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED" and "nope" in unknown["message"]

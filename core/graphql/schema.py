@@ -107,6 +107,14 @@ def _loads(text: str, what: str) -> Any:
         raise RequestRefused(400, "INVALID_JSON", f"The {what} is not valid JSON.") from None
 
 
+def _coded(error: GraphQLError, code: str) -> GraphQLError:
+    """The error with ``extensions.code`` set when the rule that raised it set none."""
+    if (error.extensions or {}).get("code"):
+        return error
+    return GraphQLError(error.message, error.nodes, error.source, error.positions, error.path,
+                        extensions={**(error.extensions or {}), "code": code})
+
+
 def _public(error: GraphQLError, request: HttpRequest) -> GraphQLError:
     """The error as a client may see it: typed, and never an exception's own text."""
     original = error.original_error
@@ -142,6 +150,8 @@ class CoreGraphQLView(GraphQLView):
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         try:
+            if request.method not in ("GET", "POST"):
+                raise RequestRefused(405, "METHOD_NOT_ALLOWED", "GraphQL is sent with GET or POST.")
             return super().dispatch(request, *args, **kwargs)
         except RequestRefused as exc:
             return graphql_error_response(exc.status, exc.code, exc.message, **exc.extensions)
@@ -202,10 +212,17 @@ class CoreGraphQLView(GraphQLView):
         schema_errors = validate_schema(schema)
         if schema_errors:
             return ExecutionResult(data=None, errors=schema_errors)
+        limit = settings.COREMIS["GRAPHQL_MAX_TOKENS"]
         try:
-            document = parse(query)
+            # Parsing and validating cost CPU before the cost rule can refuse anything: a
+            # document's size is bounded first.
+            document = parse(query, max_lexical_tokens=limit, max_comments=limit)
         except GraphQLError as exc:
-            return ExecutionResult(errors=[exc])
+            too_large = "tokens" in exc.message or "comments" in exc.message
+            return ExecutionResult(errors=[GraphQLError(
+                f"The query has more than {limit} tokens; split it into several requests." if too_large
+                else exc.message, exc.nodes, exc.source, exc.positions,
+                extensions={"code": "QUERY_TOO_LARGE" if too_large else "GRAPHQL_PARSE_FAILED"})])
         operation = get_operation_ast(document, operation_name)
         if request.method.lower() == "get" and operation is not None and operation.operation != OperationType.QUERY:
             if show_graphiql:
@@ -214,7 +231,7 @@ class CoreGraphQLView(GraphQLView):
                                  f"A {operation.operation.value} must be sent with POST.")
         errors = validate(schema, document, self.validation_rules_for(variables))
         if errors:
-            return ExecutionResult(data=None, errors=errors)
+            return ExecutionResult(data=None, errors=[_coded(e, "GRAPHQL_VALIDATION_FAILED") for e in errors])
         request.graphql_operation = operation.operation.value if operation else None  # type: ignore[attr-defined]
         try:
             result = execute(schema, document, root_value=self.get_root_value(request),
