@@ -142,3 +142,5 @@ def test_syntax_and_validation_errors_carry_a_code(client, root):
     assert broken["extensions"]["code"] == "GRAPHQL_PARSE_FAILED"
     unknown = post(client, root, {"query": "{ nope }"}).json()["errors"][0]
     assert unknown["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED" and "nope" in unknown["message"]
+    missing = post(client, root, {"query": "query($n: String!) { roles(name: $n) { totalCount } }"}).json()
+    assert missing["errors"][0]["extensions"]["code"] == "INVALID_VALUE" and "$n" in missing["errors"][0]["message"]

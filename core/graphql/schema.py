@@ -119,7 +119,8 @@ def _public(error: GraphQLError, request: HttpRequest) -> GraphQLError:
     """The error as a client may see it: typed, and never an exception's own text."""
     original = error.original_error
     if original is None or isinstance(original, GraphQLError):
-        return error
+        # graphql-core's own refusals of a variable ("was not provided", "got invalid value")
+        return _coded(error, "INVALID_VALUE") if error.path is None else error
     if isinstance(original, ServiceError):
         return GraphQLError(original.message, error.nodes, path=error.path,
                             extensions={"code": original.code, "field": original.field})
