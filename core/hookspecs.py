@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from core.graphql.types import ContributedField
     from core.jobs import JobContext
     from core.permissions import PermissionSpec
+    from core.uploads import UploadPurpose
 
 hookspec = pluggy.HookspecMarker("coremis")
 
@@ -66,6 +67,17 @@ def coremis_urls() -> list[URLPattern | URLResolver]:
 
     Returned patterns are included under the module's own prefix, so two modules cannot
     collide.
+    """
+
+
+@hookspec
+def coremis_upload_purposes() -> list[UploadPurpose]:
+    """What the module accepts files for through ``POST /api/upload?purpose=<code>``:
+    ``[UploadPurpose("individual.import", permission="individual.import", description=...)]``.
+
+    Called once when the first file arrives. Codes must start with the module's name and a
+    dot, and the permission must be a declared one; the upload is refused for any purpose
+    no enabled module declares, and for a user without the purpose's permission.
     """
 
 

@@ -34,6 +34,7 @@ import os
 import socket
 import threading
 import traceback
+import uuid
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field

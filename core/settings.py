@@ -38,7 +38,9 @@ def database_from_url(url: str) -> dict[str, Any]:
         "PASSWORD": unquote(parsed.password or ""),
         "HOST": host,
         "PORT": str(parsed.port or ""),
-        "OPTIONS": query,
+        # A server that does not answer fails the request in seconds (503) instead of holding
+        # a web worker until the client gives up.
+        "OPTIONS": {"connect_timeout": os.environ.get("COREMIS_DB_CONNECT_TIMEOUT", "5"), **query},
         "CONN_MAX_AGE": int(os.environ.get("COREMIS_DB_CONN_MAX_AGE", "60")),
         "CONN_HEALTH_CHECKS": True,
     }
@@ -78,6 +80,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "core.logging.RequestLogMiddleware",
+    "core.middleware.JsonErrorMiddleware",
+    "core.middleware.StatementTimeoutMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -170,6 +174,13 @@ COREMIS = {
     "LOGIN_LOCKOUT": timedelta(minutes=int(os.environ.get("COREMIS_LOGIN_LOCKOUT_MINUTES", "15"))),
     "GRAPHQL_MAX_DEPTH": int(os.environ.get("COREMIS_GRAPHQL_MAX_DEPTH", "10")),
     "GRAPHQL_INTROSPECTION": _introspection,
+    # What one GraphQL request may ask for (core/graphql/cost.py says how it is counted).
+    "GRAPHQL_MAX_COST": int(os.environ.get("COREMIS_GRAPHQL_MAX_COST", "50000")),
+    "GRAPHQL_MAX_TOKENS": int(os.environ.get("COREMIS_GRAPHQL_MAX_TOKENS", "10000")),
+    "GRAPHQL_CONNECTION_COST": int(os.environ.get("COREMIS_GRAPHQL_CONNECTION_COST", "500")),
+    "GRAPHQL_MAX_RESPONSE_BYTES": int(os.environ.get("COREMIS_GRAPHQL_MAX_RESPONSE_MB", "20")) * 1024 * 1024,
+    # Per statement of an API request (background jobs are not bound by it).
+    "STATEMENT_TIMEOUT_MS": int(os.environ.get("COREMIS_STATEMENT_TIMEOUT_MS", "30000")),
     "MAX_PAGE_SIZE": int(os.environ.get("COREMIS_MAX_PAGE_SIZE", "100")),
     "PROGRESS_DB": "progress",
 }

@@ -390,8 +390,8 @@ def test_a_large_action_that_fails_leaves_the_task_in_error_and_the_job_failed(
 # --- GraphQL ---------------------------------------------------------------------------------
 
 RESOLVE = """
-mutation ($id: ID!, $status: String!) {
-  resolveTask(input: {id: $id, businessStatus: $status, clientMutationId: "r-1"}) {
+mutation ($id: ID!, $status: String!, $key: String) {
+  resolveTask(input: {id: $id, businessStatus: $status, clientMutationId: $key}) {
     errors { field code message }
     task { id uuid status source businessEvent businessStatus executorActionEvent entityId
            businessData description currentEntityData
@@ -443,7 +443,7 @@ def test_resolve_task_answers_self_approval_as_a_typed_error(gql: Any, make_user
     maker = make_user([*CHECKER_PERMISSIONS, "core.mutation_log.view"])
     group(TaskGroup.ANY, [maker, *checkers(1)])
     task = propose(maker)
-    data = gql(maker).ok(RESOLVE, {"id": str(task.pk), "status": "APPROVED"})["resolveTask"]
+    data = gql(maker).ok(RESOLVE, {"id": str(task.pk), "status": "APPROVED", "key": "r-1"})["resolveTask"]
     assert [e["code"] for e in data["errors"]] == ["SELF_APPROVAL"]
     logs = gql(maker).ok('{ mutationLogs(clientMutationId: "r-1") { edges { node { status error } } } }')
     assert logs["mutationLogs"]["edges"][0]["node"]["status"] == 1

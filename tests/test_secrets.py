@@ -97,13 +97,20 @@ def test_secret_references_refused(reference, prefix, why, monkeypatch):
 
 def test_every_variable_the_platform_reads_is_reserved():
     """Adding a setting read from the environment without reserving it would let a stored
-    reference name it; this fails until it is added to PLATFORM_VARIABLES."""
+    reference name it; this fails until it is added to PLATFORM_VARIABLES. Settings are read
+    through helpers too (``env_number("COREMIS_JOB_LEASE_SECONDS", 30)``), so every quoted
+    ``COREMIS_…`` name outside the tests counts, except the deployers' own credentials."""
     pattern = re.compile(r"""(?:environ(?:\.get)?\s*[\[(]\s*|env_bool\(\s*|getenv\(\s*)["']([A-Z][A-Z0-9_]+)["']""")
+    named = re.compile(r"""["'](COREMIS_[A-Z0-9_]*[A-Z0-9])["']""")
     read: set[str] = set()
-    for folder in ("core", "docker"):
+    for folder in ("core", "docker", "modules"):
         for path in (ROOT / folder).rglob("*"):
+            if "tests" in path.parts or path.name == "testing.py":
+                continue
             if path.suffix in (".py", ".yaml", ".yml", ".example", "") and path.is_file():
-                read.update(pattern.findall(path.read_text(errors="ignore")))
+                text = path.read_text(errors="ignore")
+                read.update(pattern.findall(text))
+                read.update(name for name in named.findall(text) if not name.startswith("COREMIS_PSP_"))
     compose = (ROOT / "docker" / "compose.yaml").read_text()
     read.update(re.findall(r"\$\{([A-Z][A-Z0-9_]+)", compose))
     assert read, "the scan found nothing: the pattern is out of date"

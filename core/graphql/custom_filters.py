@@ -10,6 +10,7 @@ sentence, never a database error.
 from __future__ import annotations
 
 import datetime
+import math
 import re
 from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
@@ -18,6 +19,7 @@ from typing import Any
 from django.db.models import Q
 
 from core.errors import ServiceError
+from core.graphql.inputs import NOT_TEXT, NOT_TEXT_REASON, is_storable_text
 
 TYPES = ("string", "integer", "decimal", "boolean", "date")
 LOOKUPS = ("exact", "iexact", "icontains", "lt", "lte", "gt", "gte", "isnull")
@@ -35,7 +37,11 @@ def _value(text: str, kind: str, raw: str) -> Any:
         if kind == "integer":
             return int(raw)
         if kind == "decimal":
-            return float(Decimal(raw))  # JSON numbers; jsonb compares them numerically
+            number = float(Decimal(raw))  # JSON numbers; jsonb compares them numerically
+            if not math.isfinite(number):
+                # NaN and Infinity are not JSON: jsonb would refuse the query
+                raise ValueError(raw)
+            return number
         if kind == "boolean":
             lowered = raw.strip().lower()
             if lowered not in ("true", "false", "1", "0"):
@@ -49,6 +55,10 @@ def _value(text: str, kind: str, raw: str) -> Any:
 
 
 def parse(text: str, column: str = "json_ext") -> Q:
+    if not isinstance(text, str):
+        raise CustomFilterError(str(text), "expected a string field__lookup__type=value")
+    if not is_storable_text(text):
+        raise CustomFilterError(NOT_TEXT.sub("", text), NOT_TEXT_REASON)
     if "=" not in text:
         raise CustomFilterError(text, "expected field__lookup__type=value")
     left, raw = text.split("=", 1)
@@ -78,5 +88,7 @@ def parse(text: str, column: str = "json_ext") -> Q:
 def apply(queryset: Any, filters: Iterable[str] | None, column: str = "json_ext") -> Any:
     """Filter ``queryset`` by every custom filter (AND)."""
     for text in filters or []:
+        if text is None:
+            raise CustomFilterError("null", "a custom filter cannot be null")
         queryset = queryset.filter(parse(text.strip(), column))
     return queryset

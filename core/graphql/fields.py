@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
 
 import graphene
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
-from graphene.utils.str_converters import to_snake_case
+from graphene.utils.str_converters import to_camel_case, to_snake_case
 from graphene_django.filter import DjangoFilterConnectionField
 from graphql import GraphQLError
 
 from core.errors import ServiceError
 from core.graphql import custom_filters
+from core.graphql.inputs import check_arguments
 from core.graphql.permissions import check_permission, mark
 
 
@@ -28,6 +31,8 @@ def apply_order_by(queryset: QuerySet, terms: Iterable[str] | None, allowed: Ite
     allowed_set = set(allowed)
     ordering: list[str] = []
     for term in terms or []:
+        if not isinstance(term, str):
+            raise GraphQLError("orderBy takes field names; null is not one.", extensions={"code": "INVALID_ORDER_BY"})
         sign, path = _order_key(term)
         if path not in allowed_set:
             choices = ", ".join(sorted(allowed_set)) or "none"
@@ -81,7 +86,10 @@ class ProtectedConnectionField(DjangoFilterConnectionField):
         filtering = super().get_queryset_resolver()
 
         def resolve(connection: Any, iterable: Any, info: Any, args: dict[str, Any]) -> Any:
-            queryset = filtering(connection, iterable, info, args)
+            try:
+                queryset = filtering(connection, iterable, info, args)
+            except ValidationError as exc:
+                raise GraphQLError(_filter_errors(exc), extensions={"code": "INVALID_FILTER"}) from exc
             list_queryset = getattr(self.node_type, "list_queryset", None)
             if list_queryset is not None:
                 queryset = list_queryset(queryset, info)
@@ -104,9 +112,20 @@ class ProtectedConnectionField(DjangoFilterConnectionField):
 
         def guarded(root: Any, info: Any, **args: Any) -> Any:
             check_permission(info, permission)
+            checked_arguments(args)
             return inner(root, info, **args)
 
         return guarded
+
+
+def _filter_errors(exc: ValidationError) -> str:
+    """The filter form's errors as one sentence (graphene-django hands them over as JSON)."""
+    try:
+        fields = json.loads(exc.messages[0])
+        parts = [f"{to_camel_case(name)}: {' '.join(e['message'] for e in errors)}" for name, errors in fields.items()]
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError):
+        parts = list(exc.messages)
+    return "Invalid filter: " + "; ".join(parts)
 
 
 class ProtectedField(graphene.Field):
@@ -124,4 +143,13 @@ class ProtectedField(graphene.Field):
 
 def _guarded(inner: Callable[..., Any], permission: str, root: Any, info: Any, **args: Any) -> Any:
     check_permission(info, permission)
+    checked_arguments(args)
     return inner(root, info, **args)
+
+
+def checked_arguments(args: dict[str, Any]) -> None:
+    """Refuse, as a GraphQL error naming the argument, what the edge does not accept."""
+    try:
+        check_arguments(args)
+    except ServiceError as exc:
+        raise GraphQLError(exc.message, extensions={"code": exc.code, "field": exc.field}) from exc

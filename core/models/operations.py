@@ -29,9 +29,20 @@ class MutationLog(models.Model):
     request_date_time = models.DateTimeField(default=timezone.now)
     finished_date_time = models.DateTimeField(null=True, blank=True)
     affected_ids = models.JSONField(null=True, blank=True)
+    # The clientMutationId while it is the user's idempotency key: a replay finds this entry
+    # and answers its outcome. Cleared when the mutation did not complete (a crash, a
+    # timeout, a lost database), so sending it again runs it again.
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    result = models.JSONField(null=True, blank=True, help_text="the payload's objects, to answer a replay")
 
     class Meta:
         indexes = [models.Index(fields=["user", "-request_date_time"], name="core_mutlog_user")]
+        constraints = [
+            # Two requests with one key, even at the same moment, make one entry: the second
+            # insert waits for the first and then fails, and that request replays it.
+            models.UniqueConstraint(fields=["user", "idempotency_key"], name="core_mutlog_idempotency",
+                                    condition=models.Q(idempotency_key__isnull=False)),
+        ]
 
 
 class Job(models.Model):

@@ -74,7 +74,7 @@ from core.jobs import JobContext, dispatch_on_commit, ends_the_job, progress_db,
 from core.loader import module_config
 from core.models import Job, Upload
 from core.permissions import has_permission, require
-from core.uploads import get_upload
+from core.uploads import discard_file, discard_on_commit, get_upload
 from modules.individual.import_models import ImportBatch, ImportIssue, ImportRun
 from modules.individual.import_reader import STAGED_COLUMNS, RowChecker, open_rows
 from modules.individual.unique_keys import unique_keys
@@ -220,7 +220,7 @@ def _start(user: Any, upload: Upload, mode: str, allow_duplicate_file: bool) -> 
 
 
 def _waiting_run(job_id: Any) -> ImportRun:
-    run = (ImportRun.objects.select_for_update(of=("self",)).select_related("job", "job__created_by")
+    run = (ImportRun.objects.select_for_update(of=("self",)).select_related("job", "job__created_by", "upload")
            .filter(job_id=job_id).first())
     if run is None:
         raise NotFound("Import", job_id)
@@ -271,6 +271,7 @@ def reject_import(user: Any, job_id: Any, reason: str) -> Job:
                                              message=job.message)
         staging = Staging(job)
         transaction.on_commit(lambda: _drop(staging))
+        discard_on_commit(run.upload)
     return job
 
 
@@ -359,6 +360,7 @@ def _run(ctx: JobContext, run: ImportRun, staging: Staging) -> dict[str, Any]:
         except ServiceError:
             _set_phase(run, ImportRun.REFUSED)
             Job.objects.using(progress_db()).filter(pk=ctx.job.pk).update(stage="failed")
+            discard_file(run.upload)  # refused before anything was written: nothing reads it again
             raise
     if run.phase == ImportRun.VALIDATED and run.needs_approval:
         _set_phase(run, ImportRun.WAITING)
@@ -369,6 +371,7 @@ def _run(ctx: JobContext, run: ImportRun, staging: Staging) -> dict[str, Any]:
         _commit(ctx, run, staging)
     if run.phase == ImportRun.REFUSED:
         _drop(staging)  # the report lives on in the issues
+        discard_file(run.upload)
     return _outcome(ctx, run)
 
 

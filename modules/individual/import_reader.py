@@ -13,7 +13,9 @@ from __future__ import annotations
 import csv
 import datetime
 import json
+import os
 import re
+import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,6 +38,12 @@ MAX_NAME = 255
 MAX_HOUSEHOLD_CODE = 64
 OLDEST_DOB = datetime.date(1900, 1, 1)
 XLSX_MAGIC = b"PK\x03\x04"
+# An XLSX is a zip: what its directory declares is checked before anything is inflated, so
+# a small file that inflates to gigabytes (a zip bomb) is refused in milliseconds. Sheets
+# compress well, but not by hundreds: real workbooks stay far below these.
+XLSX_MAX_RATIO = int(os.environ.get("COREMIS_XLSX_MAX_RATIO", "100"))
+XLSX_MAX_UNCOMPRESSED = int(os.environ.get("COREMIS_XLSX_MAX_UNCOMPRESSED_MB", "1024")) * 1024 * 1024
+XLSX_MAX_ENTRIES = 10_000
 
 NULL = "\\N"
 _COPY_SPECIAL = re.compile(r"[\\\t\n\r]")
@@ -69,6 +77,9 @@ def open_rows(path: str | Path) -> Iterator[tuple[list[str], Rows, int | None]]:
     Rows come as ``(row number, cells)`` with the header as row 1, so the numbers are the
     ones a spreadsheet shows.
     """
+    if not os.path.exists(path):
+        raise ServiceError("FILE_GONE", "The uploaded file is no longer kept (its import was refused or "
+                           "rejected); upload it again.", "file")
     if is_xlsx(path):
         with _xlsx_rows(path) as opened:
             yield opened
@@ -77,12 +88,39 @@ def open_rows(path: str | Path) -> Iterator[tuple[list[str], Rows, int | None]]:
             yield opened
 
 
-def _count_lines(path: str | Path) -> int:
-    lines = 0
+def _scan(path: str | Path) -> tuple[int, bool]:
+    """Lines of a text file, and whether it holds a NUL character anywhere."""
+    lines, nul = 0, False
     with open(path, "rb") as stream:
         while block := stream.read(1 << 20):
             lines += block.count(b"\n")
-    return lines
+            nul = nul or b"\x00" in block
+    return lines, nul
+
+
+def check_zip_directory(path: str | Path) -> None:
+    """Refuse an archive whose directory says it inflates too much, before inflating any of
+    it (zipfile never reads more of an entry than the directory declares, so what is
+    declared is binding)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            entries = archive.infolist()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ServiceError("INVALID_XLSX", "The file cannot be read as an XLSX workbook (it is not a valid "
+                           "zip archive).", "file") from exc
+    if len(entries) > XLSX_MAX_ENTRIES:
+        raise ServiceError("XLSX_TOO_COMPLEX", f"The workbook holds {len(entries)} parts; a registry file "
+                           f"has far fewer than {XLSX_MAX_ENTRIES}.", "file")
+    inflated = sum(entry.file_size for entry in entries)
+    size = max(os.path.getsize(path), 1)
+    mib = 1024 * 1024
+    if inflated > XLSX_MAX_UNCOMPRESSED:
+        raise ServiceError("XLSX_TOO_LARGE", f"The workbook inflates to {inflated // mib} MiB, above the "
+                           f"{XLSX_MAX_UNCOMPRESSED // mib} MiB accepted; split it or save it as CSV.", "file")
+    if inflated > 16 * mib and inflated > XLSX_MAX_RATIO * size:
+        raise ServiceError("XLSX_BOMB", f"The workbook ({size // 1024} KiB) inflates {inflated // size} times, "
+                           f"to {inflated // mib} MiB; registry workbooks inflate far less (at most "
+                           f"{XLSX_MAX_RATIO} times). It was not read.", "file")
 
 
 @contextmanager
@@ -97,7 +135,31 @@ def _csv_rows(path: str | Path) -> Iterator[tuple[list[str], Rows, int | None]]:
         stream.seek(0)
         reader = csv.reader(stream, delimiter=delimiter)
         header = next(_csv_guarded(reader, 0), (0, []))[1]
-        yield header, _csv_guarded(reader, 1), max(0, _count_lines(path) - 1)
+        if "\x00" in "".join(header):
+            raise ServiceError("INVALID_CHARACTER", "The header contains a NUL character; the file is not "
+                               "plain text. Save it as 'CSV UTF-8' and upload it again.", "file")
+        rows = _csv_guarded(reader, 1)
+        lines, has_nul = _scan(path)
+        if has_nul:
+            # PostgreSQL text cannot hold a NUL: such a row is refused and the character removed
+            # from what is staged and reported. Clean files never pay for the check.
+            rows = _without_nul(rows)
+        yield header, rows, max(0, lines - 1)
+
+
+NUL_CELL = "\x00"
+
+
+def _without_nul(rows: Rows) -> Rows:
+    for number, cells in rows:
+        if any(NUL_CELL in cell for cell in cells):
+            yield number, [NUL_MARK, *(cell.replace(NUL_CELL, "") for cell in cells)]
+        else:
+            yield number, cells
+
+
+# First cell of a row that contained a NUL character (the checker refuses the row).
+NUL_MARK = "\x00nul"
 
 
 def _csv_guarded(reader: Any, start: int) -> Rows:
@@ -126,6 +188,7 @@ def _xlsx_rows(path: str | Path) -> Iterator[tuple[list[str], Rows, int | None]]
     import openpyxl
     from openpyxl.utils.exceptions import InvalidFileException
 
+    check_zip_directory(path)
     try:
         workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError) as exc:
@@ -282,6 +345,11 @@ class RowChecker:
             if not any(cells):
                 continue
             problems: list[tuple[str, str, str]] = []
+            if cells[0] == NUL_MARK:
+                cells = cells[1:]
+                problems.append(("", "INVALID_CHARACTER",
+                                 "The row contains a NUL character (the file is not plain text); it was removed "
+                                 "from what is reported. Fix the row and upload it again."))
             if len(cells) != padded_width:
                 if len(cells) > width and any(cells[width:]):
                     problems.append(("", "EXTRA_CELLS",

@@ -23,6 +23,14 @@ def coremis_permissions() -> list[PermissionSpec]:
 
 
 @hookimpl
+def coremis_upload_purposes() -> list[Any]:
+    from core.uploads import UploadPurpose
+
+    return [UploadPurpose("individual.import", permission="individual.import",
+                          description="A CSV or XLSX registry file for importIndividuals")]
+
+
+@hookimpl
 def coremis_graphql_query() -> type:
     from modules.individual.schema import Query
 

@@ -17,7 +17,7 @@ from core.errors import ServiceError
 from core.http import error_response, service_error_response
 from core.models import Job
 from core.permissions import has_permission
-from core.uploads import store_upload
+from core.uploads import receiving
 from modules.individual import bulk_import
 from modules.individual.export_views import export_urlpatterns
 
@@ -43,9 +43,10 @@ def import_view(request: HttpRequest) -> JsonResponse:
     if mode not in bulk_import.MODES:  # before the file is stored for nothing
         return error_response(400, "INVALID_MODE", "mode is all_or_nothing or valid_rows.", "mode")
     try:
-        with transaction.atomic():
-            upload = store_upload(file, file.name or "individuals.csv", "individual.import", user,
-                                  file.content_type or "")
+        # a refused start (a duplicate file, say) leaves no file behind
+        with (transaction.atomic(),
+              receiving(file, file.name or "individuals.csv", "individual.import", user,
+                        file.content_type or "") as upload):
             job = bulk_import.start_import(user, upload.pk, mode, _flag(request.GET.get("allowDuplicateFile")))
     except ServiceError as exc:
         return service_error_response(exc)

@@ -25,6 +25,7 @@ from core.jobs import JobContext
 from core.loader import module_config
 from core.models import Upload
 from core.permissions import require
+from core.uploads import discard_file
 from modules.location import services
 from modules.location.models import Location
 
@@ -226,6 +227,7 @@ def run_import(ctx: JobContext) -> dict[str, Any]:
         summary["state"] = "FAILED"
         summary["message"] = (f"{invalid:,} of {result.total:,} rows are invalid, so nothing was imported "
                               "(all or nothing); the job's errors list them.")
+        discard_file(upload)  # refused whole: nothing reads the file again
     else:
         summary["message"] = (f"Imported {result.created:,} new locations; {result.unchanged:,} were already "
                               "there" + (f"; {invalid:,} invalid rows left out (the job's errors list them)"

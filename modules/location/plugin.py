@@ -24,6 +24,14 @@ def coremis_permissions() -> list[PermissionSpec]:
 
 
 @hookimpl
+def coremis_upload_purposes() -> list[Any]:
+    from core.uploads import UploadPurpose
+
+    return [UploadPurpose("location.import", permission="location.import",
+                          description="A CSV of locations (code, name, type, parent_code) for importLocations")]
+
+
+@hookimpl
 def coremis_graphql_query() -> type:
     from modules.location.schema import Query
 

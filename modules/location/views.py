@@ -12,7 +12,7 @@ from django.views.decorators.http import require_POST
 from core.errors import ServiceError
 from core.http import error_response, service_error_response
 from core.jobs import start_job
-from core.uploads import store_upload
+from core.uploads import receiving
 
 
 @csrf_exempt
@@ -28,8 +28,9 @@ def import_view(request: HttpRequest) -> JsonResponse:
     if mode not in ("all_or_nothing", "valid_rows"):
         return error_response(400, "INVALID_MODE", "mode is all_or_nothing or valid_rows.", "mode")
     try:
-        with transaction.atomic():
-            upload = store_upload(file, file.name or "locations.csv", "location.import", user, file.content_type or "")
+        with (transaction.atomic(),
+              receiving(file, file.name or "locations.csv", "location.import", user,
+                        file.content_type or "") as upload):
             job = start_job("location.import", {"upload_id": str(upload.pk), "mode": mode}, user)
     except ServiceError as exc:
         return service_error_response(exc)

@@ -24,6 +24,7 @@ from django.db.models import Q
 
 from core.errors import FieldError, ServiceError, ValidationFailed
 from core.graphql import custom_filters
+from core.graphql.inputs import unstorable_path
 from modules.location.models import Location
 from modules.location.services import within_paths
 
@@ -65,7 +66,7 @@ class _Builder:
         return result if result is not None else Q()
 
     def prefix(self, on: Any, path: str) -> str | None:
-        if on in (None, "self"):
+        if on is None or on == "self":
             return ""
         if on == "head" and self.plan_type == "GROUP":
             return "head__"
@@ -83,8 +84,10 @@ class _Builder:
         if "location" in value:
             return self.location(value["location"], f"{path}.location", prefix)
         if "filter" in value:
+            if not isinstance(value["filter"], str):
+                return self.fail(f"{path}.filter", "expected a string field__lookup__type=value")
             try:
-                parsed = custom_filters.parse(str(value["filter"]), f"{prefix}json_ext")
+                parsed = custom_filters.parse(value["filter"], f"{prefix}json_ext")
             except ServiceError as exc:
                 return self.fail(f"{path}.filter", exc.message)
             return parsed
@@ -93,7 +96,7 @@ class _Builder:
         return self.fail(path, "needs one of location, filter, field")
 
     def location(self, ids: Any, path: str, prefix: str) -> Q:
-        if not isinstance(ids, list) or not ids:
+        if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
             return self.fail(path, "expected a non-empty list of location ids")
         try:
             paths = list(Location.objects.filter(pk__in=ids).values_list("path", flat=True))
@@ -106,25 +109,37 @@ class _Builder:
     def field(self, value: dict[str, Any], path: str, prefix: str) -> Q:
         fields = HEAD_FIELDS if prefix else BUILT_IN[self.plan_type]
         name, lookup, raw = value.get("field"), value.get("lookup", "exact"), value.get("value")
-        if name not in fields:
+        if not isinstance(name, str) or name not in fields:
             return self.fail(f"{path}.field", f"'{name}' is not one of {', '.join(fields)}")
-        if lookup not in LOOKUPS:
+        if not isinstance(lookup, str) or lookup not in LOOKUPS:
             return self.fail(f"{path}.lookup", f"'{lookup}' is not one of {', '.join(LOOKUPS)}")
+        if lookup == "in" and not isinstance(raw, list):
+            return self.fail(f"{path}.value", "'in' takes a list")
+        values = raw if lookup == "in" else [raw]
         if fields[name] == "date":
             try:
-                raw = [datetime.date.fromisoformat(v) for v in raw] if lookup == "in" else datetime.date.fromisoformat(str(raw))
+                dates = [datetime.date.fromisoformat(v) for v in values]
             except (TypeError, ValueError):
                 return self.fail(f"{path}.value", "expected an ISO date (YYYY-MM-DD)")
-        elif lookup == "in" and not isinstance(raw, list):
-            return self.fail(f"{path}.value", "'in' takes a list")
+            raw = dates if lookup == "in" else dates[0]
+        elif not all(isinstance(v, str) for v in values):
+            # a number, object or null compared with a text column is a database error, not
+            # a match; the criteria language takes the text it will compare
+            return self.fail(f"{path}.value", "expected text" if lookup != "in" else "expected a list of texts")
         return Q(**{f"{prefix}{name}__{lookup}": raw})
 
 
 def build(plan_type: str, criteria: Any) -> Q:
     """The SQL condition for ``criteria``; raises ValidationFailed listing every problem."""
-    if criteria in (None, {}, []):
+    if criteria is None or criteria == {} or criteria == []:
         return Q()
     builder = _Builder(plan_type)
+    unstorable = unstorable_path(criteria)
+    if unstorable is not None:
+        # Stored, such a value would break every later preview, enrollment and isEligible.
+        builder.fail(unstorable, "NaN, Infinity and characters that are not text (NUL, unpaired "
+                                 "surrogates) are not allowed")
+        raise ValidationFailed(builder.errors)
     condition = builder.node(criteria, "")
     if builder.errors:
         raise ValidationFailed(builder.errors)

@@ -63,8 +63,10 @@ def test_order_by_unknown_field_is_a_clear_error(gql, make_user, tree):
 
 def test_page_size_limit(gql, make_user, tree):
     result = gql(make_user(["location.search", "location.scope.national"])).execute(LIST, {"first": 1000})
-    assert result["data"]["locations"] is None
+    # refused while the request is validated, before anything runs
+    assert "data" not in result
     assert "exceeds the `first` limit of 100" in result["errors"][0]["message"]
+    assert result["errors"][0]["extensions"]["code"] == "PAGE_TOO_LARGE"
 
 
 def test_query_count_does_not_grow_with_page_size(gql, make_user, tree, many_collines):

@@ -1,0 +1,106 @@
+"""The request path's edge: every API request runs under a statement timeout, and no answer
+of ``/graphql`` or ``/api/...`` is an HTML page, whatever went wrong.
+
+Django turns an exception raised in a view or in a middleware into an HTML error page (the
+technical page under DEBUG) before an outer middleware sees it, so the exception is kept on
+the request when Django reports it (``got_request_exception``) and the error page is
+replaced here by a JSON answer: 503 when the database or Redis is not reachable, a typed
+error with a reference id (logged with its stack trace) otherwise. See :mod:`core.http`.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import BadRequest, PermissionDenied, SuspiciousOperation
+from django.core.signals import got_request_exception
+from django.db import connection
+from django.http import Http404, HttpRequest, HttpResponse
+
+from core.http import EdgeError, classify, error_response
+
+API_PREFIXES = ("/graphql", "/api/")
+EXCEPTION_ATTR = "coremis_exception"
+
+STATUS_CODES = {
+    400: "BAD_REQUEST", 401: "UNAUTHENTICATED", 403: "FORBIDDEN", 404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED", 413: "REQUEST_TOO_LARGE",
+}
+
+
+def is_api(request: HttpRequest) -> bool:
+    return request.path.startswith(API_PREFIXES)
+
+
+def _remember_exception(sender: Any, request: HttpRequest | None = None, **kwargs: Any) -> None:
+    # Sent from inside Django's ``except`` block: the exception is the one being handled.
+    if request is not None:
+        setattr(request, EXCEPTION_ATTR, sys.exc_info()[1])
+
+
+def json_error(request: HttpRequest, error: EdgeError) -> HttpResponse:
+    extra = {"reference": error.reference} if error.reference else {}
+    if request.path.startswith("/graphql"):
+        from core.graphql.schema import graphql_error_response
+
+        return graphql_error_response(error.status, error.code, error.message, **extra)
+    return error_response(error.status, error.code, error.message, **extra)
+
+
+class JsonErrorMiddleware:
+    """Replaces any non-JSON error answer of an API route by a JSON one."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        got_request_exception.connect(_remember_exception, dispatch_uid="coremis-json-errors")
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if response.status_code < 400 or not is_api(request):
+            return response
+        if response.get("Content-Type", "").startswith("application/json"):
+            return response
+        exc = getattr(request, EXCEPTION_ATTR, None)
+        if exc is not None:
+            return json_error(request, classify(exc, path=request.path))
+        status = response.status_code
+        code = STATUS_CODES.get(status, "INTERNAL" if status >= 500 else "BAD_REQUEST")
+        reason = getattr(response, "reason_phrase", "") or code.replace("_", " ").lower()
+        message = {
+            404: f"There is no {request.path} route.",
+            405: f"{request.path} does not accept {request.method}.",
+        }.get(status, f"{reason}.")
+        return json_error(request, EdgeError(status, code, message))
+
+    def process_exception(self, request: HttpRequest, exc: Exception) -> HttpResponse | None:
+        """A view's exception, answered before Django renders its page (and logged once)."""
+        if not is_api(request) or isinstance(exc, Http404 | PermissionDenied | SuspiciousOperation | BadRequest):
+            return None  # Django's own 4xx answers, made JSON on the way out
+        return json_error(request, classify(exc, path=request.path))
+
+
+class StatementTimeoutMiddleware:
+    """No statement of an API request runs longer than ``COREMIS_STATEMENT_TIMEOUT_MS``.
+
+    The setting is made on the request's connection as it starts (outside any transaction,
+    so a rollback cannot undo it); a statement past it is cancelled by PostgreSQL and the
+    request answers ``QUERY_TIMEOUT``. Background jobs run in workers and are not bound by
+    it. Opening the connection here is also what makes a request find out first thing that
+    the database is gone (503), instead of half-way through.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if is_api(request):
+            set_statement_timeout(settings.COREMIS["STATEMENT_TIMEOUT_MS"])
+        return self.get_response(request)
+
+
+def set_statement_timeout(milliseconds: int) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('statement_timeout', %s, false)", [f"{int(milliseconds)}ms"])
