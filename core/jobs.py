@@ -34,7 +34,6 @@ import os
 import socket
 import threading
 import traceback
-import uuid
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
