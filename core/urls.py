@@ -7,14 +7,14 @@ from django.urls import include, path
 from django.views.decorators.csrf import csrf_exempt
 
 from core.auth.operators import job_dashboard_urls
-from core.graphql.introspection import GraphQLView
+from core.graphql.schema import CoreGraphQLView
 from core.health import health
 from core.hooks import results_by_module
 from core.uploads import upload_view
 
 urlpatterns = [
-    path("graphql", csrf_exempt(GraphQLView.as_view(graphiql=True))),
-    path("graphql/", csrf_exempt(GraphQLView.as_view(graphiql=True))),
+    path("graphql", csrf_exempt(CoreGraphQLView.as_view(graphiql=True))),
+    path("graphql/", csrf_exempt(CoreGraphQLView.as_view(graphiql=True))),
     path("health", health),
     path("api/upload", upload_view),
     path("admin/", admin.site.urls),

@@ -34,6 +34,7 @@ from django.test import Client
 from graphql import (
     GraphQLEnumType,
     GraphQLInputObjectType,
+    GraphQLInterfaceType,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
@@ -210,6 +211,8 @@ def selection(type_: Any) -> str:
     named = get_named_type(type_)
     if is_leaf_type(named):
         return ""
+    if isinstance(named, GraphQLInterfaceType):  # node(id:): what every implementation has
+        return " { id __typename }"
     assert isinstance(named, GraphQLObjectType)
     fields = named.fields
     if "edges" in fields and "totalCount" in fields:

@@ -37,7 +37,7 @@ DEACTIVATE = """mutation($u: UUID!) { deactivateUser(input: {uuid: $u}) {
   errors { field code message } user { isActive } } }"""
 REACTIVATE = """mutation($u: UUID!) { reactivateUser(input: {uuid: $u}) {
   errors { field code message } user { isActive } } }"""
-CHANGE = """mutation($old: String!, $new: String!) { changePassword(input: {oldPassword: $old, newPassword: $new, clientMutationId: "pw-1"}) {
+CHANGE = """mutation($old: String!, $new: String!) { changePassword(input: {oldPassword: $old, newPassword: $new}) {
   errors { field code message } } }"""
 RESET = """mutation($u: UUID!, $p: String!) { resetUserPassword(input: {uuid: $u, newPassword: $p}) {
   errors { field code message } user { username isLocked } } }"""

@@ -11,12 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest
-from graphql import GraphQLError, specified_rules
+from graphql import GraphQLError
 from graphql.language import FieldNode
 from graphql.validation import ValidationRule
-
-from core.graphql.schema import CoreGraphQLView
 
 INTROSPECTION_ENTRY_FIELDS = frozenset({"__schema", "__type"})
 
@@ -41,12 +38,6 @@ class IntrospectionRefused(ValidationRule):
             ))
 
 
-class GraphQLView(CoreGraphQLView):
-    """The GraphQL endpoint: the core view plus the introspection policy for this caller."""
-
-    def execute_graphql_request(self, request: HttpRequest, data: Any, query: Any, variables: Any,
-                                operation_name: Any, show_graphiql: bool = False) -> Any:
-        if not introspection_allowed(getattr(request, "user", None)):
-            # A view instance serves one request, so the caller's rules do not leak to others.
-            self.validation_rules = (*(self.validation_rules or specified_rules), IntrospectionRefused)
-        return super().execute_graphql_request(request, data, query, variables, operation_name, show_graphiql)
+def introspection_rules(user: Any) -> tuple[type[ValidationRule], ...]:
+    """The validation rules this caller's requests get for introspection (none when allowed)."""
+    return () if introspection_allowed(user) else (IntrospectionRefused,)

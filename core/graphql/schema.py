@@ -27,6 +27,7 @@ from core.errors import ServiceError
 from core.graphql import core_schema
 from core.graphql.cost import CostLimits, cost_limit_validator
 from core.graphql.inputs import NOT_TEXT_REASON, TextLiteralRule, unstorable_path
+from core.graphql.introspection import introspection_rules
 from core.graphql.permissions import PUBLIC_FIELDS, declared_permission
 from core.http import classify
 from core.loader import ModuleConfigurationError
@@ -196,12 +197,13 @@ class CoreGraphQLView(GraphQLView):
                                      f"The variable ${where.lstrip('.')} {NOT_TEXT_REASON}; no field accepts it.")
         return query, variables, operation_name, None
 
-    def validation_rules_for(self, variables: dict[str, Any] | None) -> tuple[Any, ...]:
+    def validation_rules_for(self, request: HttpRequest, variables: dict[str, Any] | None) -> tuple[Any, ...]:
         config = settings.COREMIS
         limits = CostLimits(max_cost=config["GRAPHQL_MAX_COST"], connection_cost=config["GRAPHQL_CONNECTION_COST"],
                             max_page_size=config["MAX_PAGE_SIZE"])
         return (*specified_rules, depth_limit_validator(max_depth=config["GRAPHQL_MAX_DEPTH"]),
-                cost_limit_validator(variables, limits), TextLiteralRule)
+                cost_limit_validator(variables, limits), TextLiteralRule,
+                *introspection_rules(getattr(request, "user", None)))
 
     def execute_graphql_request(self, request: HttpRequest, data: Any, query: Any, variables: Any,
                                 operation_name: Any, show_graphiql: bool = False) -> ExecutionResult | None:
@@ -230,7 +232,7 @@ class CoreGraphQLView(GraphQLView):
                 return None
             raise RequestRefused(405, "METHOD_NOT_ALLOWED",
                                  f"A {operation.operation.value} must be sent with POST.")
-        errors = validate(schema, document, self.validation_rules_for(variables))
+        errors = validate(schema, document, self.validation_rules_for(request, variables))
         if errors:
             return ExecutionResult(data=None, errors=[_coded(e, "GRAPHQL_VALIDATION_FAILED") for e in errors])
         request.graphql_operation = operation.operation.value if operation else None  # type: ignore[attr-defined]
