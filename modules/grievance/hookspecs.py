@@ -73,13 +73,15 @@ def grievance_ticket_resolved(ticket_id: Any, comment_id: Any | None) -> None:
 
 
 @hookspec(firstresult=True)
-def grievance_beneficiaries(beneficiary_ids: list[Any]) -> dict[Any, BeneficiaryRef] | None:
-    """The named beneficiary rows that exist (individual or group ones), by id."""
+def grievance_beneficiaries(beneficiary_ids: list[Any]) -> dict[Any, dict[str, Any]] | None:
+    """The named beneficiary rows that exist (of INDIVIDUAL or GROUP plans), by id, each as
+    ``{individual_id, group_id, plan_code, status}`` (the fields of :class:`BeneficiaryRef`)."""
 
 
 @hookspec(firstresult=True)
-def grievance_payments(payment_ids: list[Any]) -> dict[Any, PaymentRef] | None:
-    """The named payments as they are now, by id."""
+def grievance_payments(payment_ids: list[Any]) -> dict[Any, dict[str, Any]] | None:
+    """The named payments as they are now, by id, each as ``{code, status, amount, currency,
+    individual_id, group_id, date_paid, provider_transaction_id, status_message, payroll}``."""
 
 
 @hookspec

@@ -83,3 +83,20 @@ def individual_list_filters() -> dict[str, Any]:
 
     return {"benefitPlanToEnroll": (
         UUID(description="only people not yet beneficiaries of this plan"), not_in_plan)}
+
+
+@hookimpl(optionalhook=True)  # grievance declares it; without grievance nobody asks
+def grievance_beneficiaries(beneficiary_ids: list[Any]) -> dict[Any, dict[str, Any]]:
+    """Who a beneficiary is, for grievance tickets that name one (a hook grievance declares)."""
+    from modules.social_protection.models import Beneficiary, GroupBeneficiary
+
+    found: dict[Any, dict[str, Any]] = {}
+    for row in Beneficiary.objects.filter(pk__in=beneficiary_ids).values("pk", "individual_id", "status",
+                                                                          "benefit_plan__code"):
+        found[row["pk"]] = {"individual_id": row["individual_id"], "group_id": None,
+                            "plan_code": row["benefit_plan__code"], "status": row["status"]}
+    for row in GroupBeneficiary.objects.filter(pk__in=beneficiary_ids).values("pk", "group_id", "status",
+                                                                               "benefit_plan__code"):
+        found[row["pk"]] = {"individual_id": None, "group_id": row["group_id"],
+                            "plan_code": row["benefit_plan__code"], "status": row["status"]}
+    return found

@@ -194,10 +194,9 @@ class TicketGQLType(CoreNode):
     def resolve_payment(ticket: Ticket, info: Any) -> Any:
         if ticket.payment_id is None:
             return None
-        from core.hooks import hook
+        from modules.grievance import links
 
-        found = hook().grievance_payments(payment_ids=[ticket.payment_id]) or {}
-        ref = found.get(ticket.payment_id)
+        ref = links.payments([ticket.payment_id]).get(ticket.payment_id)
         if ref is None:
             return None
         return PaymentStatusType(id=ref.payment_id, code=ref.code, status=ref.status, amount=ref.amount,

@@ -61,10 +61,9 @@ def check_create_comment(actor: Any, ticket_id: Any, comment: str, *, commenter_
         else:
             individual = named = person.pk
     elif kind == ReporterKind.BENEFICIARY:
-        from core.hooks import hook
+        from modules.grievance import links
 
-        found = (hook().grievance_beneficiaries(beneficiary_ids=[commenter_id]) or {}) if commenter_id else {}
-        ref = found.get(commenter_id)
+        ref = links.beneficiaries([commenter_id]).get(commenter_id) if commenter_id else None
         person = ref.individual_id if ref else None
         if person is None or not visible_individuals(actor, Individual.objects.filter(pk=person)).exists():
             errors.append(FieldError("commenterId", E.REPORTER_NOT_FOUND, "No such beneficiary is visible to you."))

@@ -15,7 +15,7 @@ from django.db import transaction
 
 from core.errors import FieldError, ValidationFailed
 from core.models import User
-from modules.grievance import clock, codes, notifications
+from modules.grievance import clock, codes, links, notifications
 from modules.grievance.configuration import Category, config
 from modules.grievance.errors import GrievanceErrorCode as E
 from modules.grievance.models import Contact, ReporterKind, Ticket, TicketStatus
@@ -81,16 +81,13 @@ class _Lookups:
                         pass
             return found
 
-        from core.hooks import hook
-
         self.actor = actor
         beneficiary_ids = ids("reporter_id", "beneficiary") | ids("beneficiary_id")
-        self.beneficiaries = (hook().grievance_beneficiaries(beneficiary_ids=list(beneficiary_ids)) or {}
-                              ) if beneficiary_ids else {}
-        self.beneficiaries_known = not beneficiary_ids or bool(hook().grievance_beneficiaries.get_hookimpls())
+        self.beneficiaries = links.beneficiaries(beneficiary_ids)
+        self.beneficiaries_known = not beneficiary_ids or links.beneficiaries_available()
         payment_ids = ids("payment_id")
-        self.payments = (hook().grievance_payments(payment_ids=list(payment_ids)) or {}) if payment_ids else {}
-        self.payments_known = not payment_ids or bool(hook().grievance_payments.get_hookimpls())
+        self.payments = links.payments(payment_ids)
+        self.payments_known = not payment_ids or links.payments_available()
         people = ids("reporter_id", "individual")
         people |= {ref.individual_id for ref in self.beneficiaries.values() if ref.individual_id}
         people |= {ref.individual_id for ref in self.payments.values()}

@@ -139,10 +139,10 @@ def check_reassign_task(actor: Any, task_id: Any, user_id: Any, reason: str = ""
 
 
 def _payment(ticket: Ticket) -> Any:
-    from core.hooks import hook
+    from modules.grievance import links
 
-    found = hook().grievance_payments(payment_ids=[ticket.payment_id]) if ticket.payment_id else None
-    if not found or ticket.payment_id not in found:
+    found = links.payments([ticket.payment_id]) if ticket.payment_id else {}
+    if ticket.payment_id not in found:
         raise ServiceError(E.PAYMENT_NOT_FOUND, "This step checks the ticket's payment; link the payment first.", "id")
     return found[ticket.payment_id]
 
