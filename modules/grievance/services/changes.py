@@ -124,7 +124,9 @@ def do_update_ticket(request: UpdateTicketRequest) -> Ticket:
         ticket.next_escalation_at, ticket.is_overdue = ticket.due_date, ticket.due_date <= now
         ticket.escalation_level = 0
         fields += ["resolution", "due_date", "next_escalation_at", "is_overdue", "escalation_level"]
-        router = Router(category.handler_roles if category else (), config().national_lead_role)
+        workflow = config().workflows.get(category.workflow) if category and category.workflow else None
+        router = Router([*(category.handler_roles if category else ()), *(s.role for s in workflow.steps)]
+                        if workflow else (category.handler_roles if category else ()), config().national_lead_role)
         if not reassigned and category is not None:
             route = router.route(category.handler_roles, ticket.location_id)
             ticket.attending_staff_id, ticket.assigned_location_id = route.user_id, route.location_id

@@ -260,7 +260,9 @@ def do_create_tickets(request: CreateTicketsRequest) -> list[Ticket]:
     cfg = config()
     now = clock.now()
     numbers = codes.allocate(len(request.tickets))
-    router = Router({role for t in request.tickets for role in t.category.handler_roles}, cfg.national_lead_role)
+    roles = {role for t in request.tickets for role in t.category.handler_roles}
+    roles |= {step.role for t in request.tickets if t.category.workflow for step in cfg.workflows[t.category.workflow].steps}
+    router = Router(roles, cfg.national_lead_role)
     actor_id = getattr(request.actor, "pk", None)
     tickets, contacts = [], []
     for new, code in zip(request.tickets, numbers, strict=True):
