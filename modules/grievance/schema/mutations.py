@@ -97,8 +97,6 @@ class UpdateTicketMutation(GrievanceMutation):
 
     @classmethod
     def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
-        for ignored in ("reporter_id", "reporter_type", "name_of_complainant", "date_submitted"):
-            data.pop(ignored, None)  # who complained does not change after the fact
         request = changes.check_update_ticket(user, data.pop("id"), version=data.pop("version", None), **data)
         return {"ticket": changes.do_update_ticket(request), "internal_id": _internal_id()}
 

@@ -17,6 +17,7 @@ from modules.grievance.errors import GrievanceErrorCode as E
 from modules.grievance.models import (
     OPEN_STATUSES,
     Comment,
+    Contact,
     TaskStatus,
     Ticket,
     TicketStatus,
@@ -99,8 +100,24 @@ def check_update_ticket(actor: Any, ticket_id: Any, *, version: int | None = Non
             changes["attending_staff_id"] = staff.pk
     if "json_ext" in given:
         changes["json_ext"] = common.json_ext_of(given["json_ext"], errors)
+    if "date_submitted" in given:
+        changes["date_submitted"] = common.incident_date(given["date_submitted"], errors, clock.now().date(),
+                                                         "dateSubmitted")
+    _same_reporter(ticket, given, errors)
     common.raise_if(errors)
     return UpdateTicketRequest(actor, ticket, changes, "category" in changes)
+
+
+def _same_reporter(ticket: Ticket, given: dict[str, Any], errors: list[FieldError]) -> None:
+    """The frontend sends the reporter back with every edit; who complained never changes."""
+    named = str(given.get("reporter_id") or "").strip()
+    kind = str(given.get("reporter_type") or "").strip().lower()
+    contact = Contact.objects.filter(ticket=ticket).first()
+    name = str(given.get("name_of_complainant") or "").strip()
+    if (named and named != str(ticket.reporter_id or "")) or (kind and kind != ticket.reporter_kind) or (
+            name and name != (contact.name if contact else "")):
+        errors.append(FieldError("reporterId", E.REPORTER_FIXED, f"Ticket {ticket.code} keeps the reporter it was "
+                                                                 "recorded with; record another ticket instead."))
 
 
 def _open_tasks(ticket: Ticket) -> bool:

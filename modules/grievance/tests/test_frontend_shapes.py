@@ -108,13 +108,16 @@ def test_comments_and_resolution_by_comment(gql: Any, admin_user: Any, make_tick
     assert reopened["ticket"]["status"] == "OPEN"
 
 
-def test_update_sends_the_status_unquoted(gql: Any, admin_user: Any, make_ticket: Any, places: Any,
-                                          grievance_mutate: Any) -> None:
-    ticket = make_ticket(places, location="H111")
+def test_update_sends_the_status_unquoted_and_the_reporter_back(gql: Any, admin_user: Any, make_ticket: Any,
+                                                                 places: Any, person: Any, grievance_mutate: Any) -> None:
+    ticket = make_ticket(places, location="H111", reporter_type="individual", reporter_id=person.pk)
     updated = grievance_mutate(gql(admin_user), "updateTicket", "ticket { status title }", f'''
         id: "{ticket.pk}" category: "paiement|non_recu" title: "Nouveau titre" status: IN_PROGRESS
-        priority: "High" channel: "sms" flags: "URGENT"''')
+        priority: "High" channel: "sms" flags: "URGENT" reporterId: "{person.pk}" reporterType: "individual"''')
     assert updated["errors"] == [] and updated["ticket"] == {"status": "IN_PROGRESS", "title": "Nouveau titre"}
+    other = grievance_mutate(gql(admin_user), "updateTicket", "ticket { status }", f'''
+        id: "{ticket.pk}" reporterId: "{admin_user.pk}" reporterType: "user"''')
+    assert [e["code"] for e in other["errors"]] == ["REPORTER_FIXED"]
 
 
 def test_show_history_lists_every_version(gql: Any, admin_user: Any, make_ticket: Any, places: Any,
