@@ -23,6 +23,7 @@ from modules.grievance import clock, notifications
 from modules.grievance.configuration import config, duration_hours
 from modules.grievance.models import OPEN_STATUSES, Ticket
 from modules.grievance.routing import Router
+from modules.location.models import Location
 
 CHUNK = 10000
 UPDATE = """
@@ -53,6 +54,8 @@ def escalate_overdue(now: datetime | None = None, *, job_id: Any = None) -> dict
             if not due:
                 break
             examined += len(due)
+            router.remember_paths(dict(Location.objects.filter(pk__in={row[3] for row in due if row[3]})
+                                       .values_list("pk", "path")))
             ids, staff, places, nexts, moves = [], [], [], [], []
             for ticket_id, code, category, place, due_date in due:
                 handler_roles = cfg.categories[category].handler_roles if category in cfg.categories else ()

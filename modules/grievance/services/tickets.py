@@ -263,6 +263,8 @@ def do_create_tickets(request: CreateTicketsRequest) -> list[Ticket]:
     roles = {role for t in request.tickets for role in t.category.handler_roles}
     roles |= {step.role for t in request.tickets if t.category.workflow for step in cfg.workflows[t.category.workflow].steps}
     router = Router(roles, cfg.national_lead_role)
+    router.remember_paths(dict(Location.objects.filter(pk__in={t.location_id for t in request.tickets if t.location_id})
+                               .values_list("pk", "path")))
     actor_id = getattr(request.actor, "pk", None)
     tickets, contacts = [], []
     for new, code in zip(request.tickets, numbers, strict=True):
