@@ -128,3 +128,28 @@ def log_reads(user: Any, tickets: Iterable[Any], path: str) -> int:
     if rows:
         AccessLog.objects.bulk_create(rows)
     return len(rows)
+
+
+def without_hidden_part(user: Any, queryset: QuerySet, part: str | None, ticket_path: str = "ticket") -> QuerySet:
+    """``queryset`` without the rows of tickets whose ``part`` (a field of ``TICKET_FIELDS``;
+    ``None``: anything beyond the restricted view) the reader may not see: a restricted reader
+    gets no comments, attachments or tasks unless their visible fields name them, and cannot
+    search restricted tickets by a field they are not shown."""
+    reader = viewer(user)
+    if reader.unrestricted:
+        return queryset
+    prefix = f"{ticket_path}__" if ticket_path else ""
+    cfg = config()
+
+    def blocked(rule: Any) -> bool:
+        if reader.roles & rule.read:
+            return False
+        return part is None or part not in rule.visible_fields
+
+    categories = [path for path, category in cfg.categories.items() if any(blocked(r) for r in category.access)]
+    flags = [code for code, flag in cfg.flags.items() if flag.access is not None and blocked(flag.access)]
+    if categories:
+        queryset = queryset.exclude(**{f"{prefix}category__in": categories})
+    if flags:
+        queryset = queryset.exclude(**{f"{prefix}flags__overlap": flags})
+    return queryset

@@ -73,6 +73,8 @@ class Ticket(CoreModel):
             models.Index(fields=["next_escalation_at"], name="grievance_ticket_escalation",
                          condition=Q(status__in=["RECEIVED", "OPEN", "IN_PROGRESS"], is_deleted=False)),
             models.Index(fields=["-date_created", "id"], name="grievance_ticket_created"),
+            # the frontend filters by status on every list, and counts what it filtered
+            models.Index(fields=["status"], name="grievance_ticket_status", condition=Q(is_deleted=False)),
             models.Index(fields=["attending_staff", "status"], name="grievance_ticket_staff"),
             models.Index(fields=["reporter_id"], name="grievance_ticket_reporter"),
             models.Index(fields=["location"], name="grievance_ticket_location"),

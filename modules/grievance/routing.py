@@ -56,6 +56,8 @@ class Router:
             Ticket.objects.filter(attending_staff__in=users, status__in=OPEN_STATUSES)
             .values("attending_staff").annotate(n=Count("id")))})
         self._paths: dict[Any, str] = {}
+        self._ancestors: dict[Any, list[uuid.UUID]] = {}
+        self._holders_of: dict[tuple[str, ...], set[Any]] = {}
 
     def path_of(self, location_id: Any) -> str:
         if location_id not in self._paths:
@@ -67,10 +69,20 @@ class Router:
         self._paths.update(paths)
 
     def _holders(self, roles: Iterable[str]) -> set[Any]:
-        found: set[Any] = set()
-        for role in roles:
-            found |= self.by_role.get(role, set())
+        key = tuple(roles)
+        found = self._holders_of.get(key)
+        if found is None:
+            found = set()
+            for role in key:
+                found |= self.by_role.get(role, set())
+            self._holders_of[key] = found
         return found
+
+    def _above(self, location_id: Any) -> list[uuid.UUID]:
+        places = self._ancestors.get(location_id)
+        if places is None:
+            places = self._ancestors[location_id] = ancestors(self.path_of(location_id))
+        return places
 
     def _pick(self, candidates: set[Any]) -> Any:
         chosen = min(candidates, key=lambda u: (self.load[u], str(u)))
@@ -81,7 +93,7 @@ class Router:
         """The handler of a new (or re-categorised) ticket."""
         holders = self._holders(roles)
         if location_id is not None:
-            for place in ancestors(self.path_of(location_id)):
+            for place in self._above(location_id):
                 here = holders & self.at.get(place, set())
                 if here:
                     return Assignment(self._pick(here), place)
@@ -94,7 +106,7 @@ class Router:
         national lead."""
         holders = self._holders(roles)
         if from_location_id is not None:
-            for place in ancestors(self.path_of(from_location_id))[1:]:
+            for place in self._above(from_location_id)[1:]:
                 here = holders & self.at.get(place, set())
                 if here:
                     return Assignment(self._pick(here), place)

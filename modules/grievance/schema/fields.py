@@ -18,9 +18,30 @@ from modules.grievance.models import Ticket
 from modules.grievance.schema.types import TicketStatusEnum
 from modules.location.services import descendants_of
 
+# which ticket field each filter searches: a restricted reader searching by a field they are
+# not shown finds no restricted ticket by it
+SEARCHED = {"code": "code", "title": "title", "priority": "priority", "category": "category", "flags": "flags",
+            "channel": "channel", "reporter_id": "reporter", "household_id": "reporter", "payment_id": "payment",
+            "attending_staff": "attendingStaff", "date_of_incident": "dateOfIncident", "due_date": "dueDate",
+            "date_created": "dateCreated", "is_overdue": "dueDate", "location": "location", "status": "status"}
+
+
+def _searched(args: dict[str, Any]) -> set[str]:
+    fields = set()
+    for name, value in args.items():
+        if value is None:
+            continue
+        base = name.split("__")[0]
+        if base in SEARCHED:
+            fields.add(SEARCHED[base])
+    return fields
+
 
 def _apply_extra(queryset: QuerySet, info: Any, args: dict[str, Any]) -> QuerySet:
-    for name, lookup in (("status__icontains", "status__icontains"), ("status", "status")):
+    for part in _searched(args):
+        queryset = access.without_hidden_part(info.context.user, queryset, part, ticket_path="")
+    # the enum's values contain no other, so "contains OPEN" is "is OPEN" (and an index can serve it)
+    for name, lookup in (("status__icontains", "status"), ("status", "status")):
         value = args.get(name)
         if value is not None:
             queryset = queryset.filter(**{lookup: getattr(value, "value", value)})

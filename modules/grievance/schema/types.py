@@ -282,20 +282,7 @@ class CommentGQLType(CoreNode):
 
 def visible_comments(user: Any, queryset: QuerySet) -> QuerySet:
     """Comments of tickets the reader sees in full, or with ``comments`` among their fields."""
-    reader = access.viewer(user)
-    queryset = access.visible_related(user, queryset)
-    if reader.unrestricted:
-        return queryset
-    closed = [path for path in config().categories if access.level_of(reader, path, [])[0] == access.RESTRICTED
-              and "comments" not in access.level_of(reader, path, [])[1]]
-    restricted_flags = [code for code, flag in config().flags.items()
-                        if flag.access and not reader.roles & flag.access.read
-                        and "comments" not in flag.access.visible_fields]
-    if closed:
-        queryset = queryset.exclude(ticket__category__in=closed)
-    if restricted_flags:
-        queryset = queryset.exclude(ticket__flags__overlap=restricted_flags)
-    return queryset
+    return access.without_hidden_part(user, access.visible_related(user, queryset), "comments")
 
 
 class AttachmentGQLType(CoreNode):
@@ -313,12 +300,8 @@ class AttachmentGQLType(CoreNode):
     @classmethod
     def list_queryset(cls, queryset: QuerySet, info: Any) -> QuerySet:
         user = info.context.user
-        reader = access.viewer(user)
-        queryset = access.visible_related(user, queryset.select_related("ticket"))
-        if reader.unrestricted:
-            return queryset
-        keep = [p for p in config().categories if "attachments" in access.level_of(reader, p, [])[1]]
-        return queryset.filter(ticket__category__in=keep) if keep != list(config().categories) else queryset
+        return access.without_hidden_part(user, access.visible_related(user, queryset.select_related("ticket")),
+                                          "attachments")
 
     def resolve_url(self, info: Any) -> str:
         return f"/api/grievance/attachment/{self.pk}/download"
@@ -343,9 +326,5 @@ class TicketTaskGQLType(CoreNode):
     @classmethod
     def list_queryset(cls, queryset: QuerySet, info: Any) -> QuerySet:
         user = info.context.user
-        reader = access.viewer(user)
-        queryset = access.visible_related(user, queryset.select_related("ticket", "assignee"))
-        if reader.unrestricted:
-            return queryset
-        full = [p for p in config().categories if access.level_of(reader, p, [])[0] == access.FULL]
-        return queryset.filter(ticket__category__in=full)
+        return access.without_hidden_part(user, access.visible_related(user, queryset.select_related(
+            "ticket", "assignee")), None)

@@ -34,6 +34,7 @@ UPDATE grievance_ticket t SET
     next_escalation_at = v.next, is_overdue = true, version = t.version + 1, date_updated = %s
 FROM unnest(%s::uuid[], %s::uuid[], %s::uuid[], %s::timestamptz[]) AS v(id, staff, place, next)
 WHERE t.id = v.id
+RETURNING t.id, t.escalation_level
 """
 
 
@@ -70,8 +71,7 @@ def escalate_overdue(now: datetime | None = None, *, job_id: Any = None) -> dict
                                   "location_id": step.location_id, "due_date": due_date})
             with connection.cursor() as cursor:
                 cursor.execute(UPDATE, [now, ids, staff, places, nexts])
-            levels = dict(Ticket.objects.filter(pk__in=[m["ticket_id"] for m in moves])
-                          .values_list("pk", "escalation_level"))
+                levels = dict(cursor.fetchall())
             for move in moves:
                 move["level"] = levels.get(move["ticket_id"])
             _announce(moves)

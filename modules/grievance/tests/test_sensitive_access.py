@@ -116,3 +116,11 @@ def test_exports_hold_only_what_the_exporter_may_read(staff: Any, cases: Any, se
     assert rows[supervisor][cases["gbv"].code]["title"] == "[Restricted]"
     assert rows[supervisor][cases["plain"].code]["title"] == "Paiement en retard"
     assert AccessLog.objects.filter(user=supervisor, path="export").count() == 2
+
+
+def test_a_restricted_reader_cannot_search_by_what_they_are_not_shown(gql: Any, staff: Any, cases: Any) -> None:
+    client = gql(staff(SUPERVISOR, at="P1"))
+    by_title = client.ok('{ tickets(title_Icontains: "Violence") { totalCount } }')["tickets"]["totalCount"]
+    by_status = client.ok("{ tickets(status_Icontains: RECEIVED) { edges { node { code } } } }")
+    assert by_title == 0
+    assert cases["gbv"].code in codes(by_status)
