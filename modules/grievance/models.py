@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
-from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 from django.db.models import Q
 
@@ -76,9 +75,9 @@ class Ticket(CoreModel):
             # the frontend filters by status on every list, and counts what it filtered
             models.Index(fields=["status"], name="grievance_ticket_status", condition=Q(is_deleted=False)),
             models.Index(fields=["attending_staff", "status"], name="grievance_ticket_staff"),
-            models.Index(fields=["reporter_id"], name="grievance_ticket_reporter"),
+            # anonymous complaints (many) have no reporter to look up
+            models.Index(fields=["reporter_id"], name="grievance_ticket_reporter", condition=Q(reporter_id__isnull=False)),
             models.Index(fields=["location"], name="grievance_ticket_location"),
-            GinIndex(fields=["flags"], name="grievance_ticket_flags"),
         ]
 
     def __str__(self) -> str:

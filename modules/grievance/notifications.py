@@ -47,10 +47,15 @@ def address_of(channel: str, user: Any) -> str | None:
 
 def queue(event: str, recipients: Iterable[Any], subject: str, body: str, ticket_ids: Iterable[Any] = ()) -> int:
     """Write one outbox row per recipient and configured channel; delivery starts on commit."""
-    now = clock.now()
     ids = list(ticket_ids)
+    return queue_many([(event, user, subject, body, ids) for user in recipients])
+
+
+def queue_many(messages: Iterable[tuple[str, Any, str, str, list[Any]]]) -> int:
+    """:func:`queue` for many ``(event, recipient, subject, body, ticket ids)`` at once (one insert)."""
+    now = clock.now()
     rows = []
-    for user in recipients:
+    for event, user, subject, body, ids in messages:
         if user is None:
             continue
         for channel in config().notification_channels:
@@ -58,11 +63,11 @@ def queue(event: str, recipients: Iterable[Any], subject: str, body: str, ticket
             failed = address is None
             rows.append(Notification(
                 event=event, channel=channel, recipient_id=user.pk, address=address or "", subject=subject[:255],
-                body=body, ticket_ids=ids, created_at=now, next_attempt_at=now,
+                body=body, ticket_ids=list(ids), created_at=now, next_attempt_at=now,
                 status=NotificationStatus.FAILED if failed else NotificationStatus.PENDING,
                 last_error=f"{user} has no address for {channel}" if failed else ""))
     if rows:
-        Notification.objects.bulk_create(rows)
+        Notification.objects.bulk_create(rows, batch_size=1000)
         if any(r.status == NotificationStatus.PENDING for r in rows):
             _deliver_after_commit()
     return len(rows)

@@ -110,6 +110,22 @@ class TicketVersions:
         return iter(tickets)
 
 
+def _prefetch_links(tickets: list[Ticket]) -> None:
+    """What a page's tickets point to, read once for the page (not once per ticket): their
+    resolution comments and the payments they are about."""
+    from modules.grievance import links
+    from modules.grievance.models import Comment
+
+    resolution: dict[Any, list[str]] = {t.pk: [] for t in tickets}
+    for ticket_id, comment_id in Comment.objects.filter(ticket_id__in=list(resolution), is_resolution=True
+                                                        ).values_list("ticket_id", "pk"):
+        resolution[ticket_id].append(str(comment_id))
+    payments = links.payments({t.payment_id for t in tickets if t.payment_id})
+    for ticket in tickets:
+        ticket._resolution_comment_ids = resolution.get(ticket.pk, [])
+        ticket._payment_ref = payments.get(ticket.payment_id) if ticket.payment_id else None
+
+
 class TicketConnectionField(ProtectedConnectionField):
     def __init__(self, _type: Any, **kwargs: Any) -> None:
         kwargs.update(
@@ -142,6 +158,7 @@ class TicketConnectionField(ProtectedConnectionField):
             connection = resolve(root, info, **args)
             nodes = [edge.node for edge in connection.edges]
             detail = args.get("id") is not None
+            _prefetch_links(nodes)
             for node in nodes:
                 node._grievance_detail = detail
             access.log_reads(info.context.user, nodes, "detail" if detail else

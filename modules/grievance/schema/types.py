@@ -148,7 +148,8 @@ class TicketGQLType(CoreNode):
 
     @classmethod
     def list_queryset(cls, queryset: QuerySet, info: Any) -> QuerySet:
-        queryset = queryset.select_related("reporter_individual", "reporter_user", "attending_staff", "location")
+        queryset = queryset.select_related("reporter_individual", "reporter_user", "attending_staff", "location",
+                                           "contact")
         return access.visible_tickets(info.context.user, queryset)
 
     @classmethod
@@ -187,7 +188,7 @@ class TicketGQLType(CoreNode):
     resolve_household_id = shown("reporter")(lambda t, i: t.household_id)
     resolve_beneficiary_id = shown("reporter")(lambda t, i: t.beneficiary_id)
     resolve_json_ext = shown("jsonExt")(lambda t, i: _json_ext(t))
-    resolve_contact = shown("contact")(lambda t, i: getattr(t, "contact", None))
+    resolve_contact = shown("contact")(lambda t, i: _contact(t))
 
     @staticmethod
     @shown("payment")
@@ -196,7 +197,7 @@ class TicketGQLType(CoreNode):
             return None
         from modules.grievance import links
 
-        ref = links.payments([ticket.payment_id]).get(ticket.payment_id)
+        ref = getattr(ticket, "_payment_ref", None) or links.payments([ticket.payment_id]).get(ticket.payment_id)
         if ref is None:
             return None
         return PaymentStatusType(id=ref.payment_id, code=ref.code, status=ref.status, amount=ref.amount,
@@ -221,6 +222,15 @@ class TicketGQLType(CoreNode):
         if seen(ticket, info)[0] != access.FULL or getattr(ticket, "_is_history", False):
             return []
         return list(ticket.tasks.select_related("assignee").order_by("workflow", "position"))
+
+
+def _contact(ticket: Ticket) -> Any:
+    from django.core.exceptions import ObjectDoesNotExist
+
+    try:
+        return ticket.contact
+    except ObjectDoesNotExist:
+        return None
 
 
 def _json_ext(ticket: Ticket) -> dict[str, Any]:

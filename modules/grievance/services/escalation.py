@@ -89,12 +89,13 @@ def _announce(moves: list[dict[str, Any]]) -> None:
     for move in moves:
         by_user[move["attending_staff_id"]].append(move)
     users = {u.pk: u for u in User.objects.filter(pk__in=list(by_user))}
+    messages = []
     for user_id, mine in by_user.items():
         codes = ", ".join(m["code"] for m in mine[:20]) + (f" and {len(mine) - 20} more" if len(mine) > 20 else "")
         subject = (f"Grievance {mine[0]['code']} is overdue and escalated to you" if len(mine) == 1
                    else f"{len(mine)} overdue grievance tickets escalated to you")
-        notifications.queue("escalated", [users.get(user_id)], subject, f"{subject}: {codes}.",
-                            [m["ticket_id"] for m in mine])
+        messages.append(("escalated", users.get(user_id), subject, f"{subject}: {codes}.", [m["ticket_id"] for m in mine]))
+    notifications.queue_many(messages)
 
 
 def _escalated(events: list[dict[str, Any]]) -> None:

@@ -316,13 +316,15 @@ def announce_assignments(tickets: Iterable[Ticket], event: str) -> None:
     if not by_staff:
         return
     users = {u.pk: u for u in User.objects.filter(pk__in=list(by_staff))}
+    messages = []
     for user_id, mine in by_staff.items():
         listed = ", ".join(t.code for t in mine[:20]) + (f" and {len(mine) - 20} more" if len(mine) > 20 else "")
         verb = "escalated to you" if event == "escalated" else "assigned to you"
         subject = f"{len(mine)} grievance ticket(s) {verb}" if len(mine) > 1 else f"Grievance {mine[0].code} {verb}"
         body = f"{subject}: {listed}.\nDue: " + ", ".join(
             f"{t.code} {t.due_date:%Y-%m-%d %H:%M}" for t in mine[:20] if t.due_date)
-        notifications.queue(event, [users[user_id]], subject, body, [t.pk for t in mine])
+        messages.append((event, users[user_id], subject, body, [t.pk for t in mine]))
+    notifications.queue_many(messages)
 
 
 def create_ticket(actor: Any, **data: Any) -> Ticket:
