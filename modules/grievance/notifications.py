@@ -14,7 +14,7 @@ from datetime import timedelta
 from functools import cache
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 
 from modules.grievance import clock
 from modules.grievance.adaptors.email import Undeliverable
@@ -74,21 +74,15 @@ def queue_many(messages: Iterable[tuple[str, Any, str, str, list[Any]]]) -> int:
 
 
 def _deliver_after_commit() -> None:
-    # one delivery job per transaction, however many notifications it queued
-    marker = "_grievance_delivery_queued"
-    if getattr(connection, marker, False):
-        return
-    setattr(connection, marker, True)
+    """Start a delivery once the rows are committed (a rolled-back change sends nothing);
+    deliveries started twice are harmless, each takes its rows ``FOR UPDATE SKIP LOCKED``."""
 
     def start() -> None:
-        setattr(connection, marker, False)
         from core.jobs import start_job
 
         start_job("grievance.deliver", {}, None)
 
     transaction.on_commit(start, robust=True)
-    if not connection.in_atomic_block:
-        setattr(connection, marker, False)
 
 
 def deliver_due(limit: int | None = None) -> dict[str, int]:
