@@ -16,6 +16,7 @@ import graphene
 from django.db.models import QuerySet
 
 from core.graphql.core_schema import UserType  # noqa: F401 - resolves userCreated / attendingStaff
+from core.graphql.scalars import UUID
 from core.graphql.types import CoreNode, CountableConnection
 from modules.grievance import access
 from modules.grievance.configuration import PRIORITIES, config
@@ -88,7 +89,7 @@ def reporter_json(kind: str, named: Any, individual: Any, user: Any) -> str | No
 class PaymentStatusType(graphene.ObjectType):
     """The linked payment as it is now, read through the payroll module when it is enabled."""
 
-    id = graphene.UUID(required=True)
+    id = UUID(required=True)
     code = graphene.String(required=True)
     status = graphene.String(required=True)
     amount = graphene.Int(required=True, description="minor units")
@@ -136,8 +137,8 @@ class TicketGQLType(CoreNode):
     reporter_dob = graphene.String()
     attending_staff = graphene.Field("core.graphql.core_schema.UserType")
     location = graphene.Field("modules.location.schema.LocationGQLType")
-    household_id = graphene.UUID()
-    beneficiary_id = graphene.UUID()
+    household_id = UUID()
+    beneficiary_id = UUID()
     payment = graphene.Field(PaymentStatusType)
     contact = graphene.Field(ContactType, description="how to reach an anonymous reporter")
     json_ext = graphene.JSONString()
