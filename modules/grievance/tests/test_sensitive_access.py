@@ -124,3 +124,31 @@ def test_a_restricted_reader_cannot_search_by_what_they_are_not_shown(gql: Any, 
     by_status = client.ok("{ tickets(status_Icontains: RECEIVED) { edges { node { code } } } }")
     assert by_title == 0
     assert cases["gbv"].code in codes(by_status)
+
+
+def test_an_officer_may_record_a_case_they_may_not_read_afterwards(gql: Any, staff: Any, places: Any,
+                                                                    grievance_mutate: Any) -> None:
+    client = gql(staff(OFFICER, at="H111"))
+    made = grievance_mutate(client, "createTicket", "ticket { code title }",
+                            'title: "Violence" category: "vbg" channel: "in_person" nameOfComplainant: "Anonyme"')
+    assert made["errors"] == [] and made["ticket"]["code"].startswith("GRV-")
+    assert made["ticket"]["title"] == "[Restricted]"  # the intake officer gets the code to give back, no more
+    assert client.ok("{ tickets { totalCount } }")["tickets"]["totalCount"] == 0
+
+
+def test_an_export_is_downloaded_by_its_maker_only(client: Any, staff: Any, cases: Any, settings: Any,
+                                                   tmp_path: Any) -> None:
+    from core.auth.tokens import issue
+    from core.jobs import run_job
+    from modules.grievance.services.exports import check_export_tickets, do_export_tickets
+
+    settings.MEDIA_ROOT = str(tmp_path)
+    maker, other = staff(GBV, at="H111"), staff(GBV, at="H111")
+    job = do_export_tickets(check_export_tickets(maker))
+    url = f"/api/grievance/export/{job.pk}/download"
+    early = client.get(url, HTTP_AUTHORIZATION=f"Bearer {issue(maker).token}")
+    assert early.status_code == 404 and early.json()["error"]["code"] == "NOT_READY"
+    run_job(str(job.pk))
+    mine = client.get(url, HTTP_AUTHORIZATION=f"Bearer {issue(maker).token}")
+    assert mine.status_code == 200 and cases["gbv"].code in b"".join(mine.streaming_content).decode()
+    assert client.get(url, HTTP_AUTHORIZATION=f"Bearer {issue(other).token}").status_code == 404
