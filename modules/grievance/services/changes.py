@@ -26,6 +26,7 @@ from modules.grievance.models import (
 from modules.grievance.permissions import TICKET_DELETE, TICKET_RESOLVE, TICKET_UPDATE
 from modules.grievance.routing import Router
 from modules.grievance.services import common
+from modules.location.models import Location
 
 # Where a status may go by an edit; RESOLVED and CLOSED come back only through reopenTicket.
 TRANSITIONS = {
@@ -94,8 +95,12 @@ def check_update_ticket(actor: Any, ticket_id: Any, *, version: int | None = Non
                              category if "category" in changes else config().categories.get(ticket.category), errors)
     if "attending_staff_id" in given:
         staff = User.objects.filter(pk=given["attending_staff_id"], is_active=True).first()
+        path = Location.objects.filter(pk=ticket.location_id).values_list("path", flat=True).first()
+        problem = common.staff_problem(staff, path) if staff is not None else None
         if staff is None:
             errors.append(FieldError("attendingStaffId", E.STAFF_NOT_FOUND, "No such active user."))
+        elif problem:
+            errors.append(FieldError("attendingStaffId", E.OUT_OF_SCOPE, problem))
         else:
             changes["attending_staff_id"] = staff.pk
     if "json_ext" in given:

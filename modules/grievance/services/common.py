@@ -175,3 +175,16 @@ def status_of(raw: Any, errors: list[FieldError], allowed: tuple[str, ...]) -> s
                                  f"'{str(raw)[:30]}' is not a status this allows; use one of {', '.join(allowed)}."))
         return None
     return value
+
+
+def staff_problem(staff: Any, location_path: str | None) -> str | None:
+    """Why ``staff`` cannot attend a ticket at ``location_path`` (``None``: they can): they must
+    see it, so their location scope must cover the place (a ticket with no place: national)."""
+    from modules.location.services import scope_paths
+
+    paths = scope_paths(staff)
+    if paths is None:
+        return None
+    if location_path is None or not any(location_path.startswith(p) for p in paths):
+        return f"{staff.username} is not scoped to the ticket's location and could not see it."
+    return None

@@ -103,9 +103,18 @@ class _Lookups:
         self.users = {u.pk: u for u in User.objects.filter(pk__in=users, is_active=True)}
         self.locations = {loc.pk: loc for loc in Location.objects.filter(pk__in=ids("location_id"))}
         paths = scope_paths(actor)
+        self._paths = {loc.pk: loc.path for loc in self.locations.values()}
         self.own_location = None
         if paths is not None and len(paths) == 1:
             self.own_location = Location.objects.filter(path=paths[0]).values_list("pk", flat=True).first()
+
+
+    def path_of(self, location_id: Any) -> str | None:
+        if location_id is None:
+            return None
+        if location_id not in self._paths:
+            self._paths[location_id] = Location.objects.filter(pk=location_id).values_list("path", flat=True).first()
+        return self._paths[location_id]
 
 
 def _uuid(raw: Any) -> uuid.UUID | None:
@@ -220,6 +229,10 @@ def _one(item: dict[str, Any], found: _Lookups, today: datetime.date) -> tuple[N
         if staff not in found.users:
             errors.append(FieldError("attendingStaffId", E.STAFF_NOT_FOUND, "No such active user."))
     location = _location(item, found, person, household, errors)
+    if staff in found.users and not errors:
+        problem = common.staff_problem(found.users[staff], found.path_of(location))
+        if problem:
+            errors.append(FieldError("attendingStaffId", E.OUT_OF_SCOPE, problem))
     json_ext = common.json_ext_of(item.get("json_ext"), errors)
     contact = {k: common.text(item.get(f"contact_{k}") if k != "name" else item.get("name_of_complainant"),
                               f"contact.{k}", errors) for k in ("name", "phone", "email", "address")}

@@ -76,3 +76,16 @@ def test_every_raised_code_is_declared() -> None:
                 if not (isinstance(code, ast.Attribute) and (getattr(code.value, "id", "") == "E" or code.attr == "code")):
                     offenders.append(f"{path.name}:{node.lineno}")
     assert offenders == []
+
+
+def test_the_attending_staff_must_be_able_to_see_the_ticket(gql: Any, admin_user: Any, staff: Any, places: Any,
+                                                            grievance_mutate: Any, make_ticket: Any) -> None:
+    elsewhere = staff("Grievance officer", at="H211")
+    result = grievance_mutate(gql(admin_user), "createTicket", "ticket { id }",
+                              f'title: "t" category: "autre" locationId: "{places["H111"].pk}" '
+                              f'attendingStaffId: "{elsewhere.pk}"')
+    assert [(e["code"], e["field"]) for e in result["errors"]] == [("OUT_OF_SCOPE", "attendingStaffId")]
+    ticket = make_ticket(places, category="autre", location="H111")
+    moved = grievance_mutate(gql(admin_user), "updateTicket", "ticket { id }",
+                             f'id: "{ticket.pk}" attendingStaffId: "{elsewhere.pk}"')
+    assert [e["code"] for e in moved["errors"]] == ["OUT_OF_SCOPE"]
