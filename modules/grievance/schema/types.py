@@ -114,8 +114,9 @@ class TicketGQLType(CoreNode):
         filterset_class = TicketFilter
         interfaces = (graphene.relay.Node,)
         connection_class = CountableConnection
-        fields = ("id", "version", "date_created", "date_updated", "is_deleted", "escalation_level", "is_overdue")
+        fields = ("id", "version", "date_updated", "is_deleted", "escalation_level", "is_overdue")
 
+    date_created = graphene.DateTime()
     code = graphene.String()
     title = graphene.String()
     description = graphene.String()
@@ -161,6 +162,7 @@ class TicketGQLType(CoreNode):
             access.log_reads(info.context.user, [ticket], "node")
         return ticket
 
+    resolve_date_created = shown("dateCreated")(lambda t, i: t.date_created)
     resolve_code = shown("code", True)(lambda t, i: t.code)
     resolve_title = shown("title", True)(lambda t, i: t.title)
     resolve_description = shown("description", True)(lambda t, i: t.description)
