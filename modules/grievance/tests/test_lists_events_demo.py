@@ -94,3 +94,30 @@ def test_health_names_the_roles_missing(db: Any) -> None:
     for name in config().roles:
         Role.objects.create(name=name, permissions=[])
     assert check_roles()[0]
+
+
+def test_a_beneficiary_reporter_is_read_through_social_protection(gql: Any, admin_user: Any, places: Any,
+                                                                  grievance_mutate: Any) -> None:
+    import datetime
+
+    from modules.individual import services as registry
+    from modules.social_protection.models import BenefitPlan, GroupBeneficiary
+
+    group = registry.create_group(admin_user, code="HH-9", location_id=places["H112"].pk)
+    head = registry.create_individual(admin_user, first_name="Pascal", last_name="Hakizimana",
+                                      dob=datetime.date(1975, 3, 3), location_id=places["H112"].pk)
+    registry.add_member(admin_user, group_id=group.pk, individual_id=head.pk, role="HEAD", recipient_type="PRIMARY")
+    plan = BenefitPlan.objects.create(code="CT9", name="Transferts", type="GROUP", date_valid_from=datetime.date(2026, 1, 1),
+                                      date_valid_to=datetime.date(2027, 1, 1))
+    beneficiary = GroupBeneficiary.objects.create(benefit_plan=plan, group=group, status="ACTIVE")
+    client = gql(admin_user)
+    made = grievance_mutate(client, "createTicket", "ticket { reporterTypeName reporterFirstName location { code } }",
+                            f'title: "t" category: "autre" reporterType: "beneficiary" reporterId: "{beneficiary.pk}"')
+    assert made["errors"] == []
+    assert made["ticket"] == {"reporterTypeName": "beneficiary", "reporterFirstName": "Pascal",
+                              "location": {"code": "H112"}}
+    from modules.grievance.models import Ticket
+
+    ticket = Ticket.objects.get()
+    assert (ticket.household_id, ticket.beneficiary_id, ticket.reporter_individual_id) == (group.pk, beneficiary.pk,
+                                                                                            head.pk)

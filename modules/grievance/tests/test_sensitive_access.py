@@ -152,3 +152,15 @@ def test_an_export_is_downloaded_by_its_maker_only(client: Any, staff: Any, case
     mine = client.get(url, HTTP_AUTHORIZATION=f"Bearer {issue(maker).token}")
     assert mine.status_code == 200 and cases["gbv"].code in b"".join(mine.streaming_content).decode()
     assert client.get(url, HTTP_AUTHORIZATION=f"Bearer {issue(other).token}").status_code == 404
+
+
+def test_the_access_log_is_readable_by_who_may_read_it(gql: Any, staff: Any, cases: Any, make_user: Any) -> None:
+    worker = staff(GBV, at="H111")
+    gql(worker).ok(LIST)
+    auditor = staff(GBV, codes=["grievance.ticket.search", "grievance.access_log.view"])
+    log = gql(auditor).ok("{ ticketAccessLog(first: 10) { totalCount edges { node { path level user { username } "
+                          "ticket { code } } } } }")["ticketAccessLog"]
+    assert log["totalCount"] == 2
+    assert {e["node"]["user"]["username"] for e in log["edges"]} == {worker.username}
+    refused = gql(make_user(["grievance.ticket.search"])).execute("{ ticketAccessLog { totalCount } }")
+    assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
