@@ -121,6 +121,12 @@ def _prefetch_links(tickets: list[Ticket]) -> None:
                                                         ).values_list("ticket_id", "pk"):
         resolution[ticket_id].append(str(comment_id))
     payments = links.payments({t.payment_id for t in tickets if t.payment_id})
+    from django.db.models import Prefetch, prefetch_related_objects
+
+    from modules.grievance.models import TicketTask
+
+    prefetch_related_objects([t for t in tickets if not getattr(t, "_is_history", False)],
+                             Prefetch("tasks", queryset=TicketTask.objects.select_related("assignee")))
     for ticket in tickets:
         ticket._resolution_comment_ids = resolution.get(ticket.pk, [])
         ticket._payment_ref = payments.get(ticket.payment_id) if ticket.payment_id else None

@@ -224,7 +224,7 @@ class TicketGQLType(CoreNode):
     def resolve_tasks(ticket: Ticket, info: Any) -> Any:
         if seen(ticket, info)[0] != access.FULL or getattr(ticket, "_is_history", False):
             return []
-        return list(ticket.tasks.select_related("assignee").order_by("workflow", "position"))
+        return sorted(ticket.tasks.all(), key=lambda task: (task.workflow, task.position))
 
 
 def _contact(ticket: Ticket) -> Any:

@@ -11,14 +11,15 @@ from django.test.utils import CaptureQueriesContext
 
 pytestmark = pytest.mark.django_db
 FIELDS = ("code title status priority flags category reporter reporterFirstName attendingStaff { username } "
-          "location { code } jsonExt contact { name } payment { status } isHistory accessLevel")
+          "location { code } jsonExt contact { name } payment { status } isHistory accessLevel "
+          "tasks { name status assignee { username } }")
 
 
 def test_a_page_costs_the_same_queries_whatever_its_size(gql: Any, admin_user: Any, make_ticket: Any,
                                                         places: Any, staff: Any) -> None:
     staff("Grievance officer", at="H111")
     for n in range(12):
-        make_ticket(places, title=f"t{n}", category="autre", location="H111", name_of_complainant="Anonyme")
+        make_ticket(places, title=f"t{n}", category="sim_compte", location="H111", name_of_complainant="Anonyme")
     client = gql(admin_user)
     counts = {}
     for first in (2, 12):
