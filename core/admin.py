@@ -4,6 +4,7 @@ from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import ValidationError
 
 from core.auth.backends import refusal_of
+from core.auth.errors import AuthErrorCode
 from core.models import ApprovalTask, Job, MutationLog, Role, TaskGroup, TaskGroupChecker, User
 
 
@@ -12,7 +13,7 @@ class LockoutAwareLoginForm(AdminAuthenticationForm):
 
     def get_invalid_login_error(self) -> ValidationError:
         refusal = refusal_of(self.request)
-        if refusal is not None and refusal.code == "ACCOUNT_LOCKED":
+        if refusal is not None and refusal.code == AuthErrorCode.ACCOUNT_LOCKED:
             return ValidationError(refusal.message, code="account_locked")
         return super().get_invalid_login_error()
 

@@ -65,7 +65,7 @@ def check_module_configuration() -> None:
 
 def is_configuration_error(exc: BaseException) -> bool:
     try:
-        from core.loader import ModuleConfigurationError
+        from core.errors import ModuleConfigurationError
     except ImportError:
         return False
     return isinstance(exc, ModuleConfigurationError)

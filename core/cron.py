@@ -30,8 +30,9 @@ from croniter import croniter
 from django.db import connections, transaction
 from django.utils import timezone
 
+from core.actors import system_actor
+from core.errors import ModuleConfigurationError
 from core.jobs import env_number, job_kinds, start_job, sweep
-from core.loader import ModuleConfigurationError
 from core.models import Job, ScheduleRun
 
 log = logging.getLogger("coremis.scheduler")
@@ -85,8 +86,8 @@ def schedules() -> list[Schedule]:
 
 
 def fire_due(schedule: Schedule, now: datetime | None = None) -> Job | None:
-    """Start ``schedule``'s job if it is due (as the system, no user); None if not due or
-    another scheduler fired it first."""
+    """Start ``schedule``'s job if it is due, as the system actor; None if not due or another
+    scheduler fired it first."""
     now = now or timezone.now()
     run, _ = ScheduleRun.objects.get_or_create(name=schedule.name,
                                                defaults={"kind": schedule.kind, "cron": schedule.cron})
@@ -98,7 +99,7 @@ def fire_due(schedule: Schedule, now: datetime | None = None) -> Job | None:
             last_run_at=now, kind=schedule.kind, cron=schedule.cron, last_error="")
         if not claimed:
             return None
-        job = start_job(schedule.kind, schedule.params, None)
+        job = start_job(schedule.kind, schedule.params, system_actor())
         ScheduleRun.objects.filter(name=schedule.name).update(last_job=job)
     log.info("schedule fired", extra={"schedule": schedule.name, "job": str(job.pk), "due": due.isoformat()})
     return job

@@ -21,8 +21,9 @@ from django.db.models.functions import Now
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 
+from core.errors import RequestErrorCode
 from core.http import error_response
-from core.permissions import has_permission
+from core.permissions import HEALTH_VIEW, has_permission
 
 # A check answers (ok, detail) or (ok, detail, data): data is structured detail for the report.
 CheckResult = tuple[bool, str] | tuple[bool, str, Any]
@@ -194,7 +195,7 @@ def run_checks(only: list[str] | None = None) -> dict[str, dict[str, Any]]:
 
 
 def may_read_report(user: Any) -> bool:
-    return bool(getattr(user, "is_superuser", False)) or has_permission(user, "core.health.view")
+    return bool(getattr(user, "is_superuser", False)) or has_permission(user, HEALTH_VIEW)
 
 
 def health(request: HttpRequest) -> HttpResponse:
@@ -202,7 +203,7 @@ def health(request: HttpRequest) -> HttpResponse:
     if only is not None:
         unknown = sorted(set(only) - set(all_checks()))
         if unknown:
-            return error_response(400, "UNKNOWN_CHECK", f"No health check is called {', '.join(unknown)}.", "checks")
+            return error_response(400, RequestErrorCode.UNKNOWN_CHECK, f"No health check is called {', '.join(unknown)}.", "checks")
     report = run_checks(only)
     healthy = all(item["ok"] for item in report.values())
     status = 200 if healthy else 503

@@ -26,18 +26,20 @@ if TYPE_CHECKING:
     from core.errors import FieldError
     from core.graphql.types import ContributedField
     from core.jobs import JobContext
-    from core.permissions import PermissionSpec
+    from core.permissions import Permission
     from core.uploads import UploadPurpose
 
 hookspec = pluggy.HookspecMarker("coremis")
 
 
 @hookspec
-def coremis_permissions() -> list[PermissionSpec]:
-    """Permission codes the module declares (``"location.search"``…), with a description.
+def coremis_permissions() -> list[Permission]:
+    """The permission codes the module declares: the constants of its ``permissions.py``
+    (``return declared(permissions)``, see :mod:`core.permissions`).
 
-    Called once when the permission registry is first used. Codes must start with the
-    module's name and a dot; a code declared twice stops the process.
+    Called once when the permission registry is first used. Codes are
+    ``<module>.<noun>.<verb>``; one outside the module's namespace, or one declared twice,
+    stops the process.
     """
 
 
@@ -100,8 +102,12 @@ def coremis_schedules() -> list[dict[str, Any]]:
 
 
 @hookspec
-def coremis_seed_demo(stdout: Any) -> None:
-    """Create the module's demo data idempotently (``make run`` calls it on every start)."""
+def coremis_seed_demo(stdout: Any, actor: Any) -> None:
+    """Create the module's demo data idempotently (``make run`` calls it on every start).
+
+    ``actor`` is the system actor (``core.actors.system_actor``): pass it to the services that
+    write the data, so they check it like anyone and history names it.
+    """
 
 
 @hookspec

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from django.db import DataError, IntegrityError, InterfaceError, OperationalError
 from django.http import JsonResponse
 
-from core.errors import ServiceError
+from core.errors import CoreErrorCode, ServiceError
 
 log = logging.getLogger("coremis.errors")
 
@@ -32,7 +32,7 @@ def error_response(status: int, code: str, message: str, field: str | None = Non
 
 def service_error_response(exc: ServiceError) -> JsonResponse:
     """A refused request: 403 when it was a missing permission, 400 otherwise."""
-    return error_response(403 if exc.code == "PERMISSION_DENIED" else 400, exc.code, exc.message, exc.field)
+    return error_response(403 if exc.code == CoreErrorCode.PERMISSION_DENIED else 400, exc.code, exc.message, exc.field)
 
 
 @dataclass(frozen=True)
@@ -110,36 +110,36 @@ def classify(exc: BaseException, *, path: str = "") -> EdgeError:
     down = unavailable(exc)
     if down is not None:
         log.warning("service unavailable", extra={"service": down, "path": path, "error": str(exc)[:500]})
-        return EdgeError(503, "SERVICE_UNAVAILABLE", UNAVAILABLE_MESSAGES[down])
+        return EdgeError(503, CoreErrorCode.SERVICE_UNAVAILABLE, UNAVAILABLE_MESSAGES[down])
     if timed_out(exc):
         from django.conf import settings
 
         seconds = settings.COREMIS["STATEMENT_TIMEOUT_MS"] / 1000
         log.warning("statement timeout", extra={"path": path})
         return EdgeError(
-            503, "QUERY_TIMEOUT",
+            503, CoreErrorCode.QUERY_TIMEOUT,
             f"The request took longer than the {seconds:g} s allowed for one database statement and "
             "was stopped; nothing was changed. Narrow it (filters, smaller pages) and try again.",
         )
     if isinstance(exc, ServiceError):
-        return EdgeError(403 if exc.code == "PERMISSION_DENIED" else 400, exc.code, exc.message)
+        return EdgeError(403 if exc.code == CoreErrorCode.PERMISSION_DENIED else 400, exc.code, exc.message)
     reference = str(uuid.uuid4())
     # Values the edge should have refused, and races a service did not expect: typed for the
     # client, logged for us (the checks that let them through are what to fix).
     if any(isinstance(link, DataError) for link in _chain(exc)):
         log.warning("value refused by the database", exc_info=(type(exc), exc, exc.__traceback__),
                     extra={"reference": reference, "path": path})
-        return EdgeError(400, "INVALID_VALUE", "A value is not valid for the field it was sent for (too long, "
+        return EdgeError(400, CoreErrorCode.INVALID_VALUE, "A value is not valid for the field it was sent for (too long, "
                          f"out of range or malformed); nothing was changed. Reference {reference}.", reference)
     if any(isinstance(link, IntegrityError) for link in _chain(exc)):
         log.warning("integrity conflict", exc_info=(type(exc), exc, exc.__traceback__),
                     extra={"reference": reference, "path": path})
-        return EdgeError(409, "CONFLICT", "The change conflicts with data saved at the same moment; nothing "
+        return EdgeError(409, CoreErrorCode.CONFLICT, "The change conflicts with data saved at the same moment; nothing "
                          f"was changed. Reload and try again. Reference {reference}.", reference)
     log.error("unexpected error", exc_info=(type(exc), exc, exc.__traceback__),
               extra={"reference": reference, "path": path})
     return EdgeError(
-        500, "INTERNAL",
+        500, CoreErrorCode.INTERNAL,
         f"Something went wrong on our side; it was logged with the reference {reference}. "
         "Quote that reference when you report it.",
         reference,

@@ -38,7 +38,6 @@ from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import StrEnum
 from functools import cache
 from typing import Any
 
@@ -47,10 +46,10 @@ from django.db.models import DateTimeField, ExpressionWrapper, F, Q
 from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
 
-from core.errors import NotFound, ServiceError
-from core.loader import ModuleConfigurationError
+from core.actors import checked_actor
+from core.errors import CoreErrorCode, ErrorCode, ModuleConfigurationError, NotFound, ServiceError
 from core.models import Job, JobEvent, User
-from core.permissions import has_permission, require
+from core.permissions import JOB_MANAGE, JOB_VIEW_ALL, has_permission, require
 
 log = logging.getLogger("coremis.jobs")
 
@@ -58,12 +57,12 @@ MAX_STORED_ERRORS = 1000
 QUEUE = "default"
 
 
-class JobErrorCode(StrEnum):
-    UNKNOWN_JOB_KIND = "UNKNOWN_JOB_KIND"
-    JOB_FINISHED = "JOB_FINISHED"
-    JOB_NOT_RETRYABLE = "JOB_NOT_RETRYABLE"
-    JOB_AWAITS_DECISION = "JOB_AWAITS_DECISION"
-    INVALID_ID = "INVALID_ID"
+class JobErrorCode(ErrorCode):
+    """Why retrying or cancelling a job was refused."""
+
+    JOB_FINISHED = "JOB_FINISHED", "The job already ended; there is nothing to cancel."
+    JOB_NOT_RETRYABLE = "JOB_NOT_RETRYABLE", "Only a failed or cancelled job, or one waiting to run again, is retried."
+    JOB_AWAITS_DECISION = "JOB_AWAITS_DECISION", "The job waits for a person's decision (an approval); decide it there."
 
 
 # --- timing ----------------------------------------------------------------------------------
@@ -258,9 +257,14 @@ def job_kinds() -> dict[str, tuple[str, Handler]]:
 
 
 def start_job(kind: str, params: dict[str, Any], user: User | None) -> Job:
-    """Record a job and hand it to the queue once the current transaction commits."""
+    """Record a job and hand it to the queue once the current transaction commits.
+
+    ``user`` is who the job runs for (``JobContext.user``); the platform's own jobs run for
+    :func:`core.actors.system_actor`.
+    """
+    checked_actor(user)
     if kind not in job_kinds():
-        raise ServiceError(JobErrorCode.UNKNOWN_JOB_KIND, f"No enabled module runs jobs of kind '{kind}'.")
+        raise ServiceError(CoreErrorCode.UNKNOWN_JOB_KIND, f"No enabled module runs jobs of kind '{kind}'.")
     module, _ = job_kinds()[kind]
     job = Job.objects.create(kind=kind, module=module, params=params, created_by=user,
                              max_failures=timing().max_failures)
@@ -629,38 +633,63 @@ def _dispatch_lost() -> list[str]:
     return handed
 
 
-# --- what people do with jobs ----------------------------------------------------------------
+# --- what people do with jobs: retry and cancel -----------------------------------------------
+#
+# Each is a ``check_*`` (authorise, find the job, refuse what cannot be done) and a ``do_*``
+# that locks the job row and checks again before it writes, since the job may have moved on
+# between the two (a worker finished it, someone else cancelled it).
 
 
 def can_act_on(user: Any, job: Job) -> bool:
     """One's own jobs, or anyone's with ``core.job.view_all`` (which the jobs list also needs
     to show them)."""
-    return job.created_by_id == getattr(user, "pk", None) or has_permission(user, "core.job.view_all")
+    return job.created_by_id == getattr(user, "pk", None) or has_permission(user, JOB_VIEW_ALL)
 
 
-def _locked_job(user: Any, job_id: Any) -> Job:
-    job = (Job.objects.select_for_update(of=("self",)).select_related("created_by", "cancel_requested_by")
-           .filter(pk=job_id).first())
+def _visible_job(user: Any, job_id: Any, *, lock: bool = False) -> Job:
+    jobs = Job.objects.select_related("created_by", "cancel_requested_by")
+    if lock:
+        jobs = jobs.select_for_update(of=("self",))
+    job = jobs.filter(pk=job_id).first()
     if job is None or not can_act_on(user, job):
         raise NotFound("Job", job_id)
     return job
 
 
-def cancel_job(user: Any, job_id: Any) -> Job:
+@dataclass(frozen=True)
+class JobRequest:
+    """A person's request to retry or cancel ``job``."""
+
+    actor: User
+    job: Job
+
+
+def _refuse_cancel(job: Job) -> None:
+    if job.is_final:
+        raise ServiceError(JobErrorCode.JOB_FINISHED,
+                           f"This job already ended ({job.state.lower()}); there is nothing to cancel.", "id")
+    if job.state == Job.WAITING and job.available_at is None:
+        # Its module keeps state of its own for the decision (an import's staged rows).
+        raise ServiceError(JobErrorCode.JOB_AWAITS_DECISION,
+                           "This job waits for a person's decision (an approval); refuse it there.", "id")
+
+
+def check_cancel_job(actor: User, job_id: Any) -> JobRequest:
+    require(actor, JOB_MANAGE)
+    job = _visible_job(actor, job_id)
+    _refuse_cancel(job)
+    return JobRequest(actor, job)
+
+
+def do_cancel_job(request: JobRequest) -> Job:
     """Cancel a job. One that has not started, waits to resume, or whose run was lost ends
     CANCELLED now; a running one stops at its next progress report (what it committed so far
     stays) and meanwhile shows ``cancelRequestedAt``. One waiting for a person's decision is
     refused where it is decided."""
-    require(user, "core.job.manage")
+    user = request.actor
     with transaction.atomic():
-        job = _locked_job(user, job_id)
-        if job.is_final:
-            raise ServiceError(JobErrorCode.JOB_FINISHED,
-                               f"This job already ended ({job.state.lower()}); there is nothing to cancel.", "id")
-        if job.state == Job.WAITING and job.available_at is None:
-            # Its module keeps state of its own for the decision (an import's staged rows).
-            raise ServiceError(JobErrorCode.JOB_AWAITS_DECISION,
-                               "This job waits for a person's decision (an approval); refuse it there.", "id")
+        job = _visible_job(user, request.job.pk, lock=True)
+        _refuse_cancel(job)
         lapsed = job.state == Job.RUNNING and (job.lease_expires_at is None or job.lease_expires_at < timezone.now())
         if job.state == Job.RUNNING and not lapsed:
             Job.objects.filter(pk=job.pk).update(cancel_requested_at=Now(), cancel_requested_by=user)
@@ -679,21 +708,32 @@ def cancel_job(user: Any, job_id: Any) -> Job:
     return job
 
 
-def retry_job(user: Any, job_id: Any) -> Job:
+def _refuse_retry(job: Job) -> None:
+    if job.state == Job.WAITING and job.available_at is None:
+        raise ServiceError(JobErrorCode.JOB_AWAITS_DECISION,
+                           "This job waits for a person's decision (an approval), not for a retry.", "id")
+    backing_off = job.state in (Job.QUEUED, Job.WAITING) and job.available_at is not None
+    if job.state not in (Job.FAILED, Job.CANCELLED) and not backing_off:
+        raise ServiceError(JobErrorCode.JOB_NOT_RETRYABLE,
+                           "Only a failed or cancelled job, or one waiting to run again, can be retried; "
+                           f"this one is {job.state.lower()}.", "id")
+
+
+def check_retry_job(actor: User, job_id: Any) -> JobRequest:
+    require(actor, JOB_MANAGE)
+    job = _visible_job(actor, job_id)
+    _refuse_retry(job)
+    return JobRequest(actor, job)
+
+
+def do_retry_job(request: JobRequest) -> Job:
     """Run a failed or cancelled job again (its handler continues or redoes its work, never
     twice), or run now a job waiting for its back-off or to resume by itself. The budget of
-    lost runs starts again."""
-    require(user, "core.job.manage")
+    lost runs starts again. The job is handed to the queue on commit."""
+    user = request.actor
     with transaction.atomic():
-        job = _locked_job(user, job_id)
-        if job.state == Job.WAITING and job.available_at is None:
-            raise ServiceError(JobErrorCode.JOB_AWAITS_DECISION,
-                               "This job waits for a person's decision (an approval), not for a retry.", "id")
-        backing_off = job.state in (Job.QUEUED, Job.WAITING) and job.available_at is not None
-        if job.state not in (Job.FAILED, Job.CANCELLED) and not backing_off:
-            raise ServiceError(JobErrorCode.JOB_NOT_RETRYABLE,
-                               "Only a failed or cancelled job, or one waiting to run again, can be retried; "
-                               f"this one is {job.state.lower()}.", "id")
+        job = _visible_job(user, request.job.pk, lock=True)
+        _refuse_retry(job)
         message = f"Retried by {user.username}."
         Job.objects.filter(pk=job.pk).update(
             state=Job.QUEUED, finished_at=None, available_at=None, dispatched_at=None, failures=0,
@@ -703,6 +743,16 @@ def retry_job(user: Any, job_id: Any) -> Job:
         job.refresh_from_db()
         dispatch_on_commit(job)
     return job
+
+
+def cancel_job(user: User, job_id: Any) -> Job:
+    """Both steps of cancelling at once (scripts and tests)."""
+    return do_cancel_job(check_cancel_job(user, job_id))
+
+
+def retry_job(user: User, job_id: Any) -> Job:
+    """Both steps of retrying at once (scripts and tests)."""
+    return do_retry_job(check_retry_job(user, job_id))
 
 
 def lapsed_lease_cutoff() -> datetime:

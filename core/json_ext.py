@@ -12,7 +12,7 @@ from typing import Any
 import fastjsonschema
 import jsonschema
 
-from core.errors import FieldError
+from core.errors import CoreErrorCode, FieldError
 
 
 class JsonExtSchema:
@@ -42,5 +42,5 @@ class JsonExtSchema:
         for error in sorted(self._full.iter_errors(value), key=lambda e: list(e.absolute_path)):
             path = ".".join(str(p) for p in error.absolute_path)
             where = f"{self.field_name}.{path}" if path else self.field_name
-            found.append(FieldError(where, "INVALID_JSON_EXT", f"{where}: {error.message}"))
-        return found or [FieldError(self.field_name, "INVALID_JSON_EXT", f"{self.field_name} is invalid")]
+            found.append(FieldError(where, CoreErrorCode.INVALID_JSON_EXT, f"{where}: {error.message}"))
+        return found or [FieldError(self.field_name, CoreErrorCode.INVALID_JSON_EXT, f"{self.field_name} is invalid")]

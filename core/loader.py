@@ -27,6 +27,7 @@ from packaging.version import InvalidVersion, Version
 
 import core
 from core import hookspecs
+from core.errors import ModuleConfigurationError
 from core.module import ModuleSpec
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -53,19 +54,6 @@ OPENIMIS_SCHEMA: dict[str, Any] = {
         }
     },
 }
-
-
-class ModuleConfigurationError(Exception):
-    """The deployment's module set or configuration cannot run; the message says how to fix it."""
-
-    def __init__(self, module: str, problem: str, fix: str) -> None:
-        self.module = module
-        self.problem = problem
-        self.fix = fix
-        super().__init__(str(self))
-
-    def __str__(self) -> str:
-        return f"coremis cannot start: module '{self.module}': {self.problem}\n  Fix: {self.fix}"
 
 
 @dataclass(frozen=True)

@@ -20,14 +20,15 @@ from django.core.signals import got_request_exception
 from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse
 
+from core.errors import CoreErrorCode, RequestErrorCode
 from core.http import EdgeError, classify, error_response
 
 API_PREFIXES = ("/graphql", "/api/")
 EXCEPTION_ATTR = "coremis_exception"
 
 STATUS_CODES = {
-    400: "BAD_REQUEST", 401: "UNAUTHENTICATED", 403: "FORBIDDEN", 404: "NOT_FOUND",
-    405: "METHOD_NOT_ALLOWED", 413: "REQUEST_TOO_LARGE",
+    400: RequestErrorCode.BAD_REQUEST, 401: RequestErrorCode.UNAUTHENTICATED, 403: CoreErrorCode.PERMISSION_DENIED, 404: CoreErrorCode.NOT_FOUND,
+    405: RequestErrorCode.METHOD_NOT_ALLOWED, 413: RequestErrorCode.REQUEST_TOO_LARGE,
 }
 
 
@@ -67,7 +68,7 @@ class JsonErrorMiddleware:
         if exc is not None:
             return json_error(request, classify(exc, path=request.path))
         status = response.status_code
-        code = STATUS_CODES.get(status, "INTERNAL" if status >= 500 else "BAD_REQUEST")
+        code = STATUS_CODES.get(status, CoreErrorCode.INTERNAL if status >= 500 else RequestErrorCode.BAD_REQUEST)
         reason = getattr(response, "reason_phrase", "") or code.replace("_", " ").lower()
         message = {
             404: f"There is no {request.path} route.",

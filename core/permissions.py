@@ -1,61 +1,129 @@
-"""Permission codes: declared by modules through ``coremis_permissions``, grouped by roles."""
+"""Permission codes: declared by modules through ``coremis_permissions``, grouped by roles.
+
+A code is ``<module>.<noun>.<verb>`` (``payroll.payroll.approve``, ``core.task_group.manage``),
+declared once as a constant of the module's ``permissions.py`` and used by that name in
+declarations and checks alike::
+
+    # modules/payroll/permissions.py
+    from core.permissions import Permission
+
+    PAYROLL_APPROVE = Permission("payroll.payroll.approve", "Approve or reject payrolls")
+
+    # modules/payroll/plugin.py
+    @hookimpl
+    def coremis_permissions() -> list[Permission]:
+        return declared(permissions)
+
+    # anywhere
+    require(actor, PAYROLL_APPROVE)
+
+A :class:`Permission` is a ``str``, so a role stores it, GraphQL prints it and a check
+compares it as the plain code. Job kinds, approval actions and upload purposes are other
+vocabularies (``<module>.<name>``); they never share a string with a permission. An approval
+action or upload purpose that needs a right names the permission constant
+(``ApprovalAction.permission``, ``UploadPurpose.permission``).
+
+Renaming a code keeps existing roles working through a data migration of the module:
+``core.migration_operations.RenameCodes(permissions={"old": "new"})``.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
 from functools import cache
-from typing import Any
+from types import ModuleType
+from typing import Any, Self
 
-from core.loader import ModuleConfigurationError
+from core.errors import ModuleConfigurationError
+
+CODE_STYLE = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
 
 
-@dataclass(frozen=True)
-class PermissionSpec:
-    code: str
+class Permission(str):
+    """A permission code with the sentence that explains it (``permissions`` query)."""
+
     description: str
 
+    def __new__(cls, code: str, description: str) -> Self:
+        permission = super().__new__(cls, code)
+        permission.description = description
+        return permission
 
-CORE_PERMISSIONS = [
-    PermissionSpec("core.mutation_log.view", "Read the log of one's own mutations"),
-    PermissionSpec("core.mutation_log.view_all", "Read every user's mutation log"),
-    PermissionSpec("core.job.view", "Read the progress of one's own background jobs"),
-    PermissionSpec("core.job.view_all", "Read every user's background jobs"),
-    PermissionSpec("core.job.operate", "Use the job dashboard (/django-rq/): delete, requeue, empty queues"),
-    PermissionSpec("core.job.manage", "Retry and cancel one's own background jobs (anyone's, with core.job.view_all)"),
-    PermissionSpec("core.health.view", "Read the full /health report (workers, queues, jobs, schedules)"),
-    PermissionSpec("core.role.manage", "Create and change roles and assign them to users"),
-    PermissionSpec("core.user.view", "List users (within one's location scope)"),
-    PermissionSpec("core.user.create", "Create users, with roles and locations within one's own"),
-    PermissionSpec("core.user.update", "Change users and reset their passwords"),
-    PermissionSpec("core.user.delete", "Deactivate and reactivate users"),
-    PermissionSpec("core.task.view", "See approval tasks one made or may decide on"),
-    PermissionSpec("core.task.view_all", "See every approval task"),
-    PermissionSpec("core.task.resolve", "Approve or reject tasks of one's task groups"),
-    PermissionSpec("core.task_group.manage", "List, create and change task groups and their checkers"),
-    PermissionSpec("core.approval_route.manage",
-                   "See which task group approves each action, and route or unroute actions at run time"),
-]
+    @property
+    def code(self) -> str:
+        return str(self)
+
+    def __reduce__(self) -> Any:
+        return (type(self), (str(self), self.description))
+
+
+# The old name of the declaration type; a module's ``PermissionSpec(code, description)`` still
+# builds a Permission.
+PermissionSpec = Permission
+
+
+def declared(namespace: ModuleType) -> list[Permission]:
+    """Every :class:`Permission` constant of a ``permissions.py``, in the order written."""
+    return [value for value in vars(namespace).values() if isinstance(value, Permission)]
+
+
+# --- the core's own codes --------------------------------------------------------------------
+
+MUTATION_LOG_VIEW = Permission("core.mutation_log.view", "Read the log of one's own mutations")
+MUTATION_LOG_VIEW_ALL = Permission("core.mutation_log.view_all", "Read every user's mutation log")
+JOB_VIEW = Permission("core.job.view", "Read the progress of one's own background jobs")
+JOB_VIEW_ALL = Permission("core.job.view_all", "Read every user's background jobs")
+JOB_OPERATE = Permission("core.job.operate", "Use the job dashboard (/django-rq/): delete, requeue, empty queues")
+JOB_MANAGE = Permission("core.job.manage",
+                        "Retry and cancel one's own background jobs (anyone's, with core.job.view_all)")
+HEALTH_VIEW = Permission("core.health.view", "Read the full /health report (workers, queues, jobs, schedules)")
+ROLE_MANAGE = Permission("core.role.manage", "Create and change roles and assign them to users")
+USER_VIEW = Permission("core.user.view", "List users (within one's location scope)")
+USER_CREATE = Permission("core.user.create", "Create users, with roles and locations within one's own")
+USER_UPDATE = Permission("core.user.update", "Change users and reset their passwords")
+USER_DELETE = Permission("core.user.delete", "Deactivate and reactivate users")
+TASK_VIEW = Permission("core.task.view", "See approval tasks one made or may decide on")
+TASK_VIEW_ALL = Permission("core.task.view_all", "See every approval task")
+TASK_RESOLVE = Permission("core.task.resolve", "Approve or reject tasks of one's task groups")
+TASK_GROUP_MANAGE = Permission("core.task_group.manage", "List, create and change task groups and their checkers")
+APPROVAL_ROUTE_MANAGE = Permission(
+    "core.approval_route.manage",
+    "See which task group approves each action, and route or unroute actions at run time")
+
+
+def core_permissions() -> list[Permission]:
+    import core.permissions as own
+
+    return declared(own)
+
+
+# Kept for callers of the old name.
+CORE_PERMISSIONS = core_permissions()
+
+
+# --- the registry and the checks -------------------------------------------------------------
 
 
 @cache
-def registry() -> dict[str, PermissionSpec]:
+def registry() -> dict[str, Permission]:
     """Every known code; a module declaring another module's code, or one twice, stops start-up."""
     from core.hooks import results_by_module
 
-    codes = {p.code: p for p in CORE_PERMISSIONS}
+    codes: dict[str, Permission] = {p: p for p in core_permissions()}
     for module, specs in results_by_module("coremis_permissions"):
         for spec in specs:
-            if not spec.code.startswith(f"{module}."):
+            code = str(spec)
+            if not code.startswith(f"{module}."):
                 raise ModuleConfigurationError(
                     module,
-                    f"declares permission '{spec.code}' outside its own namespace",
-                    f"name it '{module}.<something>'",
+                    f"declares permission '{code}' outside its own namespace",
+                    f"name it '{module}.<noun>.<verb>'",
                 )
-            if spec.code in codes:
+            if code in codes:
                 raise ModuleConfigurationError(
-                    module, f"declares permission '{spec.code}' twice", "declare each code once"
+                    module, f"declares permission '{code}' twice", "declare each code once"
                 )
-            codes[spec.code] = spec
+            codes[code] = spec if isinstance(spec, Permission) else Permission(code, str(spec.description))
     return codes
 
 
@@ -68,9 +136,13 @@ def has_permission(user: Any, code: str) -> bool:
     return bool(user.has_code(code))
 
 
-def require(user: Any, code: str) -> None:
-    """Service-level check: ``None`` is the system itself (imports, demo data, schedules)."""
+def require(actor: Any, code: str) -> None:
+    """Refuse ``actor`` unless it holds ``code``. The system acts as
+    :func:`core.actors.system_actor`, which holds every code; ``None`` is refused."""
+    from core.actors import checked_actor
     from core.errors import PermissionDenied
 
-    if user is not None and not has_permission(user, code):
+    if checked_actor(actor) is None:
+        return  # a module still passing None for the system (core/transition.py)
+    if not has_permission(actor, code):
         raise PermissionDenied(f"This requires the permission '{code}'.")

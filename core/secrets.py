@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from core.errors import ServiceError
+from core.errors import CoreErrorCode, ServiceError
 
 # The environment variables the platform itself reads (core/settings.py, the CLI, the embedded
 # services, the container images). A reference may never name one, even under a prefix a
@@ -107,7 +107,7 @@ def reference_problem(value: Any, prefix: str) -> str | None:
 def check_reference(value: Any, prefix: str, what: str) -> None:
     problem = reference_problem(value, prefix)
     if problem is not None:
-        raise ServiceError("SECRET_NOT_ALLOWED", f"{what} {problem}.")
+        raise ServiceError(CoreErrorCode.SECRET_NOT_ALLOWED, f"{what} {problem}.")
 
 
 def resolve_secret(value: Any, prefix: str, what: str) -> str:
@@ -118,7 +118,7 @@ def resolve_secret(value: Any, prefix: str, what: str) -> str:
     check_reference(value, prefix, what)
     secret = os.environ.get(value["env"])
     if secret is None:
-        raise ServiceError("SECRET_UNAVAILABLE",
+        raise ServiceError(CoreErrorCode.SECRET_UNAVAILABLE,
                            f"{what} is not available: environment variable {value['env']} is not set.")
     return secret
 
@@ -181,7 +181,7 @@ def url_problem(url: Any, allow_list: list[str]) -> str | None:
 def check_outbound_url(url: Any, allow_list: list[str], what: str) -> None:
     problem = url_problem(url, allow_list)
     if problem is not None:
-        raise ServiceError("URL_NOT_ALLOWED", f"{what}: {problem}.")
+        raise ServiceError(CoreErrorCode.URL_NOT_ALLOWED, f"{what}: {problem}.")
 
 
 class _NoRedirects(urllib.request.HTTPRedirectHandler):
@@ -233,7 +233,7 @@ def policy(module: str) -> Policy:
     prefix = config.get("secret_env_prefix")
     if not prefix:
         # A module that stores credentials must say under which prefix they live.
-        raise ServiceError("SECRET_NOT_ALLOWED", f"Module {module} has no secret_env_prefix configured.")
+        raise ServiceError(CoreErrorCode.SECRET_NOT_ALLOWED, f"Module {module} has no secret_env_prefix configured.")
     return Policy(prefix=str(prefix), allow_list=tuple(config.get("outbound_urls") or ()))
 
 

@@ -25,9 +25,8 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from core.errors import ServiceError
+from core.errors import CoreErrorCode, ModuleConfigurationError, RequestErrorCode, ServiceError
 from core.http import error_response, service_error_response
-from core.loader import ModuleConfigurationError
 from core.models import Upload, User
 from core.permissions import has_permission, registry
 
@@ -76,10 +75,10 @@ def store_upload(stream: IO[bytes], filename: str, purpose: str, user: User, con
     declared = upload_purposes().get(purpose)
     if declared is None:
         known = ", ".join(sorted(upload_purposes())) or "none"
-        raise ServiceError("UNKNOWN_PURPOSE", f"'{purpose}' is not an upload purpose; the purposes are {known}.",
+        raise ServiceError(CoreErrorCode.UNKNOWN_PURPOSE, f"'{purpose}' is not an upload purpose; the purposes are {known}.",
                            "purpose")
     if not has_permission(user, declared.permission):
-        raise ServiceError("PERMISSION_DENIED", f"Uploading for '{purpose}' requires the permission "
+        raise ServiceError(CoreErrorCode.PERMISSION_DENIED, f"Uploading for '{purpose}' requires the permission "
                            f"'{declared.permission}'.", "purpose")
     upload_id = uuid.uuid4()
     folder = Path(settings.MEDIA_ROOT) / "uploads" / timezone.now().strftime("%Y/%m")
@@ -94,7 +93,7 @@ def store_upload(stream: IO[bytes], filename: str, purpose: str, user: User, con
                 size += len(chunk)
                 if size > limit:
                     raise ServiceError(
-                        "FILE_TOO_LARGE", f"The file is larger than {limit // (1024 * 1024)} MiB.", "file"
+                        CoreErrorCode.FILE_TOO_LARGE, f"The file is larger than {limit // (1024 * 1024)} MiB.", "file"
                     )
                 digest.update(chunk)
                 out.write(chunk)
@@ -103,7 +102,7 @@ def store_upload(stream: IO[bytes], filename: str, purpose: str, user: User, con
         raise
     if size == 0:
         target.unlink(missing_ok=True)
-        raise ServiceError("EMPTY_FILE", "The file is empty.", "file")
+        raise ServiceError(CoreErrorCode.EMPTY_FILE, "The file is empty.", "file")
     return Upload.objects.create(
         id=upload_id, purpose=purpose, filename=filename[:255], content_type=content_type[:100],
         size=size, sha256=digest.hexdigest(), stored_path=str(target), created_by=user,
@@ -140,7 +139,7 @@ def discard_on_commit(upload: Upload) -> None:
 def get_upload(upload_id: Any, user: User, purpose: str) -> Upload:
     upload = Upload.objects.filter(pk=upload_id, purpose=purpose).first()
     if upload is None or (upload.created_by_id != user.pk and not user.is_superuser):
-        raise ServiceError("UPLOAD_NOT_FOUND", f"No upload {upload_id} of yours for '{purpose}'.", "uploadId")
+        raise ServiceError(CoreErrorCode.UPLOAD_NOT_FOUND, f"No upload {upload_id} of yours for '{purpose}'.", "uploadId")
     return upload
 
 
@@ -150,10 +149,10 @@ def upload_view(request: HttpRequest) -> JsonResponse:
     """``POST /api/upload?purpose=<declared purpose>`` with a multipart ``file``; token auth only."""
     user = request.user
     if not user.is_authenticated:
-        return error_response(401, "UNAUTHENTICATED", "Log in first.")
+        return error_response(401, RequestErrorCode.UNAUTHENTICATED, "Log in first.")
     file = request.FILES.get("file")
     if file is None:
-        return error_response(400, "NO_FILE", "Send the file as multipart field 'file'.", "file")
+        return error_response(400, RequestErrorCode.NO_FILE, "Send the file as multipart field 'file'.", "file")
     try:
         upload = store_upload(file, file.name or "upload", request.GET.get("purpose", ""), user, file.content_type or "")
     except ServiceError as exc:

@@ -13,6 +13,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from core.actors import system_actor
 from core.approvals import APPROVALS_CONFIG_SCHEMA, ApprovalAction, ApprovalContext
 from core.approvals.actions import approval_actions
 from core.approvals.services import (
@@ -22,11 +23,11 @@ from core.approvals.services import (
     request_approval,
     resolve_task,
 )
-from core.errors import ServiceError
+from core.errors import ModuleConfigurationError, ServiceError
 from core.history import history_of
 from core.hooks import hookimpl
 from core.jobs import run_job
-from core.loader import LoadedModule, ModuleConfigurationError, get_registry, validate_config
+from core.loader import LoadedModule, get_registry, validate_config
 from core.models import ApprovalRoute, ApprovalTask, Job, Role, TaskGroup
 from core.module import ModuleSpec
 
@@ -89,7 +90,7 @@ def checkers(make_user: Callable[..., Any]) -> Callable[[int], list[Any]]:
 
 
 def group(policy: str, members: list[Any], required: int | None = None, code: str = "checkers") -> TaskGroup:
-    return create_task_group(None, code=code, completion_policy=policy, required_approvals=required,
+    return create_task_group(system_actor(), code=code, completion_policy=policy, required_approvals=required,
                              checker_ids=[m.pk for m in members])
 
 
@@ -575,7 +576,7 @@ def test_routes_change_at_run_time_and_every_change_is_in_history(gql: Any, make
 def test_a_route_that_could_not_work_is_refused(gql: Any, make_user: Any, checkers: Any,
                                                 payload: dict[str, Any], code: str) -> None:
     group(TaskGroup.ANY, checkers(1))
-    create_task_group(None, code="empty", completion_policy=TaskGroup.ANY)
+    create_task_group(system_actor(), code="empty", completion_policy=TaskGroup.ANY)
     result = gql(make_user(["core.approval_route.manage"])).ok(
         SET_ROUTE, {"i": {"reason": "because", **payload}})["setApprovalRoute"]
     assert [e["code"] for e in result["errors"]] == [code] and result["route"] is None
@@ -585,6 +586,6 @@ def test_a_route_that_could_not_work_is_refused(gql: Any, make_user: Any, checke
 def test_only_a_user_with_the_right_routes_approvals(gql: Any, make_user: Any) -> None:
     client = gql(make_user(["core.task_group.manage", "core.task.view", "core.task.resolve"]))
     attempt = client.execute(SET_ROUTE, {"i": {"action": CREATE_ROLE, "taskGroupCode": None, "reason": "x"}})
-    assert attempt["errors"][0]["extensions"] == {"code": "FORBIDDEN", "permission": "core.approval_route.manage"}
-    assert client.execute(LIST_ROUTES)["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert attempt["errors"][0]["extensions"] == {"code": "PERMISSION_DENIED", "permission": "core.approval_route.manage"}
+    assert client.execute(LIST_ROUTES)["errors"][0]["extensions"]["code"] == "PERMISSION_DENIED"
     assert not ApprovalRoute.all_objects.exists() and needs_approval(CREATE_ROLE)

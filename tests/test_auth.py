@@ -103,7 +103,7 @@ def test_a_user_without_the_permission_is_forbidden(client: Any, make_user: Any)
     result = post(client, PROTECTED, token=tokens_of(client, "jobs-only")["token"])
     assert result["data"]["mutationLogs"] is None
     error = only_error(result)
-    assert error["extensions"] == {"code": "FORBIDDEN", "permission": "core.mutation_log.view"}
+    assert error["extensions"] == {"code": "PERMISSION_DENIED", "permission": "core.mutation_log.view"}
 
 
 def test_refresh_gives_a_new_working_access_token(client: Any, reader: User) -> None:

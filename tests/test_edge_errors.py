@@ -90,7 +90,7 @@ def test_an_unexpected_error_is_json_with_a_logged_reference(client, root, monke
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("secret internals: SELECT * FROM core_user")
 
-    monkeypatch.setattr(roles, "create_role", broken)
+    monkeypatch.setattr(roles, "check_create_role", broken)
     with caplog.at_level(logging.ERROR, logger="coremis.errors"):
         response = post(client, root, {"query": 'mutation { createRole(input: {name: "R", permissions: []}) '
                                                 '{ errors { code } role { name } } }'})
@@ -118,7 +118,7 @@ def test_a_graphql_error_raised_inside_a_mutation_is_its_typed_refusal(client, r
     def refusing(*args: Any, **kwargs: Any) -> Any:
         raise GraphQLError("Cannot order by 'x'.", extensions={"code": "INVALID_ORDER_BY"})
 
-    monkeypatch.setattr(roles, "create_role", refusing)
+    monkeypatch.setattr(roles, "check_create_role", refusing)
     response = post(client, root, {"query": 'mutation { createRole(input: {name: "R", permissions: []}) '
                                             '{ errors { field code message } } }'})
     assert response.json() == {"data": {"createRole": {"errors": [

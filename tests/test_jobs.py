@@ -595,7 +595,7 @@ def test_retry_and_cancel_over_graphql_need_the_right_and_are_recorded(
                                 attempts=1, finished_at=timezone.now(), message="It failed.")
 
     refused = gql(reader).execute(RETRY, {"input": {"id": str(failed.pk)}})
-    assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert refused["errors"][0]["extensions"]["code"] == "PERMISSION_DENIED"
     assert Job.objects.get(pk=failed.pk).state == Job.FAILED
 
     listed = gql(owner).ok(JOBS, {"uuid": str(failed.pk)})["jobs"]["edges"][0]["node"]

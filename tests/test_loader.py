@@ -18,9 +18,10 @@ import graphene
 import pytest
 
 import core
+from core.errors import ModuleConfigurationError
 from core.graphql.fields import ProtectedField
 from core.graphql.schema import merge_roots
-from core.loader import REPO_ROOT, ModuleConfigurationError, _read_json, load
+from core.loader import REPO_ROOT, _read_json, load
 from core.module import ModuleSpec
 
 CORE_RANGE = {"core": f"=={core.__version__}"}

@@ -26,7 +26,7 @@ def test_a_role_grants_its_codes_and_unknown_codes_are_refused(gql, make_user):
 
     clerk = make_user([])
     before = gql(clerk).execute("{ locations { totalCount } }")
-    assert before["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert before["errors"][0]["extensions"]["code"] == "PERMISSION_DENIED"
     assigned = manager.ok(ASSIGN, {"input": {"userUuid": str(clerk.pk), "roleUuids": [role["uuid"]]}})
     assert assigned["setUserRoles"]["errors"] == []
     clerk.refresh_from_db()

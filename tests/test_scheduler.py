@@ -15,6 +15,7 @@ import pytest
 from django.db import connections
 from django.utils import timezone
 
+from core.actors import SYSTEM_ACTOR_ID
 from core.cron import SWEEP, Schedule, fire_due, schedules, tick
 from core.loader import REPO_ROOT
 from core.models import Job, ScheduleRun
@@ -35,7 +36,7 @@ def test_a_schedule_fires_when_due_as_an_ordinary_job_and_once() -> None:
 
     ScheduleRun.objects.filter(name=POLL.name).update(since=timezone.now() - timedelta(minutes=16))
     job = fire_due(POLL)
-    assert job is not None and (job.kind, job.state, job.created_by_id) == ("payroll.poll", Job.QUEUED, None)
+    assert job is not None and (job.kind, job.state, job.created_by_id) == ("payroll.poll", Job.QUEUED, SYSTEM_ACTOR_ID)
     run.refresh_from_db()
     assert run.last_job_id == job.pk and run.last_run_at is not None
     assert fire_due(POLL) is None  # a second scheduler, or the next tick: already fired
@@ -66,12 +67,11 @@ def test_a_tick_survives_losing_its_database_and_the_next_one_works() -> None:
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_the_scheduler_process_retries_a_lost_job_by_itself_and_stops_on_sigterm(settings: Any) -> None:
-    from modules.individual.tests.import_fixtures import database_url
-
+def test_the_scheduler_process_retries_a_lost_job_by_itself_and_stops_on_sigterm(settings: Any,
+                                                                                  database_url: str) -> None:
     lost = Job.objects.create(kind="payroll.poll", module="payroll", state=Job.RUNNING, attempts=1,
                               worker_name="killed", lease_expires_at=timezone.now() - timedelta(seconds=1))
-    env = {**os.environ, "DATABASE_URL": database_url(), "REDIS_URL": settings.REDIS_URL, "COREMIS_DEBUG": "1",
+    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": settings.REDIS_URL, "COREMIS_DEBUG": "1",
            "COREMIS_SCHEDULER_SWEEP_SECONDS": "0.3", "COREMIS_LOG_LEVEL": "WARNING"}
     process = subprocess.Popen([sys.executable, "manage.py", "scheduler"], cwd=REPO_ROOT, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -193,7 +193,7 @@ def test_users_without_roles_are_forbidden(gql: Any, make_user: Any, kind: str, 
     client = gql(user)  # logs in (a session row) before the counting starts
     before = row_counts()
     result = client.execute(request_for(kind, name))
-    errors = assert_refused(result, name, "FORBIDDEN")
+    errors = assert_refused(result, name, "PERMISSION_DENIED")
     field = graphene_root_fields()[name]
     assert errors[0]["extensions"]["permission"] == declared_permission(field)
     assert row_counts() == before
@@ -208,7 +208,7 @@ def test_fields_open_to_any_user_change_nothing_with_sample_input(
     before = {k: v for k, v in row_counts().items() if k != "core.MutationLog"}
     result = client.execute(request_for(kind, name))
     codes = [e.get("extensions", {}).get("code") for e in result.get("errors") or []]
-    assert "FORBIDDEN" not in codes and "UNAUTHENTICATED" not in codes, result
+    assert "PERMISSION_DENIED" not in codes and "UNAUTHENTICATED" not in codes, result
     if kind == "mutation":
         assert MutationLog.objects.get().status == MutationLog.ERROR
     assert {k: v for k, v in row_counts().items() if k != "core.MutationLog"} == before
@@ -220,7 +220,7 @@ def test_a_superuser_is_let_through(gql: Any, make_user: Any, name: str) -> None
     result = gql(root).execute(request_for("query", name))
     assert "data" in result and result["data"] is not None, result
     codes = [e.get("extensions", {}).get("code") for e in result.get("errors") or []]
-    assert "FORBIDDEN" not in codes and "UNAUTHENTICATED" not in codes, result
+    assert "PERMISSION_DENIED" not in codes and "UNAUTHENTICATED" not in codes, result
     if not GRAPHQL_SCHEMA.query_type.fields[name].args or not any(
         isinstance(a.type, GraphQLNonNull) for a in GRAPHQL_SCHEMA.query_type.fields[name].args.values()
     ):

@@ -171,7 +171,7 @@ def test_bad_input_is_refused_field_by_field_and_creates_nothing(
     assert data["createUser"]["user"] is None
     assert {(e["field"], e["code"]) for e in data["createUser"]["errors"]} == {
         ("username", "USERNAME_TAKEN"), ("email", "INVALID_EMAIL"), ("password", "PASSWORD_TOO_WEAK"),
-        ("lastName", "INVALID_CHARACTERS"), ("roles", "ROLE_NOT_FOUND"), ("locations", "LOCATION_NOT_FOUND"),
+        ("lastName", "INVALID_CHARACTER"), ("roles", "ROLE_NOT_FOUND"), ("locations", "LOCATION_NOT_FOUND"),
     }
     assert User.objects.count() == before
 

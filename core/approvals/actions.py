@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from core.errors import ServiceError
-from core.loader import ModuleConfigurationError
+from core.errors import CoreErrorCode, ModuleConfigurationError, ServiceError
 
 if TYPE_CHECKING:
     from core.jobs import JobContext
@@ -111,7 +110,7 @@ def get_action(name: str) -> tuple[str, ApprovalAction]:
     found = approval_actions().get(name)
     if found is None:
         raise ServiceError(
-            "UNKNOWN_APPROVAL_ACTION",
+            CoreErrorCode.UNKNOWN_APPROVAL_ACTION,
             f"No enabled module declares the approval action '{name}'.", "action",
         )
     return found

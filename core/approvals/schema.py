@@ -16,13 +16,15 @@ from graphql_relay import from_global_id
 
 from core.approvals import services
 from core.approvals.actions import approval_actions
-from core.errors import FieldError, ServiceError, ValidationFailed
+from core.approvals.errors import ApprovalErrorCode
+from core.errors import CoreErrorCode, FieldError, ServiceError, ValidationFailed
 from core.graphql.fields import ProtectedConnectionField, ProtectedField
 from core.graphql.history import history_connection
 from core.graphql.mutations import CoreMutation
 from core.graphql.scalars import UUID
 from core.graphql.types import CoreNode, CountableConnection
 from core.models import ApprovalDecision, ApprovalRoute, ApprovalTask, TaskGroup, TaskGroupChecker
+from core.permissions import APPROVAL_ROUTE_MANAGE, TASK_GROUP_MANAGE, TASK_RESOLVE, TASK_VIEW
 
 # What openIMIS frontends read in executorActionEvent: the executors' job is to approve.
 EXECUTOR_ACTION_EVENT = "approve"
@@ -253,20 +255,20 @@ class ApprovalRouteGQLType(graphene.ObjectType):
 class Query(graphene.ObjectType):
     approval_routes = ProtectedField(
         graphene.List(graphene.NonNull(ApprovalRouteGQLType), required=True),
-        permission="core.approval_route.manage", action=graphene.String(),
+        permission=APPROVAL_ROUTE_MANAGE, action=graphene.String(),
         description="Every action a module lets deployers put behind approval, with its route now.",
     )
-    approval_route_history = history_connection(ApprovalRoute, "core.approval_route.manage", lambda qs, user: qs)
+    approval_route_history = history_connection(ApprovalRoute, APPROVAL_ROUTE_MANAGE, lambda qs, user: qs)
 
     def resolve_approval_routes(self, info: Any, action: str | None = None) -> list[ApprovalRouteGQLType]:
         return [ApprovalRouteGQLType.of(r) for r in services.approval_routes() if action in (None, r.action)]
 
     task = ProtectedConnectionField(
-        TaskGQLType, permission="core.task.view",
+        TaskGQLType, permission=TASK_VIEW,
         order_fields=["date_created", "date_updated", "status", "action", "module", "entity_type"],
     )
     task_group = ProtectedConnectionField(
-        TaskGroupGQLType, permission="core.task_group.manage",
+        TaskGroupGQLType, permission=TASK_GROUP_MANAGE,
         order_fields=["code", "name", "date_created"],
     )
 
@@ -283,7 +285,7 @@ def _node_uuid(value: Any, type_name: str, field: str) -> uuid.UUID:
             return uuid.UUID(raw)
     except (ValueError, TypeError, UnicodeDecodeError):
         pass
-    raise ValidationFailed([FieldError(field, "INVALID_ID",
+    raise ValidationFailed([FieldError(field, CoreErrorCode.INVALID_ID,
                                        f"'{value}' is neither a UUID nor a {type_name} id.")])
 
 
@@ -304,10 +306,10 @@ def parse_business_status(raw: str, user: Any) -> str:
         try:
             entries = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise ServiceError("INVALID_BUSINESS_STATUS",
+            raise ServiceError(ApprovalErrorCode.INVALID_BUSINESS_STATUS,
                                f"businessStatus is not valid JSON: {exc.msg}.", "businessStatus") from exc
         if not isinstance(entries, dict) or len(entries) != 1:
-            raise ServiceError("INVALID_BUSINESS_STATUS",
+            raise ServiceError(ApprovalErrorCode.INVALID_BUSINESS_STATUS,
                                'Send one entry, {"<your user id>": "APPROVED" or "FAILED"}.',
                                "businessStatus")
         (key, word), = entries.items()
@@ -316,12 +318,12 @@ def parse_business_status(raw: str, user: Any) -> str:
         except ValueError:
             own = False
         if not own:
-            raise ServiceError("NOT_YOUR_DECISION",
+            raise ServiceError(ApprovalErrorCode.NOT_YOUR_DECISION,
                                "businessStatus may only hold your own decision, keyed by your "
                                "user id.", "businessStatus")
     decision = DECISION_OF.get(str(word).upper()) if isinstance(word, str) else None
     if decision is None:
-        raise ServiceError("INVALID_DECISION",
+        raise ServiceError(ApprovalErrorCode.INVALID_DECISION,
                            f"'{word}' is not a decision; send APPROVED or REJECTED (or FAILED).",
                            "businessStatus")
     return decision
@@ -330,7 +332,8 @@ def parse_business_status(raw: str, user: Any) -> str:
 class CreateTaskGroupMutation(CoreMutation):
     """Create a group of checkers with its completion policy (``requiredApprovals`` for N_OF)."""
 
-    permission = "core.task_group.manage"
+    permission = TASK_GROUP_MANAGE
+    error_codes = ApprovalErrorCode
     task_group = graphene.Field(TaskGroupGQLType)
 
     class Input(CoreMutation.Input):
@@ -342,19 +345,18 @@ class CreateTaskGroupMutation(CoreMutation):
 
     @classmethod
     def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
-        return {"task_group": services.create_task_group(
-            user, code=data["code"], name=data.get("name") or "",
-            completion_policy=_enum_value(data["completion_policy"]),
-            required_approvals=data.get("required_approvals"),
-            checker_ids=data.get("user_ids") or [],
-        )}
+        request = services.check_create_task_group(
+            user, code=data["code"], name=data.get("name") or "", completion_policy=_enum_value(data["completion_policy"]),
+            required_approvals=data.get("required_approvals"), checker_ids=data.get("user_ids") or [])
+        return {"task_group": services.do_create_task_group(request)}
 
 
 class UpdateTaskGroupMutation(CoreMutation):
     """Change a group; ``userIds`` replaces its checkers. Send ``version`` to refuse the change
     if someone else changed the group meanwhile."""
 
-    permission = "core.task_group.manage"
+    permission = TASK_GROUP_MANAGE
+    error_codes = ApprovalErrorCode
     task_group = graphene.Field(TaskGroupGQLType)
 
     class Input(CoreMutation.Input):
@@ -368,12 +370,11 @@ class UpdateTaskGroupMutation(CoreMutation):
 
     @classmethod
     def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
-        policy = _enum_value(data.get("completion_policy"))
-        return {"task_group": services.update_task_group(
-            user, _node_uuid(data["id"], "TaskGroupGQLType", "id"), version=data.get("version"),
-            code=data.get("code"), name=data.get("name"), completion_policy=policy,
-            required_approvals=data.get("required_approvals", ...), checker_ids=data.get("user_ids"),
-        )}
+        request = services.check_update_task_group(
+            user, _node_uuid(data["id"], "TaskGroupGQLType", "id"), version=data.get("version"), code=data.get("code"),
+            name=data.get("name"), completion_policy=_enum_value(data.get("completion_policy")),
+            required_approvals=data.get("required_approvals", ...), checker_ids=data.get("user_ids"))
+        return {"task_group": services.do_update_task_group(request)}
 
 
 class ResolveTaskMutation(CoreMutation):
@@ -383,7 +384,8 @@ class ResolveTaskMutation(CoreMutation):
     group's policy (``executedAt`` once the action ran, or its ``job``), ``FAILED`` after a
     rejection, ``ERROR`` when the approved action itself failed."""
 
-    permission = "core.task.resolve"
+    permission = TASK_RESOLVE
+    error_codes = ApprovalErrorCode
     task = graphene.Field(TaskGQLType)
 
     class Input(CoreMutation.Input):
@@ -393,9 +395,10 @@ class ResolveTaskMutation(CoreMutation):
 
     @classmethod
     def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
-        task_id = _node_uuid(data["id"], "TaskGQLType", "id")
-        decision = parse_business_status(data["business_status"], user)
-        return {"task": services.resolve_task(user, task_id, decision, data.get("comment") or "")}
+        request = services.check_resolve_task(user, _node_uuid(data["id"], "TaskGQLType", "id"),
+                                              parse_business_status(data["business_status"], user),
+                                              data.get("comment") or "")
+        return {"task": services.do_resolve_task(request)}
 
 
 class SetApprovalRouteMutation(CoreMutation):
@@ -403,7 +406,8 @@ class SetApprovalRouteMutation(CoreMutation):
     ``taskGroupCode: null`` let it run without approval, from now on and until set again;
     overrides ``modules_config.json``. ``reason`` is kept in history (``approvalRouteHistory``)."""
 
-    permission = "core.approval_route.manage"
+    permission = APPROVAL_ROUTE_MANAGE
+    error_codes = ApprovalErrorCode
     route = graphene.Field(ApprovalRouteGQLType)
 
     class Input(CoreMutation.Input):
@@ -413,9 +417,8 @@ class SetApprovalRouteMutation(CoreMutation):
 
     @classmethod
     def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
-        services.set_approval_route(user, data["action"], data.get("task_group_code"), data["reason"])
-        [route] = [r for r in services.approval_routes() if r.action == data["action"]]
-        return {"route": ApprovalRouteGQLType.of(route)}
+        request = services.check_set_approval_route(user, data["action"], data.get("task_group_code"), data["reason"])
+        return {"route": ApprovalRouteGQLType.of(services.do_set_approval_route(request))}
 
 
 class Mutation(graphene.ObjectType):

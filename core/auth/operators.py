@@ -16,9 +16,9 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern
 from django_rq.urls import get_admin_urlpatterns, get_api_urlpatterns
 
-from core.permissions import has_permission
+from core.permissions import JOB_OPERATE, has_permission
 
-JOB_OPERATOR_PERMISSION = "core.job.operate"
+JOB_OPERATOR_PERMISSION = JOB_OPERATE
 
 
 def may_operate_jobs(user: Any) -> bool:

@@ -15,6 +15,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from core.auth.errors import AuthErrorCode
 from core.errors import ServiceError
 from core.models import User
 
@@ -23,7 +24,7 @@ log = logging.getLogger("coremis.auth")
 
 def invalid_credentials() -> ServiceError:
     # One answer for an unknown user, a wrong password and an inactive account.
-    return ServiceError("INVALID_CREDENTIALS", "Invalid username or password.")
+    return ServiceError(AuthErrorCode.INVALID_CREDENTIALS, "Invalid username or password.")
 
 
 def authenticate(username: str, password: str) -> User:
@@ -50,7 +51,7 @@ def verify_password(user: User, password: str) -> None:
     if user.is_locked():
         assert user.locked_until is not None
         raise ServiceError(
-            "ACCOUNT_LOCKED",
+            AuthErrorCode.ACCOUNT_LOCKED,
             "This account is locked after too many failed log-ins. Try again after "
             f"{user.locked_until:%Y-%m-%d %H:%M} UTC, or ask an administrator to unlock it.",
         )
@@ -77,7 +78,7 @@ def _record_failure(user: User) -> None:
             log.warning("account locked", extra={"username": user.username, "failures": failures})
     if failures >= limit:
         raise ServiceError(
-            "ACCOUNT_LOCKED",
+            AuthErrorCode.ACCOUNT_LOCKED,
             f"Invalid username or password. The account is now locked for "
             f"{int(settings.COREMIS['LOGIN_LOCKOUT'].total_seconds() // 60)} minutes after "
             f"{limit} failed log-ins.",

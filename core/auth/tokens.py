@@ -23,6 +23,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from core.auth.errors import AuthErrorCode
 from core.errors import ServiceError
 from core.models import LoginSession, User
 
@@ -51,7 +52,7 @@ def _digest(value: str) -> str:
 
 
 def _invalid(message: str = "The token is not valid.") -> ServiceError:
-    return ServiceError("TOKEN_INVALID", message)
+    return ServiceError(AuthErrorCode.TOKEN_INVALID, message)
 
 
 def _access_token(user: User, session: LoginSession, now: datetime) -> tuple[str, dict[str, Any]]:
@@ -124,7 +125,7 @@ def refresh(refresh_token: str) -> TokenPair:
             refusal = _invalid("This refresh token was already used. As a copy of it may be in "
                                "other hands, this log-in is ended everywhere; log in again.")
         elif session.expires_at <= now:
-            raise ServiceError("TOKEN_EXPIRED", "The refresh token has expired; log in again.")
+            raise ServiceError(AuthErrorCode.TOKEN_EXPIRED, "The refresh token has expired; log in again.")
         elif not user.is_active or session.password_stamp != _password_stamp(user):
             reason = LoginSession.REVOKED_DEACTIVATED if not user.is_active else LoginSession.REVOKED_PASSWORD
             _revoke(LoginSession.objects.filter(pk=session.pk), reason, now)
@@ -169,7 +170,7 @@ def decode(token: str) -> tuple[User, dict[str, Any]]:
     try:
         payload = jwt.decode(token, settings.SECRET_KEY, algorithms=[ALGORITHM])
     except jwt.ExpiredSignatureError as exc:
-        raise ServiceError("TOKEN_EXPIRED", "The token has expired; log in again or refresh it.") from exc
+        raise ServiceError(AuthErrorCode.TOKEN_EXPIRED, "The token has expired; log in again or refresh it.") from exc
     except jwt.InvalidTokenError as exc:
         raise _invalid() from exc
     if payload.get("type") != "access":

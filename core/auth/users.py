@@ -28,14 +28,30 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db.models import QuerySet
 
+from core.actors import SYSTEM_ACTOR_ID
 from core.auth import services as auth_services
 from core.auth import tokens
-from core.errors import FieldError, NotFound, PermissionDenied, ServiceError, ValidationFailed
+from core.auth.errors import AuthErrorCode
+from core.errors import (
+    CoreErrorCode,
+    FieldError,
+    NotFound,
+    PermissionDenied,
+    ServiceError,
+    ValidationFailed,
+)
 from core.hooks import hook
 from core.models import LoginSession, Role, User
-from core.permissions import has_permission, require
+from core.permissions import (
+    ROLE_MANAGE,
+    USER_CREATE,
+    USER_DELETE,
+    USER_UPDATE,
+    has_permission,
+    require,
+)
 
-ROLE_MANAGER = "core.role.manage"
+ROLE_MANAGER = ROLE_MANAGE
 NAME_MAX_LENGTH = 150
 _username_validator = UnicodeUsernameValidator()
 
@@ -45,7 +61,8 @@ _username_validator = UnicodeUsernameValidator()
 
 def visible_users(actor: User, queryset: QuerySet | None = None) -> QuerySet:
     """The users ``actor`` may see: all of them unless a module scopes users to locations."""
-    queryset = User.objects.all() if queryset is None else queryset
+    # The system actor is nobody's to see or change: it is not a person's account.
+    queryset = (User.objects.all() if queryset is None else queryset).exclude(pk=SYSTEM_ACTOR_ID)
     scoped = hook().coremis_users_visible_to(actor=actor, queryset=queryset)
     return queryset if scoped is None else scoped
 
@@ -79,26 +96,26 @@ def manageable_user(actor: User, user_id: Any) -> User:
 
 def _text_problem(value: str, field_name: str, label: str) -> FieldError | None:
     if len(value) > NAME_MAX_LENGTH:
-        return FieldError(field_name, "TOO_LONG", f"The {label} is at most {NAME_MAX_LENGTH} characters.")
+        return FieldError(field_name, CoreErrorCode.TOO_LONG, f"The {label} is at most {NAME_MAX_LENGTH} characters.")
     if any(unicodedata.category(ch) == "Cc" for ch in value):
-        return FieldError(field_name, "INVALID_CHARACTERS", f"The {label} contains control characters.")
+        return FieldError(field_name, CoreErrorCode.INVALID_CHARACTER, f"The {label} contains control characters.")
     return None
 
 
 def _username_problems(username: str, exclude: Any = None) -> list[FieldError]:
     if not username:
-        return [FieldError("username", "REQUIRED", "The username is required.")]
+        return [FieldError("username", CoreErrorCode.REQUIRED, "The username is required.")]
     problem = _text_problem(username, "username", "username")
     if problem:
         return [problem]
     try:
         _username_validator(username)
     except ValidationError:
-        return [FieldError("username", "INVALID_USERNAME",
+        return [FieldError("username", AuthErrorCode.INVALID_USERNAME,
                            "A username has letters, digits and @ . + - _ only.")]
     # Case-insensitively: "Officer1" and "officer1" would be two accounts nobody can tell apart.
     if User.objects.filter(username__iexact=username).exclude(pk=exclude).exists():
-        return [FieldError("username", "USERNAME_TAKEN", f"The username '{username}' is taken.")]
+        return [FieldError("username", AuthErrorCode.USERNAME_TAKEN, f"The username '{username}' is taken.")]
     return []
 
 
@@ -108,9 +125,9 @@ def _email_problems(email: str, exclude: Any = None) -> list[FieldError]:
     try:
         validate_email(email)
     except ValidationError:
-        return [FieldError("email", "INVALID_EMAIL", f"'{email}' is not an e-mail address.")]
+        return [FieldError("email", AuthErrorCode.INVALID_EMAIL, f"'{email}' is not an e-mail address.")]
     if User.objects.filter(email__iexact=email).exclude(pk=exclude).exists():
-        return [FieldError("email", "EMAIL_TAKEN", f"Another user has the e-mail address {email}.")]
+        return [FieldError("email", AuthErrorCode.EMAIL_TAKEN, f"Another user has the e-mail address {email}.")]
     return []
 
 
@@ -118,7 +135,7 @@ def _password_problems(password: str, user: User | None, field_name: str) -> lis
     try:
         validate_password(password, user)
     except ValidationError as exc:
-        return [FieldError(field_name, "PASSWORD_TOO_WEAK", " ".join(exc.messages))]
+        return [FieldError(field_name, AuthErrorCode.PASSWORD_TOO_WEAK, " ".join(exc.messages))]
     return []
 
 
@@ -126,12 +143,12 @@ def _roles(actor: User, role_ids: list[Any], errors: list[FieldError]) -> list[R
     roles = list(Role.objects.filter(pk__in=role_ids))
     missing = sorted({str(r) for r in role_ids} - {str(r.pk) for r in roles})
     if missing:
-        errors.append(FieldError("roles", "ROLE_NOT_FOUND", f"No role {', '.join(missing)}."))
+        errors.append(FieldError("roles", AuthErrorCode.ROLE_NOT_FOUND, f"No role {', '.join(missing)}."))
     for role in roles:
         beyond = _beyond(actor, role.permissions)
         if beyond:
             errors.append(FieldError(
-                "roles", "ROLE_BEYOND_YOUR_RIGHTS",
+                "roles", AuthErrorCode.ROLE_BEYOND_YOUR_RIGHTS,
                 f"You cannot grant the role '{role.name}': it includes permissions you do not "
                 f"hold ({', '.join(beyond)}).",
             ))
@@ -142,7 +159,7 @@ def _location_problems(actor: User, location_ids: list[Any]) -> list[FieldError]
     caller = hook().coremis_user_location_problems
     if not caller.get_hookimpls():
         if location_ids:
-            return [FieldError("locations", "LOCATIONS_UNAVAILABLE",
+            return [FieldError("locations", AuthErrorCode.LOCATIONS_UNAVAILABLE,
                                "No enabled module scopes users to locations.")]
         return []
     return [problem for problems in caller(actor=actor, location_ids=location_ids, field="locations")
@@ -170,7 +187,7 @@ class CreateUserRequest:
 def check_create_user(actor: User, *, username: str, first_name: str = "", last_name: str = "",
                       email: str = "", password: str | None = None, role_ids: list[Any] | None = None,
                       location_ids: list[Any] | None = None) -> CreateUserRequest:
-    require(actor, "core.user.create")
+    require(actor, USER_CREATE)
     username, email = (username or "").strip(), (email or "").strip()
     first_name, last_name = (first_name or "").strip(), (last_name or "").strip()
     errors = [*_username_problems(username), *_email_problems(email)]
@@ -217,7 +234,7 @@ def check_update_user(actor: User, user_id: Any, *, username: str | None = None,
                       email: str | None = None, role_ids: list[Any] | None = None,
                       location_ids: list[Any] | None = None) -> UpdateUserRequest:
     """``None`` leaves a field as it is; ``roles`` and ``locations`` replace the whole set."""
-    require(actor, "core.user.update")
+    require(actor, USER_UPDATE)
     user = manageable_user(actor, user_id)
     errors: list[FieldError] = []
     changes: dict[str, str] = {}
@@ -265,10 +282,10 @@ class SetActiveRequest:
 
 
 def check_set_active(actor: User, user_id: Any, active: bool) -> SetActiveRequest:
-    require(actor, "core.user.delete")
+    require(actor, USER_DELETE)
     user = manageable_user(actor, user_id)
     if not active and user.pk == actor.pk:
-        raise ServiceError("CANNOT_DEACTIVATE_SELF", "You cannot deactivate your own account.", "uuid")
+        raise ServiceError(AuthErrorCode.CANNOT_DEACTIVATE_SELF, "You cannot deactivate your own account.", "uuid")
     return SetActiveRequest(user, active)
 
 
@@ -299,10 +316,10 @@ def check_change_password(actor: User, old_password: str, new_password: str) -> 
     try:
         auth_services.verify_password(actor, old_password or "")
     except ServiceError as exc:
-        message = "The current password is wrong." if exc.code == "INVALID_CREDENTIALS" else exc.message
+        message = "The current password is wrong." if exc.code == AuthErrorCode.INVALID_CREDENTIALS else exc.message
         raise ServiceError(exc.code, message, "oldPassword") from exc
     if new_password == old_password:
-        raise ServiceError("PASSWORD_UNCHANGED", "The new password is the current one.", "newPassword")
+        raise ServiceError(AuthErrorCode.PASSWORD_UNCHANGED, "The new password is the current one.", "newPassword")
     problems = _password_problems(new_password or "", actor, "newPassword")
     if problems:
         raise ValidationFailed(problems)
@@ -310,11 +327,11 @@ def check_change_password(actor: User, old_password: str, new_password: str) -> 
 
 
 def check_reset_password(actor: User, user_id: Any, new_password: str) -> PasswordRequest:
-    require(actor, "core.user.update")
+    require(actor, USER_UPDATE)
     user = manageable_user(actor, user_id)
     if user.pk == actor.pk:
         # Otherwise a stolen access token could set a password without knowing the current one.
-        raise ServiceError("USE_CHANGE_PASSWORD",
+        raise ServiceError(AuthErrorCode.USE_CHANGE_PASSWORD,
                            "Change your own password with changePassword (it asks for the current one).", "uuid")
     problems = _password_problems(new_password or "", user, "newPassword")
     if problems:

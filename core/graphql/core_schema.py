@@ -13,6 +13,7 @@ from core.approvals.schema import Mutation as ApprovalMutation
 from core.approvals.schema import Query as ApprovalQuery
 from core.auth import tokens
 from core.auth.backends import log_in
+from core.auth.errors import AuthErrorCode
 from core.errors import ServiceError
 from core.graphql.fields import ProtectedConnectionField, ProtectedField
 from core.graphql.jobs import JobType  # noqa: F401 - modules' payloads name it from here
@@ -26,7 +27,13 @@ from core.graphql.types import CoreNode, CountableConnection
 from core.graphql.users import Mutation as UsersMutation
 from core.graphql.users import Query as UsersQuery
 from core.models import MutationLog, Role, User
-from core.permissions import has_permission, registry
+from core.permissions import (
+    MUTATION_LOG_VIEW,
+    MUTATION_LOG_VIEW_ALL,
+    ROLE_MANAGE,
+    has_permission,
+    registry,
+)
 
 
 class UserType(CoreNode):
@@ -62,7 +69,7 @@ class MutationLogType(CoreNode):
     @classmethod
     def list_queryset(cls, queryset: Any, info: Any) -> Any:
         user = info.context.user
-        if not has_permission(user, "core.mutation_log.view_all"):
+        if not has_permission(user, MUTATION_LOG_VIEW_ALL):
             queryset = queryset.filter(user=user)
         return queryset
 
@@ -79,12 +86,12 @@ class RoleType(CoreNode):
 
 class Query(ApprovalQuery, JobQuery, UsersQuery, NodeQuery):
     mutation_logs = ProtectedConnectionField(
-        MutationLogType, permission="core.mutation_log.view",
+        MutationLogType, permission=MUTATION_LOG_VIEW,
         order_fields=["request_date_time", "status"],
     )
-    roles = ProtectedConnectionField(RoleType, permission="core.role.manage", order_fields=["name"])
+    roles = ProtectedConnectionField(RoleType, permission=ROLE_MANAGE, order_fields=["name"])
     permissions = ProtectedField(
-        graphene.List(graphene.NonNull(lambda: PermissionType)), permission="core.role.manage",
+        graphene.List(graphene.NonNull(lambda: PermissionType)), permission=ROLE_MANAGE,
         description="Every permission code the enabled modules declare.",
     )
 
@@ -181,7 +188,8 @@ class RoleInput(CoreMutation.Input):
 class CreateRoleMutation(CoreMutation):
     """Create a role granting declared permission codes (unknown codes are refused)."""
 
-    permission = "core.role.manage"
+    permission = ROLE_MANAGE
+    error_codes = AuthErrorCode
     role = graphene.Field(RoleType)
 
     class Input(RoleInput):
@@ -189,12 +197,14 @@ class CreateRoleMutation(CoreMutation):
 
     @classmethod
     def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
-        return {"role": roles.create_role(user, data.get("name") or "", data.get("permissions") or [],
-                                          data.get("description") or "")}
+        request = roles.check_create_role(user, data.get("name") or "", data.get("permissions") or [],
+                                          data.get("description") or "")
+        return {"role": roles.do_create_role(request)}
 
 
 class UpdateRoleMutation(CoreMutation):
-    permission = "core.role.manage"
+    permission = ROLE_MANAGE
+    error_codes = AuthErrorCode
     role = graphene.Field(RoleType)
 
     class Input(RoleInput):
@@ -203,14 +213,14 @@ class UpdateRoleMutation(CoreMutation):
 
     @classmethod
     def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
-        return {"role": roles.update_role(
-            user, data["uuid"], version=data.get("version"), name=data.get("name"),
-            permissions=data.get("permissions"), description=data.get("description"),
-        )}
+        request = roles.check_update_role(user, data["uuid"], version=data.get("version"), name=data.get("name"),
+                                          permissions=data.get("permissions"), description=data.get("description"))
+        return {"role": roles.do_update_role(request)}
 
 
 class DeleteRoleMutation(CoreMutation):
-    permission = "core.role.manage"
+    permission = ROLE_MANAGE
+    error_codes = AuthErrorCode
     role = graphene.Field(RoleType)
 
     class Input(CoreMutation.Input):
@@ -219,11 +229,12 @@ class DeleteRoleMutation(CoreMutation):
 
     @classmethod
     def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
-        return {"role": roles.delete_role(user, data["uuid"], data.get("version"))}
+        return {"role": roles.do_delete_role(roles.check_delete_role(user, data["uuid"], data.get("version")))}
 
 
 class SetUserRolesMutation(CoreMutation):
-    permission = "core.role.manage"
+    permission = ROLE_MANAGE
+    error_codes = AuthErrorCode
     user = graphene.Field(UserType)
 
     class Input(CoreMutation.Input):
@@ -232,7 +243,7 @@ class SetUserRolesMutation(CoreMutation):
 
     @classmethod
     def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
-        return {"user": roles.set_user_roles(user, data["user_uuid"], data["role_uuids"])}
+        return {"user": roles.do_set_user_roles(roles.check_set_user_roles(user, data["user_uuid"], data["role_uuids"]))}
 
 
 class PermissionType(graphene.ObjectType):

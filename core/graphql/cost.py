@@ -48,6 +48,8 @@ from graphql import (
 )
 from graphql_relay import cursor_to_offset
 
+from core.errors import RequestErrorCode
+
 PAGE_ARGUMENTS = ("first", "last")
 
 
@@ -109,10 +111,10 @@ class _Coster:
             if size is None:
                 continue
             if size < 0:
-                raise PagingError("INVALID_PAGE", f"'{name}' on `{field_name}` must not be negative.")
+                raise PagingError(RequestErrorCode.INVALID_PAGE, f"'{name}' on `{field_name}` must not be negative.")
             if size > self.limits.max_page_size:
                 raise PagingError(
-                    "PAGE_TOO_LARGE",
+                    RequestErrorCode.PAGE_TOO_LARGE,
                     f"Requesting {size} records on the `{field_name}` connection exceeds the "
                     f"`{name}` limit of {self.limits.max_page_size} records.",
                 )
@@ -120,12 +122,12 @@ class _Coster:
         offset = self._int_argument(node, "offset")
         if offset is not None:
             if offset < 0:
-                raise PagingError("INVALID_PAGE", f"'offset' on `{field_name}` must not be negative.")
+                raise PagingError(RequestErrorCode.INVALID_PAGE, f"'offset' on `{field_name}` must not be negative.")
             if self._argument(node, "before") is not None:
-                raise PagingError("INVALID_PAGE", f"'offset' and 'before' cannot be combined on `{field_name}`.")
+                raise PagingError(RequestErrorCode.INVALID_PAGE, f"'offset' and 'before' cannot be combined on `{field_name}`.")
             after = self._argument(node, "after")
             if after is not None and cursor_to_offset(str(after)) is None:
-                raise PagingError("INVALID_CURSOR", f"'after' on `{field_name}` is not a cursor this API returned.")
+                raise PagingError(RequestErrorCode.INVALID_CURSOR, f"'after' on `{field_name}` is not a cursor this API returned.")
         return max(sizes) if sizes else self.limits.max_page_size
 
     def selection(self, selection_set: SelectionSetNode | None, parent: Any, page: int,
@@ -204,7 +206,7 @@ def cost_limit_validator(variables: Mapping[str, Any] | None, limits: CostLimits
                         f"{label} costs {cost}, above the limit of {limits.max_cost}: ask for fewer "
                         "fields, smaller pages (first/last) or fewer aliases, or split it into several "
                         "requests.",
-                        extensions={"code": "QUERY_TOO_COSTLY", "cost": cost, "limit": limits.max_cost},
+                        extensions={"code": RequestErrorCode.QUERY_TOO_COSTLY, "cost": cost, "limit": limits.max_cost},
                     ))
 
     return CostLimitRule

@@ -18,7 +18,7 @@ from typing import Any
 
 from django.db.models import Q
 
-from core.errors import ServiceError
+from core.errors import CoreErrorCode, ServiceError
 from core.graphql.inputs import NOT_TEXT, NOT_TEXT_REASON, is_storable_text
 
 TYPES = ("string", "integer", "decimal", "boolean", "date")
@@ -29,7 +29,7 @@ FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 class CustomFilterError(ServiceError):
     def __init__(self, text: str, reason: str) -> None:
-        super().__init__("INVALID_CUSTOM_FILTER", f"Custom filter '{text}': {reason}", "customFilters")
+        super().__init__(CoreErrorCode.INVALID_CUSTOM_FILTER, f"Custom filter '{text}': {reason}", "customFilters")
 
 
 def _value(text: str, kind: str, raw: str) -> Any:

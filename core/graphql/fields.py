@@ -14,7 +14,7 @@ from graphene.utils.str_converters import to_camel_case, to_snake_case
 from graphene_django.filter import DjangoFilterConnectionField
 from graphql import GraphQLError
 
-from core.errors import ServiceError
+from core.errors import CoreErrorCode, ServiceError
 from core.graphql import custom_filters
 from core.graphql.inputs import check_arguments
 from core.graphql.permissions import check_permission, mark
@@ -32,13 +32,13 @@ def apply_order_by(queryset: QuerySet, terms: Iterable[str] | None, allowed: Ite
     ordering: list[str] = []
     for term in terms or []:
         if not isinstance(term, str):
-            raise GraphQLError("orderBy takes field names; null is not one.", extensions={"code": "INVALID_ORDER_BY"})
+            raise GraphQLError("orderBy takes field names; null is not one.", extensions={"code": CoreErrorCode.INVALID_ORDER_BY})
         sign, path = _order_key(term)
         if path not in allowed_set:
             choices = ", ".join(sorted(allowed_set)) or "none"
             raise GraphQLError(
                 f"Cannot order by '{term}'. Allowed: {choices} (prefix '-' for descending).",
-                extensions={"code": "INVALID_ORDER_BY"},
+                extensions={"code": CoreErrorCode.INVALID_ORDER_BY},
             )
         ordering.append(sign + path)
     # The primary key ends every ordering so pages are stable when sort keys repeat.
@@ -89,7 +89,7 @@ class ProtectedConnectionField(DjangoFilterConnectionField):
             try:
                 queryset = filtering(connection, iterable, info, args)
             except ValidationError as exc:
-                raise GraphQLError(_filter_errors(exc), extensions={"code": "INVALID_FILTER"}) from exc
+                raise GraphQLError(_filter_errors(exc), extensions={"code": CoreErrorCode.INVALID_FILTER}) from exc
             list_queryset = getattr(self.node_type, "list_queryset", None)
             if list_queryset is not None:
                 queryset = list_queryset(queryset, info)

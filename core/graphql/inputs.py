@@ -27,7 +27,7 @@ from typing import Any
 from graphene.utils.str_converters import to_camel_case
 from graphql import GraphQLError, StringValueNode, ValidationRule
 
-from core.errors import ServiceError
+from core.errors import CoreErrorCode, ServiceError
 
 MAX_DECIMAL = Decimal(10) ** 15
 NOT_TEXT = re.compile("[\x00\ud800-\udfff]")
@@ -58,30 +58,30 @@ class _Walker:
     def walk(self, value: Any, path: list[str | int], depth: int) -> None:
         self.nodes += 1
         if self.nodes > MAX_JSON_NODES:
-            raise InputRefused("INPUT_TOO_LARGE", f"The input has more than {MAX_JSON_NODES} values.", _label(path[:1]))
+            raise InputRefused(CoreErrorCode.INPUT_TOO_LARGE, f"The input has more than {MAX_JSON_NODES} values.", _label(path[:1]))
         if depth > MAX_JSON_DEPTH:
-            raise InputRefused("INPUT_TOO_DEEP", f"{_label(path)} is nested deeper than {MAX_JSON_DEPTH} levels.",
+            raise InputRefused(CoreErrorCode.INPUT_TOO_DEEP, f"{_label(path)} is nested deeper than {MAX_JSON_DEPTH} levels.",
                                _label(path))
         if isinstance(value, str):
             if not is_storable_text(value):
-                raise InputRefused("INVALID_CHARACTER", f"{_label(path)} {NOT_TEXT_REASON}.", _label(path))
+                raise InputRefused(CoreErrorCode.INVALID_CHARACTER, f"{_label(path)} {NOT_TEXT_REASON}.", _label(path))
         elif isinstance(value, bool | int | None | uuid.UUID | datetime.date | datetime.time | Enum):
             return
         elif isinstance(value, float):
             if not math.isfinite(value):
-                raise InputRefused("INVALID_NUMBER", f"{_label(path)} is not a finite number.", _label(path))
+                raise InputRefused(CoreErrorCode.INVALID_NUMBER, f"{_label(path)} is not a finite number.", _label(path))
         elif isinstance(value, Decimal):
             if not value.is_finite():
-                raise InputRefused("INVALID_NUMBER", f"{_label(path)} is not a finite number.", _label(path))
+                raise InputRefused(CoreErrorCode.INVALID_NUMBER, f"{_label(path)} is not a finite number.", _label(path))
             if abs(value) >= MAX_DECIMAL:
-                raise InputRefused("NUMBER_OUT_OF_RANGE",
+                raise InputRefused(CoreErrorCode.NUMBER_OUT_OF_RANGE,
                                    f"{_label(path)} is out of range (at most {MAX_DECIMAL:,.0f} in size).",
                                    _label(path))
         elif isinstance(value, Mapping):
             for key, item in value.items():
                 name = to_camel_case(key) if isinstance(key, str) and depth == 0 else key
                 if isinstance(key, str) and not is_storable_text(key):
-                    raise InputRefused("INVALID_CHARACTER", f"A key of {_label(path)} {NOT_TEXT_REASON}.",
+                    raise InputRefused(CoreErrorCode.INVALID_CHARACTER, f"A key of {_label(path)} {NOT_TEXT_REASON}.",
                                        _label(path))
                 self.walk(item, [*path, str(name)], depth + 1)
         elif isinstance(value, list | tuple):
@@ -103,7 +103,7 @@ class TextLiteralRule(ValidationRule):
         if not is_storable_text(node.value):
             self.report_error(GraphQLError(
                 f"A string in the query {NOT_TEXT_REASON}; no field accepts it.", node,
-                extensions={"code": "INVALID_CHARACTER"},
+                extensions={"code": CoreErrorCode.INVALID_CHARACTER},
             ))
 
 

@@ -15,6 +15,8 @@ from graphql import GraphQLError
 from graphql.language import FieldNode
 from graphql.validation import ValidationRule
 
+from core.errors import RequestErrorCode
+
 INTROSPECTION_ENTRY_FIELDS = frozenset({"__schema", "__type"})
 
 
@@ -34,7 +36,7 @@ class IntrospectionRefused(ValidationRule):
                 ("Schema introspection needs a logged-in caller" if anonymous
                  else "Schema introspection is turned off on this server")
                 + f" ('{node.name.value}'). The schema is published as schema.graphql.",
-                node, extensions={"code": "INTROSPECTION_DISABLED"},
+                node, extensions={"code": RequestErrorCode.INTROSPECTION_DISABLED},
             ))
 
 

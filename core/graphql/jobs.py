@@ -19,12 +19,12 @@ from graphql import (
 from graphql_relay import from_global_id
 
 from core import jobs
-from core.errors import ServiceError
+from core.errors import CoreErrorCode, ServiceError
 from core.graphql.fields import ProtectedConnectionField
 from core.graphql.mutations import CoreMutation
 from core.graphql.types import CoreNode, CountableConnection
 from core.models import Job, JobEvent
-from core.permissions import has_permission
+from core.permissions import JOB_MANAGE, JOB_VIEW, JOB_VIEW_ALL, has_permission
 
 
 def job_uuid(value: str, field: str = "id") -> uuid.UUID:
@@ -40,7 +40,7 @@ def job_uuid(value: str, field: str = "id") -> uuid.UUID:
             return uuid.UUID(raw)
     except (ValueError, TypeError, UnicodeDecodeError):
         pass
-    raise ServiceError(jobs.JobErrorCode.INVALID_ID, f"'{value[:100]}' is neither a job's uuid nor its id.", field)
+    raise ServiceError(CoreErrorCode.INVALID_ID, f"'{value[:100]}' is neither a job's uuid nor its id.", field)
 
 
 class JobFilter(django_filters.FilterSet):
@@ -126,7 +126,7 @@ class JobType(CoreNode):
     @classmethod
     def list_queryset(cls, queryset: Any, info: Any) -> Any:
         user = info.context.user
-        if not has_permission(user, "core.job.view_all"):
+        if not has_permission(user, JOB_VIEW_ALL):
             queryset = queryset.filter(created_by=user)
         if any(_selects(node.selection_set, ["edges", "node", "history"], info) for node in info.field_nodes):
             queryset = queryset.prefetch_related(_events())
@@ -135,7 +135,7 @@ class JobType(CoreNode):
 
 class Query(graphene.ObjectType):
     jobs = ProtectedConnectionField(
-        JobType, permission="core.job.view", order_fields=["created_at", "state", "kind"]
+        JobType, permission=JOB_VIEW, order_fields=["created_at", "state", "kind"]
     )
 
 
@@ -147,7 +147,8 @@ class RetryJobMutation(CoreMutation):
     """Run a failed or cancelled job again, or now a job waiting for its back-off or to
     resume by itself. Its handler continues or redoes its work; nothing is done twice."""
 
-    permission = "core.job.manage"
+    permission = JOB_MANAGE
+    error_codes = jobs.JobErrorCode
     job = graphene.Field(JobType)
 
     class Input(JobMutationInput):
@@ -155,14 +156,15 @@ class RetryJobMutation(CoreMutation):
 
     @classmethod
     def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
-        return {"job": jobs.retry_job(user, job_uuid(data["id"]))}
+        return {"job": jobs.do_retry_job(jobs.check_retry_job(user, job_uuid(data["id"])))}
 
 
 class CancelJobMutation(CoreMutation):
     """Cancel a job: at once when it has not started, waits or lost its run; a running job
     stops at its next progress report (``cancelRequestedAt`` is set meanwhile)."""
 
-    permission = "core.job.manage"
+    permission = JOB_MANAGE
+    error_codes = jobs.JobErrorCode
     job = graphene.Field(JobType)
 
     class Input(JobMutationInput):
@@ -170,7 +172,7 @@ class CancelJobMutation(CoreMutation):
 
     @classmethod
     def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
-        return {"job": jobs.cancel_job(user, job_uuid(data["id"]))}
+        return {"job": jobs.do_cancel_job(jobs.check_cancel_job(user, job_uuid(data["id"])))}
 
 
 class Mutation(graphene.ObjectType):

@@ -16,7 +16,8 @@ from django.utils import timezone
 from graphene import relay
 from graphql import GraphQLError
 
-from core.errors import FieldError, ServiceError
+from core.errors import CoreErrorCode, ErrorCode, FieldError, ServiceError
+from core.graphql.errors import mutation_error_type, public_code
 from core.graphql.inputs import NOT_TEXT, NOT_TEXT_REASON, check_arguments, is_storable_text
 from core.graphql.permissions import check_permission, mark
 from core.graphql.types import MutationError
@@ -95,7 +96,13 @@ def _cut(value: Any) -> bool:
 
 
 class CoreMutation(relay.ClientIDMutation):
-    """Subclasses set ``permission`` and implement ``perform(info, user, **input) -> dict``.
+    """Subclasses set ``permission`` and ``error_codes`` and implement
+    ``perform(info, user, **input) -> dict``, which calls the module's ``check_*`` / ``do_*``
+    use case and nothing else.
+
+    ``error_codes`` names the module's :class:`core.errors.ErrorCode` enum; the payload's
+    ``errors`` are then typed with it (``core.graphql.errors``). Without it ``code`` is a plain
+    ``String``: tolerated only for modules listed in ``core.transition.PLAIN_CODES``.
 
     ``perform`` runs in one transaction whose changes history attributes to the user and to
     the mutation log entry. A :class:`core.errors.ServiceError` rolls it back and comes out as
@@ -117,9 +124,27 @@ class CoreMutation(relay.ClientIDMutation):
     errors = graphene.List(graphene.NonNull(MutationError), required=True)
 
     permission: ClassVar[str] = ""
+    error_codes: ClassVar[type[ErrorCode] | None] = None
     # Inputs the mutation log keeps as "***", beyond the passwords and tokens every mutation
     # hides: settings no query may return must not come back through ``mutationLogs`` either.
     unlogged_inputs: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def __init_subclass_with_meta__(cls, **options: Any) -> None:
+        if cls.error_codes is not None and "errors" not in cls.__dict__:
+            cls.errors = graphene.List(graphene.NonNull(mutation_error_type(cls.error_codes)), required=True)
+        super().__init_subclass_with_meta__(**options)
+
+    @classmethod
+    def _errors(cls, errors: list[dict[str, Any]]) -> list[Any]:
+        """The payload's ``errors`` from ``{field, code, message}`` entries."""
+        if cls.error_codes is None:
+            return [MutationError(**_error_fields(e)) for e in errors]
+        error_type = mutation_error_type(cls.error_codes)
+        name = cls._meta.name.removesuffix("Payload")
+        return [error_type(field=e["field"], message=e["message"],
+                           code=public_code(cls.error_codes, name, e["code"]))
+                for e in map(_error_fields, errors)]
 
     @classmethod
     def Field(cls, *args: Any, **kwargs: Any) -> graphene.Field:
@@ -139,7 +164,7 @@ class CoreMutation(relay.ClientIDMutation):
         label = data.pop("client_mutation_label", None)
         refusal = _client_fields_refusal(client_id, label)
         if refusal is not None:  # before the log entry, which could not hold them
-            return cls(errors=[refusal], client_mutation_id=None)
+            return cls(errors=cls._errors([refusal]), client_mutation_id=None)
         fields = {
             "mutation_name": cls._meta.name.removesuffix("Payload"),
             "client_mutation_id": client_id,
@@ -157,7 +182,7 @@ class CoreMutation(relay.ClientIDMutation):
             if replayed is not None:
                 return replayed
             # the first request did not complete and released its key: this one runs
-        raise ServiceError("IN_PROGRESS", "Requests with this clientMutationId keep failing; send it again later.",
+        raise ServiceError(CoreErrorCode.IN_PROGRESS, "Requests with this clientMutationId keep failing; send it again later.",
                            "clientMutationId")
 
     @classmethod
@@ -176,19 +201,19 @@ class CoreMutation(relay.ClientIDMutation):
                 except (ServiceError, GraphQLError) as exc:
                     errors = _refusal(exc)
                     _close(entry, MutationLog.ERROR, error=errors)
-                    return cls(errors=[MutationError(**e) for e in errors], client_mutation_id=client_id)
+                    return cls(errors=cls._errors(errors), client_mutation_id=client_id)
                 affected = [str(v.pk) for v in output.values() if hasattr(v, "pk")]
                 _close(entry, MutationLog.SUCCESS, affected=affected, result=_outcome(output))
         except Exception as exc:
             if committed:
                 raise  # done and recorded; what failed came after (an on-commit action)
             edge = classify(exc) if unavailable(exc) is None else None
-            error = {"code": edge.code if edge else "SERVICE_UNAVAILABLE",
+            error = {"code": edge.code if edge else CoreErrorCode.SERVICE_UNAVAILABLE,
                      "message": edge.message if edge else "The database or Redis was not reachable."}
-            if edge is not None and edge.status < 500 and edge.code != "CONFLICT":
+            if edge is not None and edge.status < 500 and edge.code != CoreErrorCode.CONFLICT:
                 # a value the database refused: typed like any refusal, and final
                 _close(entry, MutationLog.ERROR, error=[{"field": None, **error}])
-                return cls(errors=[MutationError(field=None, **error)], client_mutation_id=client_id)
+                return cls(errors=cls._errors([{"field": None, **error}]), client_mutation_id=client_id)
             try:
                 _close(entry, MutationLog.ERROR, error=[error], release=True)
             except Exception:  # the database went away: the entry stays RECEIVED
@@ -211,31 +236,30 @@ class CoreMutation(relay.ClientIDMutation):
             if entry.status != MutationLog.RECEIVED:
                 break
             if time.monotonic() > deadline:
-                raise ServiceError("IN_PROGRESS", "A request with this clientMutationId is still being "
+                raise ServiceError(CoreErrorCode.IN_PROGRESS, "A request with this clientMutationId is still being "
                                    "processed; read its outcome with mutationLogs.", "clientMutationId")
             time.sleep(0.05)
         if entry.mutation_name != cls._meta.name.removesuffix("Payload") or entry.json_content != logged:
             # the same key for another request is a client's mistake, not a retry: saying so
             # beats answering an outcome that is not this request's
-            errors = [{"field": "clientMutationId", "code": "CLIENT_MUTATION_ID_REUSED",
+            errors = [{"field": "clientMutationId", "code": CoreErrorCode.CLIENT_MUTATION_ID_REUSED,
                        "message": f"This clientMutationId was already used for another request "
                                   f"({entry.mutation_name}); use a new one for each mutation."}]
-            return cls(errors=[MutationError(**e) for e in errors], client_mutation_id=client_id)
+            return cls(errors=cls._errors(errors), client_mutation_id=client_id)
         if entry.status == MutationLog.ERROR:
-            return cls(errors=[MutationError(**_error_fields(e)) for e in entry.error or []],
-                       client_mutation_id=client_id)
+            return cls(errors=cls._errors(entry.error or []), client_mutation_id=client_id)
         return cls(errors=[], client_mutation_id=client_id, **_restore(entry.result or {}))
 
 
-def _client_fields_refusal(client_id: str | None, label: str | None) -> MutationError | None:
+def _client_fields_refusal(client_id: str | None, label: str | None) -> dict[str, Any] | None:
     for name, value in (("clientMutationId", client_id), ("clientMutationLabel", label)):
         if value is None:
             continue
         if len(value) > MAX_CLIENT_FIELD:
-            return MutationError(field=name, code="TOO_LONG",
-                                 message=f"{name} is longer than {MAX_CLIENT_FIELD} characters.")
+            return {"field": name, "code": CoreErrorCode.TOO_LONG,
+                    "message": f"{name} is longer than {MAX_CLIENT_FIELD} characters."}
         if not is_storable_text(value):
-            return MutationError(field=name, code="INVALID_CHARACTER", message=f"{name} {NOT_TEXT_REASON}.")
+            return {"field": name, "code": CoreErrorCode.INVALID_CHARACTER, "message": f"{name} {NOT_TEXT_REASON}."}
     return None
 
 
@@ -252,7 +276,8 @@ def _claim(fields: dict[str, Any], user: Any, client_id: str) -> MutationLog | N
 
 
 def _error_fields(error: dict[str, Any]) -> dict[str, Any]:
-    return {"field": error.get("field"), "code": error.get("code") or "ERROR", "message": error.get("message") or ""}
+    return {"field": error.get("field"), "code": str(error.get("code") or CoreErrorCode.INVALID),
+            "message": error.get("message") or ""}
 
 
 def _ref(value: Any) -> Any:
@@ -295,7 +320,7 @@ def _refusal(exc: ServiceError | GraphQLError) -> list[dict[str, Any]]:
     if isinstance(exc, ServiceError):
         return [_as_dict(e) for e in exc.errors]
     extensions = exc.extensions or {}
-    return [{"field": extensions.get("field"), "code": str(extensions.get("code") or "INVALID"),
+    return [{"field": extensions.get("field"), "code": str(extensions.get("code") or CoreErrorCode.INVALID),
              "message": exc.message}]
 
 

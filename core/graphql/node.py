@@ -16,6 +16,7 @@ import graphene
 from graphql import GraphQLError, GraphQLSchema
 from graphql_relay import from_global_id
 
+from core.errors import CoreErrorCode
 from core.graphql.fields import ProtectedConnectionField, ProtectedField
 from core.graphql.permissions import AUTHENTICATED, Forbidden, check_permission
 from core.graphql.types import CoreNode
@@ -36,7 +37,7 @@ def fetchable_types(schema: GraphQLSchema) -> dict[str, tuple[type[CoreNode], tu
 
 def _invalid(global_id: str, why: str) -> GraphQLError:
     return GraphQLError(f"'{global_id[:100]}' is not an id node() can fetch: {why}.",
-                        extensions={"code": "INVALID_ID"})
+                        extensions={"code": CoreErrorCode.INVALID_ID})
 
 
 class NodeQuery(graphene.ObjectType):

@@ -6,6 +6,7 @@ from typing import Any
 
 from graphql import GraphQLError
 
+from core.errors import CoreErrorCode, RequestErrorCode
 from core.permissions import has_permission
 
 # Fields anyone may call: logging in (and out) needs no valid access token.
@@ -25,7 +26,7 @@ class NotAuthenticated(GraphQLError):
         super().__init__(
             "Authentication required: log in with tokenAuth and send the token as "
             "'Authorization: Bearer <token>'.",
-            extensions={"code": "UNAUTHENTICATED"},
+            extensions={"code": RequestErrorCode.UNAUTHENTICATED},
         )
 
 
@@ -33,7 +34,7 @@ class Forbidden(GraphQLError):
     def __init__(self, code: str) -> None:
         super().__init__(
             f"Permission denied: this requires the permission '{code}'.",
-            extensions={"code": "FORBIDDEN", "permission": code},
+            extensions={"code": CoreErrorCode.PERMISSION_DENIED, "permission": code},
         )
 
 

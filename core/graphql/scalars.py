@@ -22,6 +22,8 @@ from graphql import GraphQLError, Undefined
 from graphql.language import StringValueNode, ValueNode
 from graphql_relay import from_global_id
 
+from core.errors import CoreErrorCode
+
 
 def parse_uuid(value: Any) -> uuid.UUID:
     """A UUID from a UUID string or from a global id carrying one; GraphQLError otherwise."""
@@ -40,7 +42,7 @@ def parse_uuid(value: Any) -> uuid.UUID:
                 pass
     # GraphQL's own message around this one already quotes the value.
     raise GraphQLError("This is neither a UUID nor the global id of an object.",
-                       extensions={"code": "INVALID_ID"})
+                       extensions={"code": CoreErrorCode.INVALID_ID})
 
 
 class UUID(graphene.Scalar):

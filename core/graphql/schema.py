@@ -23,14 +23,13 @@ from graphql import (
     validate_schema,
 )
 
-from core.errors import ServiceError
+from core.errors import CoreErrorCode, ModuleConfigurationError, RequestErrorCode, ServiceError
 from core.graphql import core_schema
 from core.graphql.cost import CostLimits, cost_limit_validator
 from core.graphql.inputs import NOT_TEXT_REASON, TextLiteralRule, unstorable_path
 from core.graphql.introspection import introspection_rules
 from core.graphql.permissions import PUBLIC_FIELDS, declared_permission
 from core.http import classify
-from core.loader import ModuleConfigurationError
 
 
 def merge_roots(kind: str, contributions: list[tuple[str, type]]) -> type:
@@ -96,16 +95,16 @@ def graphql_error_response(status: int, code: str, message: str, **extensions: A
 
 
 def _refuse_constant(name: str) -> Any:
-    raise RequestRefused(400, "INVALID_JSON", f"The body contains {name}, which JSON does not allow.")
+    raise RequestRefused(400, RequestErrorCode.INVALID_JSON, f"The body contains {name}, which JSON does not allow.")
 
 
 def _loads(text: str, what: str) -> Any:
     try:
         return json.loads(text, parse_constant=_refuse_constant)
     except RecursionError:
-        raise RequestRefused(400, "INVALID_JSON", f"The {what} is nested too deeply.") from None
+        raise RequestRefused(400, RequestErrorCode.INVALID_JSON, f"The {what} is nested too deeply.") from None
     except ValueError:
-        raise RequestRefused(400, "INVALID_JSON", f"The {what} is not valid JSON.") from None
+        raise RequestRefused(400, RequestErrorCode.INVALID_JSON, f"The {what} is not valid JSON.") from None
 
 
 def _coded(error: GraphQLError, code: str) -> GraphQLError:
@@ -121,17 +120,17 @@ def _public(error: GraphQLError, request: HttpRequest) -> GraphQLError:
     original = error.original_error
     if original is None or isinstance(original, GraphQLError):
         # graphql-core's own refusals of a variable ("was not provided", "got invalid value")
-        return _coded(error, "INVALID_VALUE") if error.path is None else error
+        return _coded(error, CoreErrorCode.INVALID_VALUE) if error.path is None else error
     if isinstance(original, ServiceError):
         return GraphQLError(original.message, error.nodes, path=error.path,
                             extensions={"code": original.code, "field": original.field})
     if error.path is None and isinstance(original, ValueError):
         # A scalar refusing a variable or literal ("badly formed hexadecimal UUID string"):
         # graphql-core's sentence names the variable and the value.
-        return GraphQLError(error.message, error.nodes, extensions={"code": "INVALID_VALUE"})
+        return GraphQLError(error.message, error.nodes, extensions={"code": CoreErrorCode.INVALID_VALUE})
     # A mutation that already logged it hands over its reference, so it is logged once.
     edge = getattr(original, "coremis_edge", None) or classify(original, path=request.path)
-    if edge.code == "SERVICE_UNAVAILABLE":
+    if edge.code == CoreErrorCode.SERVICE_UNAVAILABLE:
         raise RequestRefused(503, edge.code, edge.message)
     extensions: dict[str, Any] = {"code": edge.code}
     if edge.reference:
@@ -153,7 +152,7 @@ class CoreGraphQLView(GraphQLView):
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         try:
             if request.method not in ("GET", "POST"):
-                raise RequestRefused(405, "METHOD_NOT_ALLOWED", "GraphQL is sent with GET or POST.")
+                raise RequestRefused(405, RequestErrorCode.METHOD_NOT_ALLOWED, "GraphQL is sent with GET or POST.")
             return super().dispatch(request, *args, **kwargs)
         except RequestRefused as exc:
             return graphql_error_response(exc.status, exc.code, exc.message, **exc.extensions)
@@ -165,14 +164,14 @@ class CoreGraphQLView(GraphQLView):
         try:
             body = request.body.decode("utf-8")
         except RequestDataTooBig:
-            raise RequestRefused(413, "REQUEST_TOO_LARGE", "The request body is too large.") from None
+            raise RequestRefused(413, RequestErrorCode.REQUEST_TOO_LARGE, "The request body is too large.") from None
         except UnicodeDecodeError:
-            raise RequestRefused(400, "INVALID_BODY", "The request body is not UTF-8 text.") from None
+            raise RequestRefused(400, RequestErrorCode.INVALID_BODY, "The request body is not UTF-8 text.") from None
         if content_type == "application/graphql":
             return {"query": body}
         data = _loads(body, "request body")
         if not isinstance(data, dict):
-            raise RequestRefused(400, "INVALID_BODY",
+            raise RequestRefused(400, RequestErrorCode.INVALID_BODY,
                                  'The request body must be a JSON object: {"query": "...", "variables": {...}}.')
         return data
 
@@ -181,19 +180,19 @@ class CoreGraphQLView(GraphQLView):
         variables = request.GET.get("variables") or data.get("variables")
         operation_name = request.GET.get("operationName") or data.get("operationName")
         if query is not None and not isinstance(query, str):
-            raise RequestRefused(400, "INVALID_QUERY", "'query' must be a string holding a GraphQL document.")
+            raise RequestRefused(400, RequestErrorCode.INVALID_QUERY, "'query' must be a string holding a GraphQL document.")
         if isinstance(variables, str):
             variables = _loads(variables, "'variables' parameter") if variables.strip() else None
         if variables is not None and not isinstance(variables, dict):
-            raise RequestRefused(400, "INVALID_VARIABLES", "'variables' must be a JSON object (or null).")
+            raise RequestRefused(400, RequestErrorCode.INVALID_VARIABLES, "'variables' must be a JSON object (or null).")
         if operation_name == "null":
             operation_name = None
         if operation_name is not None and not isinstance(operation_name, str):
-            raise RequestRefused(400, "INVALID_OPERATION_NAME", "'operationName' must be a string (or null).")
+            raise RequestRefused(400, RequestErrorCode.INVALID_OPERATION_NAME, "'operationName' must be a string (or null).")
         if variables:
             where = unstorable_path(variables)
             if where is not None:
-                raise RequestRefused(400, "INVALID_CHARACTER",
+                raise RequestRefused(400, CoreErrorCode.INVALID_CHARACTER,
                                      f"The variable ${where.lstrip('.')} {NOT_TEXT_REASON}; no field accepts it.")
         return query, variables, operation_name, None
 
@@ -210,7 +209,7 @@ class CoreGraphQLView(GraphQLView):
         if not query:
             if show_graphiql:
                 return None
-            raise RequestRefused(400, "NO_QUERY", "Send the GraphQL document as 'query'.")
+            raise RequestRefused(400, RequestErrorCode.NO_QUERY, "Send the GraphQL document as 'query'.")
         schema = self.schema.graphql_schema
         schema_errors = validate_schema(schema)
         if schema_errors:
@@ -225,16 +224,16 @@ class CoreGraphQLView(GraphQLView):
             return ExecutionResult(errors=[GraphQLError(
                 f"The query has more than {limit} tokens; split it into several requests." if too_large
                 else exc.message, exc.nodes, exc.source, exc.positions,
-                extensions={"code": "QUERY_TOO_LARGE" if too_large else "GRAPHQL_PARSE_FAILED"})])
+                extensions={"code": RequestErrorCode.QUERY_TOO_LARGE if too_large else RequestErrorCode.GRAPHQL_PARSE_FAILED})])
         operation = get_operation_ast(document, operation_name)
         if request.method.lower() == "get" and operation is not None and operation.operation != OperationType.QUERY:
             if show_graphiql:
                 return None
-            raise RequestRefused(405, "METHOD_NOT_ALLOWED",
+            raise RequestRefused(405, RequestErrorCode.METHOD_NOT_ALLOWED,
                                  f"A {operation.operation.value} must be sent with POST.")
         errors = validate(schema, document, self.validation_rules_for(request, variables))
         if errors:
-            return ExecutionResult(data=None, errors=[_coded(e, "GRAPHQL_VALIDATION_FAILED") for e in errors])
+            return ExecutionResult(data=None, errors=[_coded(e, RequestErrorCode.GRAPHQL_VALIDATION_FAILED) for e in errors])
         request.graphql_operation = operation.operation.value if operation else None  # type: ignore[attr-defined]
         try:
             result = execute(schema, document, root_value=self.get_root_value(request),
@@ -253,7 +252,7 @@ class CoreGraphQLView(GraphQLView):
                 and getattr(request, "graphql_operation", None) == OperationType.QUERY.value):
             # A mutation's answer is sent whatever its size: what it did is done.
             raise RequestRefused(
-                400, "RESPONSE_TOO_LARGE",
+                400, RequestErrorCode.RESPONSE_TOO_LARGE,
                 f"The answer would be {len(result):,} bytes, above the limit of {limit:,}: ask for fewer "
                 "fields or smaller pages.", size=len(result), limit=limit)
         return result, status

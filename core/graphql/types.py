@@ -70,3 +70,14 @@ class ContributedField:
 
     field: graphene.Field
     prefetch: tuple[str, ...] = ()
+
+
+def _import_mode_enum() -> type[graphene.Enum]:
+    from core.imports import ImportMode
+
+    return graphene.Enum.from_enum(
+        ImportMode, description="What an import does with a file some of whose rows are invalid.")
+
+
+# The one GraphQL enum of import modes (``ImportMode``): every import mutation's ``mode``.
+ImportModeEnum = _import_mode_enum()

@@ -14,14 +14,16 @@ import graphene
 from django.db.models import QuerySet
 
 from core.auth import users as services
+from core.auth.errors import AuthErrorCode
+from core.errors import ModuleConfigurationError
 from core.graphql.fields import ProtectedConnectionField
 from core.graphql.mutations import CoreMutation
 from core.graphql.permissions import AUTHENTICATED
 from core.graphql.scalars import UUID
 from core.graphql.types import ContributedField, CoreNode, CountableConnection
 from core.hooks import hook, results_by_module
-from core.loader import ModuleConfigurationError
 from core.models import User
+from core.permissions import USER_CREATE, USER_DELETE, USER_UPDATE, USER_VIEW
 
 USER_FIELDS = ("id", "username", "first_name", "last_name", "email", "is_active", "is_superuser",
                "date_joined", "last_login", "locked_until")
@@ -115,7 +117,7 @@ UserGQLType: Any = type("UserGQLType", (_UserFields, CoreNode), {
 
 class Query(graphene.ObjectType):
     users = ProtectedConnectionField(
-        UserGQLType, permission="core.user.view",
+        UserGQLType, permission=USER_VIEW,
         order_fields=["username", "last_name", "first_name", "email", "is_active", "date_joined",
                       "last_login"],
     )
@@ -137,7 +139,8 @@ class CreateUserMutation(CoreMutation):
     ``core.role.manage``) and locations must be within yours. Without ``password`` the account
     cannot log in until one is set with ``resetUserPassword``."""
 
-    permission = "core.user.create"
+    permission = USER_CREATE
+    error_codes = AuthErrorCode
     user = graphene.Field(UserGQLType)
 
     class Input(UserInput):
@@ -157,7 +160,8 @@ class CreateUserMutation(CoreMutation):
 class UpdateUserMutation(CoreMutation):
     """Change a user within your scope; omitted fields stay as they are."""
 
-    permission = "core.user.update"
+    permission = USER_UPDATE
+    error_codes = AuthErrorCode
     user = graphene.Field(UserGQLType)
 
     class Input(UserInput):
@@ -179,7 +183,7 @@ def _activation(name: str, active: bool, doc: str) -> type[CoreMutation]:
         return {"user": services.do_set_active(services.check_set_active(user, data["uuid"], active))}
 
     return type(name, (CoreMutation,), {
-        "__doc__": doc, "permission": "core.user.delete", "user": graphene.Field(UserGQLType),
+        "__doc__": doc, "permission": USER_DELETE, "error_codes": AuthErrorCode, "user": graphene.Field(UserGQLType),
         "Input": type("Input", (CoreMutation.Input,), {"uuid": UUID(required=True)}),
         "perform": classmethod(perform),
     })
@@ -197,6 +201,7 @@ class ChangePasswordMutation(CoreMutation):
     log-in of the account ends, this one included: log in again with the new password."""
 
     permission = AUTHENTICATED
+    error_codes = AuthErrorCode
     unlogged_inputs = frozenset({"old_password"})
 
     class Input(CoreMutation.Input):
@@ -212,7 +217,8 @@ class ChangePasswordMutation(CoreMutation):
 class ResetUserPasswordMutation(CoreMutation):
     """Set another user's password (it also lifts a lockout and ends their open log-ins)."""
 
-    permission = "core.user.update"
+    permission = USER_UPDATE
+    error_codes = AuthErrorCode
     user = graphene.Field(UserGQLType)
 
     class Input(CoreMutation.Input):

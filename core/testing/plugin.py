@@ -2,16 +2,57 @@
 
 Tests run against the real PostgreSQL and Redis that ``coremis services`` started (embedded by
 default) or that ``DATABASE_URL`` / ``REDIS_URL`` name.
+
+Each enabled module's test doubles and shared fixtures live in ``modules/<m>/testing.py``;
+this plug-in registers those files as pytest plug-ins through the loader, so a disabled
+module's fixtures are gone with it. Tests use them as fixtures; no test imports another test
+file or a ``testing.py``.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+
+from core.loader import Registry
+
+
+def testing_plugins(registry: Registry) -> list[str]:
+    """The ``<module>.testing`` plug-ins of the modules ``registry`` enables, in load order."""
+    names = []
+    for module in registry.modules:
+        name = f"{module.spec.app}.testing"
+        if importlib.util.find_spec(name) is not None:
+            names.append(name)
+    return names
+
+
+@pytest.hookimpl(trylast=True)  # after pytest-django has set Django up
+def pytest_configure(config: pytest.Config) -> None:
+    from core.loader import get_registry
+
+    for name in testing_plugins(get_registry()):
+        if not config.pluginmanager.has_plugin(name):
+            config.pluginmanager.import_plugin(name)
+
+
+@pytest.fixture(autouse=True)
+def _undeclared_error_codes_fail_the_test(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A mutation that refuses with a code its enum does not hold answers ``REFUSED`` in
+    production (and logs it); in a test, it fails the test, naming the code to declare."""
+    from core.graphql import errors
+
+    seen: list[tuple[str, str]] = []
+    monkeypatch.setattr(errors, "on_undeclared_code", lambda mutation, code: seen.append((mutation, code)))
+    yield
+    if seen:
+        pytest.fail("mutations refused with codes their error enum does not declare: "
+                    + ", ".join(f"{m}: {c}" for m, c in seen), pytrace=False)
 
 
 @pytest.fixture(autouse=True)
@@ -136,3 +177,13 @@ def run_again() -> Callable[[Any], Any]:
         return job
 
     return again
+
+
+@pytest.fixture
+def database_url() -> str:
+    """The URL of the test database, for a real child process (a scheduler, a web server)."""
+    from django.db import connection
+
+    from core.testing.live import database_url as url_of
+
+    return url_of(connection.settings_dict)

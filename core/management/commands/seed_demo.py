@@ -11,9 +11,11 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from core.actors import system_actor
+from core.history import acting_as
 from core.hooks import hook
 from core.models import Role, User
-from core.permissions import registry
+from core.permissions import TASK_RESOLVE, TASK_VIEW, registry
 
 
 class Command(BaseCommand):
@@ -21,11 +23,12 @@ class Command(BaseCommand):
             "(COREMIS_CHECKER_PASSWORD) and demo data.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        with transaction.atomic():
+        actor = system_actor()
+        with transaction.atomic(), acting_as(actor, seed_demo=True):
             self._admin()
             self._roles()
-            self._checkers()
-        hook().coremis_seed_demo(stdout=self.stdout)
+            self._checkers(actor)
+        hook().coremis_seed_demo(stdout=self.stdout, actor=actor)
 
     def _password(self, username: str, variable: str, what: str) -> tuple[str, str] | None:
         """The password of a demo user to create and how to show it, or ``None`` if the user
@@ -61,7 +64,7 @@ class Command(BaseCommand):
             User.objects.create_superuser("admin", "admin@example.org", chosen[0])
             self._created("Demo administrator", "admin", *chosen, "COREMIS_ADMIN_PASSWORD")
 
-    def _checkers(self) -> None:
+    def _checkers(self, actor: User) -> None:
         """A task group for every action routed to one that does not exist yet (the shipped
         configuration routes ``payroll.approve``), with the demo checker in it: the demo's
         first payroll then waits for a second person, as a real deployment's does."""
@@ -76,7 +79,7 @@ class Command(BaseCommand):
             return
         declared = approval_actions()
         needed = {declared[a][1].permission for actions in missing.values() for a in actions} - {None}
-        codes = sorted({"core.task.view", "core.task.resolve", "location.scope.national", *needed,
+        codes = sorted({TASK_VIEW, TASK_RESOLVE, "location.scope.national", *needed,
                         *(c for c in registry() if c.endswith((".search", ".view")))} & set(registry()))
         role = Role.objects.filter(name="Checker").first() or Role(name="Checker")
         if sorted(role.permissions) != codes:
@@ -89,7 +92,7 @@ class Command(BaseCommand):
         checker = User.objects.get(username="checker")
         checker.roles.add(role)
         for code, actions in sorted(missing.items()):
-            create_task_group(None, code=code, name=f"Demo checkers of {', '.join(actions)}",
+            create_task_group(actor, code=code, name=f"Demo checkers of {', '.join(actions)}",
                               completion_policy="ANY", checker_ids=[checker.pk])
             self.stdout.write(f"Task group '{code}' created for {', '.join(actions)}; its checker is 'checker'.")
 

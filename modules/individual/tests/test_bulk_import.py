@@ -452,7 +452,7 @@ def test_a_rejected_import_writes_nothing_and_tells_why(run_import, gql, importe
 def test_approving_needs_the_permission(gql, importer, run_import, hierarchy):
     job = run_import(importer, csv_text(FAMILY))
     result = gql(importer).execute(APPROVE, {"input": {"jobId": str(job.pk)}})
-    assert result["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert result["errors"][0]["extensions"]["code"] == "PERMISSION_DENIED"
 
 
 # --- the report and the HTTP route -----------------------------------------------------------

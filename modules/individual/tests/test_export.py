@@ -354,7 +354,7 @@ def test_invalid_custom_filter_is_a_typed_error_and_starts_no_job(gql, make_user
 def test_user_without_export_permission_is_forbidden(gql, make_user, registry):
     result = gql(make_user(["individual.search", "location.scope.national"])).execute(
         EXPORT_INDIVIDUALS, {"input": {}})
-    assert result["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert result["errors"][0]["extensions"]["code"] == "PERMISSION_DENIED"
     assert not Job.objects.filter(kind="individual.export").exists()
 
 

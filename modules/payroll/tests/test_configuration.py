@@ -322,7 +322,7 @@ def test_users_without_payroll_configure_change_nothing(gql, make_user, group_pl
                                     {"i": payload})
             assert result["data"][name] is None, result
             error = result["errors"][0]["extensions"]
-            assert (error["code"], error["permission"]) == ("FORBIDDEN", needed), name
+            assert (error["code"], error["permission"]) == ("PERMISSION_DENIED", needed), name
     assert snapshot(ids) == before and PaymentPoint.all_objects.count() == 1
     # and the service functions refuse them too
     with pytest.raises(Exception, match="payroll.configure'"):

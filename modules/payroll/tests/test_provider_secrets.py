@@ -84,7 +84,7 @@ def test_a_province_officer_cannot_configure_providers(gql, make_user, admin_use
     set_user_locations(admin_user, officer, [country["P1"].pk])
     refused = gql(officer).execute(
         'mutation { createPaymentPoint(input: {code: "EVIL", adaptor: "file"}) { errors { code } } }')
-    assert refused["errors"][0]["extensions"] == {"code": "FORBIDDEN", "permission": "payroll.configure_providers"}
+    assert refused["errors"][0]["extensions"] == {"code": "PERMISSION_DENIED", "permission": "payroll.configure_providers"}
 
     # and the right itself is national
     provincial = make_user([p for p in PAYROLL_ALL if p != "location.scope.national"])
