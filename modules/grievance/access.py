@@ -43,7 +43,9 @@ def viewer(user: Any) -> Viewer:
     cached = getattr(user, "_grievance_viewer", None)
     if cached is not None:
         return cached
-    unrestricted = bool(getattr(user, "is_superuser", False))
+    from core.actors import is_system
+
+    unrestricted = bool(getattr(user, "is_superuser", False)) or is_system(user)
     roles: frozenset[str] = frozenset()
     if not unrestricted and getattr(user, "pk", None) is not None:
         roles = frozenset(user.roles.filter(is_deleted=False).values_list("name", flat=True))

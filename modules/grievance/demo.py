@@ -5,11 +5,11 @@ over the demo collines, one of each kind the configuration knows, some already o
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from core.models import Role, User
 from modules.grievance import clock
 from modules.grievance import permissions as perm
-from modules.grievance.actors import system_actor
 from modules.grievance.configuration import config
 from modules.grievance.models import Ticket
 from modules.location.models import Location
@@ -35,7 +35,7 @@ def _roles() -> None:
             Role.objects.create(name=name, description="grievance demo role", permissions=codes)
 
 
-def seed_demo_tickets() -> int:
+def seed_demo_tickets(actor: Any) -> int:
     _roles()
     if Ticket.all_objects.filter(json_ext__demo=True).exists() or not config().categories:
         return 0
@@ -53,7 +53,7 @@ def seed_demo_tickets() -> int:
                       "description": f"{title} (ticket de démonstration)", "json_ext": {"demo": True},
                       "location_id": collines[index % len(collines)].pk if collines else None,
                       "name_of_complainant": "Anonyme" if category == "vbg" else ""})
-    created = do_create_tickets(check_create_tickets(system_actor("demo data"), items, "demo"))
+    created = do_create_tickets(check_create_tickets(actor, items, "demo"))
     # two of them arrived long ago: the escalation job has something to do in the demo
     earlier = clock.now() - timedelta(days=12)
     Ticket.objects.filter(pk__in=[t.pk for t in created[:2]]).update(

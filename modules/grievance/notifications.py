@@ -78,9 +78,10 @@ def _deliver_after_commit() -> None:
     deliveries started twice are harmless, each takes its rows ``FOR UPDATE SKIP LOCKED``."""
 
     def start() -> None:
+        from core.actors import system_actor
         from core.jobs import start_job
 
-        start_job("grievance.deliver", {}, None)
+        start_job("grievance.deliver", {}, system_actor())
 
     transaction.on_commit(start, robust=True)
 

@@ -7,14 +7,15 @@ from collections.abc import Callable
 from typing import Any
 
 from core.hooks import hookimpl
-from core.permissions import PermissionSpec
+from core.permissions import Permission
 
 
 @hookimpl
-def coremis_permissions() -> list[PermissionSpec]:
-    from modules.grievance.permissions import PERMISSIONS
+def coremis_permissions() -> list[Permission]:
+    from core.permissions import declared
+    from modules.grievance import permissions
 
-    return PERMISSIONS
+    return declared(permissions)
 
 
 @hookimpl
@@ -71,10 +72,10 @@ def coremis_approval_actions() -> dict[str, Any]:
 
 
 @hookimpl
-def coremis_seed_demo(stdout: Any) -> None:
+def coremis_seed_demo(stdout: Any, actor: Any) -> None:
     from modules.grievance.demo import seed_demo_tickets
 
-    created = seed_demo_tickets()
+    created = seed_demo_tickets(actor)
     stdout.write(f"Demo grievance tickets: {created} created." if created else "Demo grievance tickets present.")
 
 

@@ -91,6 +91,12 @@ HANDLER_CODES = ["grievance.ticket.search", "grievance.ticket.create", "grievanc
 
 
 @pytest.fixture
+def handler_codes() -> list[str]:
+    """The permissions the ``staff`` fixture gives a handler."""
+    return list(HANDLER_CODES)
+
+
+@pytest.fixture
 def places(admin_user: Any) -> dict[str, Any]:
     """P1 > C11 > H111, H112; P1 > C12 > H121; P2 > C21 > H211 (codes as keys)."""
     from modules.location.services import create_location

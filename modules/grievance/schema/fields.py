@@ -10,6 +10,7 @@ from django.db.models import QuerySet
 from django.db.models.fields.related import ForeignKey
 from graphql import GraphQLError
 
+from core.errors import CoreErrorCode
 from core.graphql.fields import ProtectedConnectionField
 from core.graphql.scalars import UUID
 from core.models import HistoryEntry
@@ -20,10 +21,11 @@ from modules.location.services import descendants_of
 
 # which ticket field each filter searches: a restricted reader searching by a field they are
 # not shown finds no restricted ticket by it
-SEARCHED = {"code": "code", "title": "title", "priority": "priority", "category": "category", "flags": "flags",
-            "channel": "channel", "reporter_id": "reporter", "household_id": "reporter", "payment_id": "payment",
-            "attending_staff": "attendingStaff", "date_of_incident": "dateOfIncident", "due_date": "dueDate",
-            "date_created": "dateCreated", "is_overdue": "dueDate", "location": "location", "status": "status"}
+SEARCHED = (("code", "code"), ("title", "title"), ("priority", "priority"), ("category", "category"),
+            ("flags", "flags"), ("channel", "channel"), ("reporter_id", "reporter"), ("household_id", "reporter"),
+            ("payment_id", "payment"), ("attending_staff", "attendingStaff"), ("date_of_incident", "dateOfIncident"),
+            ("due_date", "dueDate"), ("date_created", "dateCreated"), ("is_overdue", "dueDate"),
+            ("location", "location"), ("status", "status"))
 
 
 def _searched(args: dict[str, Any]) -> set[str]:
@@ -32,8 +34,7 @@ def _searched(args: dict[str, Any]) -> set[str]:
         if value is None:
             continue
         base = name.split("__")[0]
-        if base in SEARCHED:
-            fields.add(SEARCHED[base])
+        fields.update(part for argument, part in SEARCHED if argument == base)
     return fields
 
 
@@ -150,7 +151,7 @@ class TicketConnectionField(ProtectedConnectionField):
             queryset = inner(connection, iterable, info, args)
             version = args.get("ticket_version")
             if version is not None and version < 1:
-                raise GraphQLError("ticketVersion starts at 1.", extensions={"code": "INVALID_FILTER"})
+                raise GraphQLError("ticketVersion starts at 1.", extensions={"code": CoreErrorCode.INVALID_FILTER})
             if args.get("show_history") or version is not None:
                 return TicketVersions(queryset, version)
             return queryset

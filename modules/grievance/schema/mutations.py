@@ -13,6 +13,7 @@ from django.db import connection
 from core.graphql.mutations import CoreMutation
 from core.graphql.scalars import UUID
 from modules.grievance import permissions as perm
+from modules.grievance.errors import GrievanceErrorCode
 from modules.grievance.schema.types import (
     AttachmentGQLType,
     CommentGQLType,
@@ -37,6 +38,8 @@ def _internal_id() -> str | None:
 class GrievanceMutation(CoreMutation):
     class Meta:
         abstract = True
+
+    error_codes = GrievanceErrorCode
 
     internal_id = graphene.String(description="the mutationLogs entry of this request")
 

@@ -9,6 +9,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from core import services as core_services
+from core.errors import CoreErrorCode as C
 from core.errors import FieldError, ServiceError
 from core.models import User
 from modules.grievance import clock
@@ -100,7 +101,7 @@ def check_update_ticket(actor: Any, ticket_id: Any, *, version: int | None = Non
         if staff is None:
             errors.append(FieldError("attendingStaffId", E.STAFF_NOT_FOUND, "No such active user."))
         elif problem:
-            errors.append(FieldError("attendingStaffId", E.OUT_OF_SCOPE, problem))
+            errors.append(FieldError("attendingStaffId", C.OUT_OF_SCOPE, problem))
         else:
             changes["attending_staff_id"] = staff.pk
     if "json_ext" in given:
@@ -167,7 +168,7 @@ def do_update_ticket(request: UpdateTicketRequest) -> Ticket:
 
 
 def _user(actor: Any) -> Any:
-    return actor if getattr(actor, "pk", None) is not None else None
+    return actor
 
 
 def _resolved_after_commit(ticket_id: Any, comment_id: Any) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import filetype
 
 from core import services as core_services
+from core.errors import CoreErrorCode as C
 from core.errors import FieldError, ServiceError
 from core.models import Upload, User
 from modules.grievance import access
@@ -80,7 +81,7 @@ def do_create_comment(request: CommentRequest) -> Comment:
     comment = Comment(ticket=request.ticket, comment=request.comment, commenter_kind=request.kind,
                       commenter_id=request.commenter_id, commenter_individual_id=request.individual_id,
                       commenter_user_id=request.user_id)
-    return core_services.create(comment, request.actor if getattr(request.actor, "pk", None) else None)
+    return core_services.create(comment, request.actor)
 
 
 @dataclass
@@ -99,16 +100,16 @@ def check_create_attachment(actor: Any, ticket_id: Any, upload_id: Any, title: s
     ticket = common.ticket_for_change(actor, ticket_id, lock=False)
     upload = Upload.objects.filter(pk=upload_id, purpose=ATTACHMENT_PURPOSE).first()
     if upload is None or (upload.created_by_id != getattr(actor, "pk", None) and not access.viewer(actor).unrestricted):
-        raise ServiceError(E.UPLOAD_NOT_FOUND, f"No upload {upload_id} of yours for '{ATTACHMENT_PURPOSE}'.", "uploadId")
+        raise ServiceError(C.UPLOAD_NOT_FOUND, f"No upload {upload_id} of yours for '{ATTACHMENT_PURPOSE}'.", "uploadId")
     cfg = config()
     if upload.size > cfg.max_attachment_bytes:
-        raise ServiceError(E.FILE_TOO_LARGE, f"Attachments are at most {cfg.max_attachment_bytes / 1048576:g} MiB; "
+        raise ServiceError(C.FILE_TOO_LARGE, f"Attachments are at most {cfg.max_attachment_bytes / 1048576:g} MiB; "
                                              f"this file is {upload.size / 1048576:.1f} MiB.", "uploadId")
     try:
         with open(upload.stored_path, "rb") as handle:
             head = handle.read(SNIFF_BYTES)
     except OSError as exc:
-        raise ServiceError(E.UPLOAD_NOT_FOUND, "The uploaded file is no longer stored; upload it again.",
+        raise ServiceError(C.UPLOAD_NOT_FOUND, "The uploaded file is no longer stored; upload it again.",
                            "uploadId") from exc
     kind = filetype.guess(head)
     mime = kind.mime if kind else "unknown"
@@ -123,7 +124,7 @@ def do_create_attachment(request: AttachmentRequest) -> Attachment:
     upload = request.upload
     attachment = Attachment(ticket=request.ticket, upload=upload, title=request.title or upload.filename,
                             filename=Path(upload.filename).name[:255], mime_type=request.mime_type, size=upload.size)
-    return core_services.create(attachment, request.actor if getattr(request.actor, "pk", None) else None)
+    return core_services.create(attachment, request.actor)
 
 
 def attachment_for_download(user: Any, attachment_id: Any) -> Attachment:

@@ -7,6 +7,7 @@ from datetime import timedelta
 from functools import cache
 from typing import Any
 
+from core.errors import CoreErrorCode as C
 from core.errors import FieldError, ServiceError, ValidationFailed
 from core.json_ext import JsonExtSchema
 from core.permissions import has_permission
@@ -27,7 +28,7 @@ UNSET: Any = ...
 def require(actor: Any, code: str) -> None:
     """The permission check every ``check_*`` starts with (the system actor holds all)."""
     if not has_permission(actor, code):
-        raise ServiceError(E.PERMISSION_DENIED, f"This requires the permission '{code}'.")
+        raise ServiceError(C.PERMISSION_DENIED, f"This requires the permission '{code}'.")
 
 
 @cache
@@ -44,20 +45,20 @@ def ticket_for_change(actor: Any, ticket_id: Any, *, lock: bool = True) -> Ticke
         raise ServiceError(E.TICKET_NOT_FOUND, f"Ticket {ticket_id} does not exist or is not visible to you.", "id")
     level, _ = access.level_of(access.viewer(actor), ticket.category, ticket.flags)
     if level != access.FULL:
-        raise ServiceError(E.PERMISSION_DENIED, f"You may read only part of ticket {ticket.code}; "
+        raise ServiceError(C.PERMISSION_DENIED, f"You may read only part of ticket {ticket.code}; "
                                                 "only a full reader of its category and flags may change it.", "id")
     return ticket
 
 
 def check_version(ticket: Ticket, version: int | None) -> None:
     if version is not None and version != ticket.version:
-        raise ServiceError(E.STALE_VERSION, f"Ticket {ticket.code} was changed by someone else (you edited version "
+        raise ServiceError(C.STALE_VERSION, f"Ticket {ticket.code} was changed by someone else (you edited version "
                                             f"{version}, it is now version {ticket.version}); reload it.", "version")
 
 
 def category_of(path: Any, errors: list[FieldError], field: str = "category") -> Category | None:
     if not isinstance(path, str) or not path.strip():
-        errors.append(FieldError(field, E.REQUIRED, "The category is required."))
+        errors.append(FieldError(field, C.REQUIRED, "The category is required."))
         return None
     category = config().categories.get(path.strip())
     if category is None:
@@ -112,9 +113,9 @@ def priority_of(raw: Any, category: Category | None, flags: list[str], errors: l
 def text(raw: Any, field: str, errors: list[FieldError], *, required: bool = False, limit: int = 255) -> str:
     value = raw.strip() if isinstance(raw, str) else ""
     if required and not value:
-        errors.append(FieldError(field, E.REQUIRED, f"{field} is required."))
+        errors.append(FieldError(field, C.REQUIRED, f"{field} is required."))
     elif len(value) > limit:
-        errors.append(FieldError(field, E.TOO_LONG, f"{field} is at most {limit} characters."))
+        errors.append(FieldError(field, C.TOO_LONG, f"{field} is at most {limit} characters."))
     return value
 
 
@@ -152,7 +153,7 @@ def fixed_by_category(resolution: Any, due_date: Any, category: Category | None,
 def json_ext_of(raw: Any, errors: list[FieldError]) -> Any:
     if raw in (None, ""):
         return None
-    errors.extend(FieldError(e.field, E.INVALID_JSON_EXT, e.message) for e in json_ext_schema().errors(raw))
+    errors.extend(FieldError(e.field, C.INVALID_JSON_EXT, e.message) for e in json_ext_schema().errors(raw))
     return raw
 
 

@@ -39,7 +39,11 @@ RETURNING t.id, t.escalation_level
 
 
 def escalate_overdue(now: datetime | None = None, *, job_id: Any = None) -> dict[str, int]:
-    """Escalate every open ticket whose next escalation is due at ``now`` (the module clock)."""
+    """Escalate every open ticket whose next escalation is due at ``now`` (the module clock),
+    as the system actor."""
+    from core.actors import system_actor
+
+    actor = system_actor()
     now = now or clock.now()
     cfg = config()
     interval = timedelta(hours=duration_hours(cfg.escalation_interval))
@@ -47,7 +51,7 @@ def escalate_overdue(now: datetime | None = None, *, job_id: Any = None) -> dict
     router = Router(roles, cfg.national_lead_role)
     escalated = examined = 0
     while True:
-        with transaction.atomic(), acting_as(None, system="grievance.escalate", job=str(job_id or "")):
+        with transaction.atomic(), acting_as(actor, escalation=True, job=str(job_id or "")):
             due = list(Ticket.objects.select_for_update(skip_locked=True)
                        .filter(status__in=OPEN_STATUSES, is_deleted=False, next_escalation_at__lte=now)
                        .order_by("next_escalation_at")
@@ -78,7 +82,7 @@ def escalate_overdue(now: datetime | None = None, *, job_id: Any = None) -> dict
             escalated += len(moves)
             events = [{k: m[k] for k in ("ticket_id", "level", "attending_staff_id", "location_id")} for m in moves]
             transaction.on_commit(lambda events=events: _escalated(events), robust=True)
-    with transaction.atomic(), acting_as(None, system="grievance.escalate", job=str(job_id or "")):
+    with transaction.atomic(), acting_as(actor, escalation=True, job=str(job_id or "")):
         marked = Ticket.objects.filter(status__in=OPEN_STATUSES, is_deleted=False, due_date__lte=now,
                                        is_overdue=False).update(is_overdue=True)
     return {"examined": examined, "escalated": escalated, "marked_overdue": marked}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from core.errors import CoreErrorCode as C
 from core.errors import ServiceError
 from core.jobs import start_job
 from core.models import Job
@@ -47,7 +48,7 @@ def check_export_tickets(actor: Any, *, status: str | None = None, category: str
         if location is None:
             raise ServiceError(E.LOCATION_NOT_FOUND, "No such location.", "locationId")
         if not in_scope(actor, location):
-            raise ServiceError(E.OUT_OF_SCOPE, "The location is outside your locations.", "locationId")
+            raise ServiceError(C.OUT_OF_SCOPE, "The location is outside your locations.", "locationId")
     params = {"status": status, "category": category, "location_id": str(location_id) if location_id else None}
     count = export_queryset(actor, params).count()
     if count > config().export_max_rows:

@@ -13,6 +13,7 @@ from typing import Any
 
 from django.db import transaction
 
+from core.errors import CoreErrorCode as C
 from core.errors import FieldError, ValidationFailed
 from core.models import User
 from modules.grievance import clock, codes, links, notifications
@@ -175,7 +176,7 @@ def _location(item: dict[str, Any], found: _Lookups, person: Any, household: Any
             errors.append(FieldError("locationId", E.LOCATION_NOT_FOUND, "No such location."))
             return None
         if not in_scope(actor, location):
-            errors.append(FieldError("locationId", E.OUT_OF_SCOPE, "The location is outside your locations."))
+            errors.append(FieldError("locationId", C.OUT_OF_SCOPE, "The location is outside your locations."))
         return location.pk
     if person is not None and found.individuals[person].location_id:
         return found.individuals[person].location_id
@@ -232,7 +233,7 @@ def _one(item: dict[str, Any], found: _Lookups, today: datetime.date) -> tuple[N
     if staff in found.users and not errors:
         problem = common.staff_problem(found.users[staff], found.path_of(location))
         if problem:
-            errors.append(FieldError("attendingStaffId", E.OUT_OF_SCOPE, problem))
+            errors.append(FieldError("attendingStaffId", C.OUT_OF_SCOPE, problem))
     json_ext = common.json_ext_of(item.get("json_ext"), errors)
     contact = {k: common.text(item.get(f"contact_{k}") if k != "name" else item.get("name_of_complainant"),
                               f"contact.{k}", errors) for k in ("name", "phone", "email", "address")}

@@ -17,6 +17,7 @@ from django.db import transaction
 
 from core.approvals import ApprovalAction, ApprovalContext
 from core.approvals.services import needs_approval, request_approval
+from core.errors import CoreErrorCode as C
 from core.errors import ServiceError
 from core.models import ApprovalTask, User
 from core.permissions import has_permission
@@ -24,7 +25,7 @@ from modules.grievance import access, clock, notifications
 from modules.grievance.configuration import Step, config
 from modules.grievance.errors import GrievanceErrorCode as E
 from modules.grievance.models import TaskStatus, Ticket, TicketTask
-from modules.grievance.permissions import TASK_ACT
+from modules.grievance.permissions import REGISTRY_UPDATE, TASK_ACT
 from modules.grievance.routing import Router
 from modules.grievance.services import common
 
@@ -133,7 +134,7 @@ def check_reassign_task(actor: Any, task_id: Any, user_id: Any, reason: str = ""
     if not user.is_superuser and task.role not in access.viewer(user).roles:
         raise ServiceError(E.NOT_THE_ROLE, f"{user.username} does not hold the role '{task.role}'.", "userId")
     if not access.visible_tickets(user, Ticket.objects.filter(pk=ticket.pk)).exists():
-        raise ServiceError(E.OUT_OF_SCOPE, f"{user.username} may not see this ticket (location or sensitivity).",
+        raise ServiceError(C.OUT_OF_SCOPE, f"{user.username} may not see this ticket (location or sensitivity).",
                            "userId")
     return TaskRequest(actor, task, ticket, "REASSIGN", (reason or "").strip()[:2000], assignee=user)
 
@@ -153,8 +154,8 @@ def _new_recipient(actor: Any, ticket: Ticket, individual_id: Any) -> Any:
     if not individual_id:
         raise ServiceError(E.RECIPIENT_REQUIRED, "Name the household's new primary recipient (newRecipientId).",
                            "newRecipientId")
-    if not has_permission(actor, "individual.update"):
-        raise ServiceError(E.PERMISSION_DENIED, "Naming a recipient changes the registry; it needs "
+    if not has_permission(actor, REGISTRY_UPDATE):
+        raise ServiceError(C.PERMISSION_DENIED, "Naming a recipient changes the registry; it needs "
                                                 "'individual.update'.", "newRecipientId")
     member = GroupIndividual.objects.filter(group_id=ticket.household_id, individual_id=individual_id).first()
     if ticket.household_id is None or member is None:
@@ -175,7 +176,7 @@ def do_task(request: TaskRequest) -> TicketTask:
     if request.new_recipient is not None and needs_approval(REPLACE_RECIPIENT):
         if task.approval_task_id and ApprovalTask.objects.filter(pk=task.approval_task_id,
                                                                  status__in=["RECEIVED", "ACCEPTED"]).exists():
-            raise ServiceError(E.APPROVAL_PENDING, "A checker is already deciding on this step.", "id")
+            raise ServiceError(C.APPROVAL_PENDING, "A checker is already deciding on this step.", "id")
         approval = request_approval(request.actor, REPLACE_RECIPIENT, "TicketTask", task.pk, {
             "task_id": str(task.pk), "household_id": str(request.ticket.household_id),
             "individual_id": str(request.new_recipient), "note": request.note})
@@ -197,7 +198,7 @@ def do_task(request: TaskRequest) -> TicketTask:
 def common_save(task: TicketTask, actor: Any, fields: list[str]) -> None:
     from core import services
 
-    services.save_versioned(task, actor if getattr(actor, "pk", None) else None, fields)
+    services.save_versioned(task, actor, fields)
 
 
 def finish(task: TicketTask, ticket: Ticket, actor: Any, outcome: str, note: str, now: datetime) -> None:
@@ -267,7 +268,7 @@ def _describe(task: ApprovalTask) -> str:
            f"{task.data.get('household_id')} (grievance {code}, replacement after death)"
 
 
-ACTIONS = {REPLACE_RECIPIENT: ApprovalAction(execute=_execute_replacement, permission="individual.update",
+ACTIONS = {REPLACE_RECIPIENT: ApprovalAction(execute=_execute_replacement, permission=REGISTRY_UPDATE,
                                              describe=_describe)}
 
 

@@ -76,11 +76,13 @@ def test_events_fire_once_the_change_commits(make_ticket: Any, places: Any, admi
 
 
 def test_demo_tickets_are_seeded_once(places: Any) -> None:
+    from core.actors import system_actor
     from modules.grievance.demo import seed_demo_tickets
     from modules.grievance.models import Ticket
 
-    assert seed_demo_tickets() == 8
-    assert seed_demo_tickets() == 0
+    assert seed_demo_tickets(system_actor()) == 8
+    assert seed_demo_tickets(system_actor()) == 0
+    assert Ticket.objects.filter(user_created_id=system_actor().pk).count() == 8  # history names the system
     assert Ticket.objects.filter(category="vbg").count() == 1
     assert Ticket.objects.filter(due_date__lt=Ticket.objects.order_by("-date_created")[0].date_created).count() == 2
 

@@ -98,7 +98,7 @@ def test_an_overdue_ticket_climbs_level_by_level_to_the_national_lead(
     grievance_clock.advance(days=10)
     assert escalate_overdue()["escalated"] == 0  # nobody above the national lead
     entries = HistoryEntry.objects.filter(table_name="grievance_ticket", row_id=ticket.pk,
-                                          context__system="grievance.escalate")
+                                          context__escalation=True)
     assert entries.count() == 3
     assert Notification.objects.filter(event="escalated", recipient=commune).count() == 1
     assert Notification.objects.filter(event="escalated", recipient=lead).exists()

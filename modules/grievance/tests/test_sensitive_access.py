@@ -147,7 +147,7 @@ def test_an_export_is_downloaded_by_its_maker_only(client: Any, staff: Any, case
     job = do_export_tickets(check_export_tickets(maker))
     url = f"/api/grievance/export/{job.pk}/download"
     early = client.get(url, HTTP_AUTHORIZATION=f"Bearer {issue(maker).token}")
-    assert early.status_code == 404 and early.json()["error"]["code"] == "NOT_READY"
+    assert early.status_code == 404 and early.json()["error"]["code"] == "EXPORT_NOT_READY"
     run_job(str(job.pk))
     mine = client.get(url, HTTP_AUTHORIZATION=f"Bearer {issue(maker).token}")
     assert mine.status_code == 200 and cases["gbv"].code in b"".join(mine.streaming_content).decode()
@@ -163,4 +163,4 @@ def test_the_access_log_is_readable_by_who_may_read_it(gql: Any, staff: Any, cas
     assert log["totalCount"] == 2
     assert {e["node"]["user"]["username"] for e in log["edges"]} == {worker.username}
     refused = gql(make_user(["grievance.ticket.search"])).execute("{ ticketAccessLog { totalCount } }")
-    assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert refused["errors"][0]["extensions"]["code"] == "PERMISSION_DENIED"

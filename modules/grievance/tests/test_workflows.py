@@ -106,13 +106,13 @@ def test_a_task_is_reassigned_only_to_a_holder_of_its_role(make_ticket: Any, pla
 
 
 def test_replacement_after_death_names_the_recipient_through_a_checker(
-        make_ticket: Any, places: Any, staff: Any, household: Any, admin_user: Any, make_user: Any) -> None:
+        make_ticket: Any, places: Any, staff: Any, household: Any, admin_user: Any, make_user: Any,
+        handler_codes: list[str]) -> None:
     from core.approvals.services import create_task_group, resolve_task
     from modules.individual.models import GroupIndividual
 
     group, (deceased, spouse) = household
-    officer = staff(OFFICER, PAY, at="H111", codes=[*__import__("modules.grievance.testing", fromlist=["x"]).HANDLER_CODES,
-                                                    "individual.update"])
+    officer = staff(OFFICER, PAY, at="H111", codes=[*handler_codes, "individual.update"])
     checker = make_user(["core.task.resolve", "core.task.view", "individual.update", "location.scope.national"])
     create_task_group(admin_user, code="GRIEVANCE-CHECKERS", completion_policy="ANY", checker_ids=[checker.pk])
     ticket = make_ticket(places, category="deces", location="H111", household_id=group.pk)
