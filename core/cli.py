@@ -256,10 +256,30 @@ def descendants(pid: int) -> list[int]:
 def kill_tree(process: subprocess.Popen[bytes]) -> None:
     """SIGKILL a child, everything below it (an RQ work horse sits in its own process group)
     and what is left of its process group (gunicorn's workers)."""
-    for pid in [*descendants(process.pid), process.pid]:
+    tree = [*descendants(process.pid), process.pid]
+    for pid in tree:
         with suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
     signal_group(process, signal.SIGKILL)
+    # SIGKILL is delivered asynchronously: a work horse (not our child, so not reaped by
+    # wait()) may still be committing for a moment. The servers stop after this returns, so
+    # wait until every killed process has really gone.
+    deadline = time.monotonic() + 5.0
+    while time.monotonic() < deadline and any(still_running(pid) for pid in tree if pid != process.pid):
+        time.sleep(0.02)
+
+
+def still_running(pid: int) -> bool:
+    """Whether ``pid`` exists and is not a zombie (a zombie no longer runs code)."""
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
 
 
 # A child that ran this long before exiting was working: its next restart is immediate.
