@@ -55,9 +55,11 @@ def coremis_schedules() -> list[dict[str, Any]]:
 def coremis_urls() -> list[Any]:
     from django.urls import path
 
+    from core.hooks import hook
     from modules.payroll.views import callback_view
 
-    return [path("callback/<str:point_code>", callback_view, name="callback")]
+    extra = [route for routes in hook().payroll_urls() for route in routes or []]
+    return [path("callback/<str:point_code>", callback_view, name="callback"), *extra]
 
 
 @hookimpl

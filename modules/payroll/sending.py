@@ -343,4 +343,5 @@ def poll_sent(user: Any = None) -> dict[str, int]:
             asked += len(outcomes)
             with acting_as(user, poll=point.code):
                 changed += record_outcomes(outcomes, user)
+            adaptors.outcomes_received(point, "POLL", outcomes)
     return {"asked": asked, "changed": changed}

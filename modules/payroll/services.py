@@ -804,9 +804,20 @@ def close_payroll(user: Any, payroll_id: Any) -> Payroll:
     with transaction.atomic():
         payroll = get_payroll(user, payroll_id, for_update=True)
         require_whole_payroll(user, payroll, "Closing this payroll")
+        check_close_problems(payroll)
         payroll = _move(payroll, user, (PayrollStatus.PAID, PayrollStatus.PARTIALLY_PAID), PayrollStatus.RECONCILED)
         _move_instructions(payroll, user, (InstructionStatus.PAID,), InstructionStatus.RECONCILED)
     return payroll
+
+
+def check_close_problems(payroll: Payroll) -> None:
+    """Refuse closing while a module (reconciliation) says the payroll does not add up yet."""
+    from core.hooks import hook
+
+    problems = [p for found in hook().payroll_close_problems(payroll=payroll) for p in found or []]
+    if problems:
+        raise ServiceError("NOT_RECONCILED", "The payroll cannot be closed yet: " + "; ".join(problems[:20]) +
+                           (f"; and {len(problems) - 20} more" if len(problems) > 20 else ""), "id")
 
 
 def start_sending(user: Any, payroll_id: Any) -> Payroll:
