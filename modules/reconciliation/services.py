@@ -312,9 +312,6 @@ def check_report(actor: User, *, payroll_id: Any = None, payment_cycle_id: Any =
         raise ValidationFailed([FieldError("groupBy", CoreErrorCode.INVALID, f"Group by one of {', '.join(GROUPS)}.")])
     if payroll_id:
         visible_payroll(actor, payroll_id)
-    if not (payroll_id or payment_cycle_id or payment_point_id):
-        raise ValidationFailed([FieldError("payrollId", CoreErrorCode.REQUIRED,
-                                           "Name a payroll, a payment cycle or a payment point.")])
     return {"actor": actor, "payroll_id": payroll_id, "payment_cycle_id": payment_cycle_id,
             "payment_point_id": payment_point_id, "group_by": group_by, "location_level": location_level or 0}
 

@@ -21,6 +21,14 @@ RECON_ALL = ["payroll.search", "payroll.configure", "payroll.configure_providers
              "reconciliation.report.ingest", "reconciliation.mismatch.search", "reconciliation.mismatch.update"]
 
 
+CALLBACK_TOKEN = "recon-callback-token"
+
+
+@pytest.fixture
+def callback_token() -> str:
+    return CALLBACK_TOKEN
+
+
 @dataclass
 class SentPayroll:
     """A payroll of ``count`` payments (``amounts`` by reference, in BIF), sent as a payment file
@@ -78,7 +86,8 @@ def build_payroll(admin: Any, user: Any, households: int = 6, *, name: str = "Ja
     cycle = pay.create_cycle(admin, code=cycle_code, start_date=datetime.date(2026, 1, 1),
                              end_date=datetime.date(2026, 12, 31))
     point = PaymentPoint.objects.filter(code=point_code).first() or pay.create_point(
-        admin, code=point_code, name="Bank", adaptor="file", config={"format": "csv"})
+        admin, code=point_code, name="Bank", adaptor="file",
+        config={"format": "csv", "callback_token": {"env": "COREMIS_PSP_RECON_CALLBACK"}})
     payroll, _ = pay.create_payroll(admin, name=name, payment_plan_id=plan.pk, payment_cycle_id=cycle.pk,
                                     payment_point_id=point.pk)
     payroll = pay.mark_approved(admin, payroll.pk)
@@ -98,17 +107,21 @@ def recon_admin(make_user: Any) -> Any:
 
 
 @pytest.fixture
-def sent_payroll(db: Any, admin_user: Any, recon_admin: Any, settings: Any, tmp_path: Path) -> SentPayroll:
+def sent_payroll(db: Any, admin_user: Any, recon_admin: Any, settings: Any, tmp_path: Path,
+                 monkeypatch: Any) -> SentPayroll:
     """Six households paid 6,000 BIF each through the file provider BANK, all SENT; ``user``
-    holds every payroll and reconciliation right, nationally."""
+    holds every payroll and reconciliation right, nationally. BANK's callbacks carry
+    ``Authorization: Bearer`` + ``CALLBACK_TOKEN``."""
     settings.MEDIA_ROOT = str(tmp_path)
+    monkeypatch.setenv("COREMIS_PSP_RECON_CALLBACK", CALLBACK_TOKEN)
     return build_payroll(admin_user, recon_admin)
 
 
 @pytest.fixture
 def make_payroll(db: Any, admin_user: Any, recon_admin: Any, settings: Any,
-                 tmp_path: Path) -> Callable[..., SentPayroll]:
+                 tmp_path: Path, monkeypatch: Any) -> Callable[..., SentPayroll]:
     settings.MEDIA_ROOT = str(tmp_path)
+    monkeypatch.setenv("COREMIS_PSP_RECON_CALLBACK", CALLBACK_TOKEN)
     return lambda **kw: build_payroll(admin_user, recon_admin, **kw)
 
 
