@@ -24,6 +24,11 @@ POINT_SCHEMA = {
         "encoding": {"type": "string", "default": "utf-8"},
         "date_formats": {"type": "array", "items": {"type": "string"}, "minItems": 1},
         "decimal_comma": {"description": "Amounts written 1.234,50", "type": "boolean", "default": False},
+        "rule_match": {"description": "Match statement lines without a reference by amount, account and date "
+                                      "(exactly one candidate payment).", "type": "boolean", "default": True},
+        "date_window_days": {"description": "How many days after sending a statement line may be dated and still "
+                                            "match by rule.", "type": "integer", "minimum": 0, "maximum": 90,
+                             "default": 7},
         "deadline_days": {"description": "Days after sending by which the provider must report a payment "
                                          "(else NOT_REPORTED).", "type": "integer", "minimum": 1, "maximum": 365},
     },

@@ -29,7 +29,7 @@ LEDGER = "reconciliation_providerreport"
 MISMATCH = "reconciliation_mismatch"
 EVENT = "reconciliation_mismatchevent"
 PAYMENT = "payroll_benefitconsumption"
-STAGED = ("line", "reference", "provider_transaction_id", "amount", "currency", "status", "value_date", "account",
+STAGED = ("seq", "line", "reference", "provider_transaction_id", "amount", "currency", "status", "value_date", "account",
           "message", "raw", "checksum")
 # Sources whose outcomes payroll has already applied itself (its callback route and polls).
 APPLIED_BY_PAYROLL = (Source.CALLBACK, Source.POLL)
@@ -50,16 +50,18 @@ def store(rows: Iterable[Row], *, source: str, point_id: Any, file_id: Any, user
     payment outside it is."""
     uid = getattr(user, "pk", None)
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("CREATE TEMP TABLE recon_stage (line int, reference text, provider_transaction_id text, "
+        cursor.execute("CREATE TEMP TABLE recon_stage (seq int, line int, reference text, provider_transaction_id text, "
                        "amount numeric, currency text, status text, value_date date, account text, message text, "
                        "raw text, checksum text) ON COMMIT DROP")
         staged = 0
         with cursor.copy(f"COPY recon_stage ({', '.join(STAGED)}) FROM STDIN") as copy:
             for row in rows:
-                copy.write_row((row.line, row.reference, row.provider_transaction_id, row.amount, row.currency,
+                copy.write_row((staged, row.line, row.reference, row.provider_transaction_id, row.amount, row.currency,
                                 row.status, row.value_date, row.account, row.message, row.raw,
                                 row.checksum(source, point_id)))
                 staged += 1
+        if point_id is not None:
+            match_by_rule(cursor, point_id)
         issues = _refuse(cursor, payroll_id, scope)
         refused = len(issues)
         cursor.execute("SELECT s.line, s.reference FROM recon_stage s WHERE NOT EXISTS (SELECT 1 FROM "
@@ -76,7 +78,7 @@ def store(rows: Iterable[Row], *, source: str, point_id: Any, file_id: Any, user
                 SELECT %s, %s, %s, s.line, coalesce(%s, now()), s.reference, s.provider_transaction_id, s.amount,
                        s.currency, s.status, s.value_date, s.account, s.message, s.raw, s.checksum, b.id, b.payroll_id
                 FROM recon_stage s LEFT JOIN {PAYMENT} b ON b.code = s.reference AND NOT b.is_deleted
-                ORDER BY s.line
+                ORDER BY s.seq
                 ON CONFLICT DO NOTHING
                 RETURNING id)
             INSERT INTO recon_new SELECT id FROM added""", [source, point_id, file_id, received_at])
@@ -86,6 +88,38 @@ def store(rows: Iterable[Row], *, source: str, point_id: Any, file_id: Any, user
         cursor.execute("DROP TABLE recon_stage; DROP TABLE recon_new")
     return {"staged": staged, "stored": stored, "mismatches": detected, "refused": refused + len(unknown),
             "unknown_references": len(unknown), "issues": sorted(issues)}
+
+
+NORM = "regexp_replace(upper(coalesce({0}, '')), '[^0-9A-Z]', '', 'g')"
+
+
+def match_by_rule(cursor: Any, point_id: Any) -> int:
+    """Staged lines without a reference get the one payment of the point with the same amount,
+    paid to the same account (or phone), sent within the window before the line's date; with
+    none or several candidates the line stays without (and a paid one is UNKNOWN_REFERENCE)."""
+    from modules.payroll.models import PaymentPoint
+
+    code = PaymentPoint.all_objects.filter(pk=point_id).values_list("code", flat=True).first()
+    conf = (module_config("reconciliation").get("points") or {}).get(code or "", {})
+    if not conf.get("rule_match", True):
+        return 0
+    window = int(conf.get("date_window_days", 7))
+    paid_to = NORM.format("s.account")
+    same = " OR ".join(f"({k} <> '' AND {k} = {paid_to})" for k in
+                       (NORM.format("i.json_ext->>'phone'"), NORM.format("i.json_ext->>'account'")))
+    cursor.execute(f"""
+        UPDATE recon_stage s SET reference = m.code FROM (
+            SELECT s.seq, min(b.code) AS code
+            FROM recon_stage s JOIN {PAYMENT} b ON b.payment_point_id = %s AND NOT b.is_deleted
+            JOIN payroll_payroll p ON p.id = b.payroll_id JOIN payroll_paymentplan pp ON pp.id = p.payment_plan_id
+            JOIN individual_individual i ON i.id = b.individual_id
+            WHERE s.reference = '' AND s.amount IS NOT NULL AND {paid_to} <> ''
+              AND round(s.amount * power(10::numeric, pp.minor_unit)) = b.amount AND ({same})
+              AND b.dispatched_at IS NOT NULL
+              AND (s.value_date IS NULL OR b.dispatched_at::date BETWEEN s.value_date - %s AND s.value_date)
+            GROUP BY s.seq HAVING count(*) = 1) m
+        WHERE s.seq = m.seq AND s.reference = ''""", [point_id, window])
+    return cursor.rowcount
 
 
 def _refuse(cursor: Any, payroll_id: Any, scope: list[str] | None) -> list[tuple[int, str, str]]:

@@ -20,6 +20,8 @@ class Source(models.TextChoices):
     POLL = "POLL"                  # payroll's status polls
     RESULT_FILE = "RESULT_FILE"    # a provider's CSV/XLSX result file, mapped per point
     OPENIMIS_CSV = "OPENIMIS_CSV"  # the openIMIS reconciliation CSV (Code, Paid, Receipt)
+    CAMT053 = "CAMT053"            # an ISO 20022 bank-to-customer statement
+    MT940 = "MT940"                # a SWIFT customer statement
 
 
 class ReportStatus(models.TextChoices):

@@ -19,7 +19,7 @@ from core.permissions import require
 from modules.location.services import scope_paths, within_paths
 from modules.payroll.models import BenefitConsumption, PaymentPoint, Payroll
 from modules.payroll.services import visible_payrolls
-from modules.reconciliation import ledger
+from modules.reconciliation import ledger, statements
 from modules.reconciliation.errors import ReconciliationErrorCode as E
 from modules.reconciliation.models import (
     FileStatus,
@@ -42,7 +42,7 @@ from modules.reconciliation.reading import Counts, layout_for, read_rows
 
 log = logging.getLogger("coremis.reconciliation")
 PAYMENT_LOCATION = "individual__location"
-FILE_SOURCES = (Source.RESULT_FILE, Source.OPENIMIS_CSV)
+FILE_SOURCES = (Source.RESULT_FILE, Source.OPENIMIS_CSV, Source.CAMT053, Source.MT940)
 MAX_ROW_ERRORS = 1000
 
 
@@ -93,6 +93,8 @@ def check_ingest(actor: User, *, source: str, upload: Upload, payroll_id: Any = 
     """A provider's result file is read for its payment point (its column mapping), optionally
     restricted to one payroll; the openIMIS CSV is for one payroll."""
     require(actor, REPORT_INGEST)
+    if source == Source.RESULT_FILE:
+        source = statements.kind_of(Path(upload.stored_path)) or source
     if source not in FILE_SOURCES:
         raise ValidationFailed([FieldError("source", E.UNKNOWN_SOURCE, f"'{source}' is not a file source.")])
     payroll = visible_payroll(actor, payroll_id) if payroll_id else None
@@ -103,7 +105,7 @@ def check_ingest(actor: User, *, source: str, upload: Upload, payroll_id: Any = 
             raise ServiceError(CoreErrorCode.NOT_FOUND, f"Payment point {point_code} does not exist.", "paymentPointCode")
     elif payroll is not None and payroll.payment_point_id:
         point = payroll.payment_point
-    if source == Source.RESULT_FILE and point is None:
+    if source not in (Source.OPENIMIS_CSV,) and point is None:
         raise ValidationFailed([FieldError("paymentPointCode", E.POINT_REQUIRED,
                                            "Name the payment point whose result file this is.")])
     if source == Source.OPENIMIS_CSV and payroll is None:
@@ -140,9 +142,12 @@ def run_ingest(ctx: JobContext) -> dict[str, Any]:
     ctx.progress(0, None, "reading")
     counts = Counts()
     point_code = file.payment_point.code if file.payment_point else None
-    layout = layout_for(file.source, point_code)
+    path = Path(file.upload.stored_path)
     try:
-        rows = read_rows(Path(file.upload.stored_path), layout, counts)
+        if file.source in (Source.CAMT053, Source.MT940):
+            rows = statements.read_statement(file.source, path, counts)
+        else:
+            rows = read_rows(path, layout_for(file.source, point_code), counts)
         result = ledger.store(rows, source=file.source, point_id=file.payment_point_id, file_id=file.pk,
                               user=ctx.user, payroll_id=file.payroll_id, scope=scope_paths(ctx.user))
     except ServiceError as exc:

@@ -159,6 +159,46 @@ class ProviderFiles:
         data = buffer.getvalue()
         return self._write(data[:-cut] if cut else data, "xlsx")
 
+    def camt053(self, entries: list[dict[str, Any]], *, cut: int = 0, currency: str = "BIF") -> Path:
+        """A camt.053.001.08 statement; each entry: ``reference`` (EndToEndId, omitted for
+        NOTPROVIDED), ``amount``, ``account``, ``date``, ``txn``, ``reversal``, ``credit``,
+        ``status`` (BOOK)."""
+        today = datetime.date.today().isoformat()
+        parts = ['<?xml version="1.0" encoding="UTF-8"?>',
+                 '<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.08"><BkToCstmrStmt>',
+                 "<GrpHdr><MsgId>STMT-1</MsgId><CreDtTm>2026-01-20T08:00:00</CreDtTm></GrpHdr>",
+                 "<Stmt><Id>1</Id><Acct><Id><Othr><Id>PROGRAMME-ACCOUNT</Id></Othr></Id></Acct>"]
+        for e in entries:
+            reversal = "<RvslInd>true</RvslInd>" if e.get("reversal") else ""
+            parts.append(
+                f'<Ntry><NtryRef>{e.get("txn", "")}</NtryRef><Amt Ccy="{e.get("currency", currency)}">{e["amount"]}</Amt>'
+                f'<CdtDbtInd>{"CRDT" if e.get("credit") else "DBIT"}</CdtDbtInd>{reversal}'
+                f'<Sts><Cd>{e.get("status", "BOOK")}</Cd></Sts><BookgDt><Dt>{e.get("date", today)}</Dt></BookgDt>'
+                f'<ValDt><Dt>{e.get("date", today)}</Dt></ValDt><NtryDtls><TxDtls><Refs>'
+                f'<AcctSvcrRef>{e.get("txn", "")}</AcctSvcrRef>'
+                f'<EndToEndId>{e.get("reference") or "NOTPROVIDED"}</EndToEndId></Refs>'
+                f'<AmtDtls><TxAmt><Amt Ccy="{e.get("currency", currency)}">{e["amount"]}</Amt></TxAmt></AmtDtls>'
+                f'<RltdPties><CdtrAcct><Id><Othr><Id>{e.get("account", "")}</Id></Othr></Id></CdtrAcct></RltdPties>'
+                "</TxDtls></NtryDtls></Ntry>")
+        parts.append("</Stmt></BkToCstmrStmt></Document>")
+        data = "".join(parts).encode()
+        return self._write(data[:-cut] if cut else data, "xml")
+
+    def mt940(self, entries: list[dict[str, Any]], *, currency: str = "BIF") -> Path:
+        """A SWIFT MT940 statement; entries as for :meth:`camt053` (``mark`` D, C, RD)."""
+        today = datetime.date.today().isoformat()
+        lines = [":20:STMT1", ":25:PROGRAMME-ACCOUNT", ":28C:1/1", f":60F:C260101{currency}1000000,00"]
+        for e in entries:
+            day = e.get("date", today).replace("-", "")[2:]
+            mark = e.get("mark", "RD" if e.get("reversal") else "D")
+            ref = e.get("reference") or "NONREF"
+            lines.append(f":61:{day}{day[2:]}{mark}{str(e['amount']).replace('.', ',')}NTRF{ref[:16]}//{e.get('txn', '')}")
+            info = f"EREF+{e['reference']}" if e.get("reference") else "PAYOUT"
+            lines.append(f":86:{info} IBAN+{e.get('account', '')}")
+        lines.append(f":62F:C260131{currency}0,00")
+        lines.append("-")
+        return self._write(("\r\n".join(lines) + "\r\n").encode(), "sta")
+
     def _write(self, data: bytes, suffix: str) -> Path:
         self.count += 1
         path = self.folder / f"result-{self.count}.{suffix}"
