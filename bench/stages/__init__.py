@@ -10,5 +10,6 @@ from bench.stages import location  # noqa: F401
 from bench.stages import individual  # noqa: F401
 from bench.stages import social_protection  # noqa: F401
 from bench.stages import payroll  # noqa: F401
+from bench.stages import reconciliation  # noqa: F401
 from bench.stages import grievance  # noqa: F401
 # isort: on
