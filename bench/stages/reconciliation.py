@@ -182,8 +182,9 @@ def _check(ctx: Context, file: Any, source: str) -> list[str]:
     assert amounts == differ * ctx.state.get("recon_sources", 1) and unknown == UNKNOWN * ctx.state.get(
         "recon_sources", 1), (amounts, unknown)
     assert not Mismatch.objects.exclude(klass__in=("AMOUNT_DIFFERS", "UNKNOWN_REFERENCE")).exists()
+    phases = ", ".join(f"{k} {v:.1f} s" for k, v in (file.json_ext or {}).get("seconds", {}).items())
     return [f"{payments:,} payments paid or held: {differ} AMOUNT_DIFFERS, {UNKNOWN} UNKNOWN_REFERENCE",
-            f"{source}: every line stored once and matched"]
+            f"{source}: every line stored once and matched ({phases})"]
 
 
 @stage("reconciliation.result_file", baseline="reconciliation.pg_copy", needs=("reconciliation.pg_copy",),

@@ -99,6 +99,31 @@ def record_outcomes(outcomes: Iterable[Outcome], user: Any = None) -> int:
     return changed
 
 
+def record_outcomes_from(select: str, params: list[Any], user: Any = None) -> int:
+    """:func:`record_outcomes` for outcomes another module holds in a table: ``select`` yields
+    ``(code, status, provider_transaction_id, message)`` rows, with ``status`` one of SENT,
+    PAID, FAILED, at most one row per code (the caller picks which word counts). The same forward
+    rules, in one ``UPDATE … FROM (select)`` instead of one per batch of values; payrolls
+    touched are re-evaluated. Returns how many payments changed."""
+    table = BenefitConsumption._meta.db_table
+    rules = " OR ".join(f"(v.status = '{status}' AND b.status IN ({', '.join(repr(str(s)) for s in sources)}))"
+                        for status, sources in FORWARD.items())
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} b SET status = v.status, version = b.version + 1, date_updated = now(), "
+            "user_updated_id = %s, "
+            "provider_transaction_id = CASE WHEN v.txn <> '' THEN left(v.txn, 100) ELSE b.provider_transaction_id END, "
+            "status_message = left(v.msg, 255), "
+            f"date_paid = CASE WHEN v.status = '{PAID}' THEN now() ELSE b.date_paid END "
+            f"FROM ({select}) v(code, status, txn, msg) "
+            f"WHERE b.code = v.code AND ({rules}) RETURNING b.payroll_id",
+            [getattr(user, "pk", None), *params])
+        rows = cursor.fetchall()
+        for payroll_id in {str(r[0]) for r in rows}:
+            settle(payroll_id, user)
+    return len(rows)
+
+
 def settle(payroll_id: Any, user: Any = None) -> None:
     """Move a sent payroll to PAID (every payment paid) or PARTIALLY_PAID (all final, some
     failed) once nothing is pending."""

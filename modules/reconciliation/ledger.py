@@ -16,13 +16,14 @@ Mismatch classes and how each is seen:
 from __future__ import annotations
 
 import datetime
+import time
 from collections.abc import Iterable
 from typing import Any
 
 from django.db import connection, transaction
 
 from core.loader import module_config
-from modules.reconciliation.models import ReportStatus, Source
+from modules.reconciliation.models import Source
 from modules.reconciliation.reading import Row
 
 LEDGER = "reconciliation_providerreport"
@@ -49,6 +50,7 @@ def store(rows: Iterable[Row], *, source: str, point_id: Any, file_id: Any, user
     payment of another payroll is refused; with ``scope`` (location path prefixes), a row for a
     payment outside it is."""
     uid = getattr(user, "pk", None)
+    clock = _Clock()
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("CREATE TEMP TABLE recon_stage (seq int, line int, reference text, provider_transaction_id text, "
                        "amount numeric, currency text, status text, value_date date, account text, message text, "
@@ -60,6 +62,7 @@ def store(rows: Iterable[Row], *, source: str, point_id: Any, file_id: Any, user
                                 row.status, row.value_date, row.account, row.message, row.raw,
                                 row.checksum(source, point_id)))
                 staged += 1
+        clock.lap("read_and_stage")
         if point_id is not None:
             match_by_rule(cursor, point_id)
         issues = _refuse(cursor, payroll_id, scope)
@@ -84,10 +87,24 @@ def store(rows: Iterable[Row], *, source: str, point_id: Any, file_id: Any, user
             INSERT INTO recon_new SELECT id FROM added""", [source, point_id, file_id, received_at])
         stored = cursor.rowcount
         cursor.execute("ANALYZE recon_new")
-        detected = _match(cursor, uid, apply=source not in APPLIED_BY_PAYROLL, user=user)
+        clock.lap("store")
+        detected = _match(cursor, uid, apply=source not in APPLIED_BY_PAYROLL, user=user, clock=clock)
         cursor.execute("DROP TABLE recon_stage; DROP TABLE recon_new")
     return {"staged": staged, "stored": stored, "mismatches": detected, "refused": refused + len(unknown),
-            "unknown_references": len(unknown), "issues": sorted(issues)}
+            "unknown_references": len(unknown), "issues": sorted(issues), "seconds": clock.laps}
+
+
+class _Clock:
+    """Where an ingestion spent its time (in the job's result, for operators and the bench)."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self.last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = round(self.laps.get(name, 0.0) + now - self.last, 3)
+        self.last = now
 
 
 NORM = "regexp_replace(upper(coalesce({0}, '')), '[^0-9A-Z]', '', 'g')"
@@ -159,7 +176,7 @@ def _insert_mismatches(cursor: Any, uid: Any, select: str, params: list[Any] | N
     return cursor.rowcount
 
 
-def _match(cursor: Any, uid: Any, *, apply: bool, user: Any) -> int:
+def _match(cursor: Any, uid: Any, *, apply: bool, user: Any, clock: _Clock) -> int:
     detected = 0
     new = (f"FROM {LEDGER} r JOIN recon_new n ON n.id = r.id ")
     joined = (new + f"JOIN {PAYMENT} b ON b.id = r.payment_id "
@@ -230,8 +247,10 @@ def _match(cursor: Any, uid: Any, *, apply: bool, user: Any) -> int:
         INSERT INTO {EVENT} (mismatch_id, at, actor_id, action, comment, resolution)
         SELECT id, now(), %s, 'RESOLVED', 'the provider reported the payment', 'PROVIDER_CORRECTED' FROM closed""",
                    [uid, uid])
+    clock.lap("detect")
     if apply:
         _apply_outcomes(cursor, user)
+        clock.lap("apply")
     cursor.execute("DROP TABLE recon_words; DROP TABLE recon_touched")
     return detected
 
@@ -239,25 +258,17 @@ def _match(cursor: Any, uid: Any, *, apply: bool, user: Any) -> int:
 def _apply_outcomes(cursor: Any, user: Any) -> None:
     """What the new lines say, for payments without an open mismatch, goes to payroll as
     outcomes (forward only: a final payment does not move again); the provider's transaction id
-    becomes the payment's receipt."""
-    from modules.payroll.adaptors.base import ACCEPTED, FAILED, PAID, Outcome
-    from modules.payroll.sending import record_outcomes
+    becomes the payment's receipt. A payment's final word (PAID, FAILED) comes before an
+    acknowledgement of the same run."""
+    from modules.payroll.sending import record_outcomes_from
 
-    kinds = {ReportStatus.PAID: PAID, ReportStatus.FAILED: FAILED, ReportStatus.ACCEPTED: ACCEPTED}
-    size = chunk_size()
-    last = 0
-    while True:
-        cursor.execute(f"""
-            SELECT r.id, r.reference, r.status, r.provider_transaction_id, r.message
-            FROM recon_new n JOIN {LEDGER} r ON r.id = n.id
-            WHERE n.id > %s AND r.payment_id IS NOT NULL
-              AND NOT EXISTS (SELECT 1 FROM {MISMATCH} m WHERE m.payment_id = r.payment_id AND m.status = 'OPEN')
-            ORDER BY n.id LIMIT %s""", [last, size])
-        rows = cursor.fetchall()
-        if not rows:
-            return
-        last = rows[-1][0]
-        record_outcomes([Outcome(ref, kinds[status], txn, msg) for _, ref, status, txn, msg in rows], user)
+    record_outcomes_from(f"""
+        SELECT DISTINCT ON (r.reference) r.reference, CASE r.status WHEN 'ACCEPTED' THEN 'SENT' ELSE r.status END,
+               r.provider_transaction_id, r.message
+        FROM recon_new n JOIN {LEDGER} r ON r.id = n.id
+        WHERE r.payment_id IS NOT NULL
+          AND NOT EXISTS (SELECT 1 FROM {MISMATCH} m WHERE m.payment_id = r.payment_id AND m.status = 'OPEN')
+        ORDER BY r.reference, r.status = 'ACCEPTED', r.id DESC""", [], user)
 
 
 def flag_unreported(user: Any, now: datetime.datetime | None = None) -> int:

@@ -17,6 +17,7 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -149,7 +150,13 @@ def parse_date(value: Any, formats: tuple[str, ...]) -> datetime.date | None:
         if 1 <= value < 2958466:  # an Excel day serial (1900-01-01 .. 9999-12-31)
             return EXCEL_EPOCH + datetime.timedelta(days=int(value))
         raise ValueError(value)
-    text = str(value).strip()
+    return _date_from_text(str(value).strip(), formats)
+
+
+@lru_cache(maxsize=4096)  # a file holds few distinct dates
+def _date_from_text(text: str, formats: tuple[str, ...]) -> datetime.date | None:
+    if not text:
+        return None
     if text.replace(".", "", 1).isdigit() and len(text) <= 7 and "." not in text[:1]:
         serial = float(text)
         if 20000 <= serial < 80000:  # a serial written out as text by a CSV export of a spreadsheet
@@ -159,7 +166,7 @@ def parse_date(value: Any, formats: tuple[str, ...]) -> datetime.date | None:
             return datetime.datetime.strptime(text, fmt).date()
         except ValueError:
             continue
-    raise ValueError(value)
+    raise ValueError(text)
 
 
 def _decoded(path: Path, encoding: str) -> io.TextIOBase:
@@ -250,49 +257,53 @@ def read_rows(path: Path, layout: Layout, counts: Counts) -> Iterator[Row]:
             raise ServiceError(E.MISSING_COLUMN, f"The file has no column '{column}' (for the {name}); its columns "
                                                  f"are {', '.join(str(h) for h in header if h)}.", "file")
     width = max(positions.values()) + 1
+    at = {name: positions.get(name, -1) for name in ("reference", "status", "provider_transaction_id", "amount",
+                                                     "currency", "date", "account", "message")}
+    i_ref, i_status, i_txn, i_amount = at["reference"], at["status"], at["provider_transaction_id"], at["amount"]
+    i_ccy, i_date, i_account, i_message = at["currency"], at["date"], at["account"], at["message"]
+    paid, failed, ignored = layout.paid, layout.failed, layout.ignored
     for line, cells, raw in rows:
         counts.rows += 1
         if len(cells) < width:
             counts.issues.append(RowIssue(line, "row", E.TRUNCATED_ROW, f"Line {line} has {len(cells)} cells; the "
                                           f"header has {len(header)} (was the file cut?).", raw))
             continue
-
-        def cell(name: str, cells: list[Any] = cells) -> Any:
-            return cells[positions[name]] if name in positions else None
-
-        reference = _text(cell("reference"))
+        reference = _text(cells[i_ref])
         if not reference:
             counts.issues.append(RowIssue(line, layout.columns["reference"], E.REFERENCE_REQUIRED,
                                           f"Line {line} names no payment reference.", raw))
             continue
-        said = _text(cell("status")).upper()
-        if said in layout.paid:
+        said = _text(cells[i_status]).upper()
+        if said in paid:
             status = ReportStatus.PAID
-        elif said in layout.failed:
+        elif said in failed:
             status = ReportStatus.FAILED
-        elif said in layout.ignored:
+        elif said in ignored:
             counts.ignored += 1
             continue
         else:
             counts.issues.append(RowIssue(line, layout.columns["status"], E.UNKNOWN_STATUS,
                                           f"Line {line}: the status '{said[:40]}' is none of "
-                                          f"{', '.join(sorted(layout.paid | layout.failed))}.", raw))
+                                          f"{', '.join(sorted(paid | failed))}.", raw))
             continue
+        raw_amount = cells[i_amount] if i_amount >= 0 else None
         try:
-            amount = parse_amount(cell("amount"), layout.decimal_comma)
+            amount = parse_amount(raw_amount, layout.decimal_comma)
         except (InvalidOperation, ValueError):
             counts.issues.append(RowIssue(line, layout.columns.get("amount", "amount"), E.INVALID_AMOUNT,
-                                          f"Line {line}: the amount '{_text(cell('amount'))[:40]}' is not a "
+                                          f"Line {line}: the amount '{_text(raw_amount)[:40]}' is not a "
                                           "non-negative number.", raw))
             continue
+        raw_date = cells[i_date] if i_date >= 0 else None
         try:
-            value_date = parse_date(cell("date"), layout.date_formats)
+            value_date = parse_date(raw_date, layout.date_formats)
         except (ValueError, OverflowError):
             counts.issues.append(RowIssue(line, layout.columns.get("date", "date"), E.INVALID_DATE,
-                                          f"Line {line}: the date '{_text(cell('date'))[:40]}' is not in a "
+                                          f"Line {line}: the date '{_text(raw_date)[:40]}' is not in a "
                                           "configured format.", raw))
             continue
         yield Row(line=line, reference=reference[:100], status=status,
-                  provider_transaction_id=_text(cell("provider_transaction_id"))[:100], amount=amount,
-                  currency=_text(cell("currency")).upper()[:3], value_date=value_date,
-                  account=_text(cell("account"))[:100], message=_text(cell("message"))[:255], raw=raw[:2000])
+                  provider_transaction_id=_text(cells[i_txn])[:100] if i_txn >= 0 else "", amount=amount,
+                  currency=_text(cells[i_ccy]).upper()[:3] if i_ccy >= 0 else "", value_date=value_date,
+                  account=_text(cells[i_account])[:100] if i_account >= 0 else "",
+                  message=_text(cells[i_message])[:255] if i_message >= 0 else "", raw=raw[:2000])
