@@ -339,12 +339,14 @@ def report_rows(request: dict[str, Any]) -> list[dict[str, Any]]:
     group = {"payroll": ("b.payroll_id::text", "p.name"), "cycle": ("b.payment_cycle_id::text", "c.code"),
              "point": ("b.payment_point_id::text", "pt.code"),
              "location": (f"split_part(l.path, '/', {level + 1})", "g.name")}[request["group_by"]]
+    # The recipients and their places are read only when the scope or the grouping needs them.
+    places = ("JOIN individual_individual i ON i.id = b.individual_id JOIN location_location l ON l.id = i.location_id"
+              if paths is not None or request["group_by"] == "location" else "")
     classes = ", ".join(f"count(*) FILTER (WHERE m.klass = '{k}') AS \"{k}\"" for k in MismatchClass.values)
     sql = f"""
         WITH rows AS (
             SELECT {group[0]} AS key, b.id, b.amount, {STATE_SQL} AS state
-            FROM {ledger.PAYMENT} b JOIN individual_individual i ON i.id = b.individual_id
-            JOIN location_location l ON l.id = i.location_id
+            FROM {ledger.PAYMENT} b {places}
             WHERE {' AND '.join(where)}),
         totals AS (
             SELECT key, count(*) AS ordered_count, coalesce(sum(amount), 0) AS ordered_sum,
