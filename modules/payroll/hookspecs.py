@@ -80,3 +80,11 @@ def payroll_close_problems(payroll: Any) -> list[str]:
 def payroll_urls() -> list[Any]:
     """More routes under ``/api/payroll/`` (the openIMIS paths other modules answer, such as
     ``csv_reconciliation/``)."""
+
+
+@hookspec
+def payroll_create_problems(plan: Any, cycle: Any, location_ids: list[str], follows: Any) -> list[Any]:
+    """Why a new payroll of ``plan`` in ``cycle`` for ``location_ids`` (``[]``: wherever the plan
+    pays) may not be generated, as ``core.errors.FieldError`` values; ``follows`` is the payroll
+    a re-issue comes from (``None`` otherwise). Runs when ``createPayroll`` is checked and again
+    in the generation job."""

@@ -441,15 +441,24 @@ class MakePaymentForPayrollMutation(CoreMutation):
 
 
 class ClosePayrollMutation(CoreMutation):
+    """Close (reconcile) a paid payroll, or ask for approval when ``payroll.reconcile`` is routed
+    to checkers (``task``; the payroll is closed when they approve)."""
+
     permission = "payroll.close"
     payroll = graphene.Field(PayrollGQLType)
+    task = graphene.Field("core.approvals.schema.TaskGQLType")
 
     class Input(PayrollIdInput):
         pass
 
     @classmethod
     def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
-        return {"payroll": services.close_payroll(user, data["id"])}
+        from core.models import ApprovalTask
+
+        done = services.close_payroll(user, data["id"])
+        if isinstance(done, ApprovalTask):
+            return {"task": done, "payroll": services.get_payroll(user, data["id"])}
+        return {"payroll": done}
 
 
 class RejectPayrollMutation(CoreMutation):

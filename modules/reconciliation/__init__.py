@@ -49,6 +49,11 @@ MODULE = ModuleSpec(
                 "description": "Per payment point code: how its result files are read.",
                 "type": "object", "additionalProperties": POINT_SCHEMA,
             },
+            "round_rule": {"description": "Refuse a new payroll of a plan for a location of round_level while the "
+                                          "plan's previous payroll there is not reconciled.",
+                           "type": "boolean", "default": True},
+            "round_level": {"description": "The location level (type) whose payrolls are rounds.",
+                            "type": "string", "default": "Commune"},
             "default_deadline_days": {"type": "integer", "minimum": 1, "maximum": 365, "default": 14},
             "chunk_size": {"type": "integer", "minimum": 100, "maximum": 100000, "default": 5000},
         },

@@ -79,3 +79,10 @@ def payroll_close_problems(payroll: Any) -> list[str]:
     from modules.reconciliation.services import close_problems
 
     return close_problems(payroll)
+
+
+@hookimpl
+def payroll_create_problems(plan: Any, cycle: Any, location_ids: list[str], follows: Any) -> list[Any]:
+    from modules.reconciliation.services import round_problems
+
+    return round_problems(plan, location_ids, follows)

@@ -390,4 +390,27 @@ def close_problems(payroll: Payroll) -> list[str]:
     return problems
 
 
+def round_problems(plan: Any, location_ids: list[str], follows: Any) -> list[FieldError]:
+    """The round rule: in a commune (the configured ``round_level``), a plan's next payroll waits
+    until its previous one there is reconciled (closed). A re-issue of a payroll's failed
+    payments belongs to that payroll's round and is not held."""
+    from core.loader import module_config
+    from modules.location.models import Location
+
+    conf = module_config("reconciliation")
+    if not conf.get("round_rule", True) or not location_ids or follows is not None:
+        return []
+    level = conf.get("round_level", "Commune")
+    rounds = list(Location.objects.filter(pk__in=location_ids, type=level).values_list("pk", "code"))
+    problems = []
+    for pk, code in rounds:
+        open_ = (Payroll.objects.filter(payment_plan=plan, location_ids__contains=[str(pk)])
+                 .exclude(status__in=("RECONCILED", "REJECTED")).order_by("date_created").first())
+        if open_ is not None:
+            problems.append(FieldError("locationIds", E.PREVIOUS_ROUND_OPEN,
+                                       f"The previous round of this plan in {code} (payroll {open_.name}, "
+                                       f"{open_.status}) is not reconciled yet; close it first."))
+    return problems
+
+
 __all__ = ["MISMATCH_SEARCH"]

@@ -62,6 +62,7 @@ def build_payroll(admin: Any, user: Any, households: int = 6, *, name: str = "Ja
     from modules.social_protection import services as sp
 
     set_approval_route(system_actor(), "payroll.approve", None, "tests: approved at generation")
+    set_approval_route(system_actor(), "payroll.reconcile", None, "tests: closed at once (tests route it again)")
     locations = {loc.code: loc for loc in Location.objects.filter(code__in=["P1", "C1", "C2", "H1", "H2", "H3"])}
     if not locations:
         for code, type_, parent in [("P1", "Province", None), ("C1", "Commune", "P1"), ("C2", "Commune", "P1"),
