@@ -44,6 +44,10 @@ def _payroll(ctx: Context) -> Any:
     if "recon_payroll" not in ctx.state:
         from django.db import connection
 
+        from core.middleware import set_statement_timeout
+
+        set_statement_timeout(0)  # an earlier stage's request left its timeout on the shared connection
+
         from core.approvals.services import set_approval_route
         from core.models import ApprovalRoute
         from modules.payroll import services
@@ -149,10 +153,12 @@ def _ingest(ctx: Context, path: Path) -> tuple[Any, float]:
     from django.conf import settings
 
     from core.jobs import run_job
+    from core.middleware import set_statement_timeout
     from core.uploads import store_upload
     from modules.reconciliation import services
     from modules.reconciliation.models import ReportFile
 
+    set_statement_timeout(0)  # a job's own connection has none; this one is shared with requests
     user = ctx.superuser()
     settings.MEDIA_ROOT = _folder(ctx) / "media"
     point = _payroll(ctx).payment_point.code

@@ -22,6 +22,7 @@ class Source(models.TextChoices):
     OPENIMIS_CSV = "OPENIMIS_CSV"  # the openIMIS reconciliation CSV (Code, Paid, Receipt)
     CAMT053 = "CAMT053"            # an ISO 20022 bank-to-customer statement
     MT940 = "MT940"                # a SWIFT customer statement
+    PULL_API = "PULL_API"          # acknowledgements and consolidations a provider posts
 
 
 class ReportStatus(models.TextChoices):

@@ -55,9 +55,10 @@ def coremis_upload_purposes() -> list[Any]:
 
 @hookimpl
 def coremis_urls() -> list[Any]:
+    from modules.reconciliation import pull
     from modules.reconciliation.views import urlpatterns
 
-    return urlpatterns
+    return [*urlpatterns, *pull.urlpatterns]
 
 
 @hookimpl
