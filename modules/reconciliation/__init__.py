@@ -55,7 +55,6 @@ MODULE = ModuleSpec(
             "round_level": {"description": "The location level (type) whose payrolls are rounds.",
                             "type": "string", "default": "Commune"},
             "default_deadline_days": {"type": "integer", "minimum": 1, "maximum": 365, "default": 14},
-            "chunk_size": {"type": "integer", "minimum": 100, "maximum": 100000, "default": 5000},
         },
     },
 )

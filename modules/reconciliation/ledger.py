@@ -36,10 +36,6 @@ STAGED = ("seq", "line", "reference", "provider_transaction_id", "amount", "curr
 APPLIED_BY_PAYROLL = (Source.CALLBACK, Source.POLL)
 
 
-def chunk_size() -> int:
-    return int(module_config("reconciliation").get("chunk_size", 5000))
-
-
 def store(rows: Iterable[Row], *, source: str, point_id: Any, file_id: Any, user: Any,
           received_at: datetime.datetime | None = None, payroll_id: Any = None,
           scope: list[str] | None = None) -> dict[str, Any]:
