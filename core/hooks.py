@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import pluggy
-
+from core.hookspecs import hookimpl
 from core.loader import get_registry
 
-hookimpl = pluggy.HookimplMarker("coremis")
+__all__ = ["hook", "hookimpl", "results_by_module"]
 
 
 def hook() -> Any:

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from core.uploads import UploadPurpose
 
 hookspec = pluggy.HookspecMarker("coremis")
+# What implementations are marked with (modules import it as ``core.hooks.hookimpl``).
+hookimpl = pluggy.HookimplMarker("coremis")
 
 
 @hookspec

@@ -229,20 +229,11 @@ class JobContext:
 Handler = Callable[[JobContext], Any]
 
 
-def core_job_kinds() -> dict[str, Handler]:
-    """Job kinds of the core's own services (the core is not a plug-in, so not a hook)."""
-    from core.approvals.services import run_approved_task
-
-    return {"core.approval_execute": run_approved_task}
-
-
 @cache
 def job_kinds() -> dict[str, tuple[str, Handler]]:
     from core.hooks import results_by_module
 
-    kinds: dict[str, tuple[str, Handler]] = {
-        kind: ("core", handler) for kind, handler in core_job_kinds().items()
-    }
+    kinds: dict[str, tuple[str, Handler]] = {}
     for module, declared in results_by_module("coremis_jobs"):
         for kind, handler in declared.items():
             if not kind.startswith(f"{module}."):

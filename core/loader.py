@@ -33,6 +33,8 @@ from core.module import ModuleSpec
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ENTRY_POINT_GROUP = "coremis.modules"
 PROJECT_NAME = "coremis"
+# The core's own contributions (permissions, job kinds, GraphQL), made through the hooks.
+CORE_PLUGIN = "core.plugin"
 
 OPENIMIS_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -135,6 +137,11 @@ def discover_modules() -> dict[str, ModuleSpec]:
 
 
 def _add_discovered(found: dict[str, ModuleSpec], spec: ModuleSpec, origin: str) -> None:
+    if spec.name == "core":
+        raise ModuleConfigurationError(
+            spec.name, f"a module from {origin} takes the name of the core's own plug-in",
+            "give the module another name",
+        )
     if spec.name in found:
         raise ModuleConfigurationError(
             spec.name,
@@ -338,8 +345,12 @@ def _dependency_order(specs: Mapping[str, ModuleSpec]) -> list[ModuleSpec]:
 
 
 def build_plugin_manager(loaded: list[LoadedModule]) -> pluggy.PluginManager:
+    """The plug-in manager: the core's own plug-in first, then every enabled module's in
+    dependency order. Each is loaded by its dotted name, the core's like a module's: the
+    plug-in depends on the core's services, the loader on none of them."""
     pm = pluggy.PluginManager(PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
+    pm.register(importlib.import_module(CORE_PLUGIN), name="core")
     for module in loaded:
         if module.spec.hookspecs:
             pm.add_hookspecs(importlib.import_module(module.spec.hookspecs))

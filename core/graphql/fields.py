@@ -15,7 +15,7 @@ from graphene_django.filter import DjangoFilterConnectionField
 from graphql import GraphQLError
 
 from core.errors import CoreErrorCode, ServiceError
-from core.graphql import custom_filters
+from core import custom_filters
 from core.graphql.inputs import check_arguments
 from core.graphql.permissions import check_permission, mark
 
