@@ -375,7 +375,8 @@ class ResolveTaskMutation(CoreMutation):
     ``"{\\"<your user id>\\": \\"APPROVED\\"}"`` (openIMIS form; ``FAILED`` rejects) or simply
     ``"APPROVED"`` / ``"REJECTED"``. Returns the task: ``COMPLETED`` when your approval met the
     group's policy (``executedAt`` once the action ran, or its ``job``), ``FAILED`` after a
-    rejection, ``ERROR`` when the approved action itself failed."""
+    rejection, ``ERROR`` when the approved action itself failed: the decision stands and the
+    answer carries ``ACTION_FAILED`` (the mutation log records an error)."""
 
     permission = TASK_RESOLVE
     error_codes = ApprovalErrorCode
@@ -391,7 +392,8 @@ class ResolveTaskMutation(CoreMutation):
         request = services.check_resolve_task(user, _node_uuid(data["id"], "TaskGQLType", "id"),
                                               parse_business_status(data["business_status"], user),
                                               data.get("comment") or "")
-        return {"task": services.do_resolve_task(request)}
+        task = services.do_resolve_task(request)
+        return {"task": task, "errors": services.action_failures(task)}
 
 
 class SetApprovalRouteMutation(CoreMutation):

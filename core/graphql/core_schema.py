@@ -23,8 +23,11 @@ from core.graphql.mutations import CoreMutation
 from core.graphql.node import NodeQuery
 from core.graphql.permissions import mark
 from core.graphql.scalars import UUID
-from core.graphql.types import CoreNode, CountableConnection
-from core.graphql.types import UserType  # noqa: F401 - the old path modules still name
+from core.graphql.types import (
+    CoreNode,
+    CountableConnection,
+    UserType,
+)
 from core.graphql.users import Mutation as UsersMutation
 from core.graphql.users import Query as UsersQuery
 from core.models import MutationLog, Role
