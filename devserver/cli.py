@@ -207,6 +207,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                 service_env["COREMIS_SECRET_KEY"] = demo_secret_key(var_dir)
             if args.var_dir and not os.environ.get("COREMIS_MEDIA_ROOT"):
                 service_env["COREMIS_MEDIA_ROOT"] = str(var_dir / "media")
+            # WhiteNoise warns about a missing static root; the demo serves files from the apps.
+            static_root = Path(os.environ.get("COREMIS_STATIC_ROOT") or var_dir / "static")
+            static_root.mkdir(parents=True, exist_ok=True)
+            service_env.setdefault("COREMIS_STATIC_ROOT", str(static_root))
             if args.host not in {"127.0.0.1", "localhost", "0.0.0.0", "::", ""} and not (
                 os.environ.get("COREMIS_ALLOWED_HOSTS")
             ):
@@ -221,10 +225,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def supervise(supervisor: Supervisor, args: argparse.Namespace, python: list[str],
               service_env: dict[str, str], var_dir: Path) -> int:
-    for name, argv in (
-        ("migrate", [*python, "migrate", "--noinput"]),
-        ("seed_demo", [*python, "seed_demo"]),
+    for name, doing, argv in (
+        # Django lists every migration it applies: dozens of lines a user has nothing to do with.
+        ("migrate", "migrating the database", [*python, "migrate", "--noinput", "--verbosity", "0"]),
+        ("seed_demo", "demo data", [*python, "seed_demo"]),
     ):
+        supervisor.say(f"{doing}...")
         status = supervisor.run_step(name, argv)
         if status is None:
             print(f"\ncoremis: stopping during {name}", file=sys.stderr)
@@ -242,7 +248,10 @@ def supervise(supervisor: Supervisor, args: argparse.Namespace, python: list[str
     supervisor.start(Program("web server (gunicorn)", [
         sys.executable, "-m", "gunicorn", "core.wsgi:application",
         "--bind", f"[{args.host}]:{args.port}" if ":" in args.host else f"{args.host}:{args.port}",
-        "--workers", str(args.workers), "--access-logfile", "-",
+        "--workers", str(args.workers),
+        # No access log: the JSON request log (core/middleware.py) records each request once.
+        # No control socket: it would sit in ~/.gunicorn, and nothing here uses it.
+        "--no-control-socket",
     ], last=True))
     probe, base = display_url(args.host, args.port)
     failed = supervisor.wait_for_port(probe, args.port)
