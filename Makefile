@@ -10,8 +10,8 @@ $(STAMP): pyproject.toml
 	@echo "coremis: creating the environment ($(VENV))..."
 	@$(PY) -m venv $(VENV)
 	@echo "coremis: installing the dependencies (the first time takes a few minutes)..."
-	@$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
-	@$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@$(BIN)/pip install -qq --disable-pip-version-check --upgrade pip
+	@$(BIN)/pip install -qq --disable-pip-version-check -e '.[dev]'
 	@touch $(STAMP)
 
 ## Start everything: embedded PostgreSQL + Redis, migrations, demo data, worker, web on :8000

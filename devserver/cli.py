@@ -252,6 +252,8 @@ def supervise(supervisor: Supervisor, args: argparse.Namespace, python: list[str
         # No access log: the JSON request log (core/middleware.py) records each request once.
         # No control socket: it would sit in ~/.gunicorn, and nothing here uses it.
         "--no-control-socket",
+        # Its start-up lines would follow the banner; where it listens is in the banner.
+        "--log-level", "warning",
     ], last=True))
     probe, base = display_url(args.host, args.port)
     failed = supervisor.wait_for_port(probe, args.port)
