@@ -31,9 +31,10 @@ def coremis_permissions() -> list[Permission]:
 
 @hookimpl(tryfirst=True)
 def coremis_jobs() -> dict[str, Callable[[JobContext], Any]]:
+    from core import events
     from core.approvals.decisions import EXECUTE_JOB_KIND, run_approved_task
 
-    return {EXECUTE_JOB_KIND: run_approved_task}
+    return {EXECUTE_JOB_KIND: run_approved_task, events.DELIVERY_JOB_KIND: events.deliver}
 
 
 @hookimpl(tryfirst=True)
