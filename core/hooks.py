@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.hookspecs import hookimpl
+import pluggy
+
 from core.loader import get_registry
+
+hookimpl = pluggy.HookimplMarker("coremis")
 
 __all__ = ["hook", "hookimpl", "results_by_module"]
 

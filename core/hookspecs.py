@@ -31,8 +31,6 @@ if TYPE_CHECKING:
     from core.uploads import UploadPurpose
 
 hookspec = pluggy.HookspecMarker("coremis")
-# What implementations are marked with (modules import it as ``core.hooks.hookimpl``).
-hookimpl = pluggy.HookimplMarker("coremis")
 
 
 @hookspec

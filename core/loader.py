@@ -26,14 +26,16 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 import core
-from core import hookspecs
 from core.errors import ModuleConfigurationError
 from core.module import ModuleSpec
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ENTRY_POINT_GROUP = "coremis.modules"
 PROJECT_NAME = "coremis"
-# The core's own contributions (permissions, job kinds, GraphQL), made through the hooks.
+# The contract (every hook) and the core's own contributions to it (permissions, job kinds,
+# GraphQL), loaded by name like a module's hookspecs and plug-in: they name the core's types
+# and services, which depend on the loader, not the other way round.
+CORE_HOOKSPECS = "core.hookspecs"
 CORE_PLUGIN = "core.plugin"
 
 OPENIMIS_SCHEMA: dict[str, Any] = {
@@ -349,7 +351,7 @@ def build_plugin_manager(loaded: list[LoadedModule]) -> pluggy.PluginManager:
     dependency order. Each is loaded by its dotted name, the core's like a module's: the
     plug-in depends on the core's services, the loader on none of them."""
     pm = pluggy.PluginManager(PROJECT_NAME)
-    pm.add_hookspecs(hookspecs)
+    pm.add_hookspecs(importlib.import_module(CORE_HOOKSPECS))
     pm.register(importlib.import_module(CORE_PLUGIN), name="core")
     for module in loaded:
         if module.spec.hookspecs:

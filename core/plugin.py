@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from core.hookspecs import hookimpl
+from core.hooks import hookimpl
 
 if TYPE_CHECKING:
     from core.jobs import JobContext
