@@ -181,12 +181,18 @@ class UpdateReconciliationMismatchMutation(CoreMutation):
 
     @classmethod
     def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
-        extra = {"assignee_id": data["assignee_id"]} if "assignee_id" in data else {}
-        resolution = data.get("resolution")
-        request = services.check_update_mismatch(user, data["id"], version=data.get("version"),
-                                                 comment=data.get("comment") or "",
-                                                 resolution=str(getattr(resolution, "value", resolution) or ""), **extra)
+        request = services.check_update_mismatch(user, data["id"], **_changes(data))
         return {"mismatch": services.do_update_mismatch(request)}
+
+
+def _changes(data: dict[str, Any]) -> dict[str, Any]:
+    """The input as the use case takes it: an omitted assignee is no change, null unassigns."""
+    resolution = data.get("resolution")
+    changes = {"version": data.get("version"), "comment": data.get("comment") or "",
+               "resolution": str(getattr(resolution, "value", resolution) or "")}
+    if "assignee_id" in data:
+        changes["assignee_id"] = data["assignee_id"]
+    return changes
 
 
 class Mutation(graphene.ObjectType):
