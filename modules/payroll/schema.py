@@ -177,7 +177,9 @@ class BenefitConsumptionGQLType(CoreNode):
 
     @classmethod
     def list_queryset(cls, queryset: QuerySet, info: Any) -> QuerySet:
-        queryset = queryset.select_related("individual", "group", "payment_point", "payroll", "payment_cycle")
+        # (the payroll's point: its ``paymentMethod``)
+        queryset = queryset.select_related("individual", "group", "payment_point", "payroll__payment_point",
+                                           "payment_cycle")
         return scope_queryset(queryset, info.context.user, "individual__location")
 
 
