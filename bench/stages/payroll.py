@@ -96,6 +96,11 @@ def generate_approve(ctx: Context) -> Measurement:
     create_task_group(admin, code="BENCH-PAY-CHECK", name="Bench payroll checkers", completion_policy="ANY",
                       checker_ids=[checker.pk])
     set_approval_route(admin, "payroll.approve", "BENCH-PAY-CHECK", "bench: its own checker")
+    # The job runs in a worker, which no API statement timeout binds; this process's connection
+    # has one from the in-process GraphQL requests of earlier stages.
+    from core.middleware import set_statement_timeout
+
+    set_statement_timeout(0)
     try:
         with stopwatch() as generation:
             params = {"name": "Bench November", "payment_plan_id": str(plan.pk), "payment_cycle_id": str(cycle.pk),

@@ -4,9 +4,9 @@ exact too unless the list is a whole table.
 A count is a scan of every matching row, so counting a million-row table for each page an
 officer opens costs more than the page. The rule:
 
-- the count stops at the limit (``SELECT count(*) FROM (… LIMIT limit + 1)``): up to the limit
-  it is exact and cheap;
-- above it, a list that selects the whole live table (no filter, no location scope: the only
+- a list that selects the whole live table is counted up to the limit only
+  (``SELECT count(*) FROM (… LIMIT limit + 1)``): up to the limit it is exact and cheap;
+- above it, that list (no filter, no location scope: the only
   condition is ``is_deleted = false``) answers PostgreSQL's own estimate of its rows (the
   planner's statistics, kept by autovacuum) and says so, ``totalCountIsEstimate: true``;
 - every other list (a filter, a scoped user) counts exactly, however many rows match: those
@@ -58,11 +58,11 @@ def estimate(queryset: QuerySet) -> int:
 
 
 def total_count(queryset: QuerySet) -> Count:
-    limit = exact_limit()
     unordered = queryset.order_by()
+    if not selects_whole_table(unordered):
+        return Count(unordered.count(), False)  # one statement, as exact as it is fast
+    limit = exact_limit()
     bounded = unordered.values("pk")[: limit + 1].count()
     if bounded <= limit:
         return Count(bounded, False)
-    if selects_whole_table(unordered):
-        return Count(max(estimate(unordered), limit + 1), True)
-    return Count(unordered.count(), False)
+    return Count(max(estimate(unordered), limit + 1), True)
