@@ -95,6 +95,9 @@ def _graphql(ctx: Context, query: str, variables: dict[str, Any]) -> dict[str, A
                              HTTP_AUTHORIZATION=f"Bearer {issue(ctx.superuser()).token}")
     body = response.json()
     assert not body.get("errors"), body.get("errors")
+    from core.middleware import set_statement_timeout
+
+    set_statement_timeout(0)  # the enrollment that follows is a job's body, bound by none
     return body["data"]
 
 
