@@ -67,7 +67,7 @@ CASES = [
              'individual { firstName lastName } group { code } } } } }'),
     ListCase("benefitPlan", '{ benefitPlan(first: 10, orderBy: ["code"]) { totalCount edges { node { uuid code name '
              'type status dateValidFrom dateValidTo } } } }'),
-    ListCase("groupBeneficiary", 'query($p: ID) { groupBeneficiary(first: 10, benefitPlan_Id: $p) { totalCount '
+    ListCase("groupBeneficiary", 'query($p: UUID) { groupBeneficiary(first: 10, benefitPlan_Id: $p) { totalCount '
              'edges { node { uuid status group { code head { firstName lastName } } } } } }',
              variables=lambda ctx: {"p": str(ctx.state["sp_regular"].pk)}),
     ListCase("payroll", '{ payroll(first: 10) { totalCount edges { node { uuid name status controlCount controlSum '
