@@ -72,7 +72,7 @@ from modules.social_protection.services import beneficiary_model
 # what generation computed, with the plan's minor unit.
 UNFINISHED_PAYROLLS = (PayrollStatus.PENDING_APPROVAL, PayrollStatus.APPROVED, PayrollStatus.SENDING)
 # Payments a provider may still be asked to make, or is making, through their payment point.
-OPEN_INSTRUCTIONS = (InstructionStatus.CREATED, InstructionStatus.APPROVED, InstructionStatus.SENT)
+OPEN_INSTRUCTIONS = (InstructionStatus.CREATED, InstructionStatus.SENT)
 
 CYCLE_FIELDS = ("code", "start_date", "end_date", "status")
 PLAN_FIELDS = ("name", "calculation_rule", "currency", "minor_unit", "json_ext")
@@ -769,8 +769,9 @@ def mark_approved(user: Any, payroll_id: Any) -> Payroll:
     with transaction.atomic():
         payroll = get_payroll(None, payroll_id, for_update=True)
         check_control_totals(payroll)
+        # One row: the instructions stay CREATED and read as APPROVED through their payroll
+        # (models.effective_status); the payroll's history version names who approved which totals.
         payroll = _move(payroll, user, (PayrollStatus.PENDING_APPROVAL,), PayrollStatus.APPROVED)
-        _move_instructions(payroll, user, (InstructionStatus.CREATED,), InstructionStatus.APPROVED)
     return payroll
 
 
@@ -782,8 +783,7 @@ def reject_payroll(user: Any, payroll_id: Any) -> Payroll:
         require_whole_payroll(user, payroll, "Rejecting this payroll")
         payroll = _move(payroll, user, (PayrollStatus.PENDING_APPROVAL, PayrollStatus.APPROVED),
                         PayrollStatus.REJECTED)
-        _move_instructions(payroll, user, (InstructionStatus.CREATED, InstructionStatus.APPROVED),
-                           InstructionStatus.CANCELLED)
+        _move_instructions(payroll, user, (InstructionStatus.CREATED,), InstructionStatus.CANCELLED)
     return payroll
 
 
