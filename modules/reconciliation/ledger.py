@@ -282,7 +282,7 @@ def flag_unreported(user: Any, now: datetime.datetime | None = None) -> int:
                    format('no word from the provider %%s days after sending', coalesce(d.days::int, %s))
             FROM {PAYMENT} b JOIN payroll_paymentpoint pt ON pt.id = b.payment_point_id
             LEFT JOIN (VALUES {cases}) d(code, days) ON d.code = pt.code
-            WHERE b.status IN ('APPROVED', 'SENT') AND NOT b.is_deleted AND b.dispatched_at IS NOT NULL
+            WHERE b.status IN ('CREATED', 'SENT') AND NOT b.is_deleted AND b.dispatched_at IS NOT NULL
               AND b.dispatched_at < coalesce(%s, now()) - make_interval(days => coalesce(d.days::int, %s))
               AND NOT EXISTS (SELECT 1 FROM {LEDGER} r WHERE r.payment_id = b.id)""",
                                    [default, *params, now, default])

@@ -6,7 +6,7 @@ everything it reads or says is limited to that point's payments.
 - ``POST /api/reconciliation/pull/token`` — ``grant_type=client_credentials``, ``client_id`` (the
   point's code), ``client_secret`` → ``{access_token, token_type, expires_in}``;
 - ``GET /api/reconciliation/pull/payments?cycle=<code>&commune=<code>&after=<reference>&limit=<n>``
-  — the point's payments waiting for a word (APPROVED, SENT), in reference order, a page at a time;
+  — the point's payments waiting for a word (approved — stored CREATED — or SENT), in reference order, a page at a time;
 - ``POST /api/reconciliation/pull/acknowledgements`` — ``{"acknowledgements": [{"reference",
   "status": "ACCEPTED" | "REJECTED", "error_code"}]}``;
 - ``POST /api/reconciliation/pull/consolidations`` — ``{"consolidations": [{"reference",
@@ -111,7 +111,7 @@ def payments(request: HttpRequest) -> HttpResponse:
         limit = min(max(int(request.GET.get("limit", "500")), 1), MAX_PAGE)
     except ValueError:
         return error_response(400, CoreErrorCode.INVALID, "limit is a number of payments (1 to 1000).", "limit")
-    rows = BenefitConsumption.objects.filter(payment_point=point, status__in=("APPROVED", "SENT"),
+    rows = BenefitConsumption.objects.filter(payment_point=point, status__in=("CREATED", "SENT"),  # CREATED reads APPROVED here
                                              payroll__status__in=("APPROVED", "SENDING", "SENT"))
     if request.GET.get("cycle"):
         rows = rows.filter(payment_cycle__code=request.GET["cycle"])
