@@ -22,11 +22,10 @@ from __future__ import annotations
 
 import sys
 
-PLAIN_CODES: frozenset[str] = frozenset({"location", "individual", "social_protection", "payroll"})
-OLD_PERMISSION_STYLE: frozenset[str] = frozenset({"location", "individual", "social_protection", "payroll"})
-NONE_ACTOR: frozenset[str] = frozenset({"location", "individual", "social_protection", "payroll"})
+PLAIN_CODES: frozenset[str] = frozenset({"individual", "social_protection", "payroll"})
+OLD_PERMISSION_STYLE: frozenset[str] = frozenset({"individual", "social_protection", "payroll"})
+NONE_ACTOR: frozenset[str] = frozenset({"individual", "social_protection", "payroll"})
 MUTATION_FILES_USING_MECHANISMS: frozenset[str] = frozenset({
-    "modules/location/schema.py",
     "modules/individual/export_schema.py",
     "modules/individual/import_schema.py",
     "modules/social_protection/schema.py",
@@ -64,20 +63,23 @@ def plain_error_code(code: str) -> str:
     return code
 
 
-def calling_module() -> str | None:
+def calling_module(through: tuple[str, ...] = ()) -> str | None:
     """The name of the first module outside ``core`` on the call stack (``"payroll"`` for
-    ``modules.payroll.services``), or ``None`` when the caller is the core or a core test."""
+    ``modules.payroll.services``), or ``None`` when the caller is the core or a core test.
+    Frames of the modules ``through`` are passed over too (a converted module's helper that
+    hands on what its caller gave)."""
+    skipped = ("core", *(f"modules.{m}" for m in through))
     frame = sys._getframe(1)
     while frame is not None:
         name = str(frame.f_globals.get("__name__", ""))
-        if not (name == "core" or name.startswith("core.")):
+        if not any(name == s or name.startswith(f"{s}.") for s in skipped):
             parts = name.split(".")
             return parts[1] if len(parts) > 1 and parts[0] == "modules" else None
         frame = frame.f_back
     return None
 
 
-def none_actor_tolerated() -> bool:
-    """Whether a ``None`` actor reached the core from a module that is still allowed to mean
-    "the system" by it."""
-    return calling_module() in NONE_ACTOR
+def none_actor_tolerated(through: tuple[str, ...] = ()) -> bool:
+    """Whether a ``None`` actor reached the core (through the helpers of the modules
+    ``through``) from a module that is still allowed to mean "the system" by it."""
+    return calling_module(through) in NONE_ACTOR
