@@ -22,11 +22,10 @@ from __future__ import annotations
 
 import sys
 
-PLAIN_CODES: frozenset[str] = frozenset({"individual", "social_protection", "payroll"})
-OLD_PERMISSION_STYLE: frozenset[str] = frozenset({"individual", "social_protection", "payroll"})
-NONE_ACTOR: frozenset[str] = frozenset({"individual", "social_protection", "payroll"})
+PLAIN_CODES: frozenset[str] = frozenset({"social_protection", "payroll"})
+OLD_PERMISSION_STYLE: frozenset[str] = frozenset({"social_protection", "payroll"})
+NONE_ACTOR: frozenset[str] = frozenset({"social_protection", "payroll"})
 MUTATION_FILES_USING_MECHANISMS: frozenset[str] = frozenset({
-    "modules/individual/export_schema.py",
     "modules/individual/import_schema.py",
     "modules/social_protection/schema.py",
     "modules/payroll/schema.py",

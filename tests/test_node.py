@@ -75,7 +75,7 @@ def test_missing_deleted_and_other_peoples_objects_are_null(
 
 
 def test_the_types_own_permission_is_required(gql: Any, make_user: Any, places: dict[str, Any]) -> None:
-    result = node(gql(make_user(["individual.search"])), gid("LocationGQLType", places["P1"]))
+    result = node(gql(make_user(["individual.registry.search"])), gid("LocationGQLType", places["P1"]))
     assert result["data"]["node"] is None
     assert result["errors"][0]["extensions"] == {"code": "PERMISSION_DENIED", "permission": "location.location.search"}
 

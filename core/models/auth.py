@@ -13,7 +13,7 @@ from core.models.base import CoreModel
 
 
 class Role(CoreModel):
-    """A named set of permission codes (``individual.search``…) declared by modules."""
+    """A named set of permission codes (``individual.registry.search``…) declared by modules."""
 
     name = models.CharField(max_length=100)
     description = models.TextField(blank=True, default="")

@@ -67,24 +67,27 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef, Q, Sum
 from django.utils import timezone
 
-from core.errors import NotFound, ServiceError
+from core.errors import CoreErrorCode, NotFound, ServiceError
 from core.history import acting_as
 from core.hooks import hook
+from core.imports import ImportMode
 from core.jobs import JobContext, dispatch_on_commit, ends_the_job, progress_db, start_job
 from core.loader import module_config
 from core.models import Job, Upload
-from core.permissions import has_permission, require
+from core.permissions import JOB_VIEW_ALL, has_permission, require
 from core.uploads import discard_file, discard_on_commit, get_upload
+from modules.individual.errors import IndividualErrorCode
 from modules.individual.import_models import ImportBatch, ImportIssue, ImportRun
 from modules.individual.import_reader import STAGED_COLUMNS, RowChecker, open_rows
+from modules.individual.permissions import IMPORT_APPROVE, IMPORT_START
 from modules.individual.unique_keys import unique_keys
 from modules.individual.validation import individual_schema
-from modules.location.services import scope_paths
+from modules.location.services import scope_paths, unscoped_system
 
 log = logging.getLogger("coremis.individual.import")
 
 KIND = "individual.import"
-MODES = ("all_or_nothing", "valid_rows")
+MODES = tuple(mode.value for mode in ImportMode)
 COPY_BLOCK = 2000  # lines per write to the COPY stream
 PROGRESS_EVERY = 1.0  # seconds between progress writes
 MAX_ERRORS_ON_JOB = 1000
@@ -169,9 +172,9 @@ class Staging:
 def start_import(user: Any, upload_id: Any, mode: str = "all_or_nothing",
                  allow_duplicate_file: bool = False) -> Job:
     """Queue the import of an uploaded file (``POST /api/upload?purpose=individual.import``)."""
-    require(user, "individual.import")
+    require(user, IMPORT_START)
     if mode not in MODES:
-        raise ServiceError("INVALID_MODE", f"Unknown import mode '{mode}'; use all_or_nothing or valid_rows.", "mode")
+        raise ServiceError(IndividualErrorCode.INVALID_MODE, f"Unknown import mode '{mode}'; use all_or_nothing or valid_rows.", "mode")
     upload = get_upload(upload_id, user, "individual.import")
     return _start(user, upload, mode, allow_duplicate_file)
 
@@ -192,7 +195,7 @@ def _lock_file(sha256: str) -> None:
 
 def _duplicate_file(previous: ImportRun, field: str | None) -> ServiceError:
     return ServiceError(
-        "DUPLICATE_FILE",
+        IndividualErrorCode.DUPLICATE_FILE,
         f"This file was already imported (job {previous.job_id}, {previous.job.state.lower()}); "
         "importing it again would register the same people twice. To import it anyway, "
         "send allowDuplicateFile: true.",
@@ -225,23 +228,23 @@ def _waiting_run(job_id: Any) -> ImportRun:
     if run is None:
         raise NotFound("Import", job_id)
     if run.phase != ImportRun.WAITING or run.job.state != Job.WAITING:
-        raise ServiceError("NOT_AWAITING_APPROVAL",
+        raise ServiceError(IndividualErrorCode.NOT_AWAITING_APPROVAL,
                            f"This import is not waiting for approval (it is {run.job.state.lower()}).", "jobId")
     return run
 
 
 def approve_import(user: Any, job_id: Any) -> Job:
     """A second user lets a validated import write to the registry; the job resumes."""
-    require(user, "individual.import_approve")
+    require(user, IMPORT_APPROVE)
     with transaction.atomic():
         run = _waiting_run(job_id)
         if run.job.created_by_id is not None and run.job.created_by_id == getattr(user, "pk", None):
-            raise ServiceError("SELF_APPROVAL",
+            raise ServiceError(IndividualErrorCode.SELF_APPROVAL,
                                "You started this import; another user with the right to approve imports must approve it.",
                                "jobId")
         outside = _rows_outside_scope(run, user)
         if outside:
-            raise ServiceError("OUT_OF_SCOPE",
+            raise ServiceError(CoreErrorCode.OUT_OF_SCOPE,
                                f"{outside} of the rows to import are in locations outside yours; "
                                "a user whose locations cover them must approve this import.", "jobId")
         run.phase, run.decided_by, run.decided_at = ImportRun.APPROVED, user, timezone.now()
@@ -255,10 +258,10 @@ def approve_import(user: Any, job_id: Any) -> Job:
 
 def reject_import(user: Any, job_id: Any, reason: str) -> Job:
     """Refuse a waiting import; nothing is written and its staged rows are dropped."""
-    require(user, "individual.import_approve")
+    require(user, IMPORT_APPROVE)
     reason = (reason or "").strip()
     if not reason:
-        raise ServiceError("REQUIRED", "Say why the import is rejected; its uploader reads it.", "reason")
+        raise ServiceError(CoreErrorCode.REQUIRED, "Say why the import is rejected; its uploader reads it.", "reason")
     with transaction.atomic():
         run = _waiting_run(job_id)
         run.phase, run.decided_by, run.decided_at, run.decision_reason = (
@@ -282,7 +285,7 @@ def can_see(user: Any, job: Job) -> bool:
         return False
     if job.created_by_id == user.pk:
         return True
-    if not (has_permission(user, "core.job.view_all") or has_permission(user, "individual.import_approve")):
+    if not (has_permission(user, JOB_VIEW_ALL) or has_permission(user, IMPORT_APPROVE)):
         return False
     mine = scope_paths(user)
     if mine is None:
@@ -351,7 +354,7 @@ def _run(ctx: JobContext, run: ImportRun, staging: Staging) -> dict[str, Any]:
     if run.phase in (ImportRun.VALIDATED, ImportRun.APPROVED, ImportRun.WAITING) and not _staging_exists(staging):
         if started_writing:
             raise ServiceError(
-                "STAGING_LOST", "The import's staged rows were removed after part of it was written; "
+                IndividualErrorCode.STAGING_LOST, "The import's staged rows were removed after part of it was written; "
                 "the report lists what was refused, and the rows written are in the registry.")
         run.phase = ImportRun.RECEIVED
     if run.phase == ImportRun.RECEIVED:
@@ -428,7 +431,7 @@ def _validate(ctx: JobContext, run: ImportRun, staging: Staging) -> None:
                 if block:
                     copy.write("".join(block))
     if not checker.rows:
-        raise ServiceError("NO_ROWS", "The file has a header but no rows.", "file")
+        raise ServiceError(IndividualErrorCode.NO_ROWS, "The file has a header but no rows.", "file")
     log.info("import staged", extra={"job": str(job.pk), "rows": checker.rows, "seconds": round(time.monotonic() - started, 1)})
     progress(checker.rows, checker.rows, "validating", force=True)
     with connection.cursor() as cursor:
@@ -449,7 +452,7 @@ def _validate(ctx: JobContext, run: ImportRun, staging: Staging) -> None:
 
 def _scope(user: Any) -> list[str] | None:
     """``LIKE`` patterns of the locations ``user`` may act on; ``None`` for everywhere."""
-    if user is None:
+    if unscoped_system(user, ("individual",)):
         return None
     paths = scope_paths(user)
     return None if paths is None else [p + "%" for p in paths]

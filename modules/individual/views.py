@@ -13,13 +13,15 @@ from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from core.errors import ServiceError
+from core.errors import CoreErrorCode, RequestErrorCode, ServiceError
 from core.http import error_response, service_error_response
 from core.models import Job
 from core.permissions import has_permission
 from core.uploads import receiving
 from modules.individual import bulk_import
+from modules.individual.errors import IndividualErrorCode
 from modules.individual.export_views import export_urlpatterns
+from modules.individual.permissions import IMPORT_START
 
 
 def _flag(value: str | None) -> bool:
@@ -33,15 +35,15 @@ def import_view(request: HttpRequest) -> JsonResponse:
     ``file`` (CSV or XLSX): upload and start the import in one request."""
     user = request.user
     if not user.is_authenticated:
-        return error_response(401, "UNAUTHENTICATED", "Send 'Authorization: Bearer <token>'.")
-    if not has_permission(user, "individual.import"):
-        return error_response(403, "PERMISSION_DENIED", "This requires the permission 'individual.import'.")
+        return error_response(401, RequestErrorCode.UNAUTHENTICATED, "Send 'Authorization: Bearer <token>'.")
+    if not has_permission(user, IMPORT_START):
+        return error_response(403, CoreErrorCode.PERMISSION_DENIED, "This requires the permission 'individual.import'.")
     file = request.FILES.get("file")
     if file is None:
-        return error_response(400, "NO_FILE", "Send the CSV or XLSX file as multipart field 'file'.", "file")
+        return error_response(400, RequestErrorCode.NO_FILE, "Send the CSV or XLSX file as multipart field 'file'.", "file")
     mode = request.GET.get("mode", "all_or_nothing")
     if mode not in bulk_import.MODES:  # before the file is stored for nothing
-        return error_response(400, "INVALID_MODE", "mode is all_or_nothing or valid_rows.", "mode")
+        return error_response(400, IndividualErrorCode.INVALID_MODE, "mode is all_or_nothing or valid_rows.", "mode")
     try:
         # a refused start (a duplicate file, say) leaves no file behind
         with (transaction.atomic(),
@@ -74,11 +76,11 @@ def report_view(request: HttpRequest, job_id: Any) -> HttpResponse:
     reasons, and the rows to review (``LIKELY_DUPLICATE``), in file order."""
     user = request.user
     if not user.is_authenticated:
-        return error_response(401, "UNAUTHENTICATED", "Send 'Authorization: Bearer <token>'.")
+        return error_response(401, RequestErrorCode.UNAUTHENTICATED, "Send 'Authorization: Bearer <token>'.")
     job = Job.objects.select_related("created_by").filter(pk=job_id, kind=bulk_import.KIND).first()
     # Someone else's import answers like a missing one: its existence is not theirs to learn.
     if job is None or not bulk_import.can_see(user, job):
-        return error_response(404, "NOT_FOUND", f"No import {job_id} of yours.")
+        return error_response(404, CoreErrorCode.NOT_FOUND, f"No import {job_id} of yours.")
     response = StreamingHttpResponse(_report_rows(job.pk), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="import-{job.pk}-report.csv"'
     response["Cache-Control"] = "private, no-store"  # it names people

@@ -21,8 +21,8 @@ from modules.location.services import create_location, set_user_locations
 
 HEADER = ("first_name", "last_name", "dob", "sex", "location_code", "household_code", "role",
           "recipient_type", "national_id", "phone", "disability", "vulnerability_score", "education_level")
-IMPORTER = ["individual.import", "individual.search", "core.job.view"]
-APPROVER = ["individual.import_approve", "individual.search", "core.job.view", "location.scope.national"]
+IMPORTER = ["individual.import.start", "individual.registry.search", "core.job.view"]
+APPROVER = ["individual.import.approve", "individual.registry.search", "core.job.view", "location.scope.national"]
 
 IMPORT = """mutation($input: ImportIndividualsMutationInput!) { importIndividuals(input: $input) {
     errors { field code message } job { uuid state stage } } }"""

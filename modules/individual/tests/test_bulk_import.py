@@ -390,7 +390,8 @@ def test_an_import_waits_for_a_second_users_approval(run_import, run_jobs, gql, 
     assert job.result["awaiting_approval"] is True and job.result["valid"] == 6
     assert not Individual.objects.exists()
     details = gql(approver).ok(DETAILS, {"id": str(job.pk)})["individualImport"]
-    assert (details["phase"], details["needsApproval"], details["job"]["state"]) == ("waiting", True, "WAITING")
+    assert (details["phase"], details["needsApproval"], details["job"]["state"]) == ("WAITING", True, "WAITING")
+    assert details["mode"] == "ALL_OR_NOTHING"  # the core's ImportMode enum
 
     refused = gql(importer).ok(APPROVE, {"input": {"jobId": str(job.pk)}})["approveIndividualImport"]
     assert refused["errors"][0]["code"] == "SELF_APPROVAL"
@@ -446,7 +447,7 @@ def test_a_rejected_import_writes_nothing_and_tells_why(run_import, gql, importe
     assert late["errors"][0]["code"] == "NOT_AWAITING_APPROVAL"
     details = gql(importer).ok(DETAILS, {"id": str(job.pk)})["individualImport"]
     assert (details["phase"], details["decidedBy"], details["decisionReason"]) == (
-        "rejected", {"username": "approver"}, "Wrong province")
+        "REJECTED", {"username": "approver"}, "Wrong province")
 
 
 def test_approving_needs_the_permission(gql, importer, run_import, hierarchy):
@@ -468,7 +469,7 @@ def test_the_report_is_for_the_uploader_and_those_who_may_read_every_job(client,
         return int(client.get(url, **headers).status_code)
 
     assert status(None) == 401
-    assert status(make_user(["core.job.view", "individual.import"])) == 404
+    assert status(make_user(["core.job.view", "individual.import.start"])) == 404
     assert status(make_user(["core.job.view", "core.job.view_all", "location.scope.national"])) == 200
     assert status(importer) == 200
 

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.django_db
 
 ALL = ["social_protection.plan_search", "social_protection.plan_create", "social_protection.plan_update",
        "social_protection.plan_close", "social_protection.enroll", "social_protection.beneficiary_search",
-       "social_protection.beneficiary_update", "core.job.view", "location.scope.national", "individual.search"]
+       "social_protection.beneficiary_update", "core.job.view", "location.scope.national", "individual.registry.search"]
 
 CREATE = """mutation($i: CreateBenefitPlanMutationInput!) { createBenefitPlan(input: $i) {
     errors { field code message } benefitPlan { uuid code type status criteria } } }"""
