@@ -128,8 +128,7 @@ class System:
                         COREMIS_MODULES_CONFIG=str(root / "modules_config.json"),
                         COREMIS_JOB_LEASE_SECONDS="3", COREMIS_JOB_HEARTBEAT_SECONDS="0.5",
                         COREMIS_JOB_RETRY_SECONDS="1", COREMIS_JOB_RETRY_MAX_SECONDS="4",
-                        COREMIS_JOB_DISPATCH_GRACE_SECONDS="2", COREMIS_SCHEDULER_SWEEP_SECONDS="0.5",
-                        COREMIS_TEST_IMPORT_PAUSE="0.3")
+                        COREMIS_JOB_DISPATCH_GRACE_SECONDS="2", COREMIS_SCHEDULER_SWEEP_SECONDS="0.5")
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -252,11 +251,14 @@ class System:
 
 
 @pytest.fixture(scope="module")
-def system() -> Iterator[System]:
+def system(slow_import_batches: Any) -> Iterator[System]:
     root = Path(tempfile.mkdtemp(prefix="coremis-faults-", dir="/tmp"))  # short: unix socket paths
     root.chmod(0o755)
     made = System(root)
     made.start()
+    # Each import batch stays open a moment before its commit, so a kill lands inside one.
+    with psycopg.connect(EmbeddedPostgres(made.var / "postgres").url(), connect_timeout=3) as conn:
+        conn.execute(slow_import_batches(0.3))
     try:
         yield made
     finally:

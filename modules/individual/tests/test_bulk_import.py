@@ -601,7 +601,7 @@ def test_individuals_created_is_announced_once_per_batch_after_commit(run_import
 
 def test_someone_registering_the_same_person_during_the_commit_costs_only_that_row(
         run_import, importer, admin_user, hierarchy, monkeypatch, report):
-    from modules.individual import bulk_import
+    from modules.individual.bulk_import import commit as bulk_import
 
     write_batch = bulk_import._write_batch
     clerk = []
@@ -663,7 +663,8 @@ def _wait_for(condition: Any, seconds: float, what: str) -> Any:
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True, databases=["default", "progress"])
 def test_a_worker_killed_while_importing_is_retried_by_itself_and_the_import_ends_exact(redis_queue, importer, hierarchy,
-                                                                              tmp_path, settings):
+                                                                              tmp_path, settings,
+                                                                              slow_import_batches):
     import json
     import os
     import signal
@@ -673,7 +674,7 @@ def test_a_worker_killed_while_importing_is_retried_by_itself_and_the_import_end
 
     from core.loader import modules_config_path
     from core.uploads import store_upload
-    from modules.individual.bulk_import import PAUSE_ENV, start_import
+    from modules.individual.bulk_import import start_import
     from modules.individual.tests.import_fixtures import children_of, database_url
 
     people = 1000  # 250 households, written in 10 batches of 100 rows
@@ -685,7 +686,7 @@ def test_a_worker_killed_while_importing_is_retried_by_itself_and_the_import_end
     (tmp_path / "modules_config.json").write_text(json.dumps(config))
     env = {**os.environ, "DATABASE_URL": database_url(), "REDIS_URL": settings.REDIS_URL,
            "COREMIS_DEBUG": "1", "COREMIS_LOG_LEVEL": "WARNING", "COREMIS_MEDIA_ROOT": str(tmp_path),
-           "COREMIS_MODULES_CONFIG": str(tmp_path / "modules_config.json"), PAUSE_ENV: "0.5",
+           "COREMIS_MODULES_CONFIG": str(tmp_path / "modules_config.json"),
            "COREMIS_JOB_LEASE_SECONDS": "3", "COREMIS_JOB_RETRY_SECONDS": "1",
            "COREMIS_SCHEDULER_SWEEP_SECONDS": "0.5"}
     (tmp_path / "people.csv").write_text(csv_text(rows))
@@ -693,6 +694,8 @@ def test_a_worker_killed_while_importing_is_retried_by_itself_and_the_import_end
         upload = store_upload(stream, "people.csv", "individual.import", importer)
         job = start_import(importer, upload.pk)
 
+    with connection.cursor() as cursor:  # each batch stays open a moment: the kill lands inside one
+        cursor.execute(slow_import_batches(0.5))
     first = _worker(env)
     try:
         _wait_for(lambda: ImportBatch.objects.filter(job=job).count() >= 2, 90, "two batches committed")
@@ -714,9 +717,11 @@ def test_a_worker_killed_while_importing_is_retried_by_itself_and_the_import_end
     finally:
         if first.poll() is None:
             first.kill()
+        with connection.cursor() as cursor:  # the restarted worker writes at full speed
+            cursor.execute(slow_import_batches(0))
 
     # Nobody runs a command: the scheduler sees the lease lapse and queues the job again.
-    second = _worker({**env, PAUSE_ENV: "0"})
+    second = _worker(env)
     scheduler = _scheduler(env)
     try:
         _wait_for(lambda: refresh(job).is_final, 120, "the import to finish after the restart")
