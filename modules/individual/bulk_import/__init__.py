@@ -64,7 +64,7 @@ from modules.individual.bulk_import.api import (
     can_see,
     imports_that_ran,
     reject_import,
-    report_lines,
+    report_of,
     report_url,
     start_import,
 )
@@ -73,4 +73,4 @@ from modules.individual.bulk_import.job import run_import
 from modules.individual.bulk_import.staging import Staging
 
 __all__ = ["KIND", "MODES", "Staging", "approve_import", "can_see", "commit_workers", "imports_that_ran",
-           "reject_import", "report_lines", "report_url", "run_import", "start_import"]
+           "reject_import", "report_of", "report_url", "run_import", "start_import"]

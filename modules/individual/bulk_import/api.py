@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 from django.db import connection, transaction
@@ -14,13 +13,13 @@ from core.errors import CoreErrorCode, NotFound, ServiceError
 from core.imports import ImportMode
 from core.jobs import dispatch_on_commit, start_job
 from core.loader import module_config
-from core.models import Job, Upload
+from core.models import ImportReport, Job, Upload
 from core.permissions import JOB_VIEW_ALL, has_permission, require
 from core.uploads import discard_on_commit, get_upload
 from modules.individual.bulk_import.checks import rows_outside_scope
-from modules.individual.bulk_import.staging import Staging, drop_staging
+from modules.individual.bulk_import.staging import Staging, drop_staging, report_writer
 from modules.individual.errors import IndividualErrorCode
-from modules.individual.import_models import ImportBatch, ImportIssue, ImportRun
+from modules.individual.import_models import ImportBatch, ImportRun
 from modules.individual.permissions import IMPORT_APPROVE, IMPORT_START
 from modules.location.services import scope_paths
 
@@ -92,6 +91,7 @@ def _start(user: Any, upload: Upload, mode: str, allow_duplicate_file: bool) -> 
             job=job, upload=upload, sha256=upload.sha256, mode=mode,
             needs_approval=bool(module_config("individual")["import_requires_approval"]),
         )
+        report_writer(job, mode)
     return job
 
 
@@ -167,7 +167,7 @@ def can_see(user: Any, job: Job) -> bool:
     return theirs is not None and all(any(p.startswith(m) for m in mine) for p in theirs)
 
 
-def report_lines(job_id: Any) -> Iterator[tuple[int, str, str, str]]:
-    """The report: ``(row, field, code, message)`` in file order, streamed from the database."""
-    return (ImportIssue.objects.filter(job_id=job_id).order_by("row", "id")
-            .values_list("row", "field", "code", "message").iterator(chunk_size=5000))
+def report_of(job: Job) -> ImportReport | None:
+    """The import's report (the core's): every refused row with its reasons, and the rows to
+    review (``LIKELY_DUPLICATE``)."""
+    return ImportReport.objects.filter(job=job).first()

@@ -14,9 +14,9 @@ from django.db.models import Sum
 from core.errors import ServiceError
 from core.jobs import JobContext
 from core.loader import module_config
-from modules.individual.bulk_import.staging import COPY_BLOCK, OK, Staging, set_phase
+from modules.individual.bulk_import.staging import COPY_BLOCK, OK, Staging, report_writer, set_phase
 from modules.individual.errors import IndividualErrorCode
-from modules.individual.import_models import ImportBatch, ImportIssue, ImportRun
+from modules.individual.import_models import ImportBatch, ImportRun
 from modules.individual.import_reader import STAGED_COLUMNS, RowChecker, open_rows
 from modules.individual.unique_keys import unique_keys
 from modules.individual.validation import individual_schema
@@ -32,7 +32,7 @@ PROGRESS_EVERY = 1.0  # seconds between progress writes
 CHECK_WORK_MEM = "256MB"
 
 
-Issues = Callable[..., None]  # runs "INSERT INTO individual_importissue … <its SQL>"
+Issues = Callable[..., None]  # runs "INSERT INTO core_importissue … <its SQL>" (the job's import report)
 
 
 class _Throttle:
@@ -54,7 +54,8 @@ def validate(ctx: JobContext, run: ImportRun, staging: Staging) -> None:
     progress = _Throttle(ctx)
     started = time.monotonic()
     progress(0, None, "validating", force=True)
-    ImportIssue.objects.filter(job=job).delete()
+    report = report_writer(job, run.mode)
+    report.clear()
     batch_size = int(module_config("individual")["import_chunk_size"])
     with open_rows(run.upload.stored_path) as (header, rows, estimate):
         checker = RowChecker(header, individual_schema(), batch_size)
@@ -77,12 +78,11 @@ def validate(ctx: JobContext, run: ImportRun, staging: Staging) -> None:
     with connection.cursor() as cursor:
         cursor.execute(f"CREATE INDEX ON {staging.rows} (batch)")
         cursor.execute(f"ANALYZE {staging.rows}")
-        # The reasons found in Python become report lines in one statement.
-        cursor.execute(f"""
-            INSERT INTO individual_importissue (job_id, row, field, code, message, blocking, checked_by)
-            SELECT %s, s.row, e->>'f', e->>'c', e->>'m', true, 'row'
-            FROM {staging.rows} s CROSS JOIN LATERAL jsonb_array_elements(s.issues) e
-            WHERE s.issues IS NOT NULL""", [job.pk])
+    # The reasons found in Python become report lines in one statement.
+    report.add_from_sql(f"""
+        SELECT s.row, e->>'f', e->>'c', e->>'m', '', true, 'row'
+        FROM {staging.rows} s CROSS JOIN LATERAL jsonb_array_elements(s.issues) e
+        WHERE s.issues IS NOT NULL""")
     run.counts = {"total": checker.rows}
     check(ctx, run, staging)
 
@@ -103,21 +103,23 @@ def check(ctx: JobContext, run: ImportRun, staging: Staging) -> None:
     ctx.progress(run.counts["total"], run.counts["total"], "validating")
     s, h = staging.rows, staging.households
     scope = scope_patterns(ctx.user)
-    params: dict[str, Any] = {"job": job_id, "scope": scope or []}
+    report = report_writer(ctx.job, mode)
+    params: dict[str, Any] = {"job": job_id, "report": report.report.pk, "scope": scope or []}
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(f"SET LOCAL work_mem = '{CHECK_WORK_MEM}'")
         # Rows already written (taken out of staging) keep their report lines.
         cursor.execute(f"""
-            DELETE FROM individual_importissue WHERE job_id = %(job)s AND checked_by = 'set'
+            DELETE FROM core_importissue WHERE report_id = %(report)s AND stage = 'set'
               AND row IN (SELECT row FROM {s})""", params)
         cursor.execute(f"UPDATE {s} SET rejected = false WHERE rejected")
         cursor.execute(f"DROP TABLE IF EXISTS {h}")
         _build_households(cursor, staging)
 
         def issues(sql: str, extra: dict[str, Any] | None = None) -> None:
+            # Each check's SELECT gives (report, row, field, code, message, blocking, stage).
             cursor.execute(
-                "INSERT INTO individual_importissue (job_id, row, field, code, message, blocking, checked_by) "
-                + sql, {**params, **(extra or {})},
+                f"INSERT INTO core_importissue (report_id, row, field, code, message, blocking, stage, raw_value) "
+                f"SELECT i.*, '' FROM ({sql}) AS i", {**params, **(extra or {})},
             )
 
         _check_locations(issues, s, h, scope)
@@ -126,8 +128,8 @@ def check(ctx: JobContext, run: ImportRun, staging: Staging) -> None:
         _flag_likely_duplicates(issues, s, h)
         cursor.execute(f"""
             UPDATE {s} s SET rejected = true FROM (
-                SELECT DISTINCT row FROM individual_importissue
-                WHERE job_id = %(job)s AND blocking AND checked_by = 'set'
+                SELECT DISTINCT row FROM core_importissue
+                WHERE report_id = %(report)s AND blocking AND stage = 'set'
             ) x WHERE s.row = x.row""", params)
         if mode == "valid_rows":
             _leave_out_broken_households(cursor, params, s, h)
@@ -145,7 +147,7 @@ def _check_locations(issues: Issues, s: str, h: str, scope: list[str] | None) ->
     """Known, within the uploader's scope, and one per household."""
     in_scope = "TRUE" if scope is None else "{path} LIKE ANY (%(scope)s::text[])"
     issues(f"""
-        SELECT %(job)s, s.row, 'location_code',
+        SELECT %(report)s, s.row, 'location_code',
                CASE WHEN l.id IS NULL THEN 'LOCATION_NOT_FOUND' ELSE 'OUT_OF_SCOPE' END,
                CASE WHEN l.id IS NULL THEN format('No location has the code ''%%s''.', s.location_code)
                     ELSE format('The location ''%%s'' is outside your locations.', s.location_code) END,
@@ -153,7 +155,7 @@ def _check_locations(issues: Issues, s: str, h: str, scope: list[str] | None) ->
         FROM {s} s LEFT JOIN location_location l ON l.code = s.location_code AND NOT l.is_deleted
         WHERE s.location_code IS NOT NULL AND (l.id IS NULL OR NOT ({in_scope.format(path="l.path")}))""")
     issues(f"""
-        SELECT %(job)s, s.row, 'location_code', 'LOCATION_REQUIRED',
+        SELECT %(report)s, s.row, 'location_code', 'LOCATION_REQUIRED',
                CASE WHEN s.household_code IS NULL THEN 'The location code is empty.'
                     ELSE format('No member of household ''%%s'' has a location code; give its head one.',
                                 s.household_code) END,
@@ -161,7 +163,7 @@ def _check_locations(issues: Issues, s: str, h: str, scope: list[str] | None) ->
         FROM {s} s LEFT JOIN {h} h ON h.code = s.household_code
         WHERE s.location_code IS NULL AND (s.household_code IS NULL OR h.location_code IS NULL)""")
     issues(f"""
-        SELECT %(job)s, s.row, 'location_code', 'LOCATION_MISMATCH',
+        SELECT %(report)s, s.row, 'location_code', 'LOCATION_MISMATCH',
                CASE WHEN h.existing_id IS NOT NULL
                     THEN format('Household ''%%s'' is registered in location ''%%s'', not ''%%s''.',
                                 h.code, h.location_code, s.location_code)
@@ -174,7 +176,7 @@ def _check_locations(issues: Issues, s: str, h: str, scope: list[str] | None) ->
           AND s.location_code <> h.location_code""")
     if scope is not None:
         issues(f"""
-            SELECT %(job)s, s.row, 'household_code', 'OUT_OF_SCOPE',
+            SELECT %(report)s, s.row, 'household_code', 'OUT_OF_SCOPE',
                    format('Household ''%%s'' is registered outside your locations.', h.code), true, 'set'
             FROM {s} s JOIN {h} h ON h.code = s.household_code
             WHERE h.existing_id IS NOT NULL
@@ -189,7 +191,7 @@ def _check_households(issues: Issues, s: str, h: str) -> None:
     ):
         what = "head" if value == "HEAD" else "primary recipient"
         issues(f"""
-            SELECT %(job)s, s.row, '{field}', 'MULTIPLE_{count.upper()}',
+            SELECT %(report)s, s.row, '{field}', 'MULTIPLE_{count.upper()}',
                    format('Household ''%%s'' has %%s {plural} in this file (rows %%s); it can have one.',
                           s.household_code, d.n, d.rows),
                    true, 'set'
@@ -200,7 +202,7 @@ def _check_households(issues: Issues, s: str, h: str) -> None:
             ) d ON d.household_code = s.household_code
             WHERE s.{field} = '{value}'""")
         issues(f"""
-            SELECT %(job)s, s.row, '{field}', '{value}_EXISTS',
+            SELECT %(report)s, s.row, '{field}', '{value}_EXISTS',
                    format('Household ''%%s'' already has a {what} in the registry.', h.code), true, 'set'
             FROM {s} s JOIN {h} h ON h.code = s.household_code
             WHERE s.{field} = '{value}' AND h.existing_{existing}""")
@@ -221,13 +223,13 @@ def _check_unique_keys(issues: Issues, s: str) -> None:
             ), grouped AS (
                 SELECT value, array_agg(row ORDER BY row) AS rows FROM shared GROUP BY value
             )
-            SELECT %(job)s, x.row, %(key)s, 'DUPLICATE_IN_FILE',
+            SELECT %(report)s, x.row, %(key)s, 'DUPLICATE_IN_FILE',
                    format('%%s ''%%s'' is also on row %%s.', %(key)s::text, x.value,
                           array_to_string((array_remove(g.rows, x.row))[1:5], ', ')),
                    true, 'set'
             FROM shared x JOIN grouped g ON g.value = x.value""", {"key": key})
         issues(f"""
-            SELECT %(job)s, s.row, %(key)s, 'DUPLICATE_KEY',
+            SELECT %(report)s, s.row, %(key)s, 'DUPLICATE_KEY',
                    format('Another individual in the registry already has %%s ''%%s''.',
                           %(key)s::text, s.json_ext->>%(key)s),
                    true, 'set'
@@ -288,14 +290,14 @@ def _flag_likely_duplicates(issues: Any, s: str, h: str) -> None:
             FROM person WHERE location_code IS NOT NULL
             GROUP BY 1, 2, 3, 4 HAVING count(*) > 1
         )
-        SELECT %(job)s, p.row, '', 'LIKELY_DUPLICATE',
+        SELECT %(report)s, p.row, '', 'LIKELY_DUPLICATE',
                format('Looks like the person on row %%s: same first name, last name, date of birth '
                       'and location.', t.first_row),
                false, 'set'
         FROM person p JOIN twins t USING (first_name, last_name, dob, location_code)
         WHERE p.row <> t.first_row""")
     issues(f"""
-        SELECT %(job)s, s.row, '', 'LIKELY_DUPLICATE',
+        SELECT %(report)s, s.row, '', 'LIKELY_DUPLICATE',
                format('Looks like %%s %%s, born %%s, already registered in the same location '
                       '(individual %%s).', i.first_name, i.last_name, i.dob, i.id),
                false, 'set'
@@ -318,11 +320,11 @@ def _leave_out_broken_households(cursor: Any, params: dict[str, Any], s: str, h:
             WHERE s.household_code = b.household_code AND s.issues IS NULL AND NOT s.rejected
             RETURNING s.row, s.household_code, b.first_bad
         )
-        INSERT INTO individual_importissue (job_id, row, field, code, message, blocking, checked_by)
-        SELECT %(job)s, row, 'household_code', 'HOUSEHOLD_REJECTED',
+        INSERT INTO core_importissue (report_id, row, field, code, message, raw_value, blocking, stage)
+        SELECT %(report)s, row, 'household_code', 'HOUSEHOLD_REJECTED',
                format('Left out with the rest of household ''%%s'', because its row %%s is invalid.',
                       household_code, first_bad),
-               true, 'set'
+               household_code, true, 'set'
         FROM left_out""", params)
     cursor.execute(f"""
         UPDATE {h} h SET rejected = true FROM (
@@ -345,7 +347,7 @@ def _counts(cursor: Any, params: dict[str, Any], s: str, h: str) -> dict[str, in
         SELECT count(DISTINCT row) FILTER (WHERE blocking),
                count(DISTINCT row) FILTER (WHERE code = 'LIKELY_DUPLICATE'),
                count(*) FILTER (WHERE blocking)
-        FROM individual_importissue WHERE job_id = %(job)s""", params)
+        FROM core_importissue WHERE report_id = %(report)s""", params)
     invalid, likely_duplicates, errors = cursor.fetchone()
     return {"valid": valid, "invalid": invalid, "errors": errors, "likely_duplicates": likely_duplicates,
             "households_new": new_households, "households_existing": existing_households,

@@ -6,9 +6,10 @@ import logging
 from typing import Any
 
 from core.jobs import JobContext, progress_db
-from core.models import Job
+from core.models import ImportIssue, Job
 from modules.individual.bulk_import.api import report_url
-from modules.individual.import_models import ImportIssue, ImportRun
+from modules.individual.bulk_import.staging import report_writer
+from modules.individual.import_models import ImportRun
 
 log = logging.getLogger("coremis.individual.import")
 
@@ -47,7 +48,8 @@ def outcome(ctx: JobContext, run: ImportRun) -> dict[str, Any]:
     if duplicates:
         message += (f" {_count(duplicates, 'row')} look like people already known; "
                     "the report lists them for review.")
-    errors = list(ImportIssue.objects.filter(job_id=ctx.job.pk, blocking=True).order_by("row", "id")
+    report_writer(ctx.job, run.mode).set_counts(**{k: v for k, v in counts.items() if isinstance(v, int)})
+    errors = list(ImportIssue.objects.filter(report__job_id=ctx.job.pk, blocking=True).order_by("row", "id")
                   .values("row", "field", "code", "message")[:MAX_ERRORS_ON_JOB])
     processed = counts.get("created_individuals", 0) if state in (Job.SUCCEEDED, Job.PARTIAL) else total
     Job.objects.using(progress_db()).filter(pk=ctx.job.pk).update(

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.db import connection
 
+from core.imports import ImportMode, ImportReportWriter
 from core.models import Job
 from modules.individual.import_models import ImportRun
 
@@ -91,3 +92,9 @@ def staging_exists(staging: Staging) -> bool:
 def drop_staging(staging: Staging) -> None:
     with connection.cursor() as cursor:
         staging.drop(cursor)
+
+
+def report_writer(job: Job, mode: ImportMode | str) -> ImportReportWriter:
+    """The job's import report (the core's, like every import's): opened when the import
+    starts, reopened by every later run."""
+    return ImportReportWriter.open(job, module="individual", mode=mode)

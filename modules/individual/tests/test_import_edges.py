@@ -14,8 +14,7 @@ import pytest
 
 from core.auth.tokens import issue
 from core.loader import get_registry
-from core.models import Job, Upload
-from modules.individual.import_models import ImportIssue
+from core.models import ImportIssue, Job, Upload
 from modules.individual.models import Individual
 
 pytest.register_assert_rewrite("modules.individual.tests.import_fixtures")
@@ -66,7 +65,7 @@ def test_a_nul_character_in_a_csv_refuses_its_row_only(run_import, importer, hie
     job = run_import(importer, text, mode="VALID_ROWS")
     assert job.state in (Job.SUCCEEDED, Job.PARTIAL), job.message
     assert sorted(Individual.objects.values_list("first_name", flat=True)) == ["Eric", "Jean"]
-    issues = list(ImportIssue.objects.filter(job=job).values_list("row", "code"))
+    issues = list(ImportIssue.objects.filter(report__job=job).values_list("row", "code"))
     assert (3, "INVALID_CHARACTER") in issues
     lines = report(importer, job)
     assert all("\x00" not in cell for line in lines for cell in line)
