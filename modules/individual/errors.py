@@ -28,6 +28,10 @@ class IndividualErrorCode(ErrorCode):
     INVALID_DATE = "INVALID_DATE", "A date is not a date (YYYY-MM-DD)."
     IN_FUTURE = "IN_FUTURE", "A date of birth lies in the future."
     TOO_OLD = "TOO_OLD", "A date of birth lies before 1900."
+    # The refusal of the individual_validate_delete / group_validate_delete hooks: the module
+    # that still relies on the person or household raises this one.
+    ACTIVE_BENEFICIARY = "ACTIVE_BENEFICIARY", ("Another module still relies on the person or household "
+                                                "(an active beneficiary of a plan).")
     # an import file, refused whole
     INVALID_MODE = "INVALID_MODE", "The import mode is neither all_or_nothing nor valid_rows."
     INVALID_CSV = "INVALID_CSV", "The file is not readable CSV."

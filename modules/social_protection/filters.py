@@ -7,7 +7,7 @@ from typing import Any
 import django_filters
 from django.db.models import Exists, OuterRef, QuerySet
 
-from core.errors import ServiceError
+from core.errors import CoreErrorCode, ServiceError
 from core.graphql import custom_filters
 from modules.location.services import scope_queryset
 from modules.social_protection import targeting
@@ -115,5 +115,5 @@ def beneficiaries_for(user: Any, plan: BenefitPlan, filters: dict[str, Any]) -> 
     rows = scoped_beneficiaries(user, model.objects.filter(benefit_plan=plan), plan.type)
     filterset = filterset_class(data=filters, queryset=rows)
     if not filterset.is_valid():
-        raise ServiceError("INVALID_FILTER", f"Invalid filters: {filterset.errors.as_text()}", "filters")
+        raise ServiceError(CoreErrorCode.INVALID_FILTER, f"Invalid filters: {filterset.errors.as_text()}", "filters")
     return custom_filters.apply(filterset.qs, custom, "group__json_ext" if is_group else "individual__json_ext")

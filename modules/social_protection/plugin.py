@@ -47,19 +47,21 @@ def coremis_jobs() -> dict[str, Callable[..., Any]]:
 @hookimpl
 def individual_validate_delete(individual: Any) -> None:
     from core.errors import ServiceError
+    from modules.individual.errors import IndividualErrorCode
     from modules.social_protection.models import Beneficiary, BeneficiaryStatus
 
     if Beneficiary.objects.filter(individual=individual, status=BeneficiaryStatus.ACTIVE).exists():
-        raise ServiceError("ACTIVE_BENEFICIARY", "This person is an active beneficiary; suspend or graduate them first.", "id")
+        raise ServiceError(IndividualErrorCode.ACTIVE_BENEFICIARY, "This person is an active beneficiary; suspend or graduate them first.", "id")
 
 
 @hookimpl
 def group_validate_delete(group: Any) -> None:
     from core.errors import ServiceError
+    from modules.individual.errors import IndividualErrorCode
     from modules.social_protection.models import BeneficiaryStatus, GroupBeneficiary
 
     if GroupBeneficiary.objects.filter(group=group, status=BeneficiaryStatus.ACTIVE).exists():
-        raise ServiceError("ACTIVE_BENEFICIARY", "This household is an active beneficiary; suspend or graduate it first.", "id")
+        raise ServiceError(IndividualErrorCode.ACTIVE_BENEFICIARY, "This household is an active beneficiary; suspend or graduate it first.", "id")
 
 
 @hookimpl

@@ -11,7 +11,7 @@ from graphql import GraphQLError
 
 from core.approvals.schema import TaskGQLType
 from core.approvals.services import needs_approval, request_approval
-from core.errors import ServiceError
+from core.errors import CoreErrorCode, ServiceError
 from core.graphql.core_schema import JobType, UserType  # noqa: F401 - user fields resolve to it
 from core.graphql.fields import ProtectedConnectionField, ProtectedField
 from core.graphql.history import history_connection
@@ -21,6 +21,7 @@ from core.graphql.types import CoreNode, CountableConnection
 from core.jobs import start_job
 from modules.individual.schema import GroupGQLType, IndividualGQLType
 from modules.social_protection import services
+from modules.social_protection.errors import SocialProtectionErrorCode
 from modules.social_protection.filters import (
     BeneficiaryFilter,
     BenefitPlanFilter,
@@ -132,7 +133,7 @@ def _summary(info: Any, plan_id: Any, custom_filters: Any, criteria: Any, kind: 
     try:
         plan = services.get_plan(plan_id)
         if plan.type != kind:
-            raise ServiceError("WRONG_PLAN_TYPE", f"This is a {plan.type} plan.", "benefitPlanId")
+            raise ServiceError(SocialProtectionErrorCode.WRONG_PLAN_TYPE, f"This is a {plan.type} plan.", "benefitPlanId")
         result = services.preview(user, plan.pk, _criteria_from(custom_filters, criteria))
     except ServiceError as exc:
         raise _raise(exc) from exc
@@ -153,7 +154,7 @@ def _beneficiary_hook(plan_type: str) -> Any:
         if args.get("is_eligible"):
             plan_id = args.get("benefit_plan__id")
             if not plan_id:
-                raise GraphQLError("isEligible needs benefitPlan_Id.", extensions={"code": "INVALID_FILTER"})
+                raise GraphQLError("isEligible needs benefitPlan_Id.", extensions={"code": CoreErrorCode.INVALID_FILTER})
             plan = BenefitPlan.objects.filter(pk=plan_id).first()
             if plan is None:
                 return queryset.none()
@@ -268,6 +269,7 @@ class PlanInput(CoreMutation.Input):
 
 class CreateBenefitPlanMutation(CoreMutation):
     permission = "social_protection.plan_create"
+    error_codes = SocialProtectionErrorCode
     benefit_plan = graphene.Field(BenefitPlanGQLType)
 
     class Input(PlanInput):
@@ -280,6 +282,7 @@ class CreateBenefitPlanMutation(CoreMutation):
 
 class UpdateBenefitPlanMutation(CoreMutation):
     permission = "social_protection.plan_update"
+    error_codes = SocialProtectionErrorCode
     benefit_plan = graphene.Field(BenefitPlanGQLType)
 
     class Input(PlanInput):
@@ -294,6 +297,7 @@ class UpdateBenefitPlanMutation(CoreMutation):
 
 class DeleteBenefitPlanMutation(CoreMutation):
     permission = "social_protection.plan_delete"
+    error_codes = SocialProtectionErrorCode
     benefit_plan = graphene.Field(BenefitPlanGQLType)
 
     class Input(CoreMutation.Input):
@@ -310,6 +314,7 @@ class CloseBenefitPlanMutation(CoreMutation):
     so it needs national scope."""
 
     permission = "social_protection.plan_close"
+    error_codes = SocialProtectionErrorCode
     benefit_plan = graphene.Field(BenefitPlanGQLType)
     graduated = graphene.Int()
     task = graphene.Field(TaskGQLType, description="set instead when closing needs approval")
@@ -340,7 +345,7 @@ class ConfirmEnrollmentInput(CoreMutation.Input):
 def _start_enrollment(user: Any, data: dict[str, Any], kind: str) -> dict[str, Any]:
     plan = services.get_plan(data["benefit_plan_id"])
     if plan.type != kind:
-        raise ServiceError("WRONG_PLAN_TYPE", f"This is a {plan.type} plan.", "benefitPlanId")
+        raise ServiceError(SocialProtectionErrorCode.WRONG_PLAN_TYPE, f"This is a {plan.type} plan.", "benefitPlanId")
     status = data.get("status") or "POTENTIAL"
     services.validate_enrollment(user, plan, status)
     criteria = _criteria_from(data.get("custom_filters"), data.get("criteria"))
@@ -362,7 +367,7 @@ def _enrollment_mutation(name: str, kind: str, who: str) -> type[CoreMutation]:
     return type(name, (CoreMutation,), {
         "__doc__": f"Enroll every eligible {who} (or a selection) in a background job, or propose "
                    "it for approval (``task``) when enrollment needs approval.",
-        "permission": "social_protection.enroll",
+        "permission": "social_protection.enroll", "error_codes": SocialProtectionErrorCode,
         "job": graphene.Field(JobType), "task": graphene.Field(TaskGQLType),
         "Input": type("Input", (ConfirmEnrollmentInput,), {}), "perform": classmethod(perform),
     })
@@ -378,6 +383,7 @@ class UpdateBeneficiaryMutation(CoreMutation):
     """Change one beneficiary's status (an invalid transition is a clear error)."""
 
     permission = "social_protection.beneficiary_update"
+    error_codes = SocialProtectionErrorCode
     beneficiary = graphene.Field(BeneficiaryGQLType)
     group_beneficiary = graphene.Field(GroupBeneficiaryGQLType)
     task = graphene.Field(TaskGQLType, description="set instead when status changes need approval")
@@ -409,6 +415,7 @@ class BulkUpdateBeneficiaryStatusMutation(CoreMutation):
     which the transition is allowed) in a background job."""
 
     permission = "social_protection.beneficiary_update"
+    error_codes = SocialProtectionErrorCode
     job = graphene.Field(JobType)
 
     class Input(CoreMutation.Input):
@@ -437,6 +444,7 @@ class CreateDuplicateReviewTasksMutation(CoreMutation):
     approving one suspends all of the group but the earliest enrolled."""
 
     permission = "social_protection.beneficiary_update"
+    error_codes = SocialProtectionErrorCode
     tasks = graphene.List(graphene.NonNull(TaskGQLType))
 
     class Input(CoreMutation.Input):
