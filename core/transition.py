@@ -23,7 +23,7 @@ from __future__ import annotations
 import sys
 
 PLAIN_CODES: frozenset[str] = frozenset({"payroll"})
-OLD_PERMISSION_STYLE: frozenset[str] = frozenset({"social_protection", "payroll"})
+OLD_PERMISSION_STYLE: frozenset[str] = frozenset({"payroll"})
 NONE_ACTOR: frozenset[str] = frozenset({"social_protection", "payroll"})
 MUTATION_FILES_USING_MECHANISMS: frozenset[str] = frozenset({
     "modules/individual/import_schema.py",

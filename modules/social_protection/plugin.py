@@ -6,21 +6,14 @@ from collections.abc import Callable
 from typing import Any
 
 from core.hooks import hookimpl
-from core.permissions import PermissionSpec
+from core.permissions import Permission, declared
 
 
 @hookimpl
-def coremis_permissions() -> list[PermissionSpec]:
-    return [
-        PermissionSpec("social_protection.plan_search", "List and read benefit plans"),
-        PermissionSpec("social_protection.plan_create", "Create benefit plans"),
-        PermissionSpec("social_protection.plan_update", "Change benefit plans and their criteria"),
-        PermissionSpec("social_protection.plan_delete", "Delete benefit plans without beneficiaries"),
-        PermissionSpec("social_protection.plan_close", "Close benefit plans (graduates beneficiaries)"),
-        PermissionSpec("social_protection.enroll", "Preview targeting and enroll beneficiaries"),
-        PermissionSpec("social_protection.beneficiary_search", "List and read beneficiaries"),
-        PermissionSpec("social_protection.beneficiary_update", "Change beneficiary status"),
-    ]
+def coremis_permissions() -> list[Permission]:
+    from modules.social_protection import permissions
+
+    return declared(permissions)
 
 
 @hookimpl

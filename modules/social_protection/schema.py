@@ -30,6 +30,16 @@ from modules.social_protection.filters import (
     scoped_beneficiaries,
 )
 from modules.social_protection.models import Beneficiary, BenefitPlan, GroupBeneficiary, PlanType
+from modules.social_protection.permissions import (
+    BENEFICIARY_ENROLL,
+    BENEFICIARY_SEARCH,
+    BENEFICIARY_UPDATE,
+    PLAN_CLOSE,
+    PLAN_CREATE,
+    PLAN_DELETE,
+    PLAN_SEARCH,
+    PLAN_UPDATE,
+)
 
 PLAN_FIELDS = ("id", "code", "name", "type", "description", "institution", "max_beneficiaries",
                "ceiling_per_beneficiary", "date_valid_from", "date_valid_to", "beneficiary_data_schema",
@@ -181,7 +191,7 @@ def _duplicates(user: Any, plan_id: Any, fields: list[str]) -> list[dict[str, An
 
 class Query(graphene.ObjectType):
     beneficiary_duplicates_summary = ProtectedField(
-        graphene.List(graphene.NonNull(DuplicateGroupGQLType)), permission="social_protection.beneficiary_search",
+        graphene.List(graphene.NonNull(DuplicateGroupGQLType)), permission=BENEFICIARY_SEARCH,
         benefit_plan_id=UUID(required=True), fields=graphene.List(graphene.NonNull(graphene.String), required=True),
         description="Beneficiaries of a plan sharing every chosen field (first_name, last_name, dob, "
                     "sex, location, code, json_ext.<key>), largest groups first.",
@@ -195,34 +205,34 @@ class Query(graphene.ObjectType):
         return [DuplicateGroupGQLType(values=g["values"], count=g["count"], beneficiary_ids=g["ids"]) for g in groups]
 
     benefit_plan = ProtectedConnectionField(
-        BenefitPlanGQLType, permission="social_protection.plan_search",
+        BenefitPlanGQLType, permission=PLAN_SEARCH,
         order_fields=["code", "name", "type", "status", "date_valid_from", "date_valid_to", "date_created"],
     )
-    benefit_plan_history = history_connection(BenefitPlan, "social_protection.plan_search", lambda qs, user: qs)
-    bf_code_validity = ProtectedField(ValidationMessageGQLType, permission="social_protection.plan_search",
+    benefit_plan_history = history_connection(BenefitPlan, PLAN_SEARCH, lambda qs, user: qs)
+    bf_code_validity = ProtectedField(ValidationMessageGQLType, permission=PLAN_SEARCH,
                                       bf_code=graphene.String(required=True), exclude_id=UUID())
-    bf_name_validity = ProtectedField(ValidationMessageGQLType, permission="social_protection.plan_search",
+    bf_name_validity = ProtectedField(ValidationMessageGQLType, permission=PLAN_SEARCH,
                                       bf_name=graphene.String(required=True), exclude_id=UUID())
-    bf_schema_validity = ProtectedField(ValidationMessageGQLType, permission="social_protection.plan_search",
+    bf_schema_validity = ProtectedField(ValidationMessageGQLType, permission=PLAN_SEARCH,
                                         bf_schema=graphene.String(required=True))
     beneficiary = ProtectedConnectionField(
-        BeneficiaryGQLType, permission="social_protection.beneficiary_search", custom_filters=True,
+        BeneficiaryGQLType, permission=BENEFICIARY_SEARCH, custom_filters=True,
         is_eligible=graphene.Boolean(), queryset_hook=_beneficiary_hook(PlanType.INDIVIDUAL),
         order_fields=["status", "date_created", "individual__last_name", "individual__first_name",
                       "individual__dob"],
     )
     group_beneficiary = ProtectedConnectionField(
-        GroupBeneficiaryGQLType, permission="social_protection.beneficiary_search", custom_filters=True,
+        GroupBeneficiaryGQLType, permission=BENEFICIARY_SEARCH, custom_filters=True,
         is_eligible=graphene.Boolean(), queryset_hook=_beneficiary_hook(PlanType.GROUP),
         order_fields=["status", "date_created", "group__code"],
     )
     individual_enrollment_summary = ProtectedField(
-        EnrollmentSummaryGQLType, permission="social_protection.enroll",
+        EnrollmentSummaryGQLType, permission=BENEFICIARY_ENROLL,
         benefit_plan_id=UUID(required=True), custom_filters=graphene.List(graphene.String),
         criteria=graphene.JSONString(description="criteria document; defaults to the plan's"),
     )
     group_enrollment_summary = ProtectedField(
-        EnrollmentSummaryGQLType, permission="social_protection.enroll",
+        EnrollmentSummaryGQLType, permission=BENEFICIARY_ENROLL,
         benefit_plan_id=UUID(required=True), custom_filters=graphene.List(graphene.String),
         criteria=graphene.JSONString(),
     )
@@ -268,7 +278,7 @@ class PlanInput(CoreMutation.Input):
 
 
 class CreateBenefitPlanMutation(CoreMutation):
-    permission = "social_protection.plan_create"
+    permission = PLAN_CREATE
     error_codes = SocialProtectionErrorCode
     benefit_plan = graphene.Field(BenefitPlanGQLType)
 
@@ -281,7 +291,7 @@ class CreateBenefitPlanMutation(CoreMutation):
 
 
 class UpdateBenefitPlanMutation(CoreMutation):
-    permission = "social_protection.plan_update"
+    permission = PLAN_UPDATE
     error_codes = SocialProtectionErrorCode
     benefit_plan = graphene.Field(BenefitPlanGQLType)
 
@@ -296,7 +306,7 @@ class UpdateBenefitPlanMutation(CoreMutation):
 
 
 class DeleteBenefitPlanMutation(CoreMutation):
-    permission = "social_protection.plan_delete"
+    permission = PLAN_DELETE
     error_codes = SocialProtectionErrorCode
     benefit_plan = graphene.Field(BenefitPlanGQLType)
 
@@ -313,7 +323,7 @@ class CloseBenefitPlanMutation(CoreMutation):
     """Close a plan; every beneficiary who is not yet GRADUATED graduates, in every location,
     so it needs national scope."""
 
-    permission = "social_protection.plan_close"
+    permission = PLAN_CLOSE
     error_codes = SocialProtectionErrorCode
     benefit_plan = graphene.Field(BenefitPlanGQLType)
     graduated = graphene.Int()
@@ -367,7 +377,7 @@ def _enrollment_mutation(name: str, kind: str, who: str) -> type[CoreMutation]:
     return type(name, (CoreMutation,), {
         "__doc__": f"Enroll every eligible {who} (or a selection) in a background job, or propose "
                    "it for approval (``task``) when enrollment needs approval.",
-        "permission": "social_protection.enroll", "error_codes": SocialProtectionErrorCode,
+        "permission": BENEFICIARY_ENROLL, "error_codes": SocialProtectionErrorCode,
         "job": graphene.Field(JobType), "task": graphene.Field(TaskGQLType),
         "Input": type("Input", (ConfirmEnrollmentInput,), {}), "perform": classmethod(perform),
     })
@@ -382,7 +392,7 @@ ConfirmGroupEnrollmentMutation = _enrollment_mutation(
 class UpdateBeneficiaryMutation(CoreMutation):
     """Change one beneficiary's status (an invalid transition is a clear error)."""
 
-    permission = "social_protection.beneficiary_update"
+    permission = BENEFICIARY_UPDATE
     error_codes = SocialProtectionErrorCode
     beneficiary = graphene.Field(BeneficiaryGQLType)
     group_beneficiary = graphene.Field(GroupBeneficiaryGQLType)
@@ -414,7 +424,7 @@ class BulkUpdateBeneficiaryStatusMutation(CoreMutation):
     """Move every beneficiary of a plan matching the filters to ``status`` (only those for
     which the transition is allowed) in a background job."""
 
-    permission = "social_protection.beneficiary_update"
+    permission = BENEFICIARY_UPDATE
     error_codes = SocialProtectionErrorCode
     job = graphene.Field(JobType)
 
@@ -443,7 +453,7 @@ class CreateDuplicateReviewTasksMutation(CoreMutation):
     """Turn each group of likely duplicates into a review task for ``taskGroup``'s checkers;
     approving one suspends all of the group but the earliest enrolled."""
 
-    permission = "social_protection.beneficiary_update"
+    permission = BENEFICIARY_UPDATE
     error_codes = SocialProtectionErrorCode
     tasks = graphene.List(graphene.NonNull(TaskGQLType))
 

@@ -28,6 +28,14 @@ from modules.social_protection.models import (
     PlanStatus,
     PlanType,
 )
+from modules.social_protection.permissions import (
+    BENEFICIARY_ENROLL,
+    BENEFICIARY_UPDATE,
+    PLAN_CLOSE,
+    PLAN_CREATE,
+    PLAN_DELETE,
+    PLAN_UPDATE,
+)
 
 # --- plans -----------------------------------------------------------------------------------
 #
@@ -98,7 +106,7 @@ def _check_plan(data: dict[str, Any], exclude: Any = None) -> list[FieldError]:
 
 
 def create_plan(user: Any, **data: Any) -> BenefitPlan:
-    require(user, "social_protection.plan_create")
+    require(user, PLAN_CREATE)
     require_national(user, "Creating a benefit plan")
     values = {k: data.get(k) for k in PLAN_FIELDS}
     values["type"] = values["type"] or PlanType.INDIVIDUAL
@@ -114,7 +122,7 @@ def create_plan(user: Any, **data: Any) -> BenefitPlan:
 
 
 def update_plan(user: Any, pk: Any, *, version: int | None = None, **changes: Any) -> BenefitPlan:
-    require(user, "social_protection.plan_update")
+    require(user, PLAN_UPDATE)
     require_national(user, "Changing a benefit plan")
     plan = get_plan(pk)
     if plan.status == PlanStatus.CLOSED:
@@ -132,7 +140,7 @@ def update_plan(user: Any, pk: Any, *, version: int | None = None, **changes: An
 
 
 def delete_plan(user: Any, pk: Any, version: int | None = None) -> BenefitPlan:
-    require(user, "social_protection.plan_delete")
+    require(user, PLAN_DELETE)
     require_national(user, "Deleting a benefit plan")
     plan = get_plan(pk)
     if _has_beneficiaries(plan, live_only=True):
@@ -150,7 +158,7 @@ def _has_beneficiaries(plan: BenefitPlan, live_only: bool = False) -> bool:
 def check_close_plan(user: Any, pk: Any) -> BenefitPlan:
     """Whether ``user`` may close the plan: closing graduates its beneficiaries in every
     location, so it needs national scope (checked before an approval is even asked for)."""
-    require(user, "social_protection.plan_close")
+    require(user, PLAN_CLOSE)
     require_national(user, "Closing a benefit plan")
     plan = get_plan(pk)
     if plan.status == PlanStatus.CLOSED:
@@ -196,7 +204,7 @@ def not_enrolled(plan: BenefitPlan, queryset: QuerySet) -> QuerySet:
 def preview(user: Any, plan_id: Any, criteria: Any = None, sample_size: int | None = None) -> dict[str, Any]:
     """How many match, how many are not yet enrolled, how many would fit under the plan's
     maximum, and a sample; every number is one SQL count."""
-    require(user, "social_protection.enroll")
+    require(user, BENEFICIARY_ENROLL)
     plan = get_plan(plan_id)
     matching = eligible(plan, user, criteria)
     candidates = not_enrolled(plan, matching)
@@ -266,7 +274,7 @@ def enroll_chunk(plan: BenefitPlan, user: Any, status: str, after: Any, limit: i
 
 
 def validate_enrollment(user: Any, plan: BenefitPlan, status: str) -> None:
-    require(user, "social_protection.enroll")
+    require(user, BENEFICIARY_ENROLL)
     if status not in (BeneficiaryStatus.POTENTIAL, BeneficiaryStatus.ACTIVE):
         raise ValidationFailed([FieldError("status", CoreErrorCode.INVALID, "Enroll as POTENTIAL or ACTIVE.")])
     if plan.status == PlanStatus.CLOSED:
@@ -301,14 +309,14 @@ def check_transition(beneficiary: Beneficiary | GroupBeneficiary, target: str) -
 
 def change_status(user: Any, beneficiary: Beneficiary | GroupBeneficiary, target: str,
                   version: int | None = None) -> Beneficiary | GroupBeneficiary:
-    require(user, "social_protection.beneficiary_update")
+    require(user, BENEFICIARY_UPDATE)
     check_transition(beneficiary, target)
     beneficiary.status = target
     return services.save_versioned(beneficiary, user, ["status"], version)
 
 
 def bulk_change_status(user: Any, plan: BenefitPlan, rows: QuerySet, target: str) -> dict[str, int]:
-    require(user, "social_protection.beneficiary_update")
+    require(user, BENEFICIARY_UPDATE)
     if target not in BeneficiaryStatus.values:
         raise ValidationFailed([FieldError("status", CoreErrorCode.INVALID, f"'{target}' is not a beneficiary status.")])
     total = rows.count()

@@ -17,7 +17,7 @@ from modules.social_protection.tests.test_targeting_enrollment import ALL
 
 pytestmark = pytest.mark.django_db
 
-LOCAL = [p for p in ALL if p != "location.scope.national"] + ["social_protection.plan_delete"]
+LOCAL = [p for p in ALL if p != "location.scope.national"] + ["social_protection.plan.delete"]
 RESOLVE = "mutation($i: ResolveTaskMutationInput!) { resolveTask(input: $i) { errors { code message } } }"
 CLOSE = """mutation($i: CloseBenefitPlanMutationInput!) { closeBenefitPlan(input: $i) {
     errors { code message } graduated task { uuid } benefitPlan { status } } }"""

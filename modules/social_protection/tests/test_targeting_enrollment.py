@@ -12,9 +12,9 @@ from modules.social_protection.models import Beneficiary, BenefitPlan, GroupBene
 
 pytestmark = pytest.mark.django_db
 
-ALL = ["social_protection.plan_search", "social_protection.plan_create", "social_protection.plan_update",
-       "social_protection.plan_close", "social_protection.enroll", "social_protection.beneficiary_search",
-       "social_protection.beneficiary_update", "core.job.view", "location.scope.national", "individual.registry.search"]
+ALL = ["social_protection.plan.search", "social_protection.plan.create", "social_protection.plan.update",
+       "social_protection.plan.close", "social_protection.beneficiary.enroll", "social_protection.beneficiary.search",
+       "social_protection.beneficiary.update", "core.job.view", "location.scope.national", "individual.registry.search"]
 
 CREATE = """mutation($i: CreateBenefitPlanMutationInput!) { createBenefitPlan(input: $i) {
     errors { field code message } benefitPlan { uuid code type status criteria } } }"""
