@@ -27,7 +27,6 @@ OLD_PERMISSION_STYLE: frozenset[str] = frozenset({"payroll"})
 NONE_ACTOR: frozenset[str] = frozenset({"social_protection", "payroll"})
 MUTATION_FILES_USING_MECHANISMS: frozenset[str] = frozenset({
     "modules/individual/import_schema.py",
-    "modules/social_protection/schema.py",
     "modules/payroll/schema.py",
 })
 TEST_FILES_IMPORTING_TEST_FILES: frozenset[str] = frozenset({
