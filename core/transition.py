@@ -24,7 +24,7 @@ import sys
 
 PLAIN_CODES: frozenset[str] = frozenset({"payroll"})
 OLD_PERMISSION_STYLE: frozenset[str] = frozenset({"payroll"})
-NONE_ACTOR: frozenset[str] = frozenset({"social_protection", "payroll"})
+NONE_ACTOR: frozenset[str] = frozenset({"payroll"})
 MUTATION_FILES_USING_MECHANISMS: frozenset[str] = frozenset({
     "modules/individual/import_schema.py",
     "modules/payroll/schema.py",
@@ -33,11 +33,6 @@ TEST_FILES_IMPORTING_TEST_FILES: frozenset[str] = frozenset({
     "tests/test_faults.py",  # Provider from modules/payroll/tests/provider.py
     "tests/test_live_edges.py",  # core.testing.live and .proxy, until they are fixtures
     "bench/stages/payroll.py",  # Provider from modules/payroll/tests/provider.py
-    "modules/social_protection/tests/test_approvals_and_duplicates.py",
-    "modules/social_protection/tests/test_duplicate_fields.py",
-    "modules/social_protection/tests/test_scope_of_actions.py",
-    "modules/individual/tests/test_bulk_import.py",
-    "modules/individual/tests/test_import_edges.py",
     "modules/payroll/tests/test_money_rules.py",
     "modules/payroll/tests/test_maker_checker.py",
     "modules/payroll/tests/test_scope_of_actions.py",

@@ -9,7 +9,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 
 from core.errors import CoreErrorCode, ServiceError
 from core.graphql import custom_filters
-from modules.location.services import scope_queryset
+from modules.location.services import scope_queryset, unscoped_system
 from modules.social_protection import targeting
 from modules.social_protection.models import Beneficiary, BenefitPlan, GroupBeneficiary, PlanType
 
@@ -39,8 +39,10 @@ class BenefitPlanFilter(django_filters.FilterSet):
         status = self.data.get("beneficiary_status")
         if status:
             rows = rows.filter(status=status)
+        # Always within the reader's scope: a FilterSet made without a request has no reader,
+        # and None is no actor (MissingActor), not "everything".
         user = getattr(self.request, "user", None)
-        if user is not None:  # a FilterSet made by code without a request acts as the system
+        if not unscoped_system(user, ("social_protection",)):
             rows = scoped_beneficiaries(user, rows, PlanType.GROUP if field == "group" else PlanType.INDIVIDUAL)
         return queryset.filter(Exists(rows))
 
