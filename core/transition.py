@@ -31,7 +31,6 @@ MUTATION_FILES_USING_MECHANISMS: frozenset[str] = frozenset({
 })
 TEST_FILES_IMPORTING_TEST_FILES: frozenset[str] = frozenset({
     "tests/test_faults.py",  # Provider from modules/payroll/tests/provider.py
-    "tests/test_live_edges.py",  # core.testing.live and .proxy, until they are fixtures
     "bench/stages/payroll.py",  # Provider from modules/payroll/tests/provider.py
     "modules/payroll/tests/test_money_rules.py",
     "modules/payroll/tests/test_maker_checker.py",
