@@ -76,7 +76,7 @@ def coremis_urls() -> list[URLPattern | URLResolver]:
 @hookspec
 def coremis_upload_purposes() -> list[UploadPurpose]:
     """What the module accepts files for through ``POST /api/upload?purpose=<code>``:
-    ``[UploadPurpose("individual.import", permission="individual.import", description=...)]``.
+    ``[UploadPurpose("individual.import", permission=IMPORT_START, description=...)]``.
 
     Called once when the first file arrives. Codes must start with the module's name and a
     dot, and the permission must be a declared one; the upload is refused for any purpose

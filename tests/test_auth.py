@@ -276,7 +276,7 @@ def test_a_session_cookie_does_not_authenticate_graphql(client: Any, reader: Use
 
 @pytest.mark.django_db
 def test_a_query_deeper_than_the_limit_is_refused_before_it_runs(gql, make_user, settings):
-    client = gql(make_user(["location.search", "location.scope.national"]))
+    client = gql(make_user(["location.location.search", "location.scope.national"]))
     nested = "parent { " * 11 + "code" + " }" * 11
     result = client.execute("{ locations { edges { node { %s } } } }" % nested)
     assert "data" not in result or result["data"] is None

@@ -16,14 +16,14 @@ pytestmark = pytest.mark.django_db
 
 
 def test_a_renamed_permission_keeps_granting(make_user: Any) -> None:
-    clerk = make_user(["location.search", "core.job.view"])
+    clerk = make_user(["location.location.search", "core.job.view"])
     role = clerk.roles.get()
-    Role.objects.filter(pk=role.pk).update(permissions=["location.search", "core.job.view", "location.old_name"])
-    rename_codes(apps, permissions={"location.old_name": "location.search"})
+    Role.objects.filter(pk=role.pk).update(permissions=["location.location.search", "core.job.view", "location.old_name"])
+    rename_codes(apps, permissions={"location.old_name": "location.location.search"})
     role.refresh_from_db()
-    assert role.permissions == ["core.job.view", "location.search"]  # merged, once
+    assert role.permissions == ["core.job.view", "location.location.search"]  # merged, once
     clerk = type(clerk).objects.get(pk=clerk.pk)
-    assert has_permission(clerk, "location.search")
+    assert has_permission(clerk, "location.location.search")
 
 
 def test_renamed_actions_kinds_and_purposes_follow(make_user: Any) -> None:

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.django_db
 
 CREATE = """mutation($i: CreateIndividualMutationInput!) { createIndividual(input: $i) {
     clientMutationId errors { field code message } individual { uuid firstName version } } }"""
-PEOPLE = ["individual.create", "individual.search", "individual.update", "location.scope.national"]
+PEOPLE = ["individual.registry.create", "individual.registry.search", "individual.registry.update", "location.scope.national"]
 
 
 @pytest.fixture

@@ -41,13 +41,13 @@ def codes(result: dict[str, Any]) -> list[str]:
 
 
 def test_the_id_a_list_returns_fetches_the_object(gql: Any, make_user: Any, places: dict[str, Any]) -> None:
-    client = gql(make_user(["location.search", "location.scope.national"]))
+    client = gql(make_user(["location.location.search", "location.scope.national"]))
     listed = client.ok('{ locations(code: "C11") { edges { node { id } } } }')["locations"]["edges"][0]["node"]["id"]
     assert client.ok(NODE, {"id": listed})["node"] == {"id": listed, "__typename": "LocationGQLType", "code": "C11"}
 
 
 def test_an_object_outside_the_callers_scope_is_not_found(gql: Any, make_user: Any, places: dict[str, Any]) -> None:
-    scoped = make_user(["location.search", "core.user.view"])
+    scoped = make_user(["location.location.search", "core.user.view"])
     UserLocation.objects.create(user=scoped, location=places["P1"])
     client = gql(scoped)
     assert client.ok(NODE, {"id": gid("LocationGQLType", places["C11"])})["node"]["code"] == "C11"
@@ -63,7 +63,7 @@ def test_an_object_outside_the_callers_scope_is_not_found(gql: Any, make_user: A
 
 def test_missing_deleted_and_other_peoples_objects_are_null(
         gql: Any, make_user: Any, admin_user: Any, places: dict[str, Any]) -> None:
-    user = make_user(["location.search", "location.scope.national", "core.mutation_log.view"])
+    user = make_user(["location.location.search", "location.scope.national", "core.mutation_log.view"])
     client = gql(user)
     delete_location(admin_user, places["P2"].pk)
     assert client.ok(NODE, {"id": gid("LocationGQLType", places["P2"])}) == {"node": None}
@@ -75,9 +75,9 @@ def test_missing_deleted_and_other_peoples_objects_are_null(
 
 
 def test_the_types_own_permission_is_required(gql: Any, make_user: Any, places: dict[str, Any]) -> None:
-    result = node(gql(make_user(["individual.search"])), gid("LocationGQLType", places["P1"]))
+    result = node(gql(make_user(["individual.registry.search"])), gid("LocationGQLType", places["P1"]))
     assert result["data"]["node"] is None
-    assert result["errors"][0]["extensions"] == {"code": "PERMISSION_DENIED", "permission": "location.search"}
+    assert result["errors"][0]["extensions"] == {"code": "PERMISSION_DENIED", "permission": "location.location.search"}
 
 
 def test_ids_that_name_nothing_fetchable_are_refused_plainly(gql: Any, make_user: Any, places: dict[str, Any]) -> None:

@@ -15,14 +15,14 @@ ASSIGN = """mutation($input: SetUserRolesMutationInput!) { setUserRoles(input: $
 def test_a_role_grants_its_codes_and_unknown_codes_are_refused(gql, make_user):
     # national: assigning roles, like every change to a user, keeps to the manager's scope
     manager = gql(make_user(["core.role.manage", "location.scope.national"]))
-    refused = manager.ok(CREATE, {"input": {"name": "Clerk", "permissions": ["location.search", "location.fly"]}})
+    refused = manager.ok(CREATE, {"input": {"name": "Clerk", "permissions": ["location.location.search", "location.fly"]}})
     assert refused["createRole"]["role"] is None
     assert refused["createRole"]["errors"][0]["code"] == "UNKNOWN_PERMISSION"
     assert "location.fly" in refused["createRole"]["errors"][0]["message"]
 
-    role = manager.ok(CREATE, {"input": {"name": "Clerk", "permissions": ["location.search", "location.scope.national"]}})
+    role = manager.ok(CREATE, {"input": {"name": "Clerk", "permissions": ["location.location.search", "location.scope.national"]}})
     role = role["createRole"]["role"]
-    assert role["permissions"] == ["location.scope.national", "location.search"]
+    assert role["permissions"] == ["location.location.search", "location.scope.national"]
 
     clerk = make_user([])
     before = gql(clerk).execute("{ locations { totalCount } }")
@@ -39,5 +39,5 @@ def test_a_role_grants_its_codes_and_unknown_codes_are_refused(gql, make_user):
 def test_permissions_lists_every_declared_code(gql, make_user):
     data = gql(make_user(["core.role.manage"])).ok("{ permissions { code description } }")
     codes = {p["code"] for p in data["permissions"]}
-    assert {"location.search", "core.role.manage", "location.import"} <= codes
+    assert {"location.location.search", "core.role.manage", "location.location.import"} <= codes
     assert all(p["description"] for p in data["permissions"])

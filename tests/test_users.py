@@ -67,7 +67,7 @@ def national(make_user: Any) -> User:
 
 @pytest.fixture
 def province_admin(make_user: Any, places: dict[str, Location]) -> User:
-    return scope(make_user([*USER_RIGHTS, "individual.search"], username="p1-admin"), places["P1"])
+    return scope(make_user([*USER_RIGHTS, "individual.registry.search"], username="p1-admin"), places["P1"])
 
 
 def payload(data: dict[str, Any]) -> dict[str, Any]:
@@ -104,7 +104,7 @@ def test_a_province_administrator_sees_only_users_within_their_province(
 
 
 def test_users_can_be_filtered_and_ordered(gql: Any, make_user: Any, places: dict[str, Location], national: User) -> None:
-    clerk_role = Role.objects.create(name="Clerk", permissions=["individual.search"])
+    clerk_role = Role.objects.create(name="Clerk", permissions=["individual.registry.search"])
     ann = scope(make_user(username="zz-ann"), places["C11"])
     ann.roles.add(clerk_role)
     scope(make_user(username="zz-bob"), places["C21"])
@@ -125,7 +125,7 @@ def test_users_can_be_filtered_and_ordered(gql: Any, make_user: Any, places: dic
 
 def test_a_page_of_users_costs_the_same_queries_whatever_its_size(
         gql: Any, make_user: Any, places: dict[str, Location], national: User) -> None:
-    role = Role.objects.create(name="Clerk", permissions=["individual.search"])
+    role = Role.objects.create(name="Clerk", permissions=["individual.registry.search"])
     for i in range(12):
         scope(make_user(username=f"u{i:02d}"), places["C11"], places["C21"]).roles.add(role)
     client = gql(national)
@@ -144,7 +144,7 @@ def test_a_page_of_users_costs_the_same_queries_whatever_its_size(
 
 def test_create_a_user_who_can_then_log_in(
         gql: Any, client: Any, places: dict[str, Location], province_admin: User) -> None:
-    clerk = Role.objects.create(name="Clerk", permissions=["individual.search"])
+    clerk = Role.objects.create(name="Clerk", permissions=["individual.registry.search"])
     data = gql(province_admin).ok(CREATE, {"input": {
         "username": "officer1", "otherNames": "Jeanne", "lastName": "Niyonzima", "email": "jeanne@example.org",
         "password": "a-long-enough-passphrase", "roles": [str(clerk.pk)], "locations": [str(places["C11"].pk)],
@@ -178,7 +178,7 @@ def test_bad_input_is_refused_field_by_field_and_creates_nothing(
 
 def test_a_role_beyond_the_administrators_own_rights_cannot_be_granted(
         gql: Any, places: dict[str, Location], province_admin: User, national: User) -> None:
-    payroll = Role.objects.create(name="Payroll approver", permissions=["individual.search", "payroll.approve"])
+    payroll = Role.objects.create(name="Payroll approver", permissions=["individual.registry.search", "payroll.approve"])
     attempt = {"username": "sneaky", "roles": [str(payroll.pk)], "locations": [str(places["C11"].pk)]}
     refused = gql(province_admin).ok(CREATE, {"input": attempt})["createUser"]
     assert refused["user"] is None
@@ -225,7 +225,7 @@ def test_update_changes_only_what_is_sent(gql: Any, make_user: Any, places: dict
 def test_users_outside_scope_or_above_the_administrator_cannot_be_changed(
         gql: Any, make_user: Any, places: dict[str, Location], province_admin: User, national: User) -> None:
     elsewhere = scope(make_user(username="elsewhere"), places["P2"])
-    stronger = scope(make_user(["individual.search", "payroll.approve"], username="stronger"), places["C11"])
+    stronger = scope(make_user(["individual.registry.search", "payroll.approve"], username="stronger"), places["C11"])
     root = make_user(superuser=True, username="root")
     client = gql(province_admin)
     for target in (elsewhere, root):
@@ -245,7 +245,7 @@ def test_set_user_roles_and_locations_keep_to_the_same_scope(
     manager = scope(make_user(["core.role.manage", "location.scope.manage"], username="p1-manager"), places["P1"])
     elsewhere = scope(make_user(username="elsewhere"), places["P2"])
     mine = scope(make_user(username="mine"), places["C11"])
-    role = Role.objects.create(name="Clerk", permissions=["individual.search"])
+    role = Role.objects.create(name="Clerk", permissions=["individual.registry.search"])
     client = gql(manager)
     roles = client.ok("""mutation($u: UUID!, $r: [UUID!]!) { setUserRoles(input: {userUuid: $u, roleUuids: $r}) {
         errors { code } } }""", {"u": str(elsewhere.pk), "r": [str(role.pk)]})
@@ -264,7 +264,7 @@ def test_set_user_roles_and_locations_keep_to_the_same_scope(
 
 def test_a_deactivated_user_cannot_log_in_and_loses_their_tokens(
         gql: Any, client: Any, make_user: Any, places: dict[str, Location], province_admin: User) -> None:
-    officer = scope(make_user(["individual.search"], username="officer"), places["C11"])
+    officer = scope(make_user(["individual.registry.search"], username="officer"), places["C11"])
     officer_client = gql(officer)
     assert officer_client.ok("{ individual { totalCount } }")
     admin = gql(province_admin)

@@ -39,7 +39,7 @@ def listed_id(client: Any, query: str) -> str:
 def test_mutations_take_the_global_ids_that_lists_return(national: Any, make_user: Any, places: dict[str, Location]) -> None:
     officer = make_user(username="officer")
     UserLocation.objects.create(user=officer, location=places["C11"])
-    Role.objects.create(name="Clerk", permissions=["individual.search"])
+    Role.objects.create(name="Clerk", permissions=["individual.registry.search"])
     location_id = listed_id(national, '{ locations(code: "P1") { edges { node { id } } } }')
     user_id = listed_id(national, '{ users(username: "officer") { edges { node { id } } } }')
     role_id = listed_id(national, '{ roles(name: "Clerk") { edges { node { id } } } }')

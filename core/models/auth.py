@@ -16,7 +16,7 @@ SYSTEM_ACTOR_ID = uuid.UUID("00000000-0000-4000-8000-000000000001")
 
 
 class Role(CoreModel):
-    """A named set of permission codes (``individual.search``…) declared by modules."""
+    """A named set of permission codes (``individual.registry.search``…) declared by modules."""
 
     name = models.CharField(max_length=100)
     description = models.TextField(blank=True, default="")

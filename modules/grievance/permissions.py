@@ -8,6 +8,7 @@ ticket and uploading one for it are the same right.
 from __future__ import annotations
 
 from core.permissions import Permission
+from modules.individual import permissions as _registry
 
 TICKET_SEARCH = Permission("grievance.ticket.search", "List and read tickets, their comments, attachments, tasks "
                                                       "and history (sensitive ones only with a role their category "
@@ -24,5 +25,5 @@ ACCESS_LOG_VIEW = Permission("grievance.access_log.view", "Read who read which s
 NOTIFICATION_VIEW = Permission("grievance.notification.view", "Read the notification outbox")
 
 # The registry's right to change a household (the individual module's): naming a new primary
-# recipient changes one. Named here until that module declares its codes as constants.
-REGISTRY_UPDATE = "individual.update"
+# recipient changes one.
+REGISTRY_UPDATE = str(_registry.REGISTRY_UPDATE)  # a str: not one of the codes grievance declares

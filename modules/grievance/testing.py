@@ -87,7 +87,7 @@ def smtp_server() -> Iterator[SmtpServer]:
 
 HANDLER_CODES = ["grievance.ticket.search", "grievance.ticket.create", "grievance.ticket.update",
                  "grievance.ticket.resolve", "grievance.comment.create", "grievance.attachment.create",
-                 "grievance.task.act", "grievance.ticket.export", "individual.search"]
+                 "grievance.task.act", "grievance.ticket.export", "individual.registry.search"]
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ import json
 import os
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
@@ -28,15 +29,19 @@ from openpyxl import Workbook
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
 from core.errors import ServiceError
-from core.jobs import JobContext
+from core.jobs import JobContext, start_job
 from core.loader import module_config
+from core.models import Job
 from core.permissions import require
 from core.spreadsheets import neutralise, xlsx_text
+from modules.individual.errors import IndividualErrorCode
 from modules.individual.filters import filtered
 from modules.individual.models import Group, GroupIndividual, Individual
+from modules.individual.permissions import REGISTRY_EXPORT
 from modules.individual.services import visible_groups, visible_individuals
 from modules.individual.validation import group_schema, individual_schema
 
+EXPORT_JOB = "individual.export"  # the job kind
 ENTITIES = ("individual", "group")
 FORMATS = ("csv", "xlsx")
 CONTENT_TYPES = {
@@ -113,7 +118,7 @@ def export_queryset(entity: str, user: Any, filters: dict[str, Any]) -> QuerySet
     """The rows ``user`` would see in the list with ``filters``; raises ``ServiceError`` on an
     invalid filter (the mutation calls it too, so a bad filter never starts a job)."""
     if entity not in ENTITIES:
-        raise ServiceError("INVALID_ENTITY", f"Export 'individual' or 'group', not '{entity}'.", "entity")
+        raise ServiceError(IndividualErrorCode.INVALID_ENTITY, f"Export 'individual' or 'group', not '{entity}'.", "entity")
     # From every row, as the list does, so that is_deleted=True finds deleted ones; live rows
     # are the default in filtered().
     if entity == "individual":
@@ -199,15 +204,35 @@ def export_params(entity: str, file_format: str, filters: dict[str, Any]) -> dic
     return {"entity": entity, "format": file_format, "filters": _json_params(filters)}
 
 
+@dataclass(frozen=True)
+class ExportRequest:
+    actor: Any
+    params: dict[str, Any]
+
+
+def check_export(actor: Any, entity: str, file_format: str, filters: dict[str, Any]) -> ExportRequest:
+    """``exportIndividuals`` / ``exportGroups``: the right, the format, and every filter
+    (custom ones included) checked now, so a bad one is a typed error rather than a failed job."""
+    require(actor, REGISTRY_EXPORT)
+    params = export_params(entity, file_format, filters)
+    export_queryset(entity, actor, params["filters"])
+    return ExportRequest(actor, params)
+
+
+def do_export(request: ExportRequest) -> Job:
+    """Queue the export job (once the transaction commits)."""
+    return start_job(EXPORT_JOB, request.params, request.actor)
+
+
 def run_export(ctx: JobContext) -> dict[str, Any]:
     """Job ``individual.export``: params ``{"entity", "format", "filters"}``; writes
     ``MEDIA_ROOT/exports/<job id>.<format>`` and returns ``{"rows", "file", "format"}``."""
     # Checked again here: the permission may have been withdrawn while the job was queued.
-    require(ctx.user, "individual.export")
+    require(ctx.user, REGISTRY_EXPORT)
     entity = ctx.params.get("entity", "individual")
     file_format = ctx.params.get("format", "csv")
     if file_format not in FORMATS:
-        raise ServiceError("INVALID_FORMAT", f"Export as 'csv' or 'xlsx', not '{file_format}'.", "format")
+        raise ServiceError(IndividualErrorCode.INVALID_FORMAT, f"Export as 'csv' or 'xlsx', not '{file_format}'.", "format")
     queryset = export_queryset(entity, ctx.user, dict(ctx.params.get("filters") or {}))
 
     total = queryset.count()
@@ -217,7 +242,7 @@ def run_export(ctx: JobContext) -> dict[str, Any]:
     if total > cap:
         hint = " (the most an XLSX sheet holds; export as CSV instead)" if cap == XLSX_MAX_ROWS else ""
         raise ServiceError(
-            "EXPORT_TOO_LARGE",
+            IndividualErrorCode.EXPORT_TOO_LARGE,
             f"The export would have {total:,} rows, more than the limit of {cap:,}{hint}. "
             f"Narrow the filters (for example to one location) and export in parts.",
             "filters",
@@ -241,7 +266,7 @@ def run_export(ctx: JobContext) -> dict[str, Any]:
         written += 1
         if written > cap:
             # Rows added since the count; the limit still holds.
-            raise ServiceError("EXPORT_TOO_LARGE", f"The export grew past the limit of {cap:,} rows.", "filters")
+            raise ServiceError(IndividualErrorCode.EXPORT_TOO_LARGE, f"The export grew past the limit of {cap:,} rows.", "filters")
         if written % CHUNK_SIZE == 0:
             ctx.progress(written)  # a cancel stops here; the half-written file is removed below
 

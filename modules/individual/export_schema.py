@@ -9,8 +9,9 @@ import graphene
 from core.graphql.core_schema import JobType
 from core.graphql.mutations import CoreMutation
 from core.graphql.scalars import UUID
-from core.jobs import start_job
-from modules.individual.export import export_params, export_queryset
+from modules.individual.errors import IndividualErrorCode
+from modules.individual.export import check_export, do_export
+from modules.individual.permissions import REGISTRY_EXPORT
 
 
 class ExportFormat(graphene.Enum):
@@ -18,21 +19,17 @@ class ExportFormat(graphene.Enum):
     XLSX = "xlsx"
 
 
-def _start(user: Any, entity: str, data: dict[str, Any]) -> dict[str, Any]:
+def _format(data: dict[str, Any]) -> str:
     file_format = data.pop("format", None)
-    file_format = getattr(file_format, "value", file_format) or ExportFormat.CSV.value
-    params = export_params(entity, file_format, data)
-    # Building the queryset validates every filter (custom ones included) now, so a bad
-    # filter is a typed error here rather than a failed job later.
-    export_queryset(entity, user, params["filters"])
-    return {"job": start_job("individual.export", params, user)}
+    return getattr(file_format, "value", file_format) or ExportFormat.CSV.value
 
 
 class ExportIndividualsMutation(CoreMutation):
     """Export the individuals the list would show with these filters, within your locations.
     Watch the returned job; when it succeeded, GET ``/api/individual/export/<job uuid>/download``."""
 
-    permission = "individual.export"
+    permission = REGISTRY_EXPORT
+    error_codes = IndividualErrorCode
     job = graphene.Field(JobType)
 
     class Input(CoreMutation.Input):
@@ -50,13 +47,14 @@ class ExportIndividualsMutation(CoreMutation):
 
     @classmethod
     def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
-        return _start(user, "individual", data)
+        return {"job": do_export(check_export(user, "individual", _format(data), data))}
 
 
 class ExportGroupsMutation(CoreMutation):
     """Export the households the list would show with these filters, within your locations."""
 
-    permission = "individual.export"
+    permission = REGISTRY_EXPORT
+    error_codes = IndividualErrorCode
     job = graphene.Field(JobType)
 
     class Input(CoreMutation.Input):
@@ -68,7 +66,7 @@ class ExportGroupsMutation(CoreMutation):
 
     @classmethod
     def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
-        return _start(user, "group", data)
+        return {"job": do_export(check_export(user, "group", _format(data), data))}
 
 
 class ExportMutation(graphene.ObjectType):

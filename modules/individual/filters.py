@@ -7,6 +7,7 @@ from typing import Any
 import django_filters
 from django.db.models import Exists, OuterRef, QuerySet
 
+from core.errors import CoreErrorCode
 from core.graphql import custom_filters
 from modules.individual.models import Group, GroupIndividual, Individual
 from modules.location.services import descendants_of
@@ -93,5 +94,5 @@ def filtered(entity: str, queryset: QuerySet, filters: dict[str, Any]) -> QueryS
         queryset = queryset.filter(is_deleted=False)
     filterset = FILTERSETS[entity](data=filters, queryset=queryset)
     if not filterset.is_valid():
-        raise ServiceError("INVALID_FILTER", f"Invalid filters: {filterset.errors.as_text()}", "filters")
+        raise ServiceError(CoreErrorCode.INVALID_FILTER, f"Invalid filters: {filterset.errors.as_text()}", "filters")
     return custom_filters.apply(filterset.qs, custom)

@@ -18,13 +18,15 @@ def individual_after_created(individual_ids: list[Any], source: str) -> None:
 
 @hookspec
 def individual_validate_delete(individual: Any) -> None:
-    """An individual is about to be soft-deleted; raise ``ServiceError`` to refuse (for
-    example, an active beneficiary)."""
+    """An individual is about to be soft-deleted; raise
+    ``ServiceError(IndividualErrorCode.ACTIVE_BENEFICIARY, …)`` to refuse (for example, an
+    active beneficiary): ``deleteIndividual`` answers that code."""
 
 
 @hookspec
 def group_validate_delete(group: Any) -> None:
-    """A household is about to be soft-deleted; raise ``ServiceError`` to refuse."""
+    """A household is about to be soft-deleted; raise
+    ``ServiceError(IndividualErrorCode.ACTIVE_BENEFICIARY, …)`` to refuse."""
 
 
 @hookspec

@@ -1,4 +1,5 @@
-"""What a bulk import keeps beyond its job row: where it stands, and the report's lines.
+"""What a bulk import keeps beyond its job row: where it stands, and which batches are written.
+Its report (every refused row, and the rows to review) is the core's ``ImportReport``.
 
 The rows themselves are staged in per-job tables (see ``modules.individual.bulk_import``),
 created and dropped by the import, so a million staged rows never need a ``DELETE``.
@@ -42,30 +43,6 @@ class ImportRun(models.Model):
     decided_at = models.DateTimeField(null=True, blank=True)
     decision_reason = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
-
-
-class ImportIssue(models.Model):
-    """One line of an import's report: a reason a row was refused, or a note about it.
-
-    ``blocking`` issues keep the row out of the registry; the others (``LIKELY_DUPLICATE``)
-    are for a person to review. ``checked_by`` tells the row's own checks (``row``) from
-    those against other rows and the registry (``set``), which are re-run after approval.
-    """
-
-    ROW = "row"
-    SET = "set"
-
-    id = models.BigAutoField(primary_key=True)
-    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="+", db_index=False)
-    row = models.IntegerField(help_text="the row's number in the file; the header is row 1")
-    field = models.CharField(max_length=100, blank=True, default="")
-    code = models.CharField(max_length=40)
-    message = models.TextField()
-    blocking = models.BooleanField(default=True)
-    checked_by = models.CharField(max_length=3, default=ROW)
-
-    class Meta:
-        indexes = [models.Index(fields=["job", "row"], name="individual_importissue_row")]
 
 
 class ImportBatch(models.Model):

@@ -21,8 +21,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from core.errors import ServiceError
+from core.errors import CoreErrorCode, ServiceError
 from core.json_ext import JsonExtSchema
+from modules.individual.errors import IndividualErrorCode
 from modules.individual.models import RecipientType, Role, Sex
 
 BUILTIN_COLUMNS = (
@@ -78,7 +79,7 @@ def open_rows(path: str | Path) -> Iterator[tuple[list[str], Rows, int | None]]:
     ones a spreadsheet shows.
     """
     if not os.path.exists(path):
-        raise ServiceError("FILE_GONE", "The uploaded file is no longer kept (its import was refused or "
+        raise ServiceError(IndividualErrorCode.FILE_GONE, "The uploaded file is no longer kept (its import was refused or "
                            "rejected); upload it again.", "file")
     if is_xlsx(path):
         with _xlsx_rows(path) as opened:
@@ -106,19 +107,19 @@ def check_zip_directory(path: str | Path) -> None:
         with zipfile.ZipFile(path) as archive:
             entries = archive.infolist()
     except (zipfile.BadZipFile, OSError) as exc:
-        raise ServiceError("INVALID_XLSX", "The file cannot be read as an XLSX workbook (it is not a valid "
+        raise ServiceError(IndividualErrorCode.INVALID_XLSX, "The file cannot be read as an XLSX workbook (it is not a valid "
                            "zip archive).", "file") from exc
     if len(entries) > XLSX_MAX_ENTRIES:
-        raise ServiceError("XLSX_TOO_COMPLEX", f"The workbook holds {len(entries)} parts; a registry file "
+        raise ServiceError(IndividualErrorCode.XLSX_TOO_COMPLEX, f"The workbook holds {len(entries)} parts; a registry file "
                            f"has far fewer than {XLSX_MAX_ENTRIES}.", "file")
     inflated = sum(entry.file_size for entry in entries)
     size = max(os.path.getsize(path), 1)
     mib = 1024 * 1024
     if inflated > XLSX_MAX_UNCOMPRESSED:
-        raise ServiceError("XLSX_TOO_LARGE", f"The workbook inflates to {inflated // mib} MiB, above the "
+        raise ServiceError(IndividualErrorCode.XLSX_TOO_LARGE, f"The workbook inflates to {inflated // mib} MiB, above the "
                            f"{XLSX_MAX_UNCOMPRESSED // mib} MiB accepted; split it or save it as CSV.", "file")
     if inflated > 16 * mib and inflated > XLSX_MAX_RATIO * size:
-        raise ServiceError("XLSX_BOMB", f"The workbook ({size // 1024} KiB) inflates {inflated // size} times, "
+        raise ServiceError(IndividualErrorCode.XLSX_BOMB, f"The workbook ({size // 1024} KiB) inflates {inflated // size} times, "
                            f"to {inflated // mib} MiB; registry workbooks inflate far less (at most "
                            f"{XLSX_MAX_RATIO} times). It was not read.", "file")
 
@@ -136,7 +137,7 @@ def _csv_rows(path: str | Path) -> Iterator[tuple[list[str], Rows, int | None]]:
         reader = csv.reader(stream, delimiter=delimiter)
         header = next(_csv_guarded(reader, 0), (0, []))[1]
         if "\x00" in "".join(header):
-            raise ServiceError("INVALID_CHARACTER", "The header contains a NUL character; the file is not "
+            raise ServiceError(CoreErrorCode.INVALID_CHARACTER, "The header contains a NUL character; the file is not "
                                "plain text. Save it as 'CSV UTF-8' and upload it again.", "file")
         rows = _csv_guarded(reader, 1)
         lines, has_nul = _scan(path)
@@ -170,12 +171,12 @@ def _csv_guarded(reader: Any, start: int) -> Rows:
     except UnicodeDecodeError as exc:
         raise _not_utf8(number + 1) from exc
     except csv.Error as exc:
-        raise ServiceError("INVALID_CSV", f"Row {number + 1} cannot be read as CSV: {exc}.", "file") from exc
+        raise ServiceError(IndividualErrorCode.INVALID_CSV, f"Row {number + 1} cannot be read as CSV: {exc}.", "file") from exc
 
 
 def _not_utf8(row: int) -> ServiceError:
     return ServiceError(
-        "INVALID_ENCODING",
+        IndividualErrorCode.INVALID_ENCODING,
         f"Row {row} is not UTF-8 text. Save the file as 'CSV UTF-8' (or as XLSX) and upload it again.",
         "file",
     )
@@ -192,7 +193,7 @@ def _xlsx_rows(path: str | Path) -> Iterator[tuple[list[str], Rows, int | None]]
     try:
         workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError) as exc:
-        raise ServiceError("INVALID_XLSX", f"The file cannot be read as an XLSX workbook: {exc}.", "file") from exc
+        raise ServiceError(IndividualErrorCode.INVALID_XLSX, f"The file cannot be read as an XLSX workbook: {exc}.", "file") from exc
     try:
         sheet = workbook.worksheets[0]
         values = sheet.iter_rows(values_only=True)
@@ -295,21 +296,21 @@ class RowChecker:
             if not name:
                 continue  # an unnamed column, e.g. a trailing separator on every line
             if name in positions:
-                raise ServiceError("DUPLICATE_COLUMNS", f"The column '{name}' appears twice in the header.", "file")
+                raise ServiceError(IndividualErrorCode.DUPLICATE_COLUMNS, f"The column '{name}' appears twice in the header.", "file")
             if name not in BUILTIN_COLUMNS and name not in properties:
                 unknown.append(header[index].strip())
             positions[name] = index
         if unknown:
             allowed = ", ".join([*BUILTIN_COLUMNS, *self.schema.properties])
             raise ServiceError(
-                "UNKNOWN_COLUMNS",
+                IndividualErrorCode.UNKNOWN_COLUMNS,
                 f"The file has column(s) {', '.join(unknown)} that are not known; the columns are {allowed}.",
                 "file",
             )
         missing = [c for c in REQUIRED_COLUMNS if c not in positions]
         if missing:
             raise ServiceError(
-                "MISSING_COLUMNS", f"The file lacks the column(s) {', '.join(missing)}.", "file"
+                IndividualErrorCode.MISSING_COLUMNS, f"The file lacks the column(s) {', '.join(missing)}.", "file"
             )
         self.width = len(names)
         # A column the file does not have reads as an empty cell appended to every row.

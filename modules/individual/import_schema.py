@@ -14,22 +14,33 @@ from core.graphql.core_schema import JobType, UserType
 from core.graphql.fields import ProtectedField
 from core.graphql.mutations import CoreMutation
 from core.graphql.scalars import UUID
+from core.graphql.types import ImportModeEnum
+from core.imports import ImportMode
+from core.permissions import JOB_VIEW
 from modules.individual import bulk_import
+from modules.individual.errors import IndividualErrorCode
 from modules.individual.import_models import ImportRun
+from modules.individual.permissions import IMPORT_APPROVE, IMPORT_START
 
 
-class IndividualImportMode(graphene.Enum):
-    ALL_OR_NOTHING = "all_or_nothing"
-    VALID_ROWS = "valid_rows"
+class IndividualImportPhase(graphene.Enum):
+    """Where an individual import stands (``ImportRun.phase``)."""
+
+    RECEIVED = ImportRun.RECEIVED
+    VALIDATED = ImportRun.VALIDATED
+    WAITING = ImportRun.WAITING
+    APPROVED = ImportRun.APPROVED
+    FINISHED = ImportRun.FINISHED
+    REFUSED = ImportRun.REFUSED
+    REJECTED = ImportRun.REJECTED
 
 
 class IndividualImportType(graphene.ObjectType):
     """An import's own state, beyond its job's progress."""
 
     job = graphene.Field(JobType, required=True)
-    mode = graphene.String(required=True)
-    phase = graphene.String(required=True, description=(
-        "received, validated, waiting, approved, finished, refused or rejected"))
+    mode = graphene.Field(ImportModeEnum, required=True)
+    phase = graphene.Field(IndividualImportPhase, required=True)
     needs_approval = graphene.Boolean(required=True)
     file_name = graphene.String(required=True)
     sha256 = graphene.String(required=True)
@@ -52,7 +63,7 @@ class IndividualImportType(graphene.ObjectType):
 
 class ImportQuery(graphene.ObjectType):
     individual_import = ProtectedField(
-        IndividualImportType, job_id=UUID(required=True), permission="core.job.view",
+        IndividualImportType, job_id=UUID(required=True), permission=JOB_VIEW,
         description="An individual import, for its uploader, its approvers and job administrators.",
     )
 
@@ -65,7 +76,7 @@ class ImportQuery(graphene.ObjectType):
 
 
 def _mode(value: Any) -> str:
-    return str(getattr(value, "value", value) or IndividualImportMode.ALL_OR_NOTHING.value)
+    return str(getattr(value, "value", value) or ImportMode.ALL_OR_NOTHING.value)
 
 
 class ImportIndividualsMutation(CoreMutation):
@@ -73,12 +84,13 @@ class ImportIndividualsMutation(CoreMutation):
     ``POST /api/upload?purpose=individual.import``; watch the returned job. The same file as
     an import that is running, waiting or done is refused unless ``allowDuplicateFile``."""
 
-    permission = "individual.import"
+    permission = IMPORT_START
+    error_codes = IndividualErrorCode
     job = graphene.Field(JobType)
 
     class Input(CoreMutation.Input):
         upload_id = UUID(required=True)
-        mode = IndividualImportMode(default_value=IndividualImportMode.ALL_OR_NOTHING.value)
+        mode = ImportModeEnum(default_value=ImportMode.ALL_OR_NOTHING.value)
         allow_duplicate_file = graphene.Boolean(default_value=False)
 
     @classmethod
@@ -91,7 +103,8 @@ class ImportIndividualsMutation(CoreMutation):
 class ApproveIndividualImportMutation(CoreMutation):
     """Let an import that waits for approval write to the registry (not one's own)."""
 
-    permission = "individual.import_approve"
+    permission = IMPORT_APPROVE
+    error_codes = IndividualErrorCode
     job = graphene.Field(JobType)
 
     class Input(CoreMutation.Input):
@@ -105,7 +118,8 @@ class ApproveIndividualImportMutation(CoreMutation):
 class RejectIndividualImportMutation(CoreMutation):
     """Refuse an import that waits for approval; nothing is written."""
 
-    permission = "individual.import_approve"
+    permission = IMPORT_APPROVE
+    error_codes = IndividualErrorCode
     job = graphene.Field(JobType)
 
     class Input(CoreMutation.Input):

@@ -99,4 +99,4 @@ class GroupIndividual(CoreModel):
 
 
 # Django finds models only in models.py; the bulk import's own tables live in their own file.
-from modules.individual.import_models import ImportBatch, ImportIssue, ImportRun  # noqa: E402, F401
+from modules.individual.import_models import ImportBatch, ImportRun  # noqa: E402, F401

@@ -6,27 +6,22 @@ from collections.abc import Callable
 from typing import Any
 
 from core.hooks import hookimpl
-from core.permissions import PermissionSpec
+from core.permissions import Permission, declared
 
 
 @hookimpl
-def coremis_permissions() -> list[PermissionSpec]:
-    return [
-        PermissionSpec("individual.search", "List and read individuals, households and members"),
-        PermissionSpec("individual.create", "Register individuals and households"),
-        PermissionSpec("individual.update", "Change individuals, households and memberships"),
-        PermissionSpec("individual.delete", "Delete and restore individuals and households"),
-        PermissionSpec("individual.import", "Upload a registry file for bulk import"),
-        PermissionSpec("individual.import_approve", "Approve another user's bulk import"),
-        PermissionSpec("individual.export", "Export individuals and households"),
-    ]
+def coremis_permissions() -> list[Permission]:
+    from modules.individual import permissions
+
+    return declared(permissions)
 
 
 @hookimpl
 def coremis_upload_purposes() -> list[Any]:
     from core.uploads import UploadPurpose
+    from modules.individual.permissions import IMPORT_START
 
-    return [UploadPurpose("individual.import", permission="individual.import",
+    return [UploadPurpose("individual.import", permission=IMPORT_START,
                           description="A CSV or XLSX registry file for importIndividuals")]
 
 
@@ -63,8 +58,9 @@ def coremis_urls() -> list[Any]:
 def location_validate_delete(location: Any) -> None:
     from core.errors import ServiceError
     from modules.individual.models import Group, Individual
+    from modules.location.errors import LocationErrorCode
 
     if Individual.objects.filter(location=location).exists() or Group.objects.filter(location=location).exists():
         raise ServiceError(
-            "LOCATION_IN_USE", "People or households are registered in this location; move them first.", "uuid"
+            LocationErrorCode.LOCATION_IN_USE, "People or households are registered in this location; move them first.", "uuid"
         )

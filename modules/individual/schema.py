@@ -14,10 +14,17 @@ from core.graphql.mutations import CoreMutation
 from core.graphql.scalars import UUID
 from core.graphql.types import CoreNode, CountableConnection
 from modules.individual import services
+from modules.individual.errors import IndividualErrorCode
 from modules.individual.export_schema import ExportMutation
 from modules.individual.filters import GroupFilter, GroupIndividualFilter, IndividualFilter
 from modules.individual.import_schema import ImportMutation, ImportQuery
 from modules.individual.models import Group, GroupIndividual, Individual
+from modules.individual.permissions import (
+    REGISTRY_CREATE,
+    REGISTRY_DELETE,
+    REGISTRY_SEARCH,
+    REGISTRY_UPDATE,
+)
 from modules.location.schema import LocationGQLType  # noqa: F401 - resolves location
 
 AUDIT_FIELDS = ("id", "json_ext", "is_deleted", "version", "date_created", "date_updated",
@@ -60,9 +67,6 @@ class GroupIndividualGQLType(CoreNode):
         filterset_class = GroupIndividualFilter
         fields = ("group", "individual", "role", "recipient_type", *AUDIT_FIELDS)
 
-    role = graphene.String(required=True)
-    recipient_type = graphene.String()
-
     @classmethod
     def list_queryset(cls, queryset: QuerySet, info: Any) -> QuerySet:
         queryset = queryset.select_related("group", "group__location", "individual", "individual__location",
@@ -99,21 +103,21 @@ def _apply_contributed(queryset: QuerySet, info: Any, args: dict[str, Any]) -> Q
 
 class Query(ImportQuery):
     individual = ProtectedConnectionField(
-        IndividualGQLType, permission="individual.search", custom_filters=True,
+        IndividualGQLType, permission=REGISTRY_SEARCH, custom_filters=True,
         order_fields=["first_name", "last_name", "dob", "sex", "date_created", "date_updated", "location__name"],
         queryset_hook=_apply_contributed, **{name: arg for name, (arg, _) in CONTRIBUTED_FILTERS.items()},
     )
     group = ProtectedConnectionField(
-        GroupGQLType, permission="individual.search", custom_filters=True,
+        GroupGQLType, permission=REGISTRY_SEARCH, custom_filters=True,
         order_fields=["code", "date_created", "date_updated", "location__name", "head__last_name"],
     )
     group_individual = ProtectedConnectionField(
-        GroupIndividualGQLType, permission="individual.search",
+        GroupIndividualGQLType, permission=REGISTRY_SEARCH,
         order_fields=["role", "recipient_type", "individual__last_name", "individual__first_name",
                       "individual__dob", "group__code", "date_created"],
     )
-    individual_history = history_connection(Individual, "individual.search", _visible("individual"))
-    group_history = history_connection(Group, "individual.search", _visible("group"))
+    individual_history = history_connection(Individual, REGISTRY_SEARCH, _visible("individual"))
+    group_history = history_connection(Group, REGISTRY_SEARCH, _visible("group"))
 
 
 # --- mutations -------------------------------------------------------------------------------
@@ -131,7 +135,8 @@ class IndividualInput(CoreMutation.Input):
 class CreateIndividualMutation(CoreMutation):
     """Register a person; ``jsonExt`` is checked against the deployment's schema."""
 
-    permission = "individual.create"
+    permission = REGISTRY_CREATE
+    error_codes = IndividualErrorCode
     individual = graphene.Field(IndividualGQLType)
 
     class Input(IndividualInput):
@@ -149,7 +154,8 @@ class CreateIndividualMutation(CoreMutation):
 class UpdateIndividualMutation(CoreMutation):
     """Change a person; omitted fields stay; send ``version`` to refuse a stale edit."""
 
-    permission = "individual.update"
+    permission = REGISTRY_UPDATE
+    error_codes = IndividualErrorCode
     individual = graphene.Field(IndividualGQLType)
 
     class Input(IndividualInput):
@@ -174,7 +180,7 @@ def _for_each_id(name: str, doc: str, field: str, node: type, action: Any) -> ty
         return {field: [action(user, pk) for pk in data["ids"]]}
 
     return type(name, (CoreMutation,), {
-        "__doc__": doc, "permission": "individual.delete",
+        "__doc__": doc, "permission": REGISTRY_DELETE, "error_codes": IndividualErrorCode,
         field: graphene.List(graphene.NonNull(node)),
         "Input": type("Input", (IdsInput,), {}), "perform": classmethod(perform),
     })
@@ -187,7 +193,8 @@ class GroupInput(CoreMutation.Input):
 
 
 class CreateGroupMutation(CoreMutation):
-    permission = "individual.create"
+    permission = REGISTRY_CREATE
+    error_codes = IndividualErrorCode
     group = graphene.Field(GroupGQLType)
 
     class Input(GroupInput):
@@ -200,7 +207,8 @@ class CreateGroupMutation(CoreMutation):
 
 
 class UpdateGroupMutation(CoreMutation):
-    permission = "individual.update"
+    permission = REGISTRY_UPDATE
+    error_codes = IndividualErrorCode
     group = graphene.Field(GroupGQLType)
 
     class Input(GroupInput):
@@ -235,7 +243,8 @@ class MemberInput(CoreMutation.Input):
 class CreateGroupIndividualMutation(CoreMutation):
     """Add a person to a household (one head and one primary recipient per household)."""
 
-    permission = "individual.update"
+    permission = REGISTRY_UPDATE
+    error_codes = IndividualErrorCode
     group_individual = graphene.Field(GroupIndividualGQLType)
 
     class Input(MemberInput):
@@ -250,7 +259,8 @@ class CreateGroupIndividualMutation(CoreMutation):
 
 
 class UpdateGroupIndividualMutation(CoreMutation):
-    permission = "individual.update"
+    permission = REGISTRY_UPDATE
+    error_codes = IndividualErrorCode
     group_individual = graphene.Field(GroupIndividualGQLType)
 
     class Input(MemberInput):
@@ -264,7 +274,8 @@ class UpdateGroupIndividualMutation(CoreMutation):
 
 
 class RemoveGroupIndividualMutation(CoreMutation):
-    permission = "individual.update"
+    permission = REGISTRY_UPDATE
+    error_codes = IndividualErrorCode
     group_individual = graphene.Field(GroupIndividualGQLType)
 
     class Input(CoreMutation.Input):
@@ -278,7 +289,8 @@ class RemoveGroupIndividualMutation(CoreMutation):
 class MoveGroupIndividualMutation(CoreMutation):
     """Move a person to another household in one step."""
 
-    permission = "individual.update"
+    permission = REGISTRY_UPDATE
+    error_codes = IndividualErrorCode
     group_individual = graphene.Field(GroupIndividualGQLType)
 
     class Input(MemberInput):

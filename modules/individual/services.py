@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import logging
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -11,31 +12,42 @@ from django.db.models.fields.json import KT
 from django.utils import timezone
 
 from core import services
-from core.errors import FieldError, NotFound, ServiceError, StaleVersion, ValidationFailed
+from core.errors import (
+    CoreErrorCode,
+    FieldError,
+    NotFound,
+    ServiceError,
+    StaleVersion,
+    ValidationFailed,
+)
 from core.hooks import hook
 from core.permissions import require
+from modules.individual.errors import IndividualErrorCode
 from modules.individual.models import Group, GroupIndividual, Individual, RecipientType, Role, Sex
-from modules.individual.unique_keys import unique_keys
+from modules.individual.permissions import REGISTRY_CREATE, REGISTRY_DELETE, REGISTRY_UPDATE
+from modules.individual.unique_keys import index_name, unique_keys
 from modules.individual.validation import group_schema, individual_schema
 from modules.location import services as locations
 from modules.location.models import Location
+
+log = logging.getLogger("coremis.individual")
 
 # --- reading ---------------------------------------------------------------------------------
 
 
 def visible_individuals(user: Any, queryset: QuerySet | None = None) -> QuerySet:
     qs = Individual.objects.all() if queryset is None else queryset
-    return locations.scope_queryset(qs, user, "location") if user is not None else qs
+    return qs if locations.unscoped_system(user, ("individual",)) else locations.scope_queryset(qs, user, "location")
 
 
 def visible_groups(user: Any, queryset: QuerySet | None = None) -> QuerySet:
     qs = Group.objects.all() if queryset is None else queryset
-    return locations.scope_queryset(qs, user, "location") if user is not None else qs
+    return qs if locations.unscoped_system(user, ("individual",)) else locations.scope_queryset(qs, user, "location")
 
 
 def visible_memberships(user: Any, queryset: QuerySet | None = None) -> QuerySet:
     qs = GroupIndividual.objects.all() if queryset is None else queryset
-    return locations.scope_queryset(qs, user, "group__location") if user is not None else qs
+    return qs if locations.unscoped_system(user, ("individual",)) else locations.scope_queryset(qs, user, "group__location")
 
 
 def _individual(user: Any, pk: Any, include_deleted: bool = False) -> Individual:
@@ -61,13 +73,13 @@ def _group(user: Any, pk: Any, include_deleted: bool = False) -> Group:
 
 def _location(user: Any, pk: Any, errors: list[FieldError], field: str = "locationId") -> Location | None:
     if not pk:
-        errors.append(FieldError(field, "LOCATION_REQUIRED", "A location is required."))
+        errors.append(FieldError(field, IndividualErrorCode.LOCATION_REQUIRED, "A location is required."))
         return None
     location = Location.objects.filter(pk=pk).first()
     if location is None:
-        errors.append(FieldError(field, "LOCATION_NOT_FOUND", f"No location {pk}."))
-    elif user is not None and not locations.in_scope(user, location):
-        errors.append(FieldError(field, "OUT_OF_SCOPE", "This location is outside your locations."))
+        errors.append(FieldError(field, IndividualErrorCode.LOCATION_NOT_FOUND, f"No location {pk}."))
+    elif not locations.unscoped_system(user, ("individual",)) and not locations.in_scope(user, location):
+        errors.append(FieldError(field, CoreErrorCode.OUT_OF_SCOPE, "This location is outside your locations."))
     return location
 
 
@@ -79,18 +91,18 @@ def _check_individual(user: Any, data: dict[str, Any], exclude: Any = None) -> l
     for name, label in (("first_name", "firstName"), ("last_name", "lastName")):
         value = (data.get(name) or "").strip()
         if not value:
-            errors.append(FieldError(label, "REQUIRED", f"{label} is required."))
+            errors.append(FieldError(label, CoreErrorCode.REQUIRED, f"{label} is required."))
         elif len(value) > 255:
-            errors.append(FieldError(label, "TOO_LONG", f"{label} is at most 255 characters."))
+            errors.append(FieldError(label, CoreErrorCode.TOO_LONG, f"{label} is at most 255 characters."))
     dob = data.get("dob")
     if not isinstance(dob, datetime.date):
-        errors.append(FieldError("dob", "REQUIRED", "The date of birth is required."))
+        errors.append(FieldError("dob", CoreErrorCode.REQUIRED, "The date of birth is required."))
     elif dob > datetime.date.today():
-        errors.append(FieldError("dob", "IN_FUTURE", "The date of birth is in the future."))
+        errors.append(FieldError("dob", IndividualErrorCode.IN_FUTURE, "The date of birth is in the future."))
     elif dob.year < 1900:
-        errors.append(FieldError("dob", "TOO_OLD", "The date of birth is before 1900."))
+        errors.append(FieldError("dob", IndividualErrorCode.TOO_OLD, "The date of birth is before 1900."))
     if data.get("sex") not in (None, "", *Sex.values):
-        errors.append(FieldError("sex", "INVALID", "sex is M, F or O."))
+        errors.append(FieldError("sex", CoreErrorCode.INVALID, "sex is M, F or O."))
     json_ext = data.get("json_ext") or {}
     errors.extend(individual_schema().errors(json_ext))
     for key in unique_keys():
@@ -99,7 +111,7 @@ def _check_individual(user: Any, data: dict[str, Any], exclude: Any = None) -> l
             continue
         if _key_taken(key, value, exclude):
             errors.append(FieldError(
-                f"jsonExt.{key}", "DUPLICATE_KEY", f"Another individual already has {key} '{value}'."
+                f"jsonExt.{key}", IndividualErrorCode.DUPLICATE_KEY, f"Another individual already has {key} '{value}'."
             ))
     return errors
 
@@ -115,18 +127,34 @@ def _key_taken(key: str, value: Any, exclude: Any = None) -> bool:
     )
 
 
+def _violated_constraint(exc: IntegrityError) -> str:
+    """The name of the constraint or index PostgreSQL refused the write for ("" if unknown)."""
+    diag = getattr(exc.__cause__, "diag", None)
+    return str(getattr(diag, "constraint_name", "") or "")
+
+
 def _save_unique(write: Any) -> Any:
-    """Concurrent writers can pass the check above together; the unique index decides."""
+    """Concurrent writers can pass the check above together; the unique index decides. Only a
+    unique key's own index is ``DUPLICATE_KEY`` (naming the key); any other refusal of the
+    database is a ``CONFLICT`` (the database's own text stays in the log)."""
     try:
         with transaction.atomic():
             return write()
     except IntegrityError as exc:
-        raise ServiceError("DUPLICATE_KEY", f"A unique key is already taken: {exc.__cause__ or exc}") from exc
+        constraint = _violated_constraint(exc)
+        key = next((k for k in unique_keys() if index_name(k) == constraint), None)
+        if key is not None:
+            raise ServiceError(IndividualErrorCode.DUPLICATE_KEY,
+                               f"Another individual already has this {key} (registered at the same moment).",
+                               f"jsonExt.{key}") from exc
+        log.warning("registry write refused by the database", extra={"constraint": constraint})
+        raise ServiceError(CoreErrorCode.CONFLICT, "The change conflicts with data saved at the same moment; "
+                                                   "nothing changed. Reload and try again.") from exc
 
 
 def create_individual(user: Any, *, first_name: str, last_name: str, dob: datetime.date,
                       sex: str = "", location_id: Any = None, json_ext: Any = None) -> Individual:
-    require(user, "individual.create")
+    require(user, REGISTRY_CREATE)
     data = {"first_name": first_name, "last_name": last_name, "dob": dob, "sex": sex or "", "json_ext": json_ext}
     errors = _check_individual(user, data)
     location = _location(user, location_id, errors)
@@ -144,7 +172,7 @@ UNSET: Any = ...
 
 
 def update_individual(user: Any, pk: Any, *, version: int | None = None, **changes: Any) -> Individual:
-    require(user, "individual.update")
+    require(user, REGISTRY_UPDATE)
     individual = _individual(user, pk)
     fields = [k for k in ("first_name", "last_name", "dob", "sex", "json_ext") if changes.get(k, UNSET) is not UNSET]
     data = {k: getattr(individual, k) for k in ("first_name", "last_name", "dob", "sex", "json_ext")}
@@ -157,7 +185,7 @@ def update_individual(user: Any, pk: Any, *, version: int | None = None, **chang
         if (membership is not None and individual.location is not None
                 and individual.location_id != membership.group.location_id):
             errors.append(FieldError(
-                "locationId", "LOCATION_MISMATCH",
+                "locationId", IndividualErrorCode.LOCATION_MISMATCH,
                 f"{individual} lives in household {membership.group.code}, whose location is another; move the "
                 "household (updateGroup) or move them to a household in the new location."))
     if errors:
@@ -170,7 +198,7 @@ def update_individual(user: Any, pk: Any, *, version: int | None = None, **chang
 
 
 def delete_individual(user: Any, pk: Any, version: int | None = None) -> Individual:
-    require(user, "individual.delete")
+    require(user, REGISTRY_DELETE)
     individual = _individual(user, pk)
     hook().individual_validate_delete(individual=individual)
     membership = GroupIndividual.objects.filter(individual=individual).first()
@@ -180,7 +208,7 @@ def delete_individual(user: Any, pk: Any, version: int | None = None) -> Individ
 
 
 def restore_individual(user: Any, pk: Any, version: int | None = None) -> Individual:
-    require(user, "individual.delete")
+    require(user, REGISTRY_DELETE)
     individual = _individual(user, pk, include_deleted=True)
     errors = [e for e in _check_individual(None, {
         "first_name": individual.first_name, "last_name": individual.last_name, "dob": individual.dob,
@@ -197,17 +225,17 @@ def _check_group(code: str, json_ext: Any, exclude: Any = None) -> list[FieldErr
     errors: list[FieldError] = []
     code = (code or "").strip()
     if not code:
-        errors.append(FieldError("code", "REQUIRED", "The household code is required."))
+        errors.append(FieldError("code", CoreErrorCode.REQUIRED, "The household code is required."))
     elif len(code) > 64:
-        errors.append(FieldError("code", "TOO_LONG", "The household code is at most 64 characters."))
+        errors.append(FieldError("code", CoreErrorCode.TOO_LONG, "The household code is at most 64 characters."))
     elif Group.objects.filter(code=code).exclude(pk=exclude).exists():
-        errors.append(FieldError("code", "GROUP_CODE_TAKEN", f"Another household has the code '{code}'."))
+        errors.append(FieldError("code", IndividualErrorCode.GROUP_CODE_TAKEN, f"Another household has the code '{code}'."))
     errors.extend(group_schema().errors(json_ext or {}))
     return errors
 
 
 def create_group(user: Any, *, code: str, location_id: Any = None, json_ext: Any = None) -> Group:
-    require(user, "individual.create")
+    require(user, REGISTRY_CREATE)
     errors = _check_group(code, json_ext)
     location = _location(user, location_id, errors)
     if errors:
@@ -218,7 +246,7 @@ def create_group(user: Any, *, code: str, location_id: Any = None, json_ext: Any
 
 def update_group(user: Any, pk: Any, *, version: int | None = None, code: Any = UNSET,
                  location_id: Any = UNSET, json_ext: Any = UNSET) -> Group:
-    require(user, "individual.update")
+    require(user, REGISTRY_UPDATE)
     group = _group(user, pk)
     new_code = group.code if code is UNSET else code
     new_ext = group.json_ext if json_ext is UNSET else json_ext
@@ -251,7 +279,7 @@ def _move_members(user: Any, group: Group) -> None:
 
 def delete_group(user: Any, pk: Any, version: int | None = None) -> Group:
     """Soft-delete a household and its memberships (the people stay registered)."""
-    require(user, "individual.delete")
+    require(user, REGISTRY_DELETE)
     group = _group(user, pk)
     hook().group_validate_delete(group=group)
     if version is not None and version != group.version:
@@ -263,10 +291,10 @@ def delete_group(user: Any, pk: Any, version: int | None = None) -> Group:
 
 
 def restore_group(user: Any, pk: Any, version: int | None = None) -> Group:
-    require(user, "individual.delete")
+    require(user, REGISTRY_DELETE)
     group = _group(user, pk, include_deleted=True)
     if Group.objects.filter(code=group.code).exists():
-        raise ServiceError("GROUP_CODE_TAKEN", f"Another household now has the code '{group.code}'.", "code")
+        raise ServiceError(IndividualErrorCode.GROUP_CODE_TAKEN, f"Another household now has the code '{group.code}'.", "code")
     return services.set_deleted(group, user, False, version)
 
 
@@ -276,14 +304,14 @@ def restore_group(user: Any, pk: Any, version: int | None = None) -> Group:
 def _check_membership(group: Group, role: str, recipient_type: str | None, exclude: Any = None) -> list[FieldError]:
     errors: list[FieldError] = []
     if role not in Role.values:
-        errors.append(FieldError("role", "INVALID", f"'{role}' is not a household role."))
+        errors.append(FieldError("role", CoreErrorCode.INVALID, f"'{role}' is not a household role."))
     if recipient_type not in (None, *RecipientType.values):
-        errors.append(FieldError("recipientType", "INVALID", "recipientType is PRIMARY or SECONDARY."))
+        errors.append(FieldError("recipientType", CoreErrorCode.INVALID, "recipientType is PRIMARY or SECONDARY."))
     others = GroupIndividual.objects.filter(group=group).exclude(pk=exclude)
     if role == Role.HEAD and others.filter(role=Role.HEAD).exists():
-        errors.append(FieldError("role", "HEAD_EXISTS", "This household already has a head."))
+        errors.append(FieldError("role", IndividualErrorCode.HEAD_EXISTS, "This household already has a head."))
     if recipient_type == RecipientType.PRIMARY and others.filter(recipient_type=RecipientType.PRIMARY).exists():
-        errors.append(FieldError("recipientType", "PRIMARY_EXISTS", "This household already has a primary recipient."))
+        errors.append(FieldError("recipientType", IndividualErrorCode.PRIMARY_EXISTS, "This household already has a primary recipient."))
     return errors
 
 
@@ -300,7 +328,7 @@ def _membership_write(write: Any) -> Any:
             return write()
     except IntegrityError as exc:
         raise ServiceError(
-            "MEMBERSHIP_CONFLICT",
+            IndividualErrorCode.MEMBERSHIP_CONFLICT,
             "Someone changed this household at the same time (a head, primary recipient or member "
             "already exists). Reload it and try again.",
         ) from exc
@@ -308,13 +336,13 @@ def _membership_write(write: Any) -> Any:
 
 def _same_location(individual: Individual, group: Group) -> list[FieldError]:
     if group.location_id is None:
-        return [FieldError("groupId", "LOCATION_REQUIRED",
+        return [FieldError("groupId", IndividualErrorCode.LOCATION_REQUIRED,
                            f"Household {group.code} has no location; give it one first (updateGroup).")]
     if individual.location_id is None:
-        return [FieldError("individualId", "LOCATION_REQUIRED",
+        return [FieldError("individualId", IndividualErrorCode.LOCATION_REQUIRED,
                            f"{individual} has no location; give them the household's first (updateIndividual).")]
     if individual.location_id != group.location_id:
-        return [FieldError("individualId", "LOCATION_MISMATCH",
+        return [FieldError("individualId", IndividualErrorCode.LOCATION_MISMATCH,
                            f"{individual} lives in another location than household {group.code}; a household's "
                            "members live where it does (update the person's location first).")]
     return []
@@ -322,14 +350,14 @@ def _same_location(individual: Individual, group: Group) -> list[FieldError]:
 
 def add_member(user: Any, *, group_id: Any, individual_id: Any, role: str,
                recipient_type: str | None = None) -> GroupIndividual:
-    require(user, "individual.update")
+    require(user, REGISTRY_UPDATE)
     group = _group(user, group_id)
     individual = _individual(user, individual_id)
     errors = _check_membership(group, role, recipient_type)
     current = GroupIndividual.objects.filter(individual=individual).select_related("group").first()
     if current is not None:
         errors.append(FieldError(
-            "individualId", "ALREADY_MEMBER",
+            "individualId", IndividualErrorCode.ALREADY_MEMBER,
             f"{individual} already belongs to household {current.group.code}; move them instead.",
         ))
     errors += _same_location(individual, group)
@@ -343,7 +371,7 @@ def add_member(user: Any, *, group_id: Any, individual_id: Any, role: str,
 
 def edit_member(user: Any, pk: Any, *, version: int | None = None, role: Any = UNSET,
                 recipient_type: Any = UNSET) -> GroupIndividual:
-    require(user, "individual.update")
+    require(user, REGISTRY_UPDATE)
     membership = visible_memberships(user, GroupIndividual.objects.filter(pk=pk)).select_related("group").first()
     if membership is None:
         raise NotFound("Membership", pk)
@@ -365,7 +393,7 @@ def _remove_membership(user: Any, membership: GroupIndividual) -> GroupIndividua
 
 
 def remove_member(user: Any, pk: Any) -> GroupIndividual:
-    require(user, "individual.update")
+    require(user, REGISTRY_UPDATE)
     membership = visible_memberships(user, GroupIndividual.objects.filter(pk=pk)).select_related("group").first()
     if membership is None:
         raise NotFound("Membership", pk)
@@ -377,7 +405,7 @@ def move_member(user: Any, *, individual_id: Any, group_id: Any, role: str,
     """Leave the current household (if any) and join another, in one transaction. The person,
     both households and the move itself are checked before anything changes: a person is never
     taken out of a household the user may not see, nor put into one of another location."""
-    require(user, "individual.update")
+    require(user, REGISTRY_UPDATE)
     individual = _individual(user, individual_id)
     group = _group(user, group_id)
     errors = _same_location(individual, group)
@@ -387,9 +415,9 @@ def move_member(user: Any, *, individual_id: Any, group_id: Any, role: str,
     with transaction.atomic():
         if current is not None:
             if current.group_id == group.pk:
-                raise ServiceError("SAME_HOUSEHOLD", "The individual is already in this household.", "groupId")
+                raise ServiceError(IndividualErrorCode.SAME_HOUSEHOLD, "The individual is already in this household.", "groupId")
             if not visible_memberships(user, GroupIndividual.objects.filter(pk=current.pk)).exists():
-                raise ServiceError("OUT_OF_SCOPE", "The individual's current household is outside your locations.",
+                raise ServiceError(CoreErrorCode.OUT_OF_SCOPE, "The individual's current household is outside your locations.",
                                    "individualId")
             _remove_membership(user, current)
         return add_member(user, group_id=group.pk, individual_id=individual.pk, role=role,

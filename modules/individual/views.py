@@ -3,23 +3,24 @@
 
 from __future__ import annotations
 
-import csv
-from collections.abc import Iterator
 from typing import Any
 
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from core.errors import ServiceError
+from core.errors import CoreErrorCode, RequestErrorCode, ServiceError
 from core.http import error_response, service_error_response
+from core.imports import report_csv_response
 from core.models import Job
 from core.permissions import has_permission
 from core.uploads import receiving
 from modules.individual import bulk_import
+from modules.individual.errors import IndividualErrorCode
 from modules.individual.export_views import export_urlpatterns
+from modules.individual.permissions import IMPORT_START
 
 
 def _flag(value: str | None) -> bool:
@@ -33,15 +34,15 @@ def import_view(request: HttpRequest) -> JsonResponse:
     ``file`` (CSV or XLSX): upload and start the import in one request."""
     user = request.user
     if not user.is_authenticated:
-        return error_response(401, "UNAUTHENTICATED", "Send 'Authorization: Bearer <token>'.")
-    if not has_permission(user, "individual.import"):
-        return error_response(403, "PERMISSION_DENIED", "This requires the permission 'individual.import'.")
+        return error_response(401, RequestErrorCode.UNAUTHENTICATED, "Send 'Authorization: Bearer <token>'.")
+    if not has_permission(user, IMPORT_START):
+        return error_response(403, CoreErrorCode.PERMISSION_DENIED, "This requires the permission 'individual.import'.")
     file = request.FILES.get("file")
     if file is None:
-        return error_response(400, "NO_FILE", "Send the CSV or XLSX file as multipart field 'file'.", "file")
+        return error_response(400, RequestErrorCode.NO_FILE, "Send the CSV or XLSX file as multipart field 'file'.", "file")
     mode = request.GET.get("mode", "all_or_nothing")
     if mode not in bulk_import.MODES:  # before the file is stored for nothing
-        return error_response(400, "INVALID_MODE", "mode is all_or_nothing or valid_rows.", "mode")
+        return error_response(400, IndividualErrorCode.INVALID_MODE, "mode is all_or_nothing or valid_rows.", "mode")
     try:
         # a refused start (a duplicate file, say) leaves no file behind
         with (transaction.atomic(),
@@ -54,35 +55,22 @@ def import_view(request: HttpRequest) -> JsonResponse:
                          "report": bulk_import.report_url(job.pk)}, status=202)
 
 
-class _Line:
-    """A write-only file for ``csv.writer``: hands back the line it was given."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
-def _report_rows(job_id: Any) -> Iterator[str]:
-    writer = csv.writer(_Line())
-    yield "\ufeff" + writer.writerow(["row", "field", "code", "message"])  # BOM: Excel reads UTF-8
-    for line in bulk_import.report_lines(job_id):
-        yield writer.writerow(line)
-
-
 @require_GET
 def report_view(request: HttpRequest, job_id: Any) -> HttpResponse:
     """``GET /api/individual/import/<job uuid>/report.csv``: every refused row with its
-    reasons, and the rows to review (``LIKELY_DUPLICATE``), in file order."""
+    reasons, and the rows to review (``LIKELY_DUPLICATE``), in file order (the core's
+    import report)."""
     user = request.user
     if not user.is_authenticated:
-        return error_response(401, "UNAUTHENTICATED", "Send 'Authorization: Bearer <token>'.")
+        return error_response(401, RequestErrorCode.UNAUTHENTICATED, "Send 'Authorization: Bearer <token>'.")
     job = Job.objects.select_related("created_by").filter(pk=job_id, kind=bulk_import.KIND).first()
     # Someone else's import answers like a missing one: its existence is not theirs to learn.
-    if job is None or not bulk_import.can_see(user, job):
-        return error_response(404, "NOT_FOUND", f"No import {job_id} of yours.")
-    response = StreamingHttpResponse(_report_rows(job.pk), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="import-{job.pk}-report.csv"'
-    response["Cache-Control"] = "private, no-store"  # it names people
-    return response
+    report = bulk_import.report_of(job) if job is not None else None
+    if report is None or not bulk_import.can_see(user, job):
+        return error_response(404, CoreErrorCode.NOT_FOUND, f"No import {job_id} of yours.")
+    # The core's report CSV (row, field, code, message, value), streamed; it names people,
+    # hence the access rule above.
+    return report_csv_response(report)
 
 
 urlpatterns: list = [

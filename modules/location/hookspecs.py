@@ -14,5 +14,6 @@ hookspec = pluggy.HookspecMarker("coremis")
 
 @hookspec
 def location_validate_delete(location: Location) -> None:
-    """Runs inside the delete's transaction; raise ``ServiceError`` to refuse (for example,
-    because people are still registered in that location)."""
+    """Runs inside the delete's transaction; raise
+    ``ServiceError(LocationErrorCode.LOCATION_IN_USE, …)`` to refuse (for example, because
+    people are still registered in that location): ``deleteLocation`` answers that code."""

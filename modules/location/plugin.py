@@ -7,27 +7,23 @@ from collections.abc import Callable
 from typing import Any
 
 from core.hooks import hookimpl
-from core.permissions import PermissionSpec
+from core.permissions import Permission, declared
 
 
 @hookimpl
-def coremis_permissions() -> list[PermissionSpec]:
-    return [
-        PermissionSpec("location.search", "List and read locations"),
-        PermissionSpec("location.create", "Create locations"),
-        PermissionSpec("location.update", "Change locations"),
-        PermissionSpec("location.delete", "Delete (and restore) locations"),
-        PermissionSpec("location.import", "Import a location hierarchy from CSV"),
-        PermissionSpec("location.scope.national", "See every location, whatever one's scope"),
-        PermissionSpec("location.scope.manage", "Assign the locations users are scoped to"),
-    ]
+def coremis_permissions() -> list[Permission]:
+    from modules.location import permissions
+
+    return declared(permissions)
 
 
 @hookimpl
 def coremis_upload_purposes() -> list[Any]:
     from core.uploads import UploadPurpose
+    from modules.location.permissions import LOCATION_IMPORT
+    from modules.location.services import IMPORT_PURPOSE
 
-    return [UploadPurpose("location.import", permission="location.import",
+    return [UploadPurpose(IMPORT_PURPOSE, permission=LOCATION_IMPORT,
                           description="A CSV of locations (code, name, type, parent_code) for importLocations")]
 
 
@@ -48,8 +44,9 @@ def coremis_graphql_mutation() -> type:
 @hookimpl
 def coremis_jobs() -> dict[str, Callable[..., Any]]:
     from modules.location.importer import run_import
+    from modules.location.services import IMPORT_JOB
 
-    return {"location.import": run_import}
+    return {IMPORT_JOB: run_import}
 
 
 @hookimpl
@@ -60,10 +57,10 @@ def coremis_urls() -> list[Any]:
 
 
 @hookimpl
-def coremis_seed_demo(stdout: Any) -> None:
+def coremis_seed_demo(stdout: Any, actor: Any) -> None:
     from modules.location.demo import seed_demo_locations
 
-    created = seed_demo_locations()
+    created = seed_demo_locations(actor)
     stdout.write(f"Demo locations: {created} created." if created else "Demo locations present.")
 
 

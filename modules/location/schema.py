@@ -8,18 +8,24 @@ import django_filters
 import graphene
 from django.db.models import QuerySet
 
-from core.errors import NotFound
 from core.graphql.core_schema import JobType, UserType  # noqa: F401 - UserType resolves userUpdated
 from core.graphql.fields import ProtectedConnectionField
 from core.graphql.history import history_connection
 from core.graphql.mutations import CoreMutation
 from core.graphql.scalars import UUID
-from core.graphql.types import CoreNode, CountableConnection
-from core.jobs import start_job
-from core.models import User
-from core.uploads import get_upload
+from core.graphql.types import CoreNode, CountableConnection, ImportModeEnum
+from core.imports import ImportMode
 from modules.location import services
+from modules.location.errors import LocationErrorCode
 from modules.location.models import Location
+from modules.location.permissions import (
+    LOCATION_CREATE,
+    LOCATION_DELETE,
+    LOCATION_IMPORT,
+    LOCATION_SEARCH,
+    LOCATION_UPDATE,
+    SCOPE_MANAGE,
+)
 
 
 class LocationFilter(django_filters.FilterSet):
@@ -65,16 +71,17 @@ def _visible_locations(queryset: QuerySet, user: Any) -> QuerySet:
 
 class Query(graphene.ObjectType):
     locations = ProtectedConnectionField(
-        LocationGQLType, permission="location.search",
+        LocationGQLType, permission=LOCATION_SEARCH,
         order_fields=["code", "name", "type", "level", "date_created", "date_updated"],
     )
-    location_history = history_connection(Location, "location.search", _visible_locations)
+    location_history = history_connection(Location, LOCATION_SEARCH, _visible_locations)
 
 
 class CreateLocationMutation(CoreMutation):
     """Create a location; its parent must be one level up and inside your locations."""
 
-    permission = "location.create"
+    permission = LOCATION_CREATE
+    error_codes = LocationErrorCode
     location = graphene.Field(LocationGQLType)
 
     class Input(CoreMutation.Input):
@@ -86,17 +93,16 @@ class CreateLocationMutation(CoreMutation):
 
     @classmethod
     def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
-        location = services.create_location(
-            user, code=data["code"], name=data["name"], type=data["type"],
-            parent_id=data.get("parent_uuid"), json_ext=data.get("json_ext"),
-        )
-        return {"location": location}
+        request = services.check_create_location(user, code=data["code"], name=data["name"], type=data["type"],
+                                                 parent_id=data.get("parent_uuid"), json_ext=data.get("json_ext"))
+        return {"location": services.do_create_location(request)}
 
 
 class UpdateLocationMutation(CoreMutation):
     """Change a location; send ``version`` to refuse the change if someone else changed it."""
 
-    permission = "location.update"
+    permission = LOCATION_UPDATE
+    error_codes = LocationErrorCode
     location = graphene.Field(LocationGQLType)
 
     class Input(CoreMutation.Input):
@@ -109,18 +115,17 @@ class UpdateLocationMutation(CoreMutation):
 
     @classmethod
     def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
-        location = services.update_location(
-            user, data["uuid"], version=data.get("version"), code=data.get("code"),
-            name=data.get("name"), parent_id=data.get("parent_uuid", ...),
-            json_ext=data.get("json_ext", ...),
-        )
-        return {"location": location}
+        request = services.check_update_location(
+            user, data["uuid"], version=data.get("version"), code=data.get("code"), name=data.get("name"),
+            parent_id=data.get("parent_uuid", ...), json_ext=data.get("json_ext", ...))
+        return {"location": services.do_update_location(request)}
 
 
 class DeleteLocationMutation(CoreMutation):
     """Soft-delete a location that has nothing under it."""
 
-    permission = "location.delete"
+    permission = LOCATION_DELETE
+    error_codes = LocationErrorCode
     location = graphene.Field(LocationGQLType)
 
     class Input(CoreMutation.Input):
@@ -129,11 +134,13 @@ class DeleteLocationMutation(CoreMutation):
 
     @classmethod
     def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
-        return {"location": services.delete_location(user, data["uuid"], data.get("version"))}
+        request = services.check_delete_location(user, data["uuid"], data.get("version"))
+        return {"location": services.do_delete_location(request)}
 
 
 class RestoreLocationMutation(CoreMutation):
-    permission = "location.delete"
+    permission = LOCATION_DELETE
+    error_codes = LocationErrorCode
     location = graphene.Field(LocationGQLType)
 
     class Input(CoreMutation.Input):
@@ -142,37 +149,33 @@ class RestoreLocationMutation(CoreMutation):
 
     @classmethod
     def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
-        return {"location": services.restore_location(user, data["uuid"], data.get("version"))}
-
-
-class ImportMode(graphene.Enum):
-    ALL_OR_NOTHING = "all_or_nothing"
-    VALID_ROWS = "valid_rows"
+        request = services.check_restore_location(user, data["uuid"], data.get("version"))
+        return {"location": services.do_delete_location(request)}
 
 
 class ImportLocationsMutation(CoreMutation):
     """Start importing a CSV (columns code, name, type, parent_code) uploaded with
     ``POST /api/upload?purpose=location.import``; watch the returned job."""
 
-    permission = "location.import"
+    permission = LOCATION_IMPORT
+    error_codes = LocationErrorCode
     job = graphene.Field(JobType)
 
     class Input(CoreMutation.Input):
         upload_id = UUID(required=True)
-        mode = ImportMode(default_value=ImportMode.ALL_OR_NOTHING.value)
+        mode = ImportModeEnum(default_value=ImportMode.ALL_OR_NOTHING.value)
 
     @classmethod
     def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
-        upload = get_upload(data["upload_id"], user, "location.import")
-        mode = getattr(data.get("mode"), "value", data.get("mode")) or ImportMode.ALL_OR_NOTHING.value
-        job = start_job("location.import", {"upload_id": str(upload.pk), "mode": mode}, user)
-        return {"job": job}
+        request = services.check_import_locations(user, data["upload_id"], data.get("mode"))
+        return {"job": services.do_import_locations(request)}
 
 
 class SetUserLocationsMutation(CoreMutation):
     """Scope a user to these locations (and everything under them)."""
 
-    permission = "location.scope.manage"
+    permission = SCOPE_MANAGE
+    error_codes = LocationErrorCode
     locations = graphene.List(graphene.NonNull(LocationGQLType))
 
     class Input(CoreMutation.Input):
@@ -181,10 +184,8 @@ class SetUserLocationsMutation(CoreMutation):
 
     @classmethod
     def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
-        target = User.objects.filter(pk=data["user_uuid"]).first()
-        if target is None:
-            raise NotFound("User", data["user_uuid"])
-        return {"locations": services.set_user_locations(user, target, data["location_uuids"])}
+        request = services.check_set_user_locations(user, data["user_uuid"], data["location_uuids"])
+        return {"locations": services.do_set_user_locations(request)}
 
 
 class Mutation(graphene.ObjectType):

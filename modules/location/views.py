@@ -1,5 +1,6 @@
 """``POST /api/location/import?mode=valid_rows`` with a multipart ``file``: upload and start
-the import in one request (the GraphQL route is ``/api/upload`` + ``importLocations``)."""
+the import in one request (the GraphQL route is ``/api/upload`` + ``importLocations``); both
+start it through the same use case (``services.check_import_locations`` / ``do_import_locations``)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from core.errors import ServiceError
+from core.errors import RequestErrorCode, ServiceError
 from core.http import error_response, service_error_response
-from core.jobs import start_job
 from core.uploads import receiving
+from modules.location import services
 
 
 @csrf_exempt
@@ -20,18 +21,16 @@ from core.uploads import receiving
 def import_view(request: HttpRequest) -> JsonResponse:
     user = request.user
     if not user.is_authenticated:
-        return error_response(401, "UNAUTHENTICATED", "Log in first.")
+        return error_response(401, RequestErrorCode.UNAUTHENTICATED, "Log in first.")
     file = request.FILES.get("file")
-    mode = request.GET.get("mode", "all_or_nothing")
     if file is None:
-        return error_response(400, "NO_FILE", "Send the CSV as multipart field 'file'.", "file")
-    if mode not in ("all_or_nothing", "valid_rows"):
-        return error_response(400, "INVALID_MODE", "mode is all_or_nothing or valid_rows.", "mode")
+        return error_response(400, RequestErrorCode.NO_FILE, "Send the CSV as multipart field 'file'.", "file")
     try:
+        mode = services.import_mode(request.GET.get("mode"))
         with (transaction.atomic(),
-              receiving(file, file.name or "locations.csv", "location.import", user,
+              receiving(file, file.name or "locations.csv", services.IMPORT_PURPOSE, user,
                         file.content_type or "") as upload):
-            job = start_job("location.import", {"upload_id": str(upload.pk), "mode": mode}, user)
+            job = services.do_import_locations(services.check_import_locations(user, upload.pk, mode))
     except ServiceError as exc:
         return service_error_response(exc)
     return JsonResponse({"jobId": str(job.pk), "uploadId": str(upload.pk)}, status=202)

@@ -14,14 +14,14 @@ from django.contrib.postgres.aggregates import ArrayAgg
 from django.db.models import Count, F, QuerySet
 from django.db.models.fields.json import KeyTextTransform
 
-from core.errors import FieldError, ValidationFailed
+from core.errors import CoreErrorCode, FieldError, ValidationFailed
 from modules.social_protection.models import PlanType
 
 BUILT_IN = {
     PlanType.INDIVIDUAL: {"first_name": "individual__first_name", "last_name": "individual__last_name",
                           "dob": "individual__dob", "sex": "individual__sex",
                           "location": "individual__location_id"},
-    PlanType.GROUP: {"code": "group__code", "location": "group__location_id"},
+    PlanType.GROUP: dict(code="group__code", location="group__location_id"),
 }
 TEXT_FIELDS = frozenset({"first_name", "last_name", "sex", "code"})
 JSON_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -29,11 +29,11 @@ JSON_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 def _expressions(plan_type: str, fields: list[str]) -> dict[str, Any]:
     if not fields:
-        raise ValidationFailed([FieldError("fields", "REQUIRED", "Choose at least one field to compare.")])
+        raise ValidationFailed([FieldError("fields", CoreErrorCode.REQUIRED, "Choose at least one field to compare.")])
     owner = "group" if plan_type == PlanType.GROUP else "individual"
     expressions: dict[str, Any] = {}
     if len(fields) > len(BUILT_IN[plan_type]) + 10:
-        raise ValidationFailed([FieldError("fields", "INVALID", "Compare at most a few fields at once.")])
+        raise ValidationFailed([FieldError("fields", CoreErrorCode.INVALID, "Compare at most a few fields at once.")])
     for index, name in enumerate(fields):
         if name in BUILT_IN[plan_type]:
             expressions[f"k{index}"] = F(BUILT_IN[plan_type][name])
@@ -43,7 +43,7 @@ def _expressions(plan_type: str, fields: list[str]) -> dict[str, Any]:
             expressions[f"k{index}"] = KeyTextTransform(name[9:], f"{owner}__json_ext")
         else:
             known = ", ".join([*BUILT_IN[plan_type], "json_ext.<key>"])
-            raise ValidationFailed([FieldError("fields", "INVALID", f"'{name}' is not one of {known}.")])
+            raise ValidationFailed([FieldError("fields", CoreErrorCode.INVALID, f"'{name}' is not one of {known}.")])
     return expressions
 
 

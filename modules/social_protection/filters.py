@@ -7,9 +7,9 @@ from typing import Any
 import django_filters
 from django.db.models import Exists, OuterRef, QuerySet
 
-from core.errors import ServiceError
+from core.errors import CoreErrorCode, ServiceError
 from core.graphql import custom_filters
-from modules.location.services import scope_queryset
+from modules.location.services import scope_queryset, unscoped_system
 from modules.social_protection import targeting
 from modules.social_protection.models import Beneficiary, BenefitPlan, GroupBeneficiary, PlanType
 
@@ -39,8 +39,10 @@ class BenefitPlanFilter(django_filters.FilterSet):
         status = self.data.get("beneficiary_status")
         if status:
             rows = rows.filter(status=status)
+        # Always within the reader's scope: a FilterSet made without a request has no reader,
+        # and None is no actor (MissingActor), not "everything".
         user = getattr(self.request, "user", None)
-        if user is not None:  # a FilterSet made by code without a request acts as the system
+        if not unscoped_system(user, ("social_protection",)):
             rows = scoped_beneficiaries(user, rows, PlanType.GROUP if field == "group" else PlanType.INDIVIDUAL)
         return queryset.filter(Exists(rows))
 
@@ -115,5 +117,5 @@ def beneficiaries_for(user: Any, plan: BenefitPlan, filters: dict[str, Any]) -> 
     rows = scoped_beneficiaries(user, model.objects.filter(benefit_plan=plan), plan.type)
     filterset = filterset_class(data=filters, queryset=rows)
     if not filterset.is_valid():
-        raise ServiceError("INVALID_FILTER", f"Invalid filters: {filterset.errors.as_text()}", "filters")
+        raise ServiceError(CoreErrorCode.INVALID_FILTER, f"Invalid filters: {filterset.errors.as_text()}", "filters")
     return custom_filters.apply(filterset.qs, custom, "group__json_ext" if is_group else "individual__json_ext")

@@ -6,21 +6,14 @@ from collections.abc import Callable
 from typing import Any
 
 from core.hooks import hookimpl
-from core.permissions import PermissionSpec
+from core.permissions import Permission, declared
 
 
 @hookimpl
-def coremis_permissions() -> list[PermissionSpec]:
-    return [
-        PermissionSpec("social_protection.plan_search", "List and read benefit plans"),
-        PermissionSpec("social_protection.plan_create", "Create benefit plans"),
-        PermissionSpec("social_protection.plan_update", "Change benefit plans and their criteria"),
-        PermissionSpec("social_protection.plan_delete", "Delete benefit plans without beneficiaries"),
-        PermissionSpec("social_protection.plan_close", "Close benefit plans (graduates beneficiaries)"),
-        PermissionSpec("social_protection.enroll", "Preview targeting and enroll beneficiaries"),
-        PermissionSpec("social_protection.beneficiary_search", "List and read beneficiaries"),
-        PermissionSpec("social_protection.beneficiary_update", "Change beneficiary status"),
-    ]
+def coremis_permissions() -> list[Permission]:
+    from modules.social_protection import permissions
+
+    return declared(permissions)
 
 
 @hookimpl
@@ -47,19 +40,21 @@ def coremis_jobs() -> dict[str, Callable[..., Any]]:
 @hookimpl
 def individual_validate_delete(individual: Any) -> None:
     from core.errors import ServiceError
+    from modules.individual.errors import IndividualErrorCode
     from modules.social_protection.models import Beneficiary, BeneficiaryStatus
 
     if Beneficiary.objects.filter(individual=individual, status=BeneficiaryStatus.ACTIVE).exists():
-        raise ServiceError("ACTIVE_BENEFICIARY", "This person is an active beneficiary; suspend or graduate them first.", "id")
+        raise ServiceError(IndividualErrorCode.ACTIVE_BENEFICIARY, "This person is an active beneficiary; suspend or graduate them first.", "id")
 
 
 @hookimpl
 def group_validate_delete(group: Any) -> None:
     from core.errors import ServiceError
+    from modules.individual.errors import IndividualErrorCode
     from modules.social_protection.models import BeneficiaryStatus, GroupBeneficiary
 
     if GroupBeneficiary.objects.filter(group=group, status=BeneficiaryStatus.ACTIVE).exists():
-        raise ServiceError("ACTIVE_BENEFICIARY", "This household is an active beneficiary; suspend or graduate it first.", "id")
+        raise ServiceError(IndividualErrorCode.ACTIVE_BENEFICIARY, "This household is an active beneficiary; suspend or graduate it first.", "id")
 
 
 @hookimpl

@@ -10,17 +10,17 @@ from django.db.models import QuerySet
 from graphql import GraphQLError
 
 from core.approvals.schema import TaskGQLType
-from core.approvals.services import needs_approval, request_approval
-from core.errors import ServiceError
+from core.errors import CoreErrorCode, ServiceError
 from core.graphql.core_schema import JobType, UserType  # noqa: F401 - user fields resolve to it
 from core.graphql.fields import ProtectedConnectionField, ProtectedField
 from core.graphql.history import history_connection
 from core.graphql.mutations import CoreMutation
 from core.graphql.scalars import UUID
 from core.graphql.types import CoreNode, CountableConnection
-from core.jobs import start_job
+from core.models import ApprovalTask
 from modules.individual.schema import GroupGQLType, IndividualGQLType
-from modules.social_protection import services
+from modules.social_protection import services, use_cases
+from modules.social_protection.errors import SocialProtectionErrorCode
 from modules.social_protection.filters import (
     BeneficiaryFilter,
     BenefitPlanFilter,
@@ -29,6 +29,16 @@ from modules.social_protection.filters import (
     scoped_beneficiaries,
 )
 from modules.social_protection.models import Beneficiary, BenefitPlan, GroupBeneficiary, PlanType
+from modules.social_protection.permissions import (
+    BENEFICIARY_ENROLL,
+    BENEFICIARY_SEARCH,
+    BENEFICIARY_UPDATE,
+    PLAN_CLOSE,
+    PLAN_CREATE,
+    PLAN_DELETE,
+    PLAN_SEARCH,
+    PLAN_UPDATE,
+)
 
 PLAN_FIELDS = ("id", "code", "name", "type", "description", "institution", "max_beneficiaries",
                "ceiling_per_beneficiary", "date_valid_from", "date_valid_to", "beneficiary_data_schema",
@@ -118,22 +128,13 @@ def _raise(exc: ServiceError) -> GraphQLError:
     return GraphQLError(exc.message, extensions={"code": exc.code, "field": exc.field})
 
 
-def _criteria_from(custom_filters: list[str] | None, criteria: Any) -> Any:
-    """openIMIS frontends send customFilters; the plan's own criteria apply when neither is given."""
-    if criteria is not None:
-        return json.loads(criteria) if isinstance(criteria, str) else criteria
-    if custom_filters:
-        return {"combine": "AND", "conditions": [{"filter": f} for f in custom_filters]}
-    return None
-
-
 def _summary(info: Any, plan_id: Any, custom_filters: Any, criteria: Any, kind: str) -> EnrollmentSummaryGQLType:
     user = info.context.user
     try:
         plan = services.get_plan(plan_id)
         if plan.type != kind:
-            raise ServiceError("WRONG_PLAN_TYPE", f"This is a {plan.type} plan.", "benefitPlanId")
-        result = services.preview(user, plan.pk, _criteria_from(custom_filters, criteria))
+            raise ServiceError(SocialProtectionErrorCode.WRONG_PLAN_TYPE, f"This is a {plan.type} plan.", "benefitPlanId")
+        result = services.preview(user, plan.pk, use_cases.criteria_from(custom_filters, criteria))
     except ServiceError as exc:
         raise _raise(exc) from exc
     sample = result["sample"]
@@ -153,7 +154,7 @@ def _beneficiary_hook(plan_type: str) -> Any:
         if args.get("is_eligible"):
             plan_id = args.get("benefit_plan__id")
             if not plan_id:
-                raise GraphQLError("isEligible needs benefitPlan_Id.", extensions={"code": "INVALID_FILTER"})
+                raise GraphQLError("isEligible needs benefitPlan_Id.", extensions={"code": CoreErrorCode.INVALID_FILTER})
             plan = BenefitPlan.objects.filter(pk=plan_id).first()
             if plan is None:
                 return queryset.none()
@@ -170,17 +171,9 @@ class DuplicateGroupGQLType(graphene.ObjectType):
                                     description="earliest enrolled first")
 
 
-def _duplicates(user: Any, plan_id: Any, fields: list[str]) -> list[dict[str, Any]]:
-    from modules.social_protection import duplicates
-    from modules.social_protection.filters import beneficiaries_for
-
-    plan = services.get_plan(plan_id)
-    return duplicates.summary(beneficiaries_for(user, plan, {}), plan.type, fields)
-
-
 class Query(graphene.ObjectType):
     beneficiary_duplicates_summary = ProtectedField(
-        graphene.List(graphene.NonNull(DuplicateGroupGQLType)), permission="social_protection.beneficiary_search",
+        graphene.List(graphene.NonNull(DuplicateGroupGQLType)), permission=BENEFICIARY_SEARCH,
         benefit_plan_id=UUID(required=True), fields=graphene.List(graphene.NonNull(graphene.String), required=True),
         description="Beneficiaries of a plan sharing every chosen field (first_name, last_name, dob, "
                     "sex, location, code, json_ext.<key>), largest groups first.",
@@ -188,40 +181,40 @@ class Query(graphene.ObjectType):
 
     def resolve_beneficiary_duplicates_summary(self, info: Any, benefit_plan_id: Any, fields: list[str]) -> Any:
         try:
-            groups = _duplicates(info.context.user, benefit_plan_id, fields)
+            groups = use_cases.duplicate_groups(info.context.user, benefit_plan_id, fields)
         except ServiceError as exc:
             raise _raise(exc) from exc
         return [DuplicateGroupGQLType(values=g["values"], count=g["count"], beneficiary_ids=g["ids"]) for g in groups]
 
     benefit_plan = ProtectedConnectionField(
-        BenefitPlanGQLType, permission="social_protection.plan_search",
+        BenefitPlanGQLType, permission=PLAN_SEARCH,
         order_fields=["code", "name", "type", "status", "date_valid_from", "date_valid_to", "date_created"],
     )
-    benefit_plan_history = history_connection(BenefitPlan, "social_protection.plan_search", lambda qs, user: qs)
-    bf_code_validity = ProtectedField(ValidationMessageGQLType, permission="social_protection.plan_search",
+    benefit_plan_history = history_connection(BenefitPlan, PLAN_SEARCH, lambda qs, user: qs)
+    bf_code_validity = ProtectedField(ValidationMessageGQLType, permission=PLAN_SEARCH,
                                       bf_code=graphene.String(required=True), exclude_id=UUID())
-    bf_name_validity = ProtectedField(ValidationMessageGQLType, permission="social_protection.plan_search",
+    bf_name_validity = ProtectedField(ValidationMessageGQLType, permission=PLAN_SEARCH,
                                       bf_name=graphene.String(required=True), exclude_id=UUID())
-    bf_schema_validity = ProtectedField(ValidationMessageGQLType, permission="social_protection.plan_search",
+    bf_schema_validity = ProtectedField(ValidationMessageGQLType, permission=PLAN_SEARCH,
                                         bf_schema=graphene.String(required=True))
     beneficiary = ProtectedConnectionField(
-        BeneficiaryGQLType, permission="social_protection.beneficiary_search", custom_filters=True,
+        BeneficiaryGQLType, permission=BENEFICIARY_SEARCH, custom_filters=True,
         is_eligible=graphene.Boolean(), queryset_hook=_beneficiary_hook(PlanType.INDIVIDUAL),
         order_fields=["status", "date_created", "individual__last_name", "individual__first_name",
                       "individual__dob"],
     )
     group_beneficiary = ProtectedConnectionField(
-        GroupBeneficiaryGQLType, permission="social_protection.beneficiary_search", custom_filters=True,
+        GroupBeneficiaryGQLType, permission=BENEFICIARY_SEARCH, custom_filters=True,
         is_eligible=graphene.Boolean(), queryset_hook=_beneficiary_hook(PlanType.GROUP),
         order_fields=["status", "date_created", "group__code"],
     )
     individual_enrollment_summary = ProtectedField(
-        EnrollmentSummaryGQLType, permission="social_protection.enroll",
+        EnrollmentSummaryGQLType, permission=BENEFICIARY_ENROLL,
         benefit_plan_id=UUID(required=True), custom_filters=graphene.List(graphene.String),
         criteria=graphene.JSONString(description="criteria document; defaults to the plan's"),
     )
     group_enrollment_summary = ProtectedField(
-        EnrollmentSummaryGQLType, permission="social_protection.enroll",
+        EnrollmentSummaryGQLType, permission=BENEFICIARY_ENROLL,
         benefit_plan_id=UUID(required=True), custom_filters=graphene.List(graphene.String),
         criteria=graphene.JSONString(),
     )
@@ -267,7 +260,8 @@ class PlanInput(CoreMutation.Input):
 
 
 class CreateBenefitPlanMutation(CoreMutation):
-    permission = "social_protection.plan_create"
+    permission = PLAN_CREATE
+    error_codes = SocialProtectionErrorCode
     benefit_plan = graphene.Field(BenefitPlanGQLType)
 
     class Input(PlanInput):
@@ -279,7 +273,8 @@ class CreateBenefitPlanMutation(CoreMutation):
 
 
 class UpdateBenefitPlanMutation(CoreMutation):
-    permission = "social_protection.plan_update"
+    permission = PLAN_UPDATE
+    error_codes = SocialProtectionErrorCode
     benefit_plan = graphene.Field(BenefitPlanGQLType)
 
     class Input(PlanInput):
@@ -293,7 +288,8 @@ class UpdateBenefitPlanMutation(CoreMutation):
 
 
 class DeleteBenefitPlanMutation(CoreMutation):
-    permission = "social_protection.plan_delete"
+    permission = PLAN_DELETE
+    error_codes = SocialProtectionErrorCode
     benefit_plan = graphene.Field(BenefitPlanGQLType)
 
     class Input(CoreMutation.Input):
@@ -309,7 +305,8 @@ class CloseBenefitPlanMutation(CoreMutation):
     """Close a plan; every beneficiary who is not yet GRADUATED graduates, in every location,
     so it needs national scope."""
 
-    permission = "social_protection.plan_close"
+    permission = PLAN_CLOSE
+    error_codes = SocialProtectionErrorCode
     benefit_plan = graphene.Field(BenefitPlanGQLType)
     graduated = graphene.Int()
     task = graphene.Field(TaskGQLType, description="set instead when closing needs approval")
@@ -320,13 +317,8 @@ class CloseBenefitPlanMutation(CoreMutation):
 
     @classmethod
     def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
-        if needs_approval("social_protection.close_plan"):
-            plan = services.check_close_plan(user, data["id"])
-            payload = {"id": str(plan.pk), "version": data.get("version")}
-            task = request_approval(user, "social_protection.close_plan", "BenefitPlan", plan.pk, payload)
-            return {"benefit_plan": plan, "task": task}
-        result = services.close_plan(user, data["id"], data.get("version"))
-        return {"benefit_plan": result["plan"], "graduated": result["graduated"]}
+        done = use_cases.do_close_benefit_plan(use_cases.check_close_benefit_plan(user, data["id"], data.get("version")))
+        return {"benefit_plan": done.plan, "graduated": done.graduated, "task": done.task}
 
 
 class ConfirmEnrollmentInput(CoreMutation.Input):
@@ -337,32 +329,17 @@ class ConfirmEnrollmentInput(CoreMutation.Input):
     selection = graphene.List(graphene.NonNull(UUID), description="enroll only these, if eligible")
 
 
-def _start_enrollment(user: Any, data: dict[str, Any], kind: str) -> dict[str, Any]:
-    plan = services.get_plan(data["benefit_plan_id"])
-    if plan.type != kind:
-        raise ServiceError("WRONG_PLAN_TYPE", f"This is a {plan.type} plan.", "benefitPlanId")
-    status = data.get("status") or "POTENTIAL"
-    services.validate_enrollment(user, plan, status)
-    criteria = _criteria_from(data.get("custom_filters"), data.get("criteria"))
-    if criteria is not None:
-        from modules.social_protection import targeting
-
-        targeting.build(plan.type, criteria)  # refuse a bad document now, not in the job
-    params = {"plan_id": str(plan.pk), "status": status, "criteria": criteria,
-              "selection": [str(s) for s in data["selection"]] if data.get("selection") else None}
-    if needs_approval("social_protection.enroll"):
-        return {"task": request_approval(user, "social_protection.enroll", "BenefitPlan", plan.pk, params)}
-    return {"job": start_job("social_protection.enroll", params, user)}
-
-
 def _enrollment_mutation(name: str, kind: str, who: str) -> type[CoreMutation]:
     def perform(cls: Any, info: Any, user: Any, **data: Any) -> dict[str, Any]:
-        return _start_enrollment(user, data, kind)
+        done = use_cases.do_enrollment(use_cases.check_enrollment(
+            user, data["benefit_plan_id"], kind, status=data.get("status"), custom_filters=data.get("custom_filters"),
+            criteria=data.get("criteria"), selection=data.get("selection")))
+        return {"task": done} if isinstance(done, ApprovalTask) else {"job": done}
 
     return type(name, (CoreMutation,), {
         "__doc__": f"Enroll every eligible {who} (or a selection) in a background job, or propose "
                    "it for approval (``task``) when enrollment needs approval.",
-        "permission": "social_protection.enroll",
+        "permission": BENEFICIARY_ENROLL, "error_codes": SocialProtectionErrorCode,
         "job": graphene.Field(JobType), "task": graphene.Field(TaskGQLType),
         "Input": type("Input", (ConfirmEnrollmentInput,), {}), "perform": classmethod(perform),
     })
@@ -377,7 +354,8 @@ ConfirmGroupEnrollmentMutation = _enrollment_mutation(
 class UpdateBeneficiaryMutation(CoreMutation):
     """Change one beneficiary's status (an invalid transition is a clear error)."""
 
-    permission = "social_protection.beneficiary_update"
+    permission = BENEFICIARY_UPDATE
+    error_codes = SocialProtectionErrorCode
     beneficiary = graphene.Field(BeneficiaryGQLType)
     group_beneficiary = graphene.Field(GroupBeneficiaryGQLType)
     task = graphene.Field(TaskGQLType, description="set instead when status changes need approval")
@@ -389,26 +367,17 @@ class UpdateBeneficiaryMutation(CoreMutation):
 
     @classmethod
     def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
-        for model, plan_type, key in ((Beneficiary, PlanType.INDIVIDUAL, "beneficiary"),
-                                      (GroupBeneficiary, PlanType.GROUP, "group_beneficiary")):
-            row = scoped_beneficiaries(user, model.objects.filter(pk=data["id"]), plan_type).first()
-            if row is not None:
-                if needs_approval("social_protection.change_status"):
-                    services.check_transition(row, data["status"])  # refuse a bad proposal now
-                    payload = {"id": str(row.pk), "status": data["status"], "version": data.get("version")}
-                    task = request_approval(user, "social_protection.change_status", model.__name__, row.pk, payload)
-                    return {key: row, "task": task}
-                return {key: services.change_status(user, row, data["status"], data.get("version"))}
-        from core.errors import NotFound
-
-        raise NotFound("Beneficiary", data["id"])
+        request = use_cases.check_status_change(user, data["id"], data["status"], data.get("version"))
+        done = use_cases.do_status_change(request)
+        return {done.key: done.beneficiary, "task": done.task}
 
 
 class BulkUpdateBeneficiaryStatusMutation(CoreMutation):
     """Move every beneficiary of a plan matching the filters to ``status`` (only those for
     which the transition is allowed) in a background job."""
 
-    permission = "social_protection.beneficiary_update"
+    permission = BENEFICIARY_UPDATE
+    error_codes = SocialProtectionErrorCode
     job = graphene.Field(JobType)
 
     class Input(CoreMutation.Input):
@@ -419,24 +388,18 @@ class BulkUpdateBeneficiaryStatusMutation(CoreMutation):
 
     @classmethod
     def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
-        plan = services.get_plan(data["benefit_plan_id"])
-        filters: dict[str, Any] = {}
-        if data.get("current_status"):
-            filters["status"] = data["current_status"]
-        if data.get("custom_filters"):
-            filters["custom_filters"] = data["custom_filters"]
-        from modules.social_protection.filters import beneficiaries_for
-
-        beneficiaries_for(user, plan, filters).exists()  # refuse bad filters now
-        params = {"plan_id": str(plan.pk), "status": data["status"], "filters": filters}
-        return {"job": start_job("social_protection.bulk_status", params, user)}
+        request = use_cases.check_bulk_status_change(user, data["benefit_plan_id"], data["status"],
+                                                     current_status=data.get("current_status"),
+                                                     custom_filters=data.get("custom_filters"))
+        return {"job": use_cases.do_bulk_status_change(request)}
 
 
 class CreateDuplicateReviewTasksMutation(CoreMutation):
     """Turn each group of likely duplicates into a review task for ``taskGroup``'s checkers;
     approving one suspends all of the group but the earliest enrolled."""
 
-    permission = "social_protection.beneficiary_update"
+    permission = BENEFICIARY_UPDATE
+    error_codes = SocialProtectionErrorCode
     tasks = graphene.List(graphene.NonNull(TaskGQLType))
 
     class Input(CoreMutation.Input):
@@ -446,14 +409,8 @@ class CreateDuplicateReviewTasksMutation(CoreMutation):
 
     @classmethod
     def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
-        plan_id = data["benefit_plan_id"]
-        tasks = []
-        for group in _duplicates(user, plan_id, data["fields"]):
-            keep, *suspend = group["ids"]
-            payload = {"plan_id": str(plan_id), "keep": keep, "suspend": suspend, "values": group["values"]}
-            tasks.append(request_approval(user, "social_protection.resolve_duplicates", "BeneficiaryDuplicates",
-                                          keep, payload, task_group=data.get("task_group")))
-        return {"tasks": tasks}
+        request = use_cases.check_duplicate_review(user, data["benefit_plan_id"], data["fields"], data.get("task_group"))
+        return {"tasks": use_cases.do_duplicate_review(request)}
 
 
 class Mutation(graphene.ObjectType):

@@ -10,7 +10,7 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, QuerySet
 
 from core import services
-from core.errors import FieldError, NotFound, ServiceError, ValidationFailed
+from core.errors import CoreErrorCode, FieldError, NotFound, ServiceError, ValidationFailed
 from core.json_ext import JsonExtSchema
 from core.loader import module_config
 from core.permissions import require
@@ -18,6 +18,7 @@ from modules.individual.models import Group, Individual
 from modules.individual.services import visible_groups, visible_individuals
 from modules.location.services import require_national
 from modules.social_protection import targeting
+from modules.social_protection.errors import SocialProtectionErrorCode
 from modules.social_protection.models import (
     TRANSITIONS,
     Beneficiary,
@@ -26,6 +27,14 @@ from modules.social_protection.models import (
     GroupBeneficiary,
     PlanStatus,
     PlanType,
+)
+from modules.social_protection.permissions import (
+    BENEFICIARY_ENROLL,
+    BENEFICIARY_UPDATE,
+    PLAN_CLOSE,
+    PLAN_CREATE,
+    PLAN_DELETE,
+    PLAN_UPDATE,
 )
 
 # --- plans -----------------------------------------------------------------------------------
@@ -50,19 +59,19 @@ def get_plan(pk: Any, include_deleted: bool = False) -> BenefitPlan:
 def code_errors(code: str, exclude: Any = None) -> list[FieldError]:
     code = (code or "").strip()
     if not code:
-        return [FieldError("code", "REQUIRED", "The code is required.")]
+        return [FieldError("code", CoreErrorCode.REQUIRED, "The code is required.")]
     if len(code) > 50:
-        return [FieldError("code", "TOO_LONG", "The code is at most 50 characters.")]
+        return [FieldError("code", CoreErrorCode.TOO_LONG, "The code is at most 50 characters.")]
     if BenefitPlan.objects.filter(code=code).exclude(pk=exclude).exists():
-        return [FieldError("code", "PLAN_CODE_TAKEN", f"Another benefit plan has the code '{code}'.")]
+        return [FieldError("code", SocialProtectionErrorCode.PLAN_CODE_TAKEN, f"Another benefit plan has the code '{code}'.")]
     return []
 
 
 def name_errors(name: str, exclude: Any = None) -> list[FieldError]:
     if not (name or "").strip():
-        return [FieldError("name", "REQUIRED", "The name is required.")]
+        return [FieldError("name", CoreErrorCode.REQUIRED, "The name is required.")]
     if BenefitPlan.objects.filter(name=name.strip()).exclude(pk=exclude).exists():
-        return [FieldError("name", "PLAN_NAME_TAKEN", f"Another benefit plan is named '{name}'.")]
+        return [FieldError("name", SocialProtectionErrorCode.PLAN_NAME_TAKEN, f"Another benefit plan is named '{name}'.")]
     return []
 
 
@@ -72,24 +81,24 @@ def schema_errors(schema: Any) -> list[FieldError]:
     try:
         JsonExtSchema(schema)
     except Exception as exc:  # jsonschema.SchemaError or a non-dict
-        return [FieldError("beneficiaryDataSchema", "INVALID_SCHEMA", f"Not a valid JSON Schema: {exc}")]
+        return [FieldError("beneficiaryDataSchema", SocialProtectionErrorCode.INVALID_SCHEMA, f"Not a valid JSON Schema: {exc}")]
     return []
 
 
 def _check_plan(data: dict[str, Any], exclude: Any = None) -> list[FieldError]:
     errors = code_errors(data["code"], exclude) + name_errors(data["name"], exclude)
     if data["type"] not in PlanType.values:
-        errors.append(FieldError("type", "INVALID", "type is INDIVIDUAL or GROUP."))
+        errors.append(FieldError("type", CoreErrorCode.INVALID, "type is INDIVIDUAL or GROUP."))
     start, end = data.get("date_valid_from"), data.get("date_valid_to")
     if not isinstance(start, datetime.date) or not isinstance(end, datetime.date):
-        errors.append(FieldError("dateValidFrom", "REQUIRED", "Both validity dates are required."))
+        errors.append(FieldError("dateValidFrom", CoreErrorCode.REQUIRED, "Both validity dates are required."))
     elif end < start:
-        errors.append(FieldError("dateValidTo", "BEFORE_START", "The plan ends before it starts."))
+        errors.append(FieldError("dateValidTo", SocialProtectionErrorCode.BEFORE_START, "The plan ends before it starts."))
     if data.get("max_beneficiaries") is not None and data["max_beneficiaries"] < 0:
-        errors.append(FieldError("maxBeneficiaries", "NEGATIVE", "maxBeneficiaries cannot be negative."))
+        errors.append(FieldError("maxBeneficiaries", SocialProtectionErrorCode.NEGATIVE, "maxBeneficiaries cannot be negative."))
     ceiling = data.get("ceiling_per_beneficiary")
     if ceiling is not None and Decimal(ceiling) < 0:
-        errors.append(FieldError("ceilingPerBeneficiary", "NEGATIVE", "The ceiling cannot be negative."))
+        errors.append(FieldError("ceilingPerBeneficiary", SocialProtectionErrorCode.NEGATIVE, "The ceiling cannot be negative."))
     errors += schema_errors(data.get("beneficiary_data_schema"))
     if data["type"] in PlanType.values:
         errors += targeting.validate(data["type"], data.get("criteria"))
@@ -97,7 +106,7 @@ def _check_plan(data: dict[str, Any], exclude: Any = None) -> list[FieldError]:
 
 
 def create_plan(user: Any, **data: Any) -> BenefitPlan:
-    require(user, "social_protection.plan_create")
+    require(user, PLAN_CREATE)
     require_national(user, "Creating a benefit plan")
     values = {k: data.get(k) for k in PLAN_FIELDS}
     values["type"] = values["type"] or PlanType.INDIVIDUAL
@@ -113,13 +122,13 @@ def create_plan(user: Any, **data: Any) -> BenefitPlan:
 
 
 def update_plan(user: Any, pk: Any, *, version: int | None = None, **changes: Any) -> BenefitPlan:
-    require(user, "social_protection.plan_update")
+    require(user, PLAN_UPDATE)
     require_national(user, "Changing a benefit plan")
     plan = get_plan(pk)
     if plan.status == PlanStatus.CLOSED:
-        raise ServiceError("PLAN_CLOSED", "A closed plan cannot change.")
+        raise ServiceError(SocialProtectionErrorCode.PLAN_CLOSED, "A closed plan cannot change.")
     if "type" in changes and changes["type"] != plan.type and _has_beneficiaries(plan):
-        raise ValidationFailed([FieldError("type", "HAS_BENEFICIARIES", "The type of a plan with beneficiaries cannot change.")])
+        raise ValidationFailed([FieldError("type", SocialProtectionErrorCode.HAS_BENEFICIARIES, "The type of a plan with beneficiaries cannot change.")])
     fields = [k for k in PLAN_FIELDS if k in changes]
     values = {k: getattr(plan, k) for k in PLAN_FIELDS} | {k: changes[k] for k in fields}
     errors = _check_plan(values, exclude=plan.pk)
@@ -131,11 +140,11 @@ def update_plan(user: Any, pk: Any, *, version: int | None = None, **changes: An
 
 
 def delete_plan(user: Any, pk: Any, version: int | None = None) -> BenefitPlan:
-    require(user, "social_protection.plan_delete")
+    require(user, PLAN_DELETE)
     require_national(user, "Deleting a benefit plan")
     plan = get_plan(pk)
     if _has_beneficiaries(plan, live_only=True):
-        raise ServiceError("HAS_BENEFICIARIES", "Close the plan instead: it has beneficiaries.", "id")
+        raise ServiceError(SocialProtectionErrorCode.HAS_BENEFICIARIES, "Close the plan instead: it has beneficiaries.", "id")
     return services.set_deleted(plan, user, True, version)
 
 
@@ -149,11 +158,11 @@ def _has_beneficiaries(plan: BenefitPlan, live_only: bool = False) -> bool:
 def check_close_plan(user: Any, pk: Any) -> BenefitPlan:
     """Whether ``user`` may close the plan: closing graduates its beneficiaries in every
     location, so it needs national scope (checked before an approval is even asked for)."""
-    require(user, "social_protection.plan_close")
+    require(user, PLAN_CLOSE)
     require_national(user, "Closing a benefit plan")
     plan = get_plan(pk)
     if plan.status == PlanStatus.CLOSED:
-        raise ServiceError("PLAN_CLOSED", "The plan is already closed.")
+        raise ServiceError(SocialProtectionErrorCode.PLAN_CLOSED, "The plan is already closed.")
     return plan
 
 
@@ -195,7 +204,7 @@ def not_enrolled(plan: BenefitPlan, queryset: QuerySet) -> QuerySet:
 def preview(user: Any, plan_id: Any, criteria: Any = None, sample_size: int | None = None) -> dict[str, Any]:
     """How many match, how many are not yet enrolled, how many would fit under the plan's
     maximum, and a sample; every number is one SQL count."""
-    require(user, "social_protection.enroll")
+    require(user, BENEFICIARY_ENROLL)
     plan = get_plan(plan_id)
     matching = eligible(plan, user, criteria)
     candidates = not_enrolled(plan, matching)
@@ -239,7 +248,7 @@ def enroll_chunk(plan: BenefitPlan, user: Any, status: str, after: Any, limit: i
     with transaction.atomic():
         locked = BenefitPlan.objects.select_for_update().get(pk=plan.pk)
         if locked.status == PlanStatus.CLOSED:
-            raise ServiceError("PLAN_CLOSED", "The plan is closed.")
+            raise ServiceError(SocialProtectionErrorCode.PLAN_CLOSED, "The plan is closed.")
         if locked.max_beneficiaries is not None:
             live = beneficiary_model(plan).objects.filter(benefit_plan=plan).count()
             limit = min(limit, max(0, locked.max_beneficiaries - live))
@@ -265,11 +274,11 @@ def enroll_chunk(plan: BenefitPlan, user: Any, status: str, after: Any, limit: i
 
 
 def validate_enrollment(user: Any, plan: BenefitPlan, status: str) -> None:
-    require(user, "social_protection.enroll")
+    require(user, BENEFICIARY_ENROLL)
     if status not in (BeneficiaryStatus.POTENTIAL, BeneficiaryStatus.ACTIVE):
-        raise ValidationFailed([FieldError("status", "INVALID", "Enroll as POTENTIAL or ACTIVE.")])
+        raise ValidationFailed([FieldError("status", CoreErrorCode.INVALID, "Enroll as POTENTIAL or ACTIVE.")])
     if plan.status == PlanStatus.CLOSED:
-        raise ServiceError("PLAN_CLOSED", "The plan is closed.")
+        raise ServiceError(SocialProtectionErrorCode.PLAN_CLOSED, "The plan is closed.")
 
 
 # --- status ----------------------------------------------------------------------------------
@@ -289,27 +298,27 @@ def _set_status(plan: BenefitPlan, rows: QuerySet, target: str, user: Any) -> in
 
 def check_transition(beneficiary: Beneficiary | GroupBeneficiary, target: str) -> None:
     if target not in BeneficiaryStatus.values:
-        raise ValidationFailed([FieldError("status", "INVALID", f"'{target}' is not a beneficiary status.")])
+        raise ValidationFailed([FieldError("status", CoreErrorCode.INVALID, f"'{target}' is not a beneficiary status.")])
     if target not in TRANSITIONS[beneficiary.status]:
         allowed = ", ".join(sorted(TRANSITIONS[beneficiary.status])) or "none (it is final)"
         raise ValidationFailed([FieldError(
-            "status", "INVALID_TRANSITION",
+            "status", SocialProtectionErrorCode.INVALID_TRANSITION,
             f"A {beneficiary.status} beneficiary cannot become {target}; allowed: {allowed}.",
         )])
 
 
 def change_status(user: Any, beneficiary: Beneficiary | GroupBeneficiary, target: str,
                   version: int | None = None) -> Beneficiary | GroupBeneficiary:
-    require(user, "social_protection.beneficiary_update")
+    require(user, BENEFICIARY_UPDATE)
     check_transition(beneficiary, target)
     beneficiary.status = target
     return services.save_versioned(beneficiary, user, ["status"], version)
 
 
 def bulk_change_status(user: Any, plan: BenefitPlan, rows: QuerySet, target: str) -> dict[str, int]:
-    require(user, "social_protection.beneficiary_update")
+    require(user, BENEFICIARY_UPDATE)
     if target not in BeneficiaryStatus.values:
-        raise ValidationFailed([FieldError("status", "INVALID", f"'{target}' is not a beneficiary status.")])
+        raise ValidationFailed([FieldError("status", CoreErrorCode.INVALID, f"'{target}' is not a beneficiary status.")])
     total = rows.count()
     changed = _set_status(plan, rows, target, user)
     return {"matched": total, "changed": changed, "skipped": total - changed}

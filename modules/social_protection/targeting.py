@@ -18,6 +18,7 @@ JSON path.
 from __future__ import annotations
 
 import datetime
+import uuid
 from typing import Any
 
 from django.db.models import Q
@@ -27,11 +28,12 @@ from core.graphql import custom_filters
 from core.graphql.inputs import unstorable_path
 from modules.location.models import Location
 from modules.location.services import within_paths
+from modules.social_protection.errors import SocialProtectionErrorCode
 
 LOOKUPS = ("exact", "iexact", "icontains", "istartswith", "lt", "lte", "gt", "gte", "in")
 BUILT_IN: dict[str, dict[str, str]] = {
     "INDIVIDUAL": {"first_name": "text", "last_name": "text", "sex": "text", "dob": "date"},
-    "GROUP": {"code": "text"},
+    "GROUP": dict(code="text"),
 }
 HEAD_FIELDS = BUILT_IN["INDIVIDUAL"]
 
@@ -42,7 +44,7 @@ class _Builder:
         self.errors: list[FieldError] = []
 
     def fail(self, path: str, message: str) -> Q:
-        self.errors.append(FieldError(f"criteria{path}", "INVALID_CRITERIA", f"criteria{path}: {message}"))
+        self.errors.append(FieldError(f"criteria{path}", SocialProtectionErrorCode.INVALID_CRITERIA, f"criteria{path}: {message}"))
         return Q()
 
     def node(self, value: Any, path: str) -> Q:
@@ -99,10 +101,13 @@ class _Builder:
         if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
             return self.fail(path, "expected a non-empty list of location ids")
         try:
-            paths = list(Location.objects.filter(pk__in=ids).values_list("path", flat=True))
-        except Exception:  # a malformed uuid
+            # Parsed here, so only a malformed id is refused as one: a database that cannot be
+            # reached is an outage (SERVICE_UNAVAILABLE at the edge), never "invalid id".
+            wanted = {uuid.UUID(i) for i in ids}
+        except ValueError:
             return self.fail(path, "contains an invalid location id")
-        if len(paths) != len(set(map(str, ids))):
+        paths = list(Location.objects.filter(pk__in=wanted).values_list("path", flat=True))
+        if len(paths) != len(wanted):
             return self.fail(path, "names a location that does not exist")
         return within_paths(paths, f"{prefix}location")
 

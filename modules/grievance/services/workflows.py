@@ -156,7 +156,7 @@ def _new_recipient(actor: Any, ticket: Ticket, individual_id: Any) -> Any:
                            "newRecipientId")
     if not has_permission(actor, REGISTRY_UPDATE):
         raise ServiceError(C.PERMISSION_DENIED, "Naming a recipient changes the registry; it needs "
-                                                "'individual.update'.", "newRecipientId")
+                                                f"'{REGISTRY_UPDATE}'.", "newRecipientId")
     member = GroupIndividual.objects.filter(group_id=ticket.household_id, individual_id=individual_id).first()
     if ticket.household_id is None or member is None:
         raise ServiceError(E.RECIPIENT_NOT_IN_HOUSEHOLD, "The new primary recipient must be a member of the "

@@ -112,8 +112,8 @@ def test_replacement_after_death_names_the_recipient_through_a_checker(
     from modules.individual.models import GroupIndividual
 
     group, (deceased, spouse) = household
-    officer = staff(OFFICER, PAY, at="H111", codes=[*handler_codes, "individual.update"])
-    checker = make_user(["core.task.resolve", "core.task.view", "individual.update", "location.scope.national"])
+    officer = staff(OFFICER, PAY, at="H111", codes=[*handler_codes, "individual.registry.update"])
+    checker = make_user(["core.task.resolve", "core.task.view", "individual.registry.update", "location.scope.national"])
     create_task_group(admin_user, code="GRIEVANCE-CHECKERS", completion_policy="ANY", checker_ids=[checker.pk])
     ticket = make_ticket(places, category="deces", location="H111", household_id=group.pk)
     for step in ("verify_household", "record_death"):

@@ -18,11 +18,7 @@ from modules.individual import services
 from modules.individual.import_models import ImportBatch, ImportRun
 from modules.individual.models import Group, GroupIndividual, Individual
 
-pytest.register_assert_rewrite("modules.individual.tests.import_fixtures")
-from modules.individual.tests.import_fixtures import APPROVER, IMPORTER, csv_text, row, xlsx_bytes  # noqa: E402
-
-pytest_plugins = ["modules.individual.tests.import_fixtures"]
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("import_media_in_tmp")]
 
 APPROVE = """mutation($input: ApproveIndividualImportMutationInput!) { approveIndividualImport(input: $input) {
     errors { field code message } job { uuid state stage } } }"""
@@ -32,15 +28,17 @@ DETAILS = """query($id: UUID!) { individualImport(jobId: $id) {
     phase mode needsApproval fileName counts reportUrl decidedBy { username } decisionReason
     job { uuid state stage processed total errorCount } } }"""
 
-FAMILY = [
-    row("Jean", "Ndayishimiye", "1980-05-17", "M", "H111", "HH-1", "HEAD", "PRIMARY", "BI-0001", "+257 79000001",
-        "no", "42", "primary"),
-    row("Marie", "Ndayishimiye", "1984-02-01", "F", "", "HH-1", "SPOUSE", "SECONDARY", "BI-0002", "", "yes", "7"),
-    row("Eric", "Ndayishimiye", "2015-09-30", "M", "", "HH-1", "SON"),
-    row("Goreth", "Niyonzima", "1975-11-11", "F", "H211", "HH-2", "HEAD", "PRIMARY", "BI-0003"),
-    row("Alexis", "Niyonzima", "2010-01-01", "m", "H211", "HH-2", ""),
-    row("Odette", "Irakoze", "1999-12-31", "", "H112", national_id="BI-0004", score="100"),
-]
+@pytest.fixture
+def family(registry_files: Any) -> list[tuple[str, ...]]:
+    return [
+        registry_files.row("Jean", "Ndayishimiye", "1980-05-17", "M", "H111", "HH-1", "HEAD", "PRIMARY", "BI-0001", "+257 79000001",
+            "no", "42", "primary"),
+        registry_files.row("Marie", "Ndayishimiye", "1984-02-01", "F", "", "HH-1", "SPOUSE", "SECONDARY", "BI-0002", "", "yes", "7"),
+        registry_files.row("Eric", "Ndayishimiye", "2015-09-30", "M", "", "HH-1", "SON"),
+        registry_files.row("Goreth", "Niyonzima", "1975-11-11", "F", "H211", "HH-2", "HEAD", "PRIMARY", "BI-0003"),
+        registry_files.row("Alexis", "Niyonzima", "2010-01-01", "m", "H211", "HH-2", ""),
+        registry_files.row("Odette", "Irakoze", "1999-12-31", "", "H112", national_id="BI-0004", score="100"),
+    ]
 
 
 def refresh(job: Job) -> Job:
@@ -57,8 +55,8 @@ def staging_tables() -> list[str]:
 # --- a good file -----------------------------------------------------------------------------
 
 
-def test_a_csv_file_registers_people_households_and_memberships_with_history(run_import, importer, hierarchy):
-    job = run_import(importer, csv_text(FAMILY))
+def test_a_csv_file_registers_people_households_and_memberships_with_history(run_import, importer, hierarchy, registry_files, family):
+    job = run_import(importer, registry_files.csv_text(family))
 
     assert (job.state, job.stage, job.error_count) == (Job.SUCCEEDED, "done", 0)
     assert job.processed == job.total == 6
@@ -94,7 +92,7 @@ def test_a_csv_file_registers_people_households_and_memberships_with_history(run
     assert staging_tables() == []
 
 
-def test_an_xlsx_file_reads_like_the_csv(run_import, importer, hierarchy):
+def test_an_xlsx_file_reads_like_the_csv(run_import, importer, hierarchy, registry_files):
     cells = [
         ["Jean", "Ndayishimiye", datetime.date(1980, 5, 17), "M", "H111", "HH-9", "HEAD", "PRIMARY", 12345678, "",
          False, 42, "primary"],
@@ -102,7 +100,7 @@ def test_an_xlsx_file_reads_like_the_csv(run_import, importer, hierarchy):
          True, 7.0, None],
         [None] * 13,  # an empty row is skipped, as spreadsheets leave them
     ]
-    job = run_import(importer, xlsx_bytes(cells), name="people.xlsx")
+    job = run_import(importer, registry_files.xlsx_bytes(cells), name="people.xlsx")
 
     assert job.state == Job.SUCCEEDED, job.errors
     assert Individual.objects.get(first_name="Jean").json_ext == {
@@ -115,25 +113,25 @@ def test_an_xlsx_file_reads_like_the_csv(run_import, importer, hierarchy):
 # --- what is refused, and why ----------------------------------------------------------------
 
 
-def test_every_row_is_checked_and_the_report_says_why_in_plain_words(run_import, importer, hierarchy, report):
+def test_every_row_is_checked_and_the_report_says_why_in_plain_words(run_import, importer, hierarchy, report, registry_files):
     rows = [
-        row("", "Kaneza", "1990-01-01"),                                   # 2
-        row("Ana", "Kaneza", "01/02/1990"),                                # 3
-        row("Bea", "Kaneza", "2999-01-01"),                                # 4
-        row("Cia", "Kaneza", "1850-01-01"),                                # 5
-        row("Dia", "Kaneza", sex="X"),                                     # 6
-        row("Eva", "Kaneza", score="lots"),                                # 7
-        row("Fay", "Kaneza", score="101"),                                 # 8
-        row("Gia", "Kaneza", national_id="bi 1"),                          # 9
-        row("Ida", "Kaneza", disability="maybe"),                          # 10
-        row("Joy", "Kaneza", education="university"),                     # 11
-        row("Kia", "Kaneza", household="HH-3", role="CHIEF"),              # 12
-        row("Lea", "Kaneza", role="HEAD"),                                 # 13
-        row("Mia", "Kaneza", location="NOWHERE"),                          # 14
-        row("Nia", "Kaneza", location=""),                                 # 15
-        row("Oda", "Kaneza", household="HH-4", recipient="MAIN"),          # 16
+        registry_files.row("", "Kaneza", "1990-01-01"),                                   # 2
+        registry_files.row("Ana", "Kaneza", "01/02/1990"),                                # 3
+        registry_files.row("Bea", "Kaneza", "2999-01-01"),                                # 4
+        registry_files.row("Cia", "Kaneza", "1850-01-01"),                                # 5
+        registry_files.row("Dia", "Kaneza", sex="X"),                                     # 6
+        registry_files.row("Eva", "Kaneza", score="lots"),                                # 7
+        registry_files.row("Fay", "Kaneza", score="101"),                                 # 8
+        registry_files.row("Gia", "Kaneza", national_id="bi 1"),                          # 9
+        registry_files.row("Ida", "Kaneza", disability="maybe"),                          # 10
+        registry_files.row("Joy", "Kaneza", education="university"),                     # 11
+        registry_files.row("Kia", "Kaneza", household="HH-3", role="CHIEF"),              # 12
+        registry_files.row("Lea", "Kaneza", role="HEAD"),                                 # 13
+        registry_files.row("Mia", "Kaneza", location="NOWHERE"),                          # 14
+        registry_files.row("Nia", "Kaneza", location=""),                                 # 15
+        registry_files.row("Oda", "Kaneza", household="HH-4", recipient="MAIN"),          # 16
     ]
-    job = run_import(importer, csv_text(rows))
+    job = run_import(importer, registry_files.csv_text(rows))
 
     assert (job.state, job.stage) == (Job.FAILED, "failed")
     assert job.message.startswith("15 of 15 rows are invalid") or job.message.startswith("None of the 15 rows")
@@ -164,14 +162,14 @@ def test_every_row_is_checked_and_the_report_says_why_in_plain_words(run_import,
     assert [e["code"] for e in job.errors][:2] == ["REQUIRED", "INVALID_DATE"]
 
 
-def test_a_household_has_one_head_one_primary_recipient_and_one_location(run_import, importer, hierarchy, report):
+def test_a_household_has_one_head_one_primary_recipient_and_one_location(run_import, importer, hierarchy, report, registry_files):
     rows = [
-        row("A", "One", household="HH-A", role="HEAD", recipient="PRIMARY", location="H111"),   # 2
-        row("B", "One", household="HH-A", role="HEAD", location=""),                            # 3
-        row("C", "One", household="HH-A", recipient="PRIMARY", location="H112"),                # 4
-        row("D", "Two", household="HH-B", role="SON", location=""),                             # 5
+        registry_files.row("A", "One", household="HH-A", role="HEAD", recipient="PRIMARY", location="H111"),   # 2
+        registry_files.row("B", "One", household="HH-A", role="HEAD", location=""),                            # 3
+        registry_files.row("C", "One", household="HH-A", recipient="PRIMARY", location="H112"),                # 4
+        registry_files.row("D", "Two", household="HH-B", role="SON", location=""),                             # 5
     ]
-    job = run_import(importer, csv_text(rows))
+    job = run_import(importer, registry_files.csv_text(rows))
 
     assert job.state == Job.FAILED
     assert report(importer, job) == [
@@ -190,16 +188,16 @@ def test_a_household_has_one_head_one_primary_recipient_and_one_location(run_imp
 
 
 def test_unique_keys_clash_within_the_file_and_with_the_registry(run_import, importer, admin_user, hierarchy,
-                                                                 report):
+                                                                 report, registry_files):
     services.create_individual(admin_user, first_name="Old", last_name="Timer", dob=datetime.date(1950, 1, 1),
                                location_id=hierarchy["H111"].pk, json_ext={"national_id": "BI-TAKEN"})
     rows = [
-        row("A", "A", national_id="BI-TAKEN"),   # 2
-        row("B", "B", national_id="BI-TWICE"),   # 3
-        row("C", "C", national_id="BI-FINE"),    # 4
-        row("D", "D", national_id="BI-TWICE"),   # 5
+        registry_files.row("A", "A", national_id="BI-TAKEN"),   # 2
+        registry_files.row("B", "B", national_id="BI-TWICE"),   # 3
+        registry_files.row("C", "C", national_id="BI-FINE"),    # 4
+        registry_files.row("D", "D", national_id="BI-TWICE"),   # 5
     ]
-    job = run_import(importer, csv_text(rows), mode="VALID_ROWS")
+    job = run_import(importer, registry_files.csv_text(rows), mode="VALID_ROWS")
 
     assert (job.state, job.stage) == (Job.PARTIAL, "partially_done")
     assert report(importer, job) == [
@@ -214,18 +212,20 @@ def test_unique_keys_clash_within_the_file_and_with_the_registry(run_import, imp
 # --- modes -----------------------------------------------------------------------------------
 
 
-BROKEN_HOUSEHOLD = [
-    row("Head", "Good", household="HH-G", role="HEAD", recipient="PRIMARY"),      # 2
-    row("Kid", "Good", household="HH-G", role="DAUGHTER", location=""),           # 3
-    row("Head", "Bad", household="HH-X", role="HEAD", location="H112"),           # 4
-    row("Kid", "Bad", "not a date", household="HH-X", role="SON", location=""),  # 5
-    row("Wife", "Bad", household="HH-X", role="SPOUSE", location=""),             # 6
-    row("Alone", "Fine", location="H211"),                                        # 7
-]
+@pytest.fixture
+def broken_household(registry_files: Any) -> list[tuple[str, ...]]:
+    return [
+        registry_files.row("Head", "Good", household="HH-G", role="HEAD", recipient="PRIMARY"),      # 2
+        registry_files.row("Kid", "Good", household="HH-G", role="DAUGHTER", location=""),           # 3
+        registry_files.row("Head", "Bad", household="HH-X", role="HEAD", location="H112"),           # 4
+        registry_files.row("Kid", "Bad", "not a date", household="HH-X", role="SON", location=""),  # 5
+        registry_files.row("Wife", "Bad", household="HH-X", role="SPOUSE", location=""),             # 6
+        registry_files.row("Alone", "Fine", location="H211"),                                        # 7
+    ]
 
 
-def test_all_or_nothing_writes_nothing_when_one_row_is_invalid(run_import, importer, hierarchy, report):
-    job = run_import(importer, csv_text(BROKEN_HOUSEHOLD), mode="ALL_OR_NOTHING")
+def test_all_or_nothing_writes_nothing_when_one_row_is_invalid(run_import, importer, hierarchy, report, registry_files, broken_household):
+    job = run_import(importer, registry_files.csv_text(broken_household), mode="ALL_OR_NOTHING")
 
     assert (job.state, job.stage) == (Job.FAILED, "failed")
     assert job.message == ("1 of 6 rows are invalid, so nothing was imported (all or nothing). "
@@ -235,8 +235,8 @@ def test_all_or_nothing_writes_nothing_when_one_row_is_invalid(run_import, impor
     assert staging_tables() == []
 
 
-def test_valid_rows_leaves_out_the_whole_household_of_an_invalid_row(run_import, importer, hierarchy, report):
-    job = run_import(importer, csv_text(BROKEN_HOUSEHOLD), mode="VALID_ROWS")
+def test_valid_rows_leaves_out_the_whole_household_of_an_invalid_row(run_import, importer, hierarchy, report, registry_files, broken_household):
+    job = run_import(importer, registry_files.csv_text(broken_household), mode="VALID_ROWS")
 
     assert (job.state, job.stage) == (Job.PARTIAL, "partially_done")
     assert sorted(Individual.objects.values_list("last_name", "first_name")) == [
@@ -257,16 +257,16 @@ def test_valid_rows_leaves_out_the_whole_household_of_an_invalid_row(run_import,
 
 
 def test_rows_join_a_registered_household_without_a_second_head(run_import, importer, admin_user, hierarchy,
-                                                                 report):
+                                                                 report, registry_files):
     household = services.create_group(admin_user, code="HH-OLD", location_id=hierarchy["H112"].pk)
     head = services.create_individual(admin_user, first_name="Old", last_name="Head", dob=datetime.date(1960, 1, 1),
                                       location_id=hierarchy["H112"].pk)
     services.add_member(admin_user, group_id=household.pk, individual_id=head.pk, role="HEAD", recipient_type="PRIMARY")
     rows = [
-        row("New", "Wife", household="HH-OLD", role="SPOUSE", location=""),                    # 2
-        row("New", "Head", household="HH-NEW", role="HEAD", location="H111"),                 # 3
+        registry_files.row("New", "Wife", household="HH-OLD", role="SPOUSE", location=""),                    # 2
+        registry_files.row("New", "Head", household="HH-NEW", role="HEAD", location="H111"),                 # 3
     ]
-    job = run_import(importer, csv_text(rows))
+    job = run_import(importer, registry_files.csv_text(rows))
     assert job.state == Job.SUCCEEDED, job.errors
     wife = Individual.objects.get(last_name="Wife")
     assert wife.location == hierarchy["H112"]  # the registered household's location
@@ -274,9 +274,9 @@ def test_rows_join_a_registered_household_without_a_second_head(run_import, impo
     assert Group.objects.get(pk=household.pk).head == head
     assert job.result["households_existing"] == 1 and job.result["created_households"] == 1
 
-    second = run_import(importer, csv_text([
-        row("Usurper", "Head", household="HH-OLD", role="HEAD", recipient="PRIMARY", location=""),  # 2
-        row("Moved", "Away", household="HH-OLD", role="SON", location="H111"),                      # 3
+    second = run_import(importer, registry_files.csv_text([
+        registry_files.row("Usurper", "Head", household="HH-OLD", role="HEAD", recipient="PRIMARY", location=""),  # 2
+        registry_files.row("Moved", "Away", household="HH-OLD", role="SON", location="H111"),                      # 3
     ]))
     assert second.state == Job.FAILED
     assert report(importer, second) == [
@@ -287,14 +287,14 @@ def test_rows_join_a_registered_household_without_a_second_head(run_import, impo
 
 
 def test_locations_and_households_outside_the_uploaders_scope_are_refused(run_import, admin_user, p1_importer,
-                                                                           hierarchy, report):
+                                                                           hierarchy, report, registry_files):
     services.create_group(admin_user, code="HH-SOUTH", location_id=hierarchy["H211"].pk)
     rows = [
-        row("In", "Scope", location="H112"),                                    # 2
-        row("Out", "Scope", location="H211"),                                   # 3
-        row("Joins", "South", household="HH-SOUTH", role="SON", location=""),  # 4
+        registry_files.row("In", "Scope", location="H112"),                                    # 2
+        registry_files.row("Out", "Scope", location="H211"),                                   # 3
+        registry_files.row("Joins", "South", household="HH-SOUTH", role="SON", location=""),  # 4
     ]
-    job = run_import(p1_importer, csv_text(rows), mode="VALID_ROWS")
+    job = run_import(p1_importer, registry_files.csv_text(rows), mode="VALID_ROWS")
 
     assert report(p1_importer, job) == [
         ["3", "location_code", "OUT_OF_SCOPE", "The location 'H211' is outside your locations."],
@@ -306,16 +306,16 @@ def test_locations_and_households_outside_the_uploaders_scope_are_refused(run_im
 # --- likely duplicates -----------------------------------------------------------------------
 
 
-def test_likely_duplicates_are_imported_and_listed_for_review(run_import, importer, admin_user, hierarchy, report):
+def test_likely_duplicates_are_imported_and_listed_for_review(run_import, importer, admin_user, hierarchy, report, registry_files):
     known = services.create_individual(admin_user, first_name="Jean", last_name="Ndayishimiye",
                                        dob=datetime.date(1980, 5, 17), location_id=hierarchy["H111"].pk)
     rows = [
-        row("JEAN", "ndayishimiye", "1980-05-17", location="H111"),   # 2: like the registered one
-        row("Ana", "Kaneza", "1990-01-01", location="H112"),          # 3
-        row("Ana", "Kaneza", "1990-01-01", location="H112"),          # 4: like row 3
-        row("Ana", "Kaneza", "1990-01-01", location="H111"),          # 5: elsewhere, someone else
+        registry_files.row("JEAN", "ndayishimiye", "1980-05-17", location="H111"),   # 2: like the registered one
+        registry_files.row("Ana", "Kaneza", "1990-01-01", location="H112"),          # 3
+        registry_files.row("Ana", "Kaneza", "1990-01-01", location="H112"),          # 4: like row 3
+        registry_files.row("Ana", "Kaneza", "1990-01-01", location="H111"),          # 5: elsewhere, someone else
     ]
-    job = run_import(importer, csv_text(rows))
+    job = run_import(importer, registry_files.csv_text(rows))
 
     assert (job.state, job.error_count, job.result["likely_duplicates"]) == (Job.SUCCEEDED, 0, 2)
     assert Individual.objects.count() == 5
@@ -332,8 +332,8 @@ def test_likely_duplicates_are_imported_and_listed_for_review(run_import, import
 
 
 def test_the_same_file_is_refused_once_its_import_has_run_but_not_while_it_is_only_queued(
-        start, run_import, run_jobs, importer, hierarchy):
-    content = csv_text(FAMILY)
+        start, run_import, run_jobs, importer, hierarchy, registry_files, family):
+    content = registry_files.csv_text(family)
     first = start(importer, content)
     # Queued, not run: it does not count (a job that never runs must not block its file).
     second = start(importer, content)
@@ -357,8 +357,8 @@ def test_the_same_file_is_refused_once_its_import_has_run_but_not_while_it_is_on
     assert Individual.objects.count() == 6
 
 
-def test_an_import_run_again_after_it_finished_writes_nobody_twice(run_import, run_again, importer, hierarchy):
-    job = run_import(importer, csv_text(FAMILY))
+def test_an_import_run_again_after_it_finished_writes_nobody_twice(run_import, run_again, importer, hierarchy, registry_files, family):
+    job = run_import(importer, registry_files.csv_text(family))
     assert job.message == "Imported 6 individuals (2 new households)."
     again = run_again(job)
     assert (again.state, again.attempts, again.result["created_individuals"]) == (Job.SUCCEEDED, 2, 6)
@@ -366,8 +366,8 @@ def test_an_import_run_again_after_it_finished_writes_nobody_twice(run_import, r
     assert Individual.objects.count() == 6 and Group.objects.count() == 2 and GroupIndividual.objects.count() == 5
 
 
-def test_a_file_whose_import_failed_may_be_sent_again(run_import, importer, hierarchy):
-    content = csv_text([row("", "Nameless")])
+def test_a_file_whose_import_failed_may_be_sent_again(run_import, importer, hierarchy, registry_files):
+    content = registry_files.csv_text([registry_files.row("", "Nameless")])
     assert run_import(importer, content).state == Job.FAILED
     assert run_import(importer, content).state == Job.FAILED  # not refused as a duplicate
 
@@ -382,15 +382,16 @@ def approval_required(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.usefixtures("approval_required")
 def test_an_import_waits_for_a_second_users_approval(run_import, run_jobs, gql, make_user, approver, hierarchy,
-                                                     django_capture_on_commit_callbacks):
+                                                     django_capture_on_commit_callbacks, registry_files, family):
     # the maker may approve imports too, just not this one
-    importer = make_user([*IMPORTER, *APPROVER], username="maker")
-    job = run_import(importer, csv_text(FAMILY))
+    importer = make_user([*registry_files.IMPORTER, *registry_files.APPROVER], username="maker")
+    job = run_import(importer, registry_files.csv_text(family))
     assert (job.state, job.stage, job.finished_at) == (Job.WAITING, "waiting_for_approval", None)
     assert job.result["awaiting_approval"] is True and job.result["valid"] == 6
     assert not Individual.objects.exists()
     details = gql(approver).ok(DETAILS, {"id": str(job.pk)})["individualImport"]
-    assert (details["phase"], details["needsApproval"], details["job"]["state"]) == ("waiting", True, "WAITING")
+    assert (details["phase"], details["needsApproval"], details["job"]["state"]) == ("WAITING", True, "WAITING")
+    assert details["mode"] == "ALL_OR_NOTHING"  # the core's ImportMode enum
 
     refused = gql(importer).ok(APPROVE, {"input": {"jobId": str(job.pk)}})["approveIndividualImport"]
     assert refused["errors"][0]["code"] == "SELF_APPROVAL"
@@ -413,8 +414,8 @@ def test_an_import_waits_for_a_second_users_approval(run_import, run_jobs, gql, 
 
 @pytest.mark.usefixtures("approval_required")
 def test_approval_checks_the_registry_again(run_import, run_jobs, gql, importer, approver, admin_user, hierarchy,
-                                            django_capture_on_commit_callbacks, report):
-    job = run_import(importer, csv_text(FAMILY))
+                                            django_capture_on_commit_callbacks, report, registry_files, family):
+    job = run_import(importer, registry_files.csv_text(family))
     # meanwhile someone registers a person with one of the file's national ids
     services.create_individual(admin_user, first_name="Quick", last_name="Clerk", dob=datetime.date(1970, 1, 1),
                                location_id=hierarchy["H111"].pk, json_ext={"national_id": "BI-0004"})
@@ -430,8 +431,8 @@ def test_approval_checks_the_registry_again(run_import, run_jobs, gql, importer,
 
 @pytest.mark.usefixtures("approval_required")
 def test_a_rejected_import_writes_nothing_and_tells_why(run_import, gql, importer, approver,
-                                                        django_capture_on_commit_callbacks):
-    job = run_import(importer, csv_text(FAMILY))
+                                                        django_capture_on_commit_callbacks, registry_files, family):
+    job = run_import(importer, registry_files.csv_text(family))
     empty = gql(approver).ok(REJECT, {"input": {"jobId": str(job.pk), "reason": "  "}})["rejectIndividualImport"]
     assert empty["errors"][0]["code"] == "REQUIRED"
     with django_capture_on_commit_callbacks(execute=True):
@@ -446,11 +447,11 @@ def test_a_rejected_import_writes_nothing_and_tells_why(run_import, gql, importe
     assert late["errors"][0]["code"] == "NOT_AWAITING_APPROVAL"
     details = gql(importer).ok(DETAILS, {"id": str(job.pk)})["individualImport"]
     assert (details["phase"], details["decidedBy"], details["decisionReason"]) == (
-        "rejected", {"username": "approver"}, "Wrong province")
+        "REJECTED", {"username": "approver"}, "Wrong province")
 
 
-def test_approving_needs_the_permission(gql, importer, run_import, hierarchy):
-    job = run_import(importer, csv_text(FAMILY))
+def test_approving_needs_the_permission(gql, importer, run_import, hierarchy, registry_files, family):
+    job = run_import(importer, registry_files.csv_text(family))
     result = gql(importer).execute(APPROVE, {"input": {"jobId": str(job.pk)}})
     assert result["errors"][0]["extensions"]["code"] == "PERMISSION_DENIED"
 
@@ -459,8 +460,8 @@ def test_approving_needs_the_permission(gql, importer, run_import, hierarchy):
 
 
 def test_the_report_is_for_the_uploader_and_those_who_may_read_every_job(client, run_import, importer, make_user,
-                                                                          hierarchy):
-    job = run_import(importer, csv_text([row("", "Nameless")]))
+                                                                          hierarchy, registry_files):
+    job = run_import(importer, registry_files.csv_text([registry_files.row("", "Nameless")]))
     url = f"/api/individual/import/{job.pk}/report.csv"
 
     def status(user: Any) -> int:
@@ -468,16 +469,16 @@ def test_the_report_is_for_the_uploader_and_those_who_may_read_every_job(client,
         return int(client.get(url, **headers).status_code)
 
     assert status(None) == 401
-    assert status(make_user(["core.job.view", "individual.import"])) == 404
+    assert status(make_user(["core.job.view", "individual.import.start"])) == 404
     assert status(make_user(["core.job.view", "core.job.view_all", "location.scope.national"])) == 200
     assert status(importer) == 200
 
 
 def test_one_request_uploads_and_starts_an_import(client, run_jobs, importer, hierarchy,
-                                                  django_capture_on_commit_callbacks):
+                                                  django_capture_on_commit_callbacks, registry_files, family):
     import io
 
-    data = io.BytesIO(csv_text(FAMILY).encode())
+    data = io.BytesIO(registry_files.csv_text(family).encode())
     data.name = "people.csv"
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post("/api/individual/import?mode=valid_rows", {"file": data},
@@ -502,7 +503,7 @@ def _post_import(client: Any, user: Any, content: str, capture: Any) -> Any:
 
 
 def test_an_upload_accepted_while_redis_is_away_runs_once_it_answers(client, run_jobs, importer, hierarchy, settings,
-                                                                    monkeypatch, django_capture_on_commit_callbacks):
+                                                                    monkeypatch, django_capture_on_commit_callbacks, registry_files, family):
     import time
 
     from core.jobs import sweep
@@ -510,7 +511,7 @@ def test_an_upload_accepted_while_redis_is_away_runs_once_it_answers(client, run
     monkeypatch.setenv("COREMIS_JOB_DISPATCH_GRACE_SECONDS", "0.01")
     reachable = settings.RQ_QUEUES
     settings.RQ_QUEUES = {"default": {**reachable["default"], "URL": "unix:///tmp/coremis-no-redis-here.sock"}}
-    response = _post_import(client, importer, csv_text(FAMILY), django_capture_on_commit_callbacks)
+    response = _post_import(client, importer, registry_files.csv_text(family), django_capture_on_commit_callbacks)
     assert response.status_code == 202, response.content  # committed: an answer that says so, not a 500
     job = Job.objects.get(pk=response.json()["jobId"])
     assert (job.state, job.dispatched_at) == (Job.QUEUED, None)
@@ -524,10 +525,10 @@ def test_an_upload_accepted_while_redis_is_away_runs_once_it_answers(client, run
 
 
 def test_an_upload_that_answers_an_error_leaves_no_job_and_no_import_behind(run_import, client, importer, hierarchy,
-                                                                           django_capture_on_commit_callbacks):
+                                                                           django_capture_on_commit_callbacks, registry_files, family):
     from core.models import Upload
 
-    content = csv_text(FAMILY)
+    content = registry_files.csv_text(family)
     run_import(importer, content)
     jobs, runs, uploads = Job.objects.count(), ImportRun.objects.count(), Upload.objects.count()
     response = _post_import(client, importer, content, django_capture_on_commit_callbacks)
@@ -535,18 +536,18 @@ def test_an_upload_that_answers_an_error_leaves_no_job_and_no_import_behind(run_
     assert (Job.objects.count(), ImportRun.objects.count(), Upload.objects.count()) == (jobs, runs, uploads)
 
 
-def test_a_file_with_unknown_or_missing_columns_is_refused_whole(run_import, importer, hierarchy):
-    job = run_import(importer, csv_text([["Jean", "N", "1980-01-01", "x"]], header=["first_name", "last_name", "dob",
+def test_a_file_with_unknown_or_missing_columns_is_refused_whole(run_import, importer, hierarchy, registry_files):
+    job = run_import(importer, registry_files.csv_text([["Jean", "N", "1980-01-01", "x"]], header=["first_name", "last_name", "dob",
                                                                                   "shoe_size"]))
     assert job.state == Job.FAILED and job.stage == "failed"
     assert job.message.startswith("The file has column(s) shoe_size that are not known; the columns are first_name,")
-    job = run_import(importer, csv_text([["Jean", "N"]], header=["first_name", "last_name"]))
+    job = run_import(importer, registry_files.csv_text([["Jean", "N"]], header=["first_name", "last_name"]))
     assert job.message == "The file lacks the column(s) dob."
 
 
-def test_names_keep_their_quotes_backslashes_tabs_and_accents(run_import, importer, hierarchy):
+def test_names_keep_their_quotes_backslashes_tabs_and_accents(run_import, importer, hierarchy, registry_files):
     names = [("N'Dayi", 'Back\\slash "Jr"'), ("Tab\there", "Ndayishimiyé"), ("Line\nbreak", "Ok")]
-    job = run_import(importer, csv_text([row(first, last, location="H111") for first, last in names]))
+    job = run_import(importer, registry_files.csv_text([registry_files.row(first, last, location="H111") for first, last in names]))
     assert job.state == Job.SUCCEEDED, job.errors
     assert sorted(Individual.objects.values_list("first_name", "last_name")) == sorted(names)
 
@@ -579,12 +580,12 @@ def listener() -> Any:
 
 
 def test_individuals_created_is_announced_once_per_batch_after_commit(run_import, importer, hierarchy, listener,
-                                                                      monkeypatch):
+                                                                      monkeypatch, registry_files):
     monkeypatch.setitem(get_registry().config("individual"), "import_chunk_size", 100)
-    rows = [row(f"P{n}", f"Family{n // 4}", household=f"HH-{n // 4}", role="HEAD" if n % 4 == 0 else "SON",
+    rows = [registry_files.row(f"P{n}", f"Family{n // 4}", household=f"HH-{n // 4}", role="HEAD" if n % 4 == 0 else "SON",
                 location="H111" if n % 4 == 0 else "") for n in range(250)]
-    rows.append(row("Late", "Family0", household="HH-0", role="DAUGHTER", location=""))  # far from its household
-    job = run_import(importer, csv_text(rows))
+    rows.append(registry_files.row("Late", "Family0", household="HH-0", role="DAUGHTER", location=""))  # far from its household
+    job = run_import(importer, registry_files.csv_text(rows))
 
     assert job.state == Job.SUCCEEDED
     assert ImportBatch.objects.filter(job=job).count() == 3
@@ -599,8 +600,8 @@ def test_individuals_created_is_announced_once_per_batch_after_commit(run_import
 
 
 def test_someone_registering_the_same_person_during_the_commit_costs_only_that_row(
-        run_import, importer, admin_user, hierarchy, monkeypatch, report):
-    from modules.individual import bulk_import
+        run_import, importer, admin_user, hierarchy, monkeypatch, report, registry_files, family):
+    from modules.individual.bulk_import import commit as bulk_import
 
     write_batch = bulk_import._write_batch
     clerk = []
@@ -613,7 +614,7 @@ def test_someone_registering_the_same_person_during_the_commit_costs_only_that_r
         return write_batch(*args)
 
     monkeypatch.setattr(bulk_import, "_write_batch", a_clerk_is_faster)
-    job = run_import(importer, csv_text(FAMILY), mode="VALID_ROWS")
+    job = run_import(importer, registry_files.csv_text(family), mode="VALID_ROWS")
 
     assert (job.state, job.result["created_individuals"]) == (Job.PARTIAL, 5)
     assert report(importer, job) == [
@@ -662,7 +663,8 @@ def _wait_for(condition: Any, seconds: float, what: str) -> Any:
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True, databases=["default", "progress"])
 def test_a_worker_killed_while_importing_is_retried_by_itself_and_the_import_ends_exact(redis_queue, importer, hierarchy,
-                                                                              tmp_path, settings):
+                                                                              tmp_path, settings,
+                                                                              slow_import_batches, registry_files):
     import json
     import os
     import signal
@@ -672,30 +674,31 @@ def test_a_worker_killed_while_importing_is_retried_by_itself_and_the_import_end
 
     from core.loader import modules_config_path
     from core.uploads import store_upload
-    from modules.individual.bulk_import import PAUSE_ENV, start_import
-    from modules.individual.tests.import_fixtures import children_of, database_url
+    from modules.individual.bulk_import import start_import
 
     people = 1000  # 250 households, written in 10 batches of 100 rows
-    rows = [row(f"P{n}", f"Family{n // 4}", household=f"HH-{n // 4:04d}", role="HEAD" if n % 4 == 0 else "SON",
+    rows = [registry_files.row(f"P{n}", f"Family{n // 4}", household=f"HH-{n // 4:04d}", role="HEAD" if n % 4 == 0 else "SON",
                 recipient="PRIMARY" if n % 4 == 0 else "", location=("H111", "H112", "H211")[n // 4 % 3],
                 national_id=f"BI-{n:06d}") for n in range(people)]
     config = json.loads(modules_config_path().read_text())
     config.setdefault("individual", {})["import_chunk_size"] = 100
     (tmp_path / "modules_config.json").write_text(json.dumps(config))
-    env = {**os.environ, "DATABASE_URL": database_url(), "REDIS_URL": settings.REDIS_URL,
+    env = {**os.environ, "DATABASE_URL": registry_files.database_url(), "REDIS_URL": settings.REDIS_URL,
            "COREMIS_DEBUG": "1", "COREMIS_LOG_LEVEL": "WARNING", "COREMIS_MEDIA_ROOT": str(tmp_path),
-           "COREMIS_MODULES_CONFIG": str(tmp_path / "modules_config.json"), PAUSE_ENV: "0.5",
+           "COREMIS_MODULES_CONFIG": str(tmp_path / "modules_config.json"),
            "COREMIS_JOB_LEASE_SECONDS": "3", "COREMIS_JOB_RETRY_SECONDS": "1",
            "COREMIS_SCHEDULER_SWEEP_SECONDS": "0.5"}
-    (tmp_path / "people.csv").write_text(csv_text(rows))
+    (tmp_path / "people.csv").write_text(registry_files.csv_text(rows))
     with open(tmp_path / "people.csv", "rb") as stream, transaction.atomic():
         upload = store_upload(stream, "people.csv", "individual.import", importer)
         job = start_import(importer, upload.pk)
 
+    with connection.cursor() as cursor:  # each batch stays open a moment: the kill lands inside one
+        cursor.execute(slow_import_batches(0.5))
     first = _worker(env)
     try:
         _wait_for(lambda: ImportBatch.objects.filter(job=job).count() >= 2, 90, "two batches committed")
-        for pid in children_of(first.pid):  # the work horse running the job, then its parent
+        for pid in registry_files.children_of(first.pid):  # the work horse running the job, then its parent
             os.kill(pid, signal.SIGKILL)
         first.kill()
         first.wait()
@@ -713,9 +716,11 @@ def test_a_worker_killed_while_importing_is_retried_by_itself_and_the_import_end
     finally:
         if first.poll() is None:
             first.kill()
+        with connection.cursor() as cursor:  # the restarted worker writes at full speed
+            cursor.execute(slow_import_batches(0))
 
     # Nobody runs a command: the scheduler sees the lease lapse and queues the job again.
-    second = _worker({**env, PAUSE_ENV: "0"})
+    second = _worker(env)
     scheduler = _scheduler(env)
     try:
         _wait_for(lambda: refresh(job).is_final, 120, "the import to finish after the restart")

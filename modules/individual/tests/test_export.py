@@ -29,7 +29,7 @@ from modules.location.services import create_location, set_user_locations
 
 pytestmark = pytest.mark.django_db
 
-EXPORTER = ["individual.export", "core.job.view"]
+EXPORTER = ["individual.registry.export", "core.job.view"]
 NATIONAL_EXPORTER = [*EXPORTER, "location.scope.national"]
 
 INDIVIDUAL_HEADER = [
@@ -359,7 +359,7 @@ def test_invalid_custom_filter_is_a_typed_error_and_starts_no_job(gql, make_user
 
 
 def test_user_without_export_permission_is_forbidden(gql, make_user, registry):
-    result = gql(make_user(["individual.search", "location.scope.national"])).execute(
+    result = gql(make_user(["individual.registry.search", "location.scope.national"])).execute(
         EXPORT_INDIVIDUALS, {"input": {}})
     assert result["errors"][0]["extensions"]["code"] == "PERMISSION_DENIED"
     assert not Job.objects.filter(kind="individual.export").exists()
@@ -407,10 +407,10 @@ def test_download_is_only_for_the_creator_or_a_job_administrator(
     assert download(client, owner, job).status_code == 200
     assert download(client, make_user(NATIONAL_EXPORTER), job).status_code == 404
     assert download(client, None, job).status_code == 401
-    assert download(client, make_user(["individual.export", "core.job.view_all", "location.scope.national"]),
+    assert download(client, make_user(["individual.registry.export", "core.job.view_all", "location.scope.national"]),
                     job).status_code == 200
     # job administrators limited to a commune cannot read a national export
-    scoped_admin = make_user(["individual.export", "core.job.view_all"])
+    scoped_admin = make_user(["individual.registry.export", "core.job.view_all"])
     set_user_locations(admin_user, scoped_admin, [registry["C11"].pk])
     assert download(client, scoped_admin, job).status_code == 404
 

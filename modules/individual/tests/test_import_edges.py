@@ -14,15 +14,10 @@ import pytest
 
 from core.auth.tokens import issue
 from core.loader import get_registry
-from core.models import Job, Upload
-from modules.individual.import_models import ImportIssue
+from core.models import ImportIssue, Job, Upload
 from modules.individual.models import Individual
 
-pytest.register_assert_rewrite("modules.individual.tests.import_fixtures")
-from modules.individual.tests.import_fixtures import IMPORTER, csv_text, row, xlsx_bytes  # noqa: E402
-
-pytest_plugins = ["modules.individual.tests.import_fixtures"]
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("import_media_in_tmp")]
 
 REJECT = """mutation($input: RejectIndividualImportMutationInput!) { rejectIndividualImport(input: $input) {
     errors { code } } }"""
@@ -55,18 +50,18 @@ def test_a_zip_bomb_is_refused_before_it_is_inflated(run_import, importer, hiera
     assert stored_files(settings) == []  # refused: its file is not kept
 
 
-def test_a_real_workbook_is_well_within_the_limits(run_import, importer, hierarchy):
-    rows = [row(f"P{i}", "Ndayishimiye", location="H111") for i in range(300)]
-    job = run_import(importer, xlsx_bytes(rows), name="people.xlsx")
+def test_a_real_workbook_is_well_within_the_limits(run_import, importer, hierarchy, registry_files):
+    rows = [registry_files.row(f"P{i}", "Ndayishimiye", location="H111") for i in range(300)]
+    job = run_import(importer, registry_files.xlsx_bytes(rows), name="people.xlsx")
     assert job.state == Job.SUCCEEDED, (job.message, job.errors)
 
 
-def test_a_nul_character_in_a_csv_refuses_its_row_only(run_import, importer, hierarchy, report):
-    text = csv_text([row("Jean", "Ndayishimiye"), row("Ma\x00rie", "Irakoze", sex="F\x00"), row("Eric", "Bosco")])
+def test_a_nul_character_in_a_csv_refuses_its_row_only(run_import, importer, hierarchy, report, registry_files):
+    text = registry_files.csv_text([registry_files.row("Jean", "Ndayishimiye"), registry_files.row("Ma\x00rie", "Irakoze", sex="F\x00"), registry_files.row("Eric", "Bosco")])
     job = run_import(importer, text, mode="VALID_ROWS")
     assert job.state in (Job.SUCCEEDED, Job.PARTIAL), job.message
     assert sorted(Individual.objects.values_list("first_name", flat=True)) == ["Eric", "Jean"]
-    issues = list(ImportIssue.objects.filter(job=job).values_list("row", "code"))
+    issues = list(ImportIssue.objects.filter(report__job=job).values_list("row", "code"))
     assert (3, "INVALID_CHARACTER") in issues
     lines = report(importer, job)
     assert all("\x00" not in cell for line in lines for cell in line)
@@ -77,17 +72,17 @@ def test_a_nul_character_in_the_header_refuses_the_file(run_import, importer, hi
     assert job.state == Job.FAILED and "NUL character" in job.message
 
 
-def test_an_import_refused_whole_leaves_no_file(run_import, importer, hierarchy, settings):
-    job = run_import(importer, csv_text([row("", "Nameless")]))
+def test_an_import_refused_whole_leaves_no_file(run_import, importer, hierarchy, settings, registry_files):
+    job = run_import(importer, registry_files.csv_text([registry_files.row("", "Nameless")]))
     assert job.state == Job.FAILED
     assert stored_files(settings) == []
     assert Upload.objects.count() == 1  # the record of what was sent stays
 
 
 def test_a_rejected_import_leaves_no_file(run_import, gql, importer, approver, settings, monkeypatch,
-                                          django_capture_on_commit_callbacks):
+                                          django_capture_on_commit_callbacks, registry_files):
     monkeypatch.setitem(get_registry().config("individual"), "import_requires_approval", True)
-    job = run_import(importer, csv_text([row("Jean", "Ndayishimiye")]))
+    job = run_import(importer, registry_files.csv_text([registry_files.row("Jean", "Ndayishimiye")]))
     assert job.state == Job.WAITING and len(stored_files(settings)) == 1
     with django_capture_on_commit_callbacks(execute=True):
         gql(approver).ok(REJECT, {"input": {"jobId": str(job.pk), "reason": "Wrong province"}})
@@ -95,8 +90,8 @@ def test_a_rejected_import_leaves_no_file(run_import, gql, importer, approver, s
 
 
 def test_a_refused_one_step_import_leaves_no_file(client, run_import, make_user, importer, hierarchy, settings,
-                                                  django_capture_on_commit_callbacks):
-    content = csv_text([row("Jean", "Ndayishimiye")])
+                                                  django_capture_on_commit_callbacks, registry_files):
+    content = registry_files.csv_text([registry_files.row("Jean", "Ndayishimiye")])
     run_import(importer, content)
     kept = stored_files(settings)
     data = io.BytesIO(content.encode())
@@ -108,12 +103,12 @@ def test_a_refused_one_step_import_leaves_no_file(client, run_import, make_user,
     assert Upload.objects.count() == 1
 
 
-def test_only_declared_upload_purposes_are_accepted(client, make_user, hierarchy, settings):
+def test_only_declared_upload_purposes_are_accepted(client, make_user, hierarchy, settings, registry_files):
     from core.uploads import upload_purposes
 
     assert {"individual.import", "location.import"} <= set(upload_purposes())
     # individual.search is a permission code, not something files are uploaded for
-    user = make_user([*IMPORTER, "location.scope.national"])
+    user = make_user([*registry_files.IMPORTER, "location.scope.national"])
     data = io.BytesIO(b"a,b\n")
     data.name = "x.csv"
     response = client.post("/api/upload?purpose=individual.search", {"file": data},

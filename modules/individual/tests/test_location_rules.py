@@ -13,7 +13,7 @@ from modules.location.services import set_user_locations
 
 pytestmark = pytest.mark.django_db
 
-EDIT = ["individual.search", "individual.create", "individual.update", "individual.delete"]
+EDIT = ["individual.registry.search", "individual.registry.create", "individual.registry.update", "individual.registry.delete"]
 NATIONAL = [*EDIT, "location.scope.national"]
 CREATE_PERSON = """mutation($i: CreateIndividualMutationInput!) { createIndividual(input: $i) {
     errors { field code message } individual { uuid } } }"""

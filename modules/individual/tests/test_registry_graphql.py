@@ -15,8 +15,8 @@ from modules.location.models import UserLocation
 
 pytestmark = pytest.mark.django_db
 
-SEARCH = ["individual.search", "location.scope.national"]
-EDIT = [*SEARCH, "individual.create", "individual.update", "individual.delete"]
+SEARCH = ["individual.registry.search", "location.scope.national"]
+EDIT = [*SEARCH, "individual.registry.create", "individual.registry.update", "individual.registry.delete"]
 
 FRONTEND_QUERY = """{ individual(isDeleted: false, firstName_Icontains: "jean", first: 10, orderBy: ["lastName"]) { totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor } edges { node { id uuid isDeleted dateCreated dateUpdated firstName lastName dob jsonExt version userUpdated { username } } } } }"""
 
@@ -92,7 +92,7 @@ def test_location_filter_includes_descendants_and_scope_applies(gql, make_user, 
     assert names(data) == ["InH1"]
     data = client.ok('{ individual(location: "%s", orderBy: ["lastName"]) { edges { node { lastName } } } }' % places["P1"].pk)
     assert names(data) == ["InH1", "InH2"]
-    scoped = make_user(["individual.search"])
+    scoped = make_user(["individual.registry.search"])
     UserLocation.objects.create(user=scoped, location=places["C2"])
     assert names(gql(scoped).ok('{ individual { edges { node { lastName } } } }')) == ["InH2"]
 

@@ -12,7 +12,7 @@ from modules.location.models import Location
 
 pytestmark = pytest.mark.django_db
 
-PERMS = ["location.import", "location.search", "location.scope.national", "core.job.view"]
+PERMS = ["location.location.import", "location.location.search", "location.scope.national", "core.job.view"]
 
 GOOD = """code,name,type,parent_code
 H900,Nyakabiga,Colline,C900
@@ -113,6 +113,32 @@ def test_all_or_nothing_refuses_the_whole_file_and_explains_each_row(
     assert all(e["message"] for e in job.errors)
     assert job.message == ("6 of 8 rows are invalid, so nothing was imported (all or nothing); "
                            "the job's errors list them.")
+    # The core's import report holds the same refusals, with the cell the file had.
+    report = job.import_report
+    assert (report.module, report.mode) == ("location", "all_or_nothing")
+    issues = {i.row: (i.field, i.code, i.raw_value) for i in report.issues.all()}
+    assert issues[5] == ("type", "INVALID_TYPE", "Village")
+    assert issues[6] == ("parent_code", "UNKNOWN_PARENT", "NOPE")
+    assert issues[9] == ("code", "DUPLICATE_IN_FILE", "C900")
+    assert report.counts["total"] == 8 and report.counts["invalid"] == report.counts["issues"] == 6
+
+
+def test_the_rest_route_and_graphql_start_the_same_import(client, make_user, run_jobs):
+    from core.auth.tokens import issue
+
+    user = make_user(PERMS)
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {issue(user).token}"}
+    refused = client.post("/api/location/import?mode=sometimes", {"file": _named(GOOD)}, **headers)
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "INVALID_MODE"
+    clerk = make_user(["location.location.search"])
+    forbidden = client.post("/api/location/import", {"file": _named(GOOD)},
+                            HTTP_AUTHORIZATION=f"Bearer {issue(clerk).token}")
+    assert forbidden.status_code == 403 and forbidden.json()["error"]["code"] == "PERMISSION_DENIED"
+    assert not Job.objects.filter(kind="location.import").exists()
+    started = client.post("/api/location/import?mode=valid_rows", {"file": _named(GOOD)}, **headers)
+    assert started.status_code == 202, started.content
+    job = Job.objects.get(pk=started.json()["jobId"])
+    assert job.params["mode"] == "valid_rows" and job.created_by == user
 
 
 def test_valid_rows_mode_keeps_the_good_rows(client, gql, make_user, run_jobs,
@@ -139,7 +165,7 @@ def test_missing_columns_fail_with_a_clear_message(client, gql, make_user, run_j
 
 
 def test_upload_needs_the_purpose_permission(client, make_user):
-    user = make_user(["location.search"])
+    user = make_user(["location.location.search"])
     from core.auth.tokens import issue
 
     response = client.post("/api/upload?purpose=location.import", {"file": _named(GOOD)},

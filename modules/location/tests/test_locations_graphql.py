@@ -33,7 +33,7 @@ def codes(data: dict[str, Any]) -> list[str]:
 
 
 def test_list_filters_order_and_pages(gql, make_user, tree, admin_user):
-    client = gql(make_user(["location.search", "location.scope.national"]))
+    client = gql(make_user(["location.location.search", "location.scope.national"]))
     data = client.ok(LIST, {"type": "Colline", "orderBy": ["name"]})
     assert data["locations"]["totalCount"] == 4
     assert codes(data) == ["H112", "H121", "H211", "H111"]  # Buyenzi, Kamenge, Kiremba, Rohero
@@ -56,13 +56,13 @@ def test_list_filters_order_and_pages(gql, make_user, tree, admin_user):
 
 
 def test_order_by_unknown_field_is_a_clear_error(gql, make_user, tree):
-    result = gql(make_user(["location.search", "location.scope.national"])).execute(LIST, {"orderBy": ["password"]})
+    result = gql(make_user(["location.location.search", "location.scope.national"])).execute(LIST, {"orderBy": ["password"]})
     assert result["data"]["locations"] is None
     assert "Cannot order by 'password'" in result["errors"][0]["message"]
 
 
 def test_page_size_limit(gql, make_user, tree):
-    result = gql(make_user(["location.search", "location.scope.national"])).execute(LIST, {"first": 1000})
+    result = gql(make_user(["location.location.search", "location.scope.national"])).execute(LIST, {"first": 1000})
     # refused while the request is validated, before anything runs
     assert "data" not in result
     assert "exceeds the `first` limit of 100" in result["errors"][0]["message"]
@@ -71,7 +71,7 @@ def test_page_size_limit(gql, make_user, tree):
 
 def test_query_count_does_not_grow_with_page_size(gql, make_user, tree, many_collines):
     many_collines(120)
-    client = gql(make_user(["location.search", "location.scope.national"]))
+    client = gql(make_user(["location.location.search", "location.scope.national"]))
     counts = []
     for first in (5, 100):
         with CaptureQueriesContext(connection) as queries:
@@ -82,7 +82,7 @@ def test_query_count_does_not_grow_with_page_size(gql, make_user, tree, many_col
 
 
 def test_deleted_locations_are_hidden_unless_asked_for(gql, make_user, tree):
-    admin = make_user(["location.search", "location.delete", "location.scope.national"])
+    admin = make_user(["location.location.search", "location.location.delete", "location.scope.national"])
     client = gql(admin)
     done = client.ok("""mutation { deleteLocation(input: {uuid: "%s"}) { errors { code } location { isDeleted version } } }""" % tree["H211"].pk)
     assert done["deleteLocation"] == {"errors": [], "location": {"isDeleted": True, "version": 2}}
@@ -91,11 +91,11 @@ def test_deleted_locations_are_hidden_unless_asked_for(gql, make_user, tree):
 
 
 def test_scoped_user_sees_only_their_subtree(gql, make_user, tree):
-    user = make_user(["location.search"])
+    user = make_user(["location.location.search"])
     assert client_codes(gql(user)) == []  # no scope, not national: nothing
     UserLocation.objects.create(user=user, location=tree["C11"])
     assert client_codes(gql(user)) == ["C11", "H111", "H112"]
-    national = make_user(["location.search", "location.scope.national"])
+    national = make_user(["location.location.search", "location.scope.national"])
     assert len(client_codes(gql(national))) == 9
 
 
@@ -115,7 +115,7 @@ mutation($input: CreateLocationMutationInput!) {
 
 
 def test_create_returns_the_object_and_is_logged(gql, make_user, tree):
-    user = make_user(["location.create", "location.search", "core.mutation_log.view", "location.scope.national"])
+    user = make_user(["location.location.create", "location.location.search", "core.mutation_log.view", "location.scope.national"])
     client = gql(user)
     data = client.ok(CREATE, {"input": {
         "code": "C13", "name": "Muha", "type": "Commune", "parentUuid": str(tree["P1"].pk),
@@ -132,7 +132,7 @@ def test_create_returns_the_object_and_is_logged(gql, make_user, tree):
 
 
 def test_create_refusals_are_typed_errors_and_change_nothing(gql, make_user, tree):
-    user = make_user(["location.create", "core.mutation_log.view", "location.scope.national"])
+    user = make_user(["location.location.create", "core.mutation_log.view", "location.scope.national"])
     client = gql(user)
     before = Location.objects.count()
     data = client.ok(CREATE, {"input": {
@@ -154,7 +154,7 @@ def test_create_refusals_are_typed_errors_and_change_nothing(gql, make_user, tre
 
 
 def test_update_with_stale_version_is_refused(gql, make_user, tree):
-    client = gql(make_user(["location.update", "location.scope.national"]))
+    client = gql(make_user(["location.location.update", "location.scope.national"]))
     update = """mutation($input: UpdateLocationMutationInput!) { updateLocation(input: $input) {
         errors { field code message } location { name version } } }"""
     uid = str(tree["H111"].pk)
@@ -166,7 +166,7 @@ def test_update_with_stale_version_is_refused(gql, make_user, tree):
 
 
 def test_moving_a_commune_moves_its_collines(gql, make_user, tree):
-    client = gql(make_user(["location.update", "location.search", "location.scope.national"]))
+    client = gql(make_user(["location.location.update", "location.location.search", "location.scope.national"]))
     client.ok("""mutation { updateLocation(input: {uuid: "%s", parentUuid: "%s"}) { errors { code } } }"""
               % (tree["C11"].pk, tree["P2"].pk))
     under_p2 = client.ok("""{ locations(within_Uuid: "%s") { edges { node { code } } } }""" % tree["P2"].pk)
@@ -174,14 +174,14 @@ def test_moving_a_commune_moves_its_collines(gql, make_user, tree):
 
 
 def test_delete_with_children_is_refused(gql, make_user, tree):
-    client = gql(make_user(["location.delete", "location.scope.national"]))
+    client = gql(make_user(["location.location.delete", "location.scope.national"]))
     data = client.ok("""mutation { deleteLocation(input: {uuid: "%s"}) { errors { code message } } }""" % tree["C11"].pk)
     assert data["deleteLocation"]["errors"][0]["code"] == "LOCATION_HAS_CHILDREN"
     assert not Location.all_objects.get(pk=tree["C11"].pk).is_deleted
 
 
 def test_location_history_lists_every_version(gql, make_user, tree):
-    client = gql(make_user(["location.update", "location.search", "location.scope.national"]))
+    client = gql(make_user(["location.location.update", "location.location.search", "location.scope.national"]))
     client.ok("""mutation { updateLocation(input: {uuid: "%s", name: "Rohero I"}) { errors { code } } }""" % tree["H111"].pk)
     data = client.ok("""{ locationHistory(rowId: "%s", orderBy: ["id"]) { totalCount
         edges { node { operation data } } } }""" % tree["H111"].pk)["locationHistory"]

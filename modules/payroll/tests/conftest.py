@@ -14,7 +14,7 @@ from modules.social_protection.models import BenefitPlan
 
 PAYROLL_ALL = ["payroll.search", "payroll.configure", "payroll.configure_providers", "payroll.create", "payroll.approve", "payroll.pay",
                "payroll.close", "payroll.delete", "core.job.view", "location.scope.national",
-               "social_protection.plan_search", "individual.search"]
+               "social_protection.plan.search", "individual.registry.search"]
 
 
 @pytest.fixture(autouse=True)

@@ -16,7 +16,7 @@ from modules.payroll.tests.test_payroll_generation import create_payroll, setup_
 
 pytestmark = pytest.mark.django_db
 
-READ = [*PAYROLL_ALL, "social_protection.beneficiary_search"]
+READ = [*PAYROLL_ALL, "social_protection.beneficiary.search"]
 # (query, the variable naming a household "g" or a person "p", how to read the answer)
 BY_HOUSEHOLD = [
     ('query($v: UUID, $s: String) { benefitPlan(groupId: $v, beneficiaryStatus: $s) { totalCount } }',

@@ -10,7 +10,6 @@ import pytest
 from core.approvals.services import create_task_group
 from core.loader import module_config
 from modules.social_protection.models import Beneficiary, GroupBeneficiary
-from modules.social_protection.tests.test_targeting_enrollment import ALL, create_plan
 
 pytestmark = pytest.mark.django_db
 
@@ -29,8 +28,8 @@ def checkers(make_user, admin_user, monkeypatch) -> list[Any]:
 
 
 def test_enrollment_waits_for_a_checker_then_runs_once(gql, make_user, households, checkers, run_jobs,
-                                                        django_capture_on_commit_callbacks):
-    maker = make_user(ALL + ["core.task.view", "core.task.resolve"])
+                                                        django_capture_on_commit_callbacks, create_plan, plan_officer_rights):
+    maker = make_user(plan_officer_rights + ["core.task.view", "core.task.resolve"])
     client = gql(maker)
     plan = create_plan(client, type="GROUP", code="G-1", name="Group plan")
     with django_capture_on_commit_callbacks(execute=True):
@@ -57,8 +56,8 @@ def test_enrollment_waits_for_a_checker_then_runs_once(gql, make_user, household
 
 
 def test_invalid_status_change_is_refused_before_it_reaches_a_checker(gql, make_user, households, checkers,
-                                                                      run_jobs, django_capture_on_commit_callbacks):
-    client = gql(make_user(ALL))
+                                                                      run_jobs, django_capture_on_commit_callbacks, create_plan, plan_officer_rights):
+    client = gql(make_user(plan_officer_rights))
     plan = create_plan(client)
     module_config("social_protection")["approvals"].pop("social_protection.enroll")
     with django_capture_on_commit_callbacks(execute=True):
@@ -77,7 +76,7 @@ def test_invalid_status_change_is_refused_before_it_reaches_a_checker(gql, make_
 
 
 def test_duplicate_summary_and_review_tasks(gql, make_user, admin_user, country, checkers, run_jobs,
-                                             django_capture_on_commit_callbacks):
+                                             django_capture_on_commit_callbacks, create_plan, plan_officer_rights):
     import datetime
 
     from modules.individual import services as registry
@@ -86,7 +85,7 @@ def test_duplicate_summary_and_review_tasks(gql, make_user, admin_user, country,
                                        ("Eric", "Hakizimana"), ("Eric", "Hakizimana"), ("Jean", "Bosco")]):
         registry.create_individual(admin_user, first_name=first, last_name=last, dob=datetime.date(1980, 1, 1),
                                    location_id=country["H1"].pk, json_ext={"national_id": f"DUP-{i:03d}"})
-    client = gql(make_user(ALL + ["core.task.view"]))
+    client = gql(make_user(plan_officer_rights + ["core.task.view"]))
     plan = create_plan(client)
     module_config("social_protection")["approvals"].pop("social_protection.enroll")
     with django_capture_on_commit_callbacks(execute=True):

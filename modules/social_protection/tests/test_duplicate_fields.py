@@ -12,7 +12,6 @@ import pytest
 from modules.individual import services as registry
 from modules.individual.models import Group
 from modules.social_protection.models import Beneficiary, GroupBeneficiary
-from modules.social_protection.tests.test_targeting_enrollment import ALL, create_plan, enroll
 
 pytestmark = pytest.mark.django_db
 
@@ -49,8 +48,8 @@ def two_with_one_phone(admin_user, country):
 
 @pytest.mark.parametrize("field", INDIVIDUAL_FIELDS)
 def test_every_documented_field_of_an_individual_plan(gql, make_user, households, two_with_one_phone,
-                                                      run_jobs, django_capture_on_commit_callbacks, field):
-    client = gql(make_user(ALL))
+                                                      run_jobs, django_capture_on_commit_callbacks, field, create_plan, enroll, plan_officer_rights):
+    client = gql(make_user(plan_officer_rights))
     plan = create_plan(client)
     enroll(client, django_capture_on_commit_callbacks, run_jobs, plan, kind="Individual")
     rows = Beneficiary.objects.filter(benefit_plan_id=plan["uuid"]).select_related("individual")
@@ -71,10 +70,10 @@ def test_every_documented_field_of_an_individual_plan(gql, make_user, households
 
 @pytest.mark.parametrize("field", GROUP_FIELDS)
 def test_every_documented_field_of_a_group_plan(gql, make_user, households, run_jobs,
-                                                django_capture_on_commit_callbacks, field):
+                                                django_capture_on_commit_callbacks, field, create_plan, enroll, plan_officer_rights):
     for index, group in enumerate(Group.objects.order_by("code")):
         Group.objects.filter(pk=group.pk).update(json_ext={"livelihood": f"L{index % 5}"} if index % 6 else {})
-    client = gql(make_user(ALL))
+    client = gql(make_user(plan_officer_rights))
     plan = create_plan(client, type="GROUP", code="G-1", name="Households")
     enroll(client, django_capture_on_commit_callbacks, run_jobs, plan, kind="Group")
     rows = GroupBeneficiary.objects.filter(benefit_plan_id=plan["uuid"]).select_related("group")
@@ -91,8 +90,8 @@ def test_every_documented_field_of_a_group_plan(gql, make_user, households, run_
 
 
 def test_fields_combine_and_unknown_ones_are_a_typed_error(gql, make_user, households, run_jobs,
-                                                           django_capture_on_commit_callbacks):
-    client = gql(make_user(ALL))
+                                                           django_capture_on_commit_callbacks, create_plan, enroll, plan_officer_rights):
+    client = gql(make_user(plan_officer_rights))
     plan = create_plan(client)
     enroll(client, django_capture_on_commit_callbacks, run_jobs, plan, kind="Individual")
     both = client.ok(SUMMARY, {"p": plan["uuid"], "f": ["last_name", "json_ext.vulnerability_score"]})

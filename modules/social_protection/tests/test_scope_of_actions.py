@@ -13,11 +13,9 @@ from core.models import ApprovalDecision, ApprovalTask
 from modules.location.services import set_user_locations
 from modules.social_protection import services
 from modules.social_protection.models import BenefitPlan, GroupBeneficiary
-from modules.social_protection.tests.test_targeting_enrollment import ALL
 
 pytestmark = pytest.mark.django_db
 
-LOCAL = [p for p in ALL if p != "location.scope.national"] + ["social_protection.plan_delete"]
 RESOLVE = "mutation($i: ResolveTaskMutationInput!) { resolveTask(input: $i) { errors { code message } } }"
 CLOSE = """mutation($i: CloseBenefitPlanMutationInput!) { closeBenefitPlan(input: $i) {
     errors { code message } graduated task { uuid } benefitPlan { status } } }"""
@@ -35,11 +33,17 @@ def plan(admin_user: Any, households: list[Any]) -> BenefitPlan:
 
 
 @pytest.fixture
-def officer(make_user: Any, admin_user: Any, country: dict[str, Any]) -> Any:
+def officer(make_user: Any, admin_user: Any, country: dict[str, Any], local_rights: list[str]) -> Any:
     """Scoped to commune C1 (collines H1 and H2: 12 of the 24 households)."""
-    user = make_user(LOCAL)
+    user = make_user(local_rights)
     set_user_locations(admin_user, user, [country["C1"].pk])
     return user
+
+
+@pytest.fixture
+def local_rights(plan_officer_rights: list[str]) -> list[str]:
+    """A plan officer's rights without national scope, with deleting plans."""
+    return [p for p in plan_officer_rights if p != "location.scope.national"] + ["social_protection.plan.delete"]
 
 
 def statuses() -> dict[str, int]:
@@ -57,7 +61,7 @@ def test_a_province_officer_cannot_close_a_plan_graduating_beneficiaries_elsewhe
 
 
 def test_nor_ask_a_checker_to_close_it_and_a_scoped_checker_cannot_approve_it(
-        gql, make_user, admin_user, officer, plan, country, monkeypatch, django_capture_on_commit_callbacks):
+        gql, make_user, admin_user, officer, plan, country, monkeypatch, django_capture_on_commit_callbacks, plan_officer_rights):
     local_checker = make_user(["core.task.view", "core.task.resolve"])
     set_user_locations(admin_user, local_checker, [country["C1"].pk])
     create_task_group(admin_user, code="CLOSERS", completion_policy="ANY", checker_ids=[local_checker.pk])
@@ -67,7 +71,7 @@ def test_nor_ask_a_checker_to_close_it_and_a_scoped_checker_cannot_approve_it(
     assert [e["code"] for e in refused["errors"]] == ["OUT_OF_SCOPE"] and not ApprovalTask.objects.exists()
 
     # a national maker may ask, but the checker deciding must be national too
-    proposed = gql(make_user(ALL)).ok(CLOSE, {"i": {"id": str(plan.pk)}})["closeBenefitPlan"]
+    proposed = gql(make_user(plan_officer_rights)).ok(CLOSE, {"i": {"id": str(plan.pk)}})["closeBenefitPlan"]
     task = proposed["task"]["uuid"]
     with django_capture_on_commit_callbacks(execute=True):
         decided = gql(local_checker).ok(RESOLVE, {"i": {"id": task, "businessStatus": "APPROVED"}})["resolveTask"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 from django.db import connection
@@ -12,40 +11,13 @@ from modules.social_protection.models import Beneficiary, BenefitPlan, GroupBene
 
 pytestmark = pytest.mark.django_db
 
-ALL = ["social_protection.plan_search", "social_protection.plan_create", "social_protection.plan_update",
-       "social_protection.plan_close", "social_protection.enroll", "social_protection.beneficiary_search",
-       "social_protection.beneficiary_update", "core.job.view", "location.scope.national", "individual.search"]
-
 CREATE = """mutation($i: CreateBenefitPlanMutationInput!) { createBenefitPlan(input: $i) {
     errors { field code message } benefitPlan { uuid code type status criteria } } }"""
 
 
-def create_plan(client: Any, **fields: Any) -> dict[str, Any]:
-    payload = {"code": "CT-1", "name": "Cash transfer", "type": "INDIVIDUAL",
-               "dateValidFrom": "2026-01-01", "dateValidTo": "2027-12-31", **fields}
-    if "criteria" in payload and not isinstance(payload["criteria"], str):
-        payload["criteria"] = json.dumps(payload["criteria"])
-    data = client.ok(CREATE, {"i": payload})["createBenefitPlan"]
-    assert data["errors"] == [], data["errors"]
-    return data["benefitPlan"]
-
-
-def enroll(client: Any, capture: Any, run_jobs: Any, plan: dict[str, Any], kind: str = "Group",
-           status: str = "ACTIVE", **extra: Any) -> dict[str, Any]:
-    mutation = """mutation($i: Confirm%sEnrollmentMutationInput!) { confirm%sEnrollment(input: $i) {
-        errors { field code message } job { uuid } } }""" % (kind, kind)
-    with capture(execute=True):
-        data = client.ok(mutation, {"i": {"benefitPlanId": plan["uuid"], "status": status, **extra}})
-    result = data[f"confirm{kind}Enrollment"]
-    assert result["errors"] == [], result["errors"]
-    run_jobs()
-    jobs = client.ok('{ jobs(kind: "social_protection.enroll", orderBy: ["-created_at"], first: 1) { edges { node { state result processed total } } } }')
-    return jobs["jobs"]["edges"][0]["node"]
-
-
 def test_emergency_top_up_selects_vulnerable_households_in_flooded_collines(
-        gql, make_user, country, households, run_jobs, django_capture_on_commit_callbacks):
-    client = gql(make_user(ALL))
+        gql, make_user, country, households, run_jobs, django_capture_on_commit_callbacks, create_plan, enroll, plan_officer_rights):
+    client = gql(make_user(plan_officer_rights))
     flooded = [str(country["H1"].pk), str(country["H3"].pk)]
     criteria = {"combine": "AND", "conditions": [
         {"location": flooded},
@@ -84,8 +56,8 @@ def test_emergency_top_up_selects_vulnerable_households_in_flooded_collines(
 
 
 def test_individual_plan_preview_respects_maximum_and_custom_filters(
-        gql, make_user, households, run_jobs, django_capture_on_commit_callbacks):
-    client = gql(make_user(ALL))
+        gql, make_user, households, run_jobs, django_capture_on_commit_callbacks, create_plan, enroll, plan_officer_rights):
+    client = gql(make_user(plan_officer_rights))
     plan = create_plan(client, maxBeneficiaries=5)
     summary = client.ok("""query($p: UUID!, $f: [String]) { individualEnrollmentSummary(benefitPlanId: $p, customFilters: $f) {
         totalNumberOfIndividuals numberToEnroll capacityLeft } }""",
@@ -98,8 +70,8 @@ def test_individual_plan_preview_respects_maximum_and_custom_filters(
     assert Beneficiary.objects.filter(benefit_plan_id=plan["uuid"]).count() == 5
 
 
-def test_invalid_criteria_are_refused_with_their_path(gql, make_user):
-    client = gql(make_user(ALL))
+def test_invalid_criteria_are_refused_with_their_path(gql, make_user, plan_officer_rights):
+    client = gql(make_user(plan_officer_rights))
     bad = {"combine": "AND", "conditions": [{"filter": "score__lt__integer=abc"}, {"field": "height", "value": 2},
                                             {"on": "head", "filter": "x__exact__string=1"}]}
     data = client.ok(CREATE, {"i": {"code": "B", "name": "B", "type": "INDIVIDUAL", "dateValidFrom": "2026-01-01",
@@ -109,8 +81,8 @@ def test_invalid_criteria_are_refused_with_their_path(gql, make_user):
     assert BenefitPlan.objects.count() == 0
 
 
-def test_status_transitions_and_close(gql, make_user, households, run_jobs, django_capture_on_commit_callbacks):
-    client = gql(make_user(ALL))
+def test_status_transitions_and_close(gql, make_user, households, run_jobs, django_capture_on_commit_callbacks, create_plan, enroll, plan_officer_rights):
+    client = gql(make_user(plan_officer_rights))
     plan = create_plan(client)
     enroll(client, django_capture_on_commit_callbacks, run_jobs, plan, kind="Individual", status="POTENTIAL",
            customFilters=["vulnerability_score__lt__integer=20"])
@@ -132,8 +104,8 @@ def test_status_transitions_and_close(gql, make_user, households, run_jobs, djan
     assert set(Beneficiary.objects.filter(benefit_plan_id=plan["uuid"]).values_list("status", flat=True)) == {"GRADUATED"}
 
 
-def test_bulk_status_change_by_filter(gql, make_user, households, run_jobs, django_capture_on_commit_callbacks):
-    client = gql(make_user(ALL))
+def test_bulk_status_change_by_filter(gql, make_user, households, run_jobs, django_capture_on_commit_callbacks, create_plan, enroll, plan_officer_rights):
+    client = gql(make_user(plan_officer_rights))
     plan = create_plan(client)
     enroll(client, django_capture_on_commit_callbacks, run_jobs, plan, kind="Individual", status="POTENTIAL")
     with django_capture_on_commit_callbacks(execute=True):
@@ -145,8 +117,8 @@ def test_bulk_status_change_by_filter(gql, make_user, households, run_jobs, djan
 
 
 def test_beneficiary_list_in_openimis_shape_and_is_eligible(gql, make_user, households, run_jobs,
-                                                            django_capture_on_commit_callbacks):
-    client = gql(make_user(ALL))
+                                                            django_capture_on_commit_callbacks, create_plan, enroll, plan_officer_rights):
+    client = gql(make_user(plan_officer_rights))
     plan = create_plan(client, criteria={"filter": "vulnerability_score__lt__integer=40"})
     enroll(client, django_capture_on_commit_callbacks, run_jobs, plan, kind="Individual", status="ACTIVE",
            criteria=json.dumps({}))  # enroll everyone regardless of the plan's criteria
@@ -161,8 +133,8 @@ def test_beneficiary_list_in_openimis_shape_and_is_eligible(gql, make_user, hous
     assert eligible == sum(3 for i in range(24) if (i * 7) % 100 < 40)
 
 
-def test_plan_validity_queries(gql, make_user):
-    client = gql(make_user(ALL))
+def test_plan_validity_queries(gql, make_user, create_plan, plan_officer_rights):
+    client = gql(make_user(plan_officer_rights))
     create_plan(client)
     data = client.ok("""{ taken: bfCodeValidity(bfCode: "CT-1") { isValid errorCode }
         free: bfCodeValidity(bfCode: "CT-2") { isValid }
@@ -174,8 +146,8 @@ def test_plan_validity_queries(gql, make_user):
 
 
 def test_individual_list_offers_people_not_yet_in_a_plan(gql, make_user, households, run_jobs,
-                                                          django_capture_on_commit_callbacks):
-    client = gql(make_user(ALL))
+                                                          django_capture_on_commit_callbacks, create_plan, enroll, plan_officer_rights):
+    client = gql(make_user(plan_officer_rights))
     plan = create_plan(client)
     enroll(client, django_capture_on_commit_callbacks, run_jobs, plan, kind="Individual", status="POTENTIAL",
            customFilters=["vulnerability_score__lt__integer=30"])
@@ -185,10 +157,10 @@ def test_individual_list_offers_people_not_yet_in_a_plan(gql, make_user, househo
 
 
 def test_enrollment_and_bulk_status_jobs_run_again_change_nothing(gql, make_user, households, run_jobs, run_again,
-                                                                  django_capture_on_commit_callbacks):
+                                                                  django_capture_on_commit_callbacks, create_plan, enroll, plan_officer_rights):
     from core.models import Job
 
-    client = gql(make_user(ALL))
+    client = gql(make_user(plan_officer_rights))
     plan = create_plan(client)
     enroll(client, django_capture_on_commit_callbacks, run_jobs, plan, kind="Individual", status="POTENTIAL")
     enrolled = Job.objects.get(kind="social_protection.enroll")

@@ -1,7 +1,14 @@
-"""Fixtures for the bulk import's tests (a pytest plug-in: ``pytest_plugins`` names it).
+"""The individual module's test plug-in (registered by the core's, see ``core/testing``): the
+bulk import's fixtures and the seam its crash tests use.
 
 Files go through the real upload route and the real GraphQL mutation; jobs run in a real RQ
-worker (in process here; in a subprocess for the crash test).
+worker (in process here; in a subprocess for the crash test). Tests build files with the
+``registry_files`` helpers (``csv_text``, ``row``, ``xlsx_bytes``, the ``IMPORTER`` /
+``APPROVER`` rights) and never import a test file.
+
+``slow_import_batches`` is the seam the crash tests use to kill a worker in the middle of an
+import's commit: a trigger on the batch markers, so each batch stays open a moment after its
+rows are written, inside its transaction. The production code has no pause of its own.
 """
 
 from __future__ import annotations
@@ -9,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable, Iterable
+from types import SimpleNamespace
 from typing import Any
 
 import openpyxl
@@ -21,15 +29,16 @@ from modules.location.services import create_location, set_user_locations
 
 HEADER = ("first_name", "last_name", "dob", "sex", "location_code", "household_code", "role",
           "recipient_type", "national_id", "phone", "disability", "vulnerability_score", "education_level")
-IMPORTER = ["individual.import", "individual.search", "core.job.view"]
-APPROVER = ["individual.import_approve", "individual.search", "core.job.view", "location.scope.national"]
+IMPORTER = ["individual.import.start", "individual.registry.search", "core.job.view"]
+APPROVER = ["individual.import.approve", "individual.registry.search", "core.job.view", "location.scope.national"]
 
 IMPORT = """mutation($input: ImportIndividualsMutationInput!) { importIndividuals(input: $input) {
     errors { field code message } job { uuid state stage } } }"""
 
 
-@pytest.fixture(autouse=True)
-def _media_in_tmp(settings: Any, tmp_path: Any) -> None:
+@pytest.fixture
+def import_media_in_tmp(settings: Any, tmp_path: Any) -> None:
+    """Uploads and exports of the test under its own temporary folder."""
     settings.MEDIA_ROOT = tmp_path
 
 
@@ -65,7 +74,7 @@ def approver(make_user: Any, hierarchy: dict[str, Location]) -> Any:
     return make_user(APPROVER, username="approver")
 
 
-def csv_text(rows: Iterable[Iterable[Any]], header: Iterable[str] = HEADER) -> str:
+def _csv_text(rows: Iterable[Iterable[Any]], header: Iterable[str] = HEADER) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(header)
@@ -73,7 +82,7 @@ def csv_text(rows: Iterable[Iterable[Any]], header: Iterable[str] = HEADER) -> s
     return out.getvalue()
 
 
-def row(first: str = "Jean", last: str = "Ndayishimiye", dob: str = "1980-05-17", sex: str = "M",
+def _row(first: str = "Jean", last: str = "Ndayishimiye", dob: str = "1980-05-17", sex: str = "M",
         location: str = "H111", household: str = "", role: str = "", recipient: str = "",
         national_id: str = "", phone: str = "", disability: str = "", score: str = "",
         education: str = "") -> tuple[str, ...]:
@@ -81,7 +90,7 @@ def row(first: str = "Jean", last: str = "Ndayishimiye", dob: str = "1980-05-17"
             disability, score, education)
 
 
-def xlsx_bytes(rows: Iterable[Iterable[Any]], header: Iterable[str] = HEADER) -> bytes:
+def _xlsx_bytes(rows: Iterable[Iterable[Any]], header: Iterable[str] = HEADER) -> bytes:
     workbook = openpyxl.Workbook()
     sheet = workbook.active
     sheet.append(list(header))
@@ -92,7 +101,7 @@ def xlsx_bytes(rows: Iterable[Iterable[Any]], header: Iterable[str] = HEADER) ->
     return out.getvalue()
 
 
-def upload(client: Any, user: Any, content: str | bytes, name: str = "people.csv") -> str:
+def _upload(client: Any, user: Any, content: str | bytes, name: str = "people.csv") -> str:
     data = io.BytesIO(content.encode() if isinstance(content, str) else content)
     data.name = name
     response = client.post("/api/upload?purpose=individual.import", {"file": data},
@@ -102,13 +111,14 @@ def upload(client: Any, user: Any, content: str | bytes, name: str = "people.csv
 
 
 @pytest.fixture
-def start(client: Any, gql: Any, django_capture_on_commit_callbacks: Any) -> Callable[..., dict[str, Any]]:
+def start(client: Any, gql: Any, django_capture_on_commit_callbacks: Any,
+          import_media_in_tmp: None) -> Callable[..., dict[str, Any]]:
     """``start(user, content, mode=..., allow_duplicate_file=...)``: upload a file and call
     ``importIndividuals``; returns the mutation's payload."""
 
     def begin(user: Any, content: str | bytes, name: str = "people.csv", mode: str = "ALL_OR_NOTHING",
               allow_duplicate_file: bool = False) -> dict[str, Any]:
-        upload_id = upload(client, user, content, name)
+        upload_id = _upload(client, user, content, name)
         variables = {"input": {"uploadId": upload_id, "mode": mode, "allowDuplicateFile": allow_duplicate_file}}
         with django_capture_on_commit_callbacks(execute=True):
             payload = gql(user).ok(IMPORT, variables)["importIndividuals"]
@@ -133,7 +143,8 @@ def run_import(start: Any, run_jobs: Any, django_capture_on_commit_callbacks: An
 
 @pytest.fixture
 def report(client: Any) -> Callable[[Any, Any], list[list[str]]]:
-    """The report CSV of an import as ``user`` downloads it (header row dropped)."""
+    """The report CSV of an import as ``user`` downloads it (header row dropped; the cell's
+    value, the core report's fifth column, left out)."""
 
     def read(user: Any, job: Any) -> list[list[str]]:
         response = client.get(f"/api/individual/import/{job.pk}/report.csv",
@@ -141,8 +152,8 @@ def report(client: Any) -> Callable[[Any, Any], list[list[str]]]:
         assert response.status_code == 200, response.content
         text = b"".join(response.streaming_content).decode("utf-8-sig")
         lines = list(csv.reader(io.StringIO(text)))
-        assert lines[0] == ["row", "field", "code", "message"]
-        return lines[1:]
+        assert lines[0] == ["row", "field", "code", "message", "value"]  # the core's import report
+        return [line[:4] for line in lines[1:]]
 
     return read
 
@@ -150,7 +161,7 @@ def report(client: Any) -> Callable[[Any, Any], list[list[str]]]:
 # --- real worker processes -------------------------------------------------------------------
 
 
-def database_url() -> str:
+def _database_url() -> str:
     """The test database as a URL for a child process (socket directory or host)."""
     from urllib.parse import quote
 
@@ -166,7 +177,7 @@ def database_url() -> str:
     return f"postgresql://{user}{password}@{host}{port}/{cfg['NAME']}"
 
 
-def children_of(pid: int) -> list[int]:
+def _children_of(pid: int) -> list[int]:
     """Processes whose parent is ``pid`` (an RQ worker forks a work horse per job)."""
     import os
 
@@ -182,3 +193,36 @@ def children_of(pid: int) -> list[int]:
         if int(fields[1]) == pid:
             found.append(int(entry))
     return found
+
+
+SLOW_BATCHES = "coremis_test_slow_import_batch"
+
+
+def slow_batches_sql(seconds: float) -> str:
+    """SQL making every import batch wait ``seconds`` before it commits (0: not any more)."""
+    if not seconds:
+        return (f"DROP TRIGGER IF EXISTS {SLOW_BATCHES} ON individual_importbatch; "
+                f"DROP FUNCTION IF EXISTS {SLOW_BATCHES}()")
+    return (f"CREATE OR REPLACE FUNCTION {SLOW_BATCHES}() RETURNS trigger LANGUAGE plpgsql AS "
+            f"$$ BEGIN PERFORM pg_sleep({float(seconds)}); RETURN NULL; END $$; "
+            f"DROP TRIGGER IF EXISTS {SLOW_BATCHES} ON individual_importbatch; "
+            f"CREATE TRIGGER {SLOW_BATCHES} AFTER INSERT ON individual_importbatch "
+            f"FOR EACH ROW EXECUTE FUNCTION {SLOW_BATCHES}()")
+
+
+@pytest.fixture(scope="session")
+def slow_import_batches() -> Callable[[float], str]:
+    """``slow_import_batches(0.5)``: the SQL (run it on the database the workers use) that
+    keeps each batch of an import open half a second after its rows, before its commit;
+    ``slow_import_batches(0)`` undoes it."""
+    return slow_batches_sql
+
+
+@pytest.fixture(scope="session")
+def registry_files() -> SimpleNamespace:
+    """Builders of registry files and the import's rights: ``csv_text(rows)``, ``row(...)``,
+    ``xlsx_bytes(rows)``, ``HEADER``, ``IMPORTER``, ``APPROVER``, and for tests running a
+    worker process ``database_url()`` and ``children_of(pid)``."""
+    return SimpleNamespace(csv_text=_csv_text, row=_row, xlsx_bytes=_xlsx_bytes, HEADER=HEADER,
+                           IMPORTER=list(IMPORTER), APPROVER=list(APPROVER),
+                           database_url=_database_url, children_of=_children_of)

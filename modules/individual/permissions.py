@@ -1,0 +1,19 @@
+"""The individual module's permission codes (``<module>.<noun>.<verb>``), used by the
+declaration (``declared(permissions)``) and by every check alike. The noun ``registry`` is
+individuals, households and their memberships together (one right covers all three).
+
+The upload purpose and the job kind ``individual.import`` are other vocabularies: uploading a
+file for the import needs ``IMPORT_START``, and so does starting it.
+"""
+
+from __future__ import annotations
+
+from core.permissions import Permission
+
+REGISTRY_SEARCH = Permission("individual.registry.search", "List and read individuals, households and members")
+REGISTRY_CREATE = Permission("individual.registry.create", "Register individuals and households")
+REGISTRY_UPDATE = Permission("individual.registry.update", "Change individuals, households and memberships")
+REGISTRY_DELETE = Permission("individual.registry.delete", "Delete and restore individuals and households")
+REGISTRY_EXPORT = Permission("individual.registry.export", "Export individuals and households")
+IMPORT_START = Permission("individual.import.start", "Upload a registry file for bulk import")
+IMPORT_APPROVE = Permission("individual.import.approve", "Approve another user's bulk import")

@@ -1,0 +1,19 @@
+"""The social protection module's permission codes (``<module>.<noun>.<verb>``), used by the
+declaration (``declared(permissions)``) and by every check alike.
+
+``social_protection.enroll`` is a job kind and an approval action, no longer also the
+permission: enrolling (and previewing it) needs ``BENEFICIARY_ENROLL``.
+"""
+
+from __future__ import annotations
+
+from core.permissions import Permission
+
+PLAN_SEARCH = Permission("social_protection.plan.search", "List and read benefit plans")
+PLAN_CREATE = Permission("social_protection.plan.create", "Create benefit plans")
+PLAN_UPDATE = Permission("social_protection.plan.update", "Change benefit plans and their criteria")
+PLAN_DELETE = Permission("social_protection.plan.delete", "Delete benefit plans without beneficiaries")
+PLAN_CLOSE = Permission("social_protection.plan.close", "Close benefit plans (graduates beneficiaries)")
+BENEFICIARY_ENROLL = Permission("social_protection.beneficiary.enroll", "Preview targeting and enroll beneficiaries")
+BENEFICIARY_SEARCH = Permission("social_protection.beneficiary.search", "List and read beneficiaries")
+BENEFICIARY_UPDATE = Permission("social_protection.beneficiary.update", "Change beneficiary status")
