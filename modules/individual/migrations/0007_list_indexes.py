@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
     atomic = False  # CREATE INDEX CONCURRENTLY cannot run inside a transaction
 
     dependencies = [
-        ('individual', '0004_drop_duplicate_location_indexes'),
+        ('individual', '0006_import_report_in_core'),
     ]
 
     operations = [
