@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import graphene
+from django.middleware.csrf import get_token, rotate_token
 from graphql import GraphQLError
 
 from core import roles
@@ -13,14 +14,22 @@ from core.approvals.schema import Mutation as ApprovalMutation
 from core.approvals.schema import Query as ApprovalQuery
 from core.auth import tokens
 from core.auth.backends import log_in
+from core.auth.cookies import (
+    ACCESS_COOKIE,
+    REFRESH_COOKIE,
+    csrf_refusal,
+    delete_cookie,
+    set_token_cookies,
+)
 from core.auth.errors import AuthErrorCode
-from core.errors import ServiceError
+from core.errors import RequestErrorCode, ServiceError
 from core.graphql.fields import ProtectedConnectionField, ProtectedField
 from core.graphql.jobs import JobType  # noqa: F401 - modules' payloads name it from here
 from core.graphql.jobs import Mutation as JobMutation
 from core.graphql.jobs import Query as JobQuery
 from core.graphql.mutations import CoreMutation
 from core.graphql.node import NodeQuery
+from core.graphql.openimis import Query as OpenimisQuery
 from core.graphql.permissions import mark
 from core.graphql.scalars import UUID
 from core.graphql.types import CoreNode, CountableConnection
@@ -84,7 +93,7 @@ class RoleType(CoreNode):
                   "date_created", "date_updated")
 
 
-class Query(ApprovalQuery, JobQuery, UsersQuery, NodeQuery):
+class Query(ApprovalQuery, JobQuery, UsersQuery, NodeQuery, OpenimisQuery):
     mutation_logs = ProtectedConnectionField(
         MutationLogType, permission=MUTATION_LOG_VIEW,
         order_fields=["request_date_time", "status"],
@@ -110,8 +119,33 @@ def _as_graphql_error(exc: ServiceError) -> GraphQLError:
     return GraphQLError(exc.message, extensions={"code": exc.code})
 
 
+def _asks_for_tokens(info: Any) -> bool:
+    """Whether the selection names ``token`` or ``refreshToken`` (a Bearer client) or not (a
+    browser frontend asking only ``refreshExpiresIn``, which gets the tokens as cookies)."""
+    for node in info.field_nodes:
+        for selection in (node.selection_set.selections if node.selection_set else ()):
+            if getattr(getattr(selection, "name", None), "value", None) in {"token", "refreshToken"}:
+                return True
+    return False
+
+
+def _answer(info: Any, pair: tokens.TokenPair, *, cookies: bool) -> TokenPayload:
+    if cookies:
+        set_token_cookies(info.context, pair)
+    return TokenPayload(pair.token, pair.refresh_token, pair.payload, pair.refresh_expires_in)
+
+
+def _cookie_request_checked(info: Any) -> None:
+    """A change made on the strength of a cookie must come from the frontend (CSRF)."""
+    refused = csrf_refusal(info.context)
+    if refused is not None:
+        raise _as_graphql_error(refused)
+
+
 class TokenAuth(graphene.Mutation):
-    """Log in; returns an access token (``Authorization: Bearer``) and a refresh token."""
+    """Log in; returns an access token (``Authorization: Bearer``) and a refresh token. Asked
+    for neither (only ``refreshExpiresIn`` or ``payload``), it sets them as the HttpOnly cookies
+    ``JWT`` and ``JWT-refresh-token`` instead, for browser frontends (``core/auth/cookies.py``)."""
 
     class Arguments:
         username = graphene.String(required=True)
@@ -125,26 +159,36 @@ class TokenAuth(graphene.Mutation):
             user = log_in(info.context, username, password)
         except ServiceError as exc:
             raise _as_graphql_error(exc) from exc
-        pair = tokens.issue(user)
-        return TokenPayload(pair.token, pair.refresh_token, pair.payload, pair.refresh_expires_in)
+        cookies = not _asks_for_tokens(info)
+        if cookies:
+            rotate_token(info.context)  # a fresh CSRF secret for the new log-in
+        return _answer(info, tokens.issue(user), cookies=cookies)
 
 
 class RefreshToken(graphene.Mutation):
     """Spend a refresh token for a new pair. Each refresh token works once: keep the new one.
-    Sending a spent one again ends that log-in everywhere (``TOKEN_INVALID``)."""
+    Sending a spent one again ends that log-in everywhere (``TOKEN_INVALID``). Without
+    ``refreshToken``, the ``JWT-refresh-token`` cookie is spent and both cookies are renewed."""
 
     class Arguments:
-        refresh_token = graphene.String(required=True)
+        refresh_token = graphene.String()
 
     Output = TokenPayload
 
     @staticmethod
-    def mutate(root: Any, info: Any, refresh_token: str) -> TokenPayload:
+    def mutate(root: Any, info: Any, refresh_token: str | None = None) -> TokenPayload:
+        from_cookie = refresh_token is None
+        if from_cookie:
+            refresh_token = info.context.COOKIES.get(REFRESH_COOKIE)
+            if not refresh_token:
+                raise GraphQLError("Send refreshToken, or log in by tokenAuth first (no refresh cookie).",
+                                   extensions={"code": AuthErrorCode.TOKEN_INVALID})
+            _cookie_request_checked(info)
         try:
             pair = tokens.refresh(refresh_token)
         except ServiceError as exc:
             raise _as_graphql_error(exc) from exc
-        return TokenPayload(pair.token, pair.refresh_token, pair.payload, pair.refresh_expires_in)
+        return _answer(info, pair, cookies=from_cookie)
 
 
 class RevokeToken(graphene.Mutation):
@@ -162,6 +206,56 @@ class RevokeToken(graphene.Mutation):
         except ServiceError as exc:
             raise _as_graphql_error(exc) from exc
         return RevokeToken(revoked=int(revoked_at.timestamp()))
+
+
+class DeleteTokenCookie(graphene.Mutation):
+    """Forget the ``JWT`` cookie (openIMIS's log-out, first half)."""
+
+    deleted = graphene.Boolean(required=True)
+
+    @staticmethod
+    def mutate(root: Any, info: Any) -> DeleteTokenCookie:
+        delete_cookie(info.context, ACCESS_COOKIE)
+        return DeleteTokenCookie(deleted=True)
+
+
+class DeleteRefreshTokenCookie(graphene.Mutation):
+    """Log out a browser: end the log-in of the ``JWT-refresh-token`` cookie (its access tokens
+    stop working too) and forget the cookie. ``deleted`` is false when there was no cookie."""
+
+    deleted = graphene.Boolean(required=True)
+
+    @staticmethod
+    def mutate(root: Any, info: Any) -> DeleteRefreshTokenCookie:
+        refresh_token = info.context.COOKIES.get(REFRESH_COOKIE)
+        delete_cookie(info.context, REFRESH_COOKIE)
+        if not refresh_token:
+            return DeleteRefreshTokenCookie(deleted=False)
+        _cookie_request_checked(info)
+        try:
+            tokens.revoke(refresh_token)
+        except ServiceError as exc:
+            raise _as_graphql_error(exc) from exc
+        return DeleteRefreshTokenCookie(deleted=True)
+
+
+class GetCsrfToken(graphene.Mutation):
+    """The CSRF token a browser frontend sends as ``X-CSRFToken`` with every request its
+    ``JWT`` cookie logs in (it also sets the ``csrftoken`` cookie). Needs that cookie."""
+
+    csrf_token = graphene.String(required=True)
+
+    @staticmethod
+    def mutate(root: Any, info: Any) -> GetCsrfToken:
+        cookie = info.context.COOKIES.get(ACCESS_COOKIE)
+        if not cookie:
+            raise GraphQLError("Log in by tokenAuth (asking only refreshExpiresIn) first: there is no JWT cookie.",
+                               extensions={"code": RequestErrorCode.UNAUTHENTICATED})
+        try:
+            tokens.decode(cookie)
+        except ServiceError as exc:
+            raise _as_graphql_error(exc) from exc
+        return GetCsrfToken(csrf_token=get_token(info.context))
 
 
 class VerifyToken(graphene.Mutation):
@@ -262,3 +356,7 @@ class Mutation(ApprovalMutation, JobMutation, UsersMutation):
     refresh_token = mark(RefreshToken.Field(), "public")
     verify_token = mark(VerifyToken.Field(), "public")
     revoke_token = mark(RevokeToken.Field(), "public")
+    # openIMIS's browser log-in (cookies): they read or clear the caller's own cookies only.
+    get_csrf_token = mark(GetCsrfToken.Field(), "public")
+    delete_token_cookie = mark(DeleteTokenCookie.Field(), "public")
+    delete_refresh_token_cookie = mark(DeleteRefreshTokenCookie.Field(), "public")

@@ -23,6 +23,7 @@ from graphql import (
     validate_schema,
 )
 
+from core.auth.cookies import apply_cookie_changes
 from core.errors import CoreErrorCode, ModuleConfigurationError, RequestErrorCode, ServiceError
 from core.graphql import core_schema
 from core.graphql.cost import CostLimits, cost_limit_validator
@@ -153,7 +154,7 @@ class CoreGraphQLView(GraphQLView):
         try:
             if request.method not in ("GET", "POST"):
                 raise RequestRefused(405, RequestErrorCode.METHOD_NOT_ALLOWED, "GraphQL is sent with GET or POST.")
-            return super().dispatch(request, *args, **kwargs)
+            return apply_cookie_changes(request, super().dispatch(request, *args, **kwargs))
         except RequestRefused as exc:
             return graphql_error_response(exc.status, exc.code, exc.message, **exc.extensions)
 

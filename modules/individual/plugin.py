@@ -12,10 +12,10 @@ from core.permissions import PermissionSpec
 @hookimpl
 def coremis_permissions() -> list[PermissionSpec]:
     return [
-        PermissionSpec("individual.search", "List and read individuals, households and members"),
-        PermissionSpec("individual.create", "Register individuals and households"),
-        PermissionSpec("individual.update", "Change individuals, households and memberships"),
-        PermissionSpec("individual.delete", "Delete and restore individuals and households"),
+        PermissionSpec("individual.search", "List and read individuals, households and members", openimis=(159001, 180001)),
+        PermissionSpec("individual.create", "Register individuals and households", openimis=(159002, 180002)),
+        PermissionSpec("individual.update", "Change individuals, households and memberships", openimis=(159003, 180003)),
+        PermissionSpec("individual.delete", "Delete and restore individuals and households", openimis=(159004, 180004)),
         PermissionSpec("individual.import", "Upload a registry file for bulk import"),
         PermissionSpec("individual.import_approve", "Approve another user's bulk import"),
         PermissionSpec("individual.export", "Export individuals and households"),

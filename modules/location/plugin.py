@@ -13,10 +13,10 @@ from core.permissions import PermissionSpec
 @hookimpl
 def coremis_permissions() -> list[PermissionSpec]:
     return [
-        PermissionSpec("location.search", "List and read locations"),
-        PermissionSpec("location.create", "Create locations"),
-        PermissionSpec("location.update", "Change locations"),
-        PermissionSpec("location.delete", "Delete (and restore) locations"),
+        PermissionSpec("location.search", "List and read locations", openimis=(121901,)),
+        PermissionSpec("location.create", "Create locations", openimis=(121902,)),
+        PermissionSpec("location.update", "Change locations", openimis=(121903,)),
+        PermissionSpec("location.delete", "Delete (and restore) locations", openimis=(121904,)),
         PermissionSpec("location.import", "Import a location hierarchy from CSV"),
         PermissionSpec("location.scope.national", "See every location, whatever one's scope"),
         PermissionSpec("location.scope.manage", "Assign the locations users are scoped to"),

@@ -12,15 +12,15 @@ from core.permissions import PermissionSpec
 @hookimpl
 def coremis_permissions() -> list[PermissionSpec]:
     return [
-        PermissionSpec("payroll.search", "List and read payment cycles, points, payrolls and payments"),
-        PermissionSpec("payroll.configure", "Create and change payment cycles and payment plans (national scope)"),
+        PermissionSpec("payroll.search", "List and read payment cycles, points, payrolls and payments", openimis=(200001, 201001, 202001)),
+        PermissionSpec("payroll.configure", "Create and change payment cycles and payment plans (national scope)", openimis=(200002, 200003, 201002, 201003, 201004)),
         PermissionSpec("payroll.configure_providers",
                        "Create and change payment points: provider URLs and credential references (national scope)"),
-        PermissionSpec("payroll.create", "Generate payrolls and re-issue failed payments"),
-        PermissionSpec("payroll.approve", "Approve or reject payrolls"),
+        PermissionSpec("payroll.create", "Generate payrolls and re-issue failed payments", openimis=(202002,)),
+        PermissionSpec("payroll.approve", "Approve or reject payrolls", openimis=(202003,)),
         PermissionSpec("payroll.pay", "Send approved payrolls to payment providers"),
         PermissionSpec("payroll.close", "Close (reconcile) paid payrolls"),
-        PermissionSpec("payroll.delete", "Delete payrolls from which nothing was sent"),
+        PermissionSpec("payroll.delete", "Delete payrolls from which nothing was sent", openimis=(202004,)),
     ]
 
 

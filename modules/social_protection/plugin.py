@@ -12,14 +12,14 @@ from core.permissions import PermissionSpec
 @hookimpl
 def coremis_permissions() -> list[PermissionSpec]:
     return [
-        PermissionSpec("social_protection.plan_search", "List and read benefit plans"),
-        PermissionSpec("social_protection.plan_create", "Create benefit plans"),
-        PermissionSpec("social_protection.plan_update", "Change benefit plans and their criteria"),
-        PermissionSpec("social_protection.plan_delete", "Delete benefit plans without beneficiaries"),
-        PermissionSpec("social_protection.plan_close", "Close benefit plans (graduates beneficiaries)"),
-        PermissionSpec("social_protection.enroll", "Preview targeting and enroll beneficiaries"),
-        PermissionSpec("social_protection.beneficiary_search", "List and read beneficiaries"),
-        PermissionSpec("social_protection.beneficiary_update", "Change beneficiary status"),
+        PermissionSpec("social_protection.plan_search", "List and read benefit plans", openimis=(160001,)),
+        PermissionSpec("social_protection.plan_create", "Create benefit plans", openimis=(160002,)),
+        PermissionSpec("social_protection.plan_update", "Change benefit plans and their criteria", openimis=(160003,)),
+        PermissionSpec("social_protection.plan_delete", "Delete benefit plans without beneficiaries", openimis=(160004,)),
+        PermissionSpec("social_protection.plan_close", "Close benefit plans (graduates beneficiaries)", openimis=(160005,)),
+        PermissionSpec("social_protection.enroll", "Preview targeting and enroll beneficiaries", openimis=(170002, 171002)),
+        PermissionSpec("social_protection.beneficiary_search", "List and read beneficiaries", openimis=(170001, 171001)),
+        PermissionSpec("social_protection.beneficiary_update", "Change beneficiary status", openimis=(170003, 171003)),
     ]
 
 
