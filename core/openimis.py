@@ -10,10 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 
-from core.errors import RequestErrorCode
 from core.permissions import registry
 
 
@@ -64,11 +63,13 @@ def current_user_json(user: Any) -> dict[str, Any]:
 
 @require_GET
 def current_user_view(request: HttpRequest) -> JsonResponse:
-    """``GET /api/core/users/current_user/``: who the token or the ``JWT`` cookie names."""
+    """``GET /api/core/users/current_user/``: who the token or the ``JWT`` cookie names; 204
+    when neither was sent, 401 (with the reason) when the one sent is not valid."""
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         refused = getattr(request, "token_error", None)
-        code, message = ((refused.code, refused.message) if refused is not None
-                         else (RequestErrorCode.UNAUTHENTICATED, "Log in first: no token or JWT cookie was sent."))
-        return JsonResponse({"detail": message, "code": str(code)}, status=401)
+        if refused is None:
+            # Nothing was sent: nobody is logged in, which the frontend asks at start-up.
+            return HttpResponse(status=204)
+        return JsonResponse({"detail": refused.message, "code": str(refused.code)}, status=401)
     return JsonResponse(current_user_json(user))

@@ -122,6 +122,7 @@ class CoreMutation(relay.ClientIDMutation):
         client_mutation_label = graphene.String()
 
     errors = graphene.List(graphene.NonNull(MutationError), required=True)
+    internal_id = graphene.String(description="the mutationLogs entry of this request (openIMIS's internalId)")
 
     permission: ClassVar[str] = ""
     error_codes: ClassVar[type[ErrorCode] | None] = None
@@ -201,7 +202,7 @@ class CoreMutation(relay.ClientIDMutation):
                 except (ServiceError, GraphQLError) as exc:
                     errors = _refusal(exc)
                     _close(entry, MutationLog.ERROR, error=errors)
-                    return cls(errors=cls._errors(errors), client_mutation_id=client_id)
+                    return cls(errors=cls._errors(errors), client_mutation_id=client_id, internal_id=str(entry.pk))
                 affected = [str(v.pk) for v in output.values() if hasattr(v, "pk")]
                 _close(entry, MutationLog.SUCCESS, affected=affected, result=_outcome(output))
         except Exception as exc:
@@ -213,7 +214,7 @@ class CoreMutation(relay.ClientIDMutation):
             if edge is not None and edge.status < 500 and edge.code != CoreErrorCode.CONFLICT:
                 # a value the database refused: typed like any refusal, and final
                 _close(entry, MutationLog.ERROR, error=[{"field": None, **error}])
-                return cls(errors=cls._errors([{"field": None, **error}]), client_mutation_id=client_id)
+                return cls(errors=cls._errors([{"field": None, **error}]), client_mutation_id=client_id, internal_id=str(entry.pk))
             try:
                 _close(entry, MutationLog.ERROR, error=[error], release=True)
             except Exception:  # the database went away: the entry stays RECEIVED
@@ -221,7 +222,7 @@ class CoreMutation(relay.ClientIDMutation):
             if edge is not None:
                 exc.coremis_edge = edge  # type: ignore[attr-defined]  # one reference, logged once
             raise
-        return cls(errors=[], client_mutation_id=client_id, **output)
+        return cls(errors=[], client_mutation_id=client_id, internal_id=str(entry.pk), **output)
 
     @classmethod
     def _replay(cls, user: Any, client_id: str, logged: dict[str, Any]) -> Any:
@@ -247,8 +248,8 @@ class CoreMutation(relay.ClientIDMutation):
                                   f"({entry.mutation_name}); use a new one for each mutation."}]
             return cls(errors=cls._errors(errors), client_mutation_id=client_id)
         if entry.status == MutationLog.ERROR:
-            return cls(errors=cls._errors(entry.error or []), client_mutation_id=client_id)
-        return cls(errors=[], client_mutation_id=client_id, **_restore(entry.result or {}))
+            return cls(errors=cls._errors(entry.error or []), client_mutation_id=client_id, internal_id=str(entry.pk))
+        return cls(errors=[], client_mutation_id=client_id, internal_id=str(entry.pk), **_restore(entry.result or {}))
 
 
 def _client_fields_refusal(client_id: str | None, label: str | None) -> dict[str, Any] | None:

@@ -65,9 +65,105 @@ class Query(graphene.ObjectType):
     def resolve_languages(self, info: Any) -> list[LanguageType]:
         out = []
         for order, code in enumerate(settings.COREMIS.get("LANGUAGES", ["en"])):
-            try:
-                name = get_language_info(code)["name_local"]
-            except KeyError:
-                name = code
-            out.append(LanguageType(code=code, name=name, sort_order=order))
+            language = _language(code)
+            language.sort_order = order
+            out.append(language)
         return out
+
+
+# --- ``user``: the logged-in user in openIMIS's shape -----------------------------------------
+# coremis has no health facilities, claim administrators or enrolment officers: those links are
+# always null, typed so the frontend's query validates.
+
+
+class _PlaceType(graphene.ObjectType):
+    id = graphene.String()
+    uuid = graphene.String()
+    code = graphene.String()
+    name = graphene.String()
+    type = graphene.String()
+    parent = graphene.Field(lambda: _PlaceType)
+
+
+class _PricelistType(graphene.ObjectType):
+    id = graphene.String()
+    uuid = graphene.String()
+
+
+class HealthFacilityType(graphene.ObjectType):
+    """Not a coremis concept: always null."""
+
+    id = graphene.String()
+    uuid = graphene.String()
+    code = graphene.String()
+    name = graphene.String()
+    level = graphene.String()
+    services_pricelist = graphene.Field(_PricelistType)
+    items_pricelist = graphene.Field(_PricelistType)
+    contract_start_date = graphene.Date()
+    contract_end_date = graphene.Date()
+    location = graphene.Field(_PlaceType)
+
+
+class ClaimAdminType(graphene.ObjectType):
+    """Not a coremis concept: always null."""
+
+    id = graphene.String()
+    uuid = graphene.String()
+    code = graphene.String()
+
+
+class OfficerType(graphene.ObjectType):
+    """Not a coremis concept: always null."""
+
+    id = graphene.String()
+    uuid = graphene.String()
+    code = graphene.String()
+    dob = graphene.Date()
+    address = graphene.String()
+    location = graphene.Field(_PlaceType)
+
+
+class InteractiveUserType(graphene.ObjectType):
+    id = graphene.String(required=True)
+    uuid = graphene.String(required=True)
+    language = graphene.Field(LanguageType, required=True)
+
+
+class CurrentUserType(graphene.ObjectType):
+    """The caller, as openIMIS's ``user`` query answers: ``rights`` are openIMIS's numbers."""
+
+    id = graphene.String(required=True)
+    username = graphene.String(required=True)
+    rights = graphene.List(graphene.NonNull(graphene.Int), required=True)
+    email = graphene.String()
+    last_name = graphene.String()
+    other_names = graphene.String()
+    phone = graphene.String()
+    i_user = graphene.Field(InteractiveUserType, required=True)
+    health_facility = graphene.Field(HealthFacilityType)
+    claim_admin = graphene.Field(ClaimAdminType)
+    officer = graphene.Field(OfficerType)
+
+
+def _language(code: str) -> LanguageType:
+    try:
+        name = get_language_info(code)["name_local"]
+    except KeyError:
+        name = code
+    return LanguageType(code=code, name=name, sort_order=0)
+
+
+class UserQuery(graphene.ObjectType):
+    user = ProtectedField(CurrentUserType, permission=AUTHENTICATED,
+                          description="The logged-in user in openIMIS's shape (numeric rights, language).")
+
+    def resolve_user(self, info: Any) -> CurrentUserType:
+        from core.openimis import language_of, openimis_rights
+
+        user = info.context.user
+        return CurrentUserType(
+            id=str(user.uuid), username=user.username, rights=openimis_rights(user), email=user.email,
+            last_name=user.last_name, other_names=user.first_name, phone=None,
+            i_user=InteractiveUserType(id=str(user.uuid), uuid=str(user.uuid), language=_language(language_of(user))),
+        )
