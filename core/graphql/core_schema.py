@@ -29,6 +29,7 @@ from core.graphql.jobs import Mutation as JobMutation
 from core.graphql.jobs import Query as JobQuery
 from core.graphql.mutations import CoreMutation
 from core.graphql.node import NodeQuery
+from core.graphql.openimis import CustomFiltersQuery
 from core.graphql.openimis import Query as OpenimisQuery
 from core.graphql.openimis import UserQuery as OpenimisUserQuery
 from core.graphql.permissions import mark
@@ -116,7 +117,8 @@ class RoleType(CoreNode):
                   "date_created", "date_updated")
 
 
-class Query(ApprovalQuery, JobQuery, UsersQuery, NodeQuery, OpenimisQuery, OpenimisUserQuery):
+class Query(ApprovalQuery, JobQuery, UsersQuery, NodeQuery, OpenimisQuery, OpenimisUserQuery,
+            CustomFiltersQuery):
     mutation_logs = ProtectedConnectionField(
         MutationLogType, permission=MUTATION_LOG_VIEW,
         order_fields=["request_date_time", "status"],

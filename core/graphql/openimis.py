@@ -167,3 +167,86 @@ class UserQuery(graphene.ObjectType):
             last_name=user.last_name, other_names=user.first_name, phone=None,
             i_user=InteractiveUserType(id=str(user.uuid), uuid=str(user.uuid), language=_language(language_of(user))),
         )
+
+
+# --- ``customFilters``: what the advanced filters of a list may ask of ``json_ext`` ----------
+
+
+class PossibleFilterType(graphene.ObjectType):
+    field = graphene.String(required=True)
+    filter = graphene.String(required=True, description="a lookup of customFilters: exact, icontains, lt…")
+    type = graphene.String(required=True, description="string, integer, decimal, boolean or date")
+
+
+class CustomFilterType(graphene.ObjectType):
+    """One ``json_ext`` property and the filters it accepts (``field__filter__type=value``)."""
+
+    code = graphene.String(required=True)
+    type = graphene.String(required=True)
+    possible_filters = graphene.List(graphene.NonNull(PossibleFilterType), required=True)
+
+
+def _filter_type(spec: dict[str, Any]) -> str | None:
+    kind = spec.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), None)
+    if kind == "string":
+        return "date" if spec.get("format") in {"date", "date-time"} else "string"
+    return {"integer": "integer", "number": "decimal", "boolean": "boolean"}.get(str(kind))
+
+
+LOOKUPS_BY_TYPE = {
+    "string": ("iexact", "icontains", "exact", "isnull"),
+    "integer": ("exact", "lt", "lte", "gt", "gte", "isnull"),
+    "decimal": ("exact", "lt", "lte", "gt", "gte", "isnull"),
+    "date": ("exact", "lt", "lte", "gt", "gte", "isnull"),
+    "boolean": ("exact", "isnull"),
+}
+
+
+def custom_filters_of(schema: dict[str, Any]) -> list[CustomFilterType]:
+    out = []
+    for name, spec in (schema.get("properties") or {}).items():
+        kind = _filter_type(spec if isinstance(spec, dict) else {})
+        if kind is None:
+            continue  # objects and arrays: customFilters compares scalars only
+        out.append(CustomFilterType(code=name, type=kind, possible_filters=[
+            PossibleFilterType(field=name, filter=lookup, type=kind) for lookup in LOOKUPS_BY_TYPE[kind]]))
+    return out
+
+
+class CustomFiltersQuery(graphene.ObjectType):
+    custom_filters = ProtectedField(
+        graphene.List(graphene.NonNull(CustomFilterType)), permission=AUTHENTICATED,
+        module_name=graphene.String(required=True), object_type_name=graphene.String(required=True),
+        uuid_of_object=graphene.String(), additional_params=graphene.String(description="JSON object"),
+        description="The json_ext properties a list's customFilters may filter on, with their lookups. The "
+                    "module owning the object type checks the caller's right to it.",
+    )
+
+    def resolve_custom_filters(self, info: Any, module_name: str, object_type_name: str,
+                               uuid_of_object: str | None = None, additional_params: str | None = None) -> Any:
+        from graphql import GraphQLError
+
+        from core.errors import CoreErrorCode, ServiceError
+        from core.hooks import hook
+
+        params: Any = {}
+        if additional_params:
+            try:
+                params = json.loads(additional_params)
+            except ValueError:
+                params = None
+            if not isinstance(params, dict):
+                raise GraphQLError("additionalParams must be a JSON object.",
+                                   extensions={"code": CoreErrorCode.INVALID_VALUE, "field": "additionalParams"})
+        try:
+            schema = hook().coremis_custom_filter_schema(
+                actor=info.context.user, module_name=module_name, object_type_name=object_type_name,
+                uuid_of_object=uuid_of_object, additional_params=params)
+        except ServiceError as exc:
+            raise GraphQLError(exc.message, extensions={"code": exc.code, "field": exc.field}) from exc
+        if schema is None:
+            raise GraphQLError(f"No enabled module has custom filters for {module_name}.{object_type_name}.",
+                               extensions={"code": CoreErrorCode.NOT_FOUND, "field": "objectTypeName"})
+        return custom_filters_of(schema)

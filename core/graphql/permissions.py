@@ -20,7 +20,9 @@ PUBLIC_FIELDS = frozenset({"tokenAuth", "refreshToken", "verifyToken", "revokeTo
 # (``changePassword``) or check per object what they return (``node`` applies the permission
 # of the type asked for). Their declared permission is AUTHENTICATED.
 AUTHENTICATED = "authenticated"
-AUTHENTICATED_FIELDS = frozenset({"node", "changePassword", "languages", "user"})
+AUTHENTICATED_FIELDS = frozenset({"node", "changePassword", "languages", "user",
+                                  # the owning module checks the right (coremis_custom_filter_schema)
+                                  "customFilters"})
 
 PERMISSION_ATTR = "coremis_permission"
 

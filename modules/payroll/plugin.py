@@ -143,3 +143,11 @@ def grievance_payments(payment_ids: list[Any]) -> dict[Any, dict[str, Any]]:
             for row in BenefitConsumption.objects.filter(pk__in=payment_ids).values(
                 "pk", "code", "status", "amount", "currency", "individual_id", "group_id", "date_paid",
                 "provider_transaction_id", "status_message", "payroll__name")}
+
+
+@hookimpl
+def coremis_seed_demo(stdout: Any, actor: Any) -> None:
+    from modules.payroll.demo import seed_demo_payroll as seed
+
+    created = seed(actor)
+    stdout.write(f"Demo payroll data: {created} created." if created else "Demo payroll data present.")
