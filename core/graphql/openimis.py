@@ -128,6 +128,8 @@ class InteractiveUserType(graphene.ObjectType):
     id = graphene.String(required=True)
     uuid = graphene.String(required=True)
     language = graphene.Field(LanguageType, required=True)
+    other_names = graphene.String()
+    last_name = graphene.String()
 
 
 class CurrentUserType(graphene.ObjectType):
@@ -165,7 +167,8 @@ class UserQuery(graphene.ObjectType):
         return CurrentUserType(
             id=str(user.uuid), username=user.username, rights=openimis_rights(user), email=user.email,
             last_name=user.last_name, other_names=user.first_name, phone=None,
-            i_user=InteractiveUserType(id=str(user.uuid), uuid=str(user.uuid), language=_language(language_of(user))),
+            i_user=InteractiveUserType(id=str(user.uuid), uuid=str(user.uuid), language=_language(language_of(user)),
+                                       other_names=user.first_name, last_name=user.last_name),
         )
 
 

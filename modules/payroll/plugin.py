@@ -151,3 +151,10 @@ def coremis_seed_demo(stdout: Any, actor: Any) -> None:
 
     created = seed(actor)
     stdout.write(f"Demo payroll data: {created} created." if created else "Demo payroll data present.")
+
+
+@hookimpl
+def social_protection_plans_with_payment_plans() -> Any:
+    from modules.payroll.models import PaymentPlan
+
+    return set(PaymentPlan.objects.filter(is_deleted=False).values_list("benefit_plan_id", flat=True))

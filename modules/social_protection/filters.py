@@ -16,6 +16,7 @@ from modules.social_protection.models import Beneficiary, BenefitPlan, GroupBene
 
 class BenefitPlanFilter(django_filters.FilterSet):
     uuid = django_filters.UUIDFilter(field_name="id")
+    id = django_filters.UUIDFilter(field_name="id", label="openIMIS's name for uuid")
     individual_id = django_filters.UUIDFilter(method="filter_individual")
     group_id = django_filters.UUIDFilter(method="filter_group")
     beneficiary_status = django_filters.CharFilter(method="filter_noop", label="with individualId/groupId")

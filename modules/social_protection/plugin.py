@@ -25,9 +25,10 @@ def coremis_permissions() -> list[PermissionSpec]:
 
 @hookimpl
 def coremis_graphql_query() -> type:
+    from modules.social_protection.openimis import Query as OpenimisQuery
     from modules.social_protection.schema import Query
 
-    return Query
+    return type("Query", (Query, OpenimisQuery), {})
 
 
 @hookimpl

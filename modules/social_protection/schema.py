@@ -47,6 +47,20 @@ class BenefitPlanGQLType(CoreNode):
     type = graphene.String(required=True)
     status = graphene.String(required=True)
 
+    # --- openIMIS frontend (modules/social_protection/openimis.py)
+    replacement_uuid = graphene.UUID(description="openIMIS's plan replacing this one; coremis keeps one row per plan "
+                                                 "(history instead), so always null")
+    has_payment_plans = graphene.Boolean(required=True, description="whether a payment plan pays this plan "
+                                                                    "(asked of the payroll module when enabled)")
+
+    def resolve_replacement_uuid(self, info: Any) -> None:
+        return None
+
+    def resolve_has_payment_plans(self, info: Any) -> bool:
+        from modules.social_protection.openimis import plans_with_payment_plans
+
+        return self.pk in plans_with_payment_plans(info)
+
     @classmethod
     def list_queryset(cls, queryset: QuerySet, info: Any) -> QuerySet:
         return queryset.select_related("user_created", "user_updated")
