@@ -14,7 +14,9 @@ PUBLIC_FIELDS = frozenset({"tokenAuth", "refreshToken", "verifyToken", "revokeTo
                            # a browser's own cookies (core/auth/cookies.py)
                            "getCsrfToken", "deleteTokenCookie", "deleteRefreshTokenCookie",
                            # the frontend's settings, read before the log-in form shows
-                           "moduleConfigurations"})
+                           "moduleConfigurations",
+                           # the grievance module's vocabulary, read by its frontend while loading
+                           "grievanceConfig"})
 
 # Fields any logged-in user may call because they act only on the caller themselves
 # (``changePassword``) or check per object what they return (``node`` applies the permission
