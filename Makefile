@@ -7,14 +7,17 @@ STAMP := $(VENV)/.installed-stamp
 .PHONY: run test bench lint schema worker
 
 $(STAMP): pyproject.toml
-	$(PY) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	@echo "coremis: creating the environment ($(VENV))..."
+	@$(PY) -m venv $(VENV)
+	@echo "coremis: installing the dependencies (the first time takes a few minutes)..."
+	@$(BIN)/pip install -qq --disable-pip-version-check --upgrade pip
+	@$(BIN)/pip install -qq --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
 
-## Start everything: embedded PostgreSQL + Redis, migrations, demo data, worker, web on :8000.
+## Start everything: embedded PostgreSQL + Redis, migrations, demo data, worker, web on :8000
+## (ARGS="--port 8400" for another port; coremis run --help lists the options).
 run: $(STAMP)
-	$(BIN)/coremis run
+	$(BIN)/coremis run $(ARGS)
 
 ## Run the whole test suite against embedded PostgreSQL + Redis (or DATABASE_URL / REDIS_URL).
 test: $(STAMP)

@@ -9,13 +9,15 @@ allowed".
 
 from __future__ import annotations
 
-import uuid
 from typing import TYPE_CHECKING, Any
+
+from core.models.auth import SYSTEM_ACTOR_ID
 
 if TYPE_CHECKING:
     from core.models import User
 
-SYSTEM_ACTOR_ID = uuid.UUID("00000000-0000-4000-8000-000000000001")
+__all__ = ["SYSTEM_ACTOR_ID", "SYSTEM_USERNAME", "MissingActor", "checked_actor", "is_system", "system_actor"]
+
 SYSTEM_USERNAME = "system"
 
 

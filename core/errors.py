@@ -202,7 +202,7 @@ class ModuleConfigurationError(Exception):
 
 # The core's enums, besides CoreErrorCode and RequestErrorCode here; each lives beside the
 # service that raises it.
-CORE_ERROR_MODULES = ("core.errors", "core.jobs", "core.approvals.errors", "core.auth.errors")
+CORE_ERROR_MODULES = ("core.errors", "core.jobs.errors", "core.approvals.errors", "core.auth.errors")
 
 
 def enums_in(module_name: str) -> list[type[ErrorCode]]:

@@ -10,6 +10,8 @@ from core.loader import get_registry
 
 hookimpl = pluggy.HookimplMarker("coremis")
 
+__all__ = ["hook", "hookimpl", "results_by_module"]
+
 
 def hook() -> Any:
     """The relay to every enabled module's implementations: ``hook().coremis_jobs()``."""

@@ -7,7 +7,8 @@ may ignore, so adding one never breaks a module.
 
 Events a module owns (for example "individuals were created") are declared as that module's
 own hookspecs (``ModuleSpec.hookspecs``), following the same rules: ``after_*`` hooks fire on
-transaction commit; ``validate_*`` hooks run inside the transaction and may veto by raising a
+transaction commit, through :func:`core.events.announce` (a listener that fails gets the event
+again from a job); ``validate_*`` hooks run inside the transaction and may veto by raising a
 ``core.errors.ServiceError``.
 """
 

@@ -26,13 +26,17 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 import core
-from core import hookspecs
 from core.errors import ModuleConfigurationError
 from core.module import ModuleSpec
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ENTRY_POINT_GROUP = "coremis.modules"
 PROJECT_NAME = "coremis"
+# The contract (every hook) and the core's own contributions to it (permissions, job kinds,
+# GraphQL), loaded by name like a module's hookspecs and plug-in: they name the core's types
+# and services, which depend on the loader, not the other way round.
+CORE_HOOKSPECS = "core.hookspecs"
+CORE_PLUGIN = "core.plugin"
 
 OPENIMIS_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -137,6 +141,11 @@ def discover_modules() -> dict[str, ModuleSpec]:
 
 
 def _add_discovered(found: dict[str, ModuleSpec], spec: ModuleSpec, origin: str) -> None:
+    if spec.name == "core":
+        raise ModuleConfigurationError(
+            spec.name, f"a module from {origin} takes the name of the core's own plug-in",
+            "give the module another name",
+        )
     if spec.name in found:
         raise ModuleConfigurationError(
             spec.name,
@@ -363,8 +372,12 @@ def _dependency_order(specs: Mapping[str, ModuleSpec]) -> list[ModuleSpec]:
 
 
 def build_plugin_manager(loaded: list[LoadedModule]) -> pluggy.PluginManager:
+    """The plug-in manager: the core's own plug-in first, then every enabled module's in
+    dependency order. Each is loaded by its dotted name, the core's like a module's: the
+    plug-in depends on the core's services, the loader on none of them."""
     pm = pluggy.PluginManager(PROJECT_NAME)
-    pm.add_hookspecs(hookspecs)
+    pm.add_hookspecs(importlib.import_module(CORE_HOOKSPECS))
+    pm.register(importlib.import_module(CORE_PLUGIN), name="core")
     for module in loaded:
         if module.spec.hookspecs:
             pm.add_hookspecs(importlib.import_module(module.spec.hookspecs))

@@ -100,16 +100,6 @@ APPROVAL_ROUTE_MANAGE = Permission(
     "See which task group approves each action, and route or unroute actions at run time")
 
 
-def core_permissions() -> list[Permission]:
-    import core.permissions as own
-
-    return declared(own)
-
-
-# Kept for callers of the old name.
-CORE_PERMISSIONS = core_permissions()
-
-
 # --- the registry and the checks -------------------------------------------------------------
 
 
@@ -118,7 +108,7 @@ def registry() -> dict[str, Permission]:
     """Every known code; a module declaring another module's code, or one twice, stops start-up."""
     from core.hooks import results_by_module
 
-    codes: dict[str, Permission] = {p: p for p in core_permissions()}
+    codes: dict[str, Permission] = {}
     for module, specs in results_by_module("coremis_permissions"):
         for spec in specs:
             code = str(spec)

@@ -201,6 +201,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("COREMIS_LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
-        "rq.worker": {"level": "INFO"},
+        # RQ says six lines per job; coremis.jobs says when each starts and how it ended.
+        "rq.worker": {"level": os.environ.get("COREMIS_RQ_LOG_LEVEL", "WARNING")},
     },
 }

@@ -34,7 +34,6 @@ MUTATION_FILES_USING_MECHANISMS: frozenset[str] = frozenset({
 })
 TEST_FILES_IMPORTING_TEST_FILES: frozenset[str] = frozenset({
     "tests/test_faults.py",  # Provider from modules/payroll/tests/provider.py
-    "tests/test_live_edges.py",  # core.testing.live and .proxy, until they are fixtures
     "bench/stages/payroll.py",  # Provider from modules/payroll/tests/provider.py
     "modules/social_protection/tests/test_approvals_and_duplicates.py",
     "modules/social_protection/tests/test_duplicate_fields.py",

@@ -37,8 +37,9 @@ REFUSE = f"{MODULE}.refuse"
 CREATE_ROLE_IN_JOB = f"{MODULE}.create_role_in_job"
 REFUSE_IN_JOB = f"{MODULE}.refuse_in_job"
 GUARDED = f"{MODULE}.guarded"
+CRASH = f"{MODULE}.crash"
 ROUTES = {CREATE_ROLE: "checkers", REFUSE: "checkers", CREATE_ROLE_IN_JOB: "checkers",
-          REFUSE_IN_JOB: "checkers", GUARDED: "checkers"}
+          REFUSE_IN_JOB: "checkers", GUARDED: "checkers", CRASH: "checkers"}
 CHECKER_PERMISSIONS = ["core.task.resolve", "core.task.view"]
 
 
@@ -51,6 +52,11 @@ def create_role(task: ApprovalTask, context: ApprovalContext) -> dict[str, Any]:
 def create_role_then_refuse(task: ApprovalTask, context: ApprovalContext) -> None:
     Role.objects.create(name=task.data["name"])
     raise ServiceError("ROLE_REFUSED", "The programme is closed; no role was created.")
+
+
+def create_role_then_crash(task: ApprovalTask, context: ApprovalContext) -> None:
+    Role.objects.create(name=task.data["name"])
+    raise RuntimeError("a bug in the action (KeyError-like text a checker must not see)")
 
 
 class ApprovalsPlugin:
@@ -68,6 +74,7 @@ class ApprovalsPlugin:
             CREATE_ROLE_IN_JOB: ApprovalAction(execute=create_role, large=True),
             REFUSE_IN_JOB: ApprovalAction(execute=create_role_then_refuse, large=lambda task: True),
             GUARDED: ApprovalAction(execute=create_role, permission="core.role.manage"),
+            CRASH: ApprovalAction(execute=create_role_then_crash),
         }
 
 
@@ -448,6 +455,29 @@ def test_resolve_task_answers_self_approval_as_a_typed_error(gql: Any, make_user
     assert [e["code"] for e in data["errors"]] == ["SELF_APPROVAL"]
     logs = gql(maker).ok('{ mutationLogs(clientMutationId: "r-1") { edges { node { status error } } } }')
     assert logs["mutationLogs"]["edges"][0]["node"]["status"] == 1
+
+
+def test_an_approved_action_that_crashes_is_a_failure_for_the_checker(
+    gql: Any, make_user: Any, checkers: Any
+) -> None:
+    checker = make_user([*CHECKER_PERMISSIONS, "core.mutation_log.view"])
+    group(TaskGroup.ANY, [checker])
+    task = propose(make_user(), action=CRASH)
+    data = gql(checker).ok(RESOLVE, {"id": str(task.pk), "status": "APPROVED", "key": "crash-1"})["resolveTask"]
+    # The decision stands and the task is ERROR; the answer says the action failed, in words.
+    assert [e["code"] for e in data["errors"]] == ["ACTION_FAILED"]
+    assert data["task"]["status"] == "ERROR"
+    message = data["errors"][0]["message"]
+    assert "RuntimeError" not in message and "KeyError" not in message and str(task.pk) in message
+    task.refresh_from_db()
+    assert (task.status, task.executed_at, roles_named()) == (ApprovalTask.ERROR, None, 0)
+    assert task.decisions.get().checker_id == checker.pk
+    logs = gql(checker).ok('{ mutationLogs(clientMutationId: "crash-1") { edges { node { status error } } } }')
+    node = logs["mutationLogs"]["edges"][0]["node"]
+    assert node["status"] == 1 and json.loads(node["error"])[0]["code"] == "ACTION_FAILED"
+    # Sent again, the same key answers the same failure.
+    again = gql(checker).ok(RESOLVE, {"id": str(task.pk), "status": "APPROVED", "key": "crash-1"})["resolveTask"]
+    assert [e["code"] for e in again["errors"]] == ["ACTION_FAILED"] and again["task"]["status"] == "ERROR"
 
 
 TASKS = "query ($status: TaskStatus) { task(status: $status, orderBy: [\"-dateCreated\"]) { totalCount edges { node { uuid status maker { username } } } } }"

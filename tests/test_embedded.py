@@ -1,4 +1,4 @@
-"""Embedded PostgreSQL/Redis (core/embedded.py) and the `coremis` command's plumbing (core/cli.py).
+"""Embedded PostgreSQL/Redis (devserver/) and the `coremis` command's plumbing (devserver/cli.py).
 
 Plain tests: no Django settings needed, so they also run with ``-p no:django``. Each starts
 its own servers in a private directory, never the ones under var/ that ``make test`` uses.
@@ -20,14 +20,11 @@ import psycopg
 import pytest
 import redis
 
-from core import cli
-from core.embedded import (
-    SOCKET_PATH_MAX,
-    EmbeddedPostgres,
-    EmbeddedRedis,
-    grant_traversal,
-    services,
-)
+from devserver import cli
+from devserver.postgres import EmbeddedPostgres, grant_traversal
+from devserver.redis_server import EmbeddedRedis
+from devserver.servers import SOCKET_PATH_MAX
+from devserver.services import services
 
 
 @pytest.fixture

@@ -35,8 +35,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from core.embedded import EmbeddedPostgres
 from core.loader import REPO_ROOT, modules_config_path
+from devserver.postgres import EmbeddedPostgres
 from modules.payroll.tests.provider import Provider, serve
 
 pytestmark = pytest.mark.slow
@@ -137,7 +137,7 @@ class System:
         self._token = None  # seed_demo sets the admin's password again at every start
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "core.cli", "run", "--port", str(self.port), "--var-dir", str(self.var),
+                [sys.executable, "-m", "devserver.cli", "run", "--port", str(self.port), "--var-dir", str(self.var),
                  "--workers", "1", "--stop-timeout", "3"],
                 cwd=REPO_ROOT, env=self.env, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
                 start_new_session=True,  # signals reach it only from this test

@@ -13,7 +13,8 @@ import pytest
 from django.db import connection, connections, transaction
 from django.utils import timezone
 
-import core.jobs
+import core.jobs.outbox
+import core.jobs.runner
 from core.errors import ServiceError
 from core.jobs import JobContext, cancel_job, retry_job, run_job, start_job, sweep
 from core.models import Job, JobEvent, MutationLog, Role
@@ -106,7 +107,8 @@ def kinds(monkeypatch: pytest.MonkeyPatch, calls: list[dict[str, Any]]) -> dict[
         for h in (echo, refuses, crashes, rolls_back_after_progress, some_rows_fail, counts, chunks, waits,
                   loses_the_database, busy)
     }
-    monkeypatch.setattr(core.jobs, "job_kinds", lambda: registered)
+    for where in (core.jobs.outbox, core.jobs.runner):  # who looks kinds up
+        monkeypatch.setattr(where, "job_kinds", lambda: registered)
     return registered
 
 
@@ -392,7 +394,7 @@ def test_a_run_that_lost_its_lease_stops_and_cannot_overwrite_the_next_run(kinds
         ctx.progress(1, 3, "chunks")
         Role.objects.create(name="never written")
 
-    core.jobs.job_kinds()["test.chunks"] = ("test", lose_the_lease_after_the_first_chunk)
+    core.jobs.runner.job_kinds()["test.chunks"] = ("test", lose_the_lease_after_the_first_chunk)
     assert run_job(str(job.pk)) is None
     job.refresh_from_db()
     assert (job.state, job.failures, job.finished_at) == (Job.QUEUED, 1, None)
@@ -470,7 +472,7 @@ def test_a_running_job_stops_at_its_next_progress_report_keeping_what_it_committ
             ctx.progress(n + 1, 5, "chunks")
         return {"created": 5}
 
-    core.jobs.job_kinds()["test.chunks"] = ("test", chunks_then_someone_cancels)
+    core.jobs.runner.job_kinds()["test.chunks"] = ("test", chunks_then_someone_cancels)
     assert run_job(str(job.pk)) is None
     job.refresh_from_db()
     assert (job.state, job.stage) == (Job.CANCELLED, "cancelled")

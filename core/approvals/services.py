@@ -6,6 +6,7 @@ from core.approvals.decisions import (
     EXECUTE_JOB_KIND,
     REJECTED,
     ResolveRequest,
+    action_failures,
     check_resolve_task,
     do_resolve_task,
     resolve_task,
@@ -38,7 +39,7 @@ from core.approvals.routes import (
 
 __all__ = [
     "APPROVED", "CONFIG", "EXECUTE_JOB_KIND", "REJECTED", "RUNTIME", "CreateTaskGroupRequest", "ResolveRequest",
-    "Route", "SetRouteRequest", "UpdateTaskGroupRequest", "approval_config_problems", "approval_routes",
+    "Route", "SetRouteRequest", "UpdateTaskGroupRequest", "action_failures", "approval_config_problems", "approval_routes",
     "check_can_request", "check_create_task_group", "check_resolve_task", "check_set_approval_route",
     "check_update_task_group", "configured_task_group", "create_task_group", "do_create_task_group",
     "do_resolve_task", "do_set_approval_route", "do_update_task_group", "needs_approval", "request_approval",

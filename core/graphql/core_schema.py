@@ -34,10 +34,14 @@ from core.graphql.openimis import Query as OpenimisQuery
 from core.graphql.openimis import UserQuery as OpenimisUserQuery
 from core.graphql.permissions import mark
 from core.graphql.scalars import UUID
-from core.graphql.types import CoreNode, CountableConnection
+from core.graphql.types import (
+    CoreNode,
+    CountableConnection,
+    UserType,
+)
 from core.graphql.users import Mutation as UsersMutation
 from core.graphql.users import Query as UsersQuery
-from core.models import MutationLog, Role, User
+from core.models import MutationLog, Role
 from core.permissions import (
     MUTATION_LOG_VIEW,
     MUTATION_LOG_VIEW_ALL,
@@ -45,14 +49,6 @@ from core.permissions import (
     has_permission,
     registry,
 )
-
-
-class UserType(CoreNode):
-    """Who created or changed something; only the name is exposed through other objects."""
-
-    class Meta:
-        model = User
-        fields = ("id", "username", "first_name", "last_name")
 
 
 class MutationLogType(CoreNode):

@@ -14,8 +14,8 @@ from graphene.utils.str_converters import to_camel_case, to_snake_case
 from graphene_django.filter import DjangoFilterConnectionField
 from graphql import GraphQLError
 
+from core import custom_filters
 from core.errors import CoreErrorCode, ServiceError
-from core.graphql import custom_filters
 from core.graphql.inputs import check_arguments
 from core.graphql.permissions import check_permission, mark
 

@@ -203,8 +203,15 @@ class CoreMutation(relay.ClientIDMutation):
                     errors = _refusal(exc)
                     _close(entry, MutationLog.ERROR, error=errors)
                     return cls(errors=cls._errors(errors), client_mutation_id=client_id, internal_id=str(entry.pk))
+                # ``errors`` in the output: the change is kept, but it did not do what was asked
+                # (an approval recorded whose approved action failed); the client is told so.
+                failures = list(output.pop("errors", None) or [])
                 affected = [str(v.pk) for v in output.values() if hasattr(v, "pk")]
-                _close(entry, MutationLog.SUCCESS, affected=affected, result=_outcome(output))
+                _close(entry, MutationLog.ERROR if failures else MutationLog.SUCCESS, affected=affected,
+                       result=_outcome(output), error=[_error_fields(f) for f in failures] or None)
+                if failures:
+                    return cls(errors=cls._errors(failures), client_mutation_id=client_id, internal_id=str(entry.pk),
+                               **output)
         except Exception as exc:
             if committed:
                 raise  # done and recorded; what failed came after (an on-commit action)
@@ -248,7 +255,8 @@ class CoreMutation(relay.ClientIDMutation):
                                   f"({entry.mutation_name}); use a new one for each mutation."}]
             return cls(errors=cls._errors(errors), client_mutation_id=client_id)
         if entry.status == MutationLog.ERROR:
-            return cls(errors=cls._errors(entry.error or []), client_mutation_id=client_id, internal_id=str(entry.pk))
+            return cls(errors=cls._errors(entry.error or []), client_mutation_id=client_id,
+                       internal_id=str(entry.pk), **_restore(entry.result or {}))
         return cls(errors=[], client_mutation_id=client_id, internal_id=str(entry.pk), **_restore(entry.result or {}))
 
 

@@ -25,7 +25,6 @@ from graphql import (
 
 from core.auth.cookies import apply_cookie_changes
 from core.errors import CoreErrorCode, ModuleConfigurationError, RequestErrorCode, ServiceError
-from core.graphql import core_schema
 from core.graphql.cost import CostLimits, cost_limit_validator
 from core.graphql.inputs import NOT_TEXT_REASON, TextLiteralRule, unstorable_path
 from core.graphql.introspection import introspection_rules
@@ -64,8 +63,9 @@ def merge_roots(kind: str, contributions: list[tuple[str, type]]) -> type:
 def build_schema() -> graphene.Schema:
     from core.hooks import results_by_module
 
-    queries = [("core", core_schema.Query), *results_by_module("coremis_graphql_query")]
-    mutations = [("core", core_schema.Mutation), *results_by_module("coremis_graphql_mutation")]
+    # The core's own root types come first, from its plug-in (core/plugin.py).
+    queries = results_by_module("coremis_graphql_query")
+    mutations = results_by_module("coremis_graphql_mutation")
     extra_types: list[type] = []
     for _, types in results_by_module("coremis_graphql_types"):
         extra_types.extend(types)

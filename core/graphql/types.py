@@ -1,4 +1,5 @@
-"""Shared GraphQL types: counted connections, typed mutation errors, base node types."""
+"""Shared GraphQL types: counted connections, typed mutation errors, base node types, the
+user as other objects name it, the import mode."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from graphene import relay
 from graphene_django import DjangoObjectType
 
 from core.graphql.scalars import UUID
+from core.models import User
 
 
 class CountableConnection(relay.Connection):
@@ -57,6 +59,14 @@ class CoreNode(DjangoObjectType):
     def get_node(cls, info: Any, id: Any) -> Any:
         """One object by key, within the same scope as the type's lists (``node(id:)``)."""
         return cls.list_queryset(cls._meta.model._default_manager.all(), info).filter(pk=id).first()
+
+
+class UserType(CoreNode):
+    """Who created or changed something; only the name is exposed through other objects."""
+
+    class Meta:
+        model = User
+        fields = ("id", "username", "first_name", "last_name")
 
 
 class JSONString(graphene.JSONString):

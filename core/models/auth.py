@@ -11,6 +11,9 @@ from django.utils import timezone
 
 from core.models.base import CoreModel
 
+# The system actor's row (``core.actors``; made by migration 0011_conventions_system_actor).
+SYSTEM_ACTOR_ID = uuid.UUID("00000000-0000-4000-8000-000000000001")
+
 
 class Role(CoreModel):
     """A named set of permission codes (``individual.search``…) declared by modules."""
@@ -57,8 +60,6 @@ class User(AbstractUser):
     @property
     def is_system(self) -> bool:
         """The platform itself (``core.actors.system_actor``): it holds every permission."""
-        from core.actors import SYSTEM_ACTOR_ID
-
         return self.pk == SYSTEM_ACTOR_ID
 
     def has_code(self, code: str) -> bool:

@@ -187,3 +187,61 @@ def database_url() -> str:
     from core.testing.live import database_url as url_of
 
     return url_of(connection.settings_dict)
+
+
+@pytest.fixture
+def live() -> Any:
+    """The helpers for tests of real processes (:mod:`core.testing.live`): ``start_gunicorn``,
+    ``stop``, ``request``, ``graphql``, ``multipart``, ``database_url``, ``postgres_socket``."""
+    from core.testing import live as helpers
+
+    return helpers
+
+
+@pytest.fixture
+def socket_proxy() -> Iterator[Callable[..., Any]]:
+    """``socket_proxy(listen, target)``: a :class:`core.testing.proxy.SocketProxy` (call
+    ``.start()``; ``.cut()`` and ``.restore()`` the connection), closed after the test."""
+    from core.testing.proxy import SocketProxy
+
+    made: list[Any] = []
+
+    def make(listen: Any, target: Any) -> Any:
+        made.append(SocketProxy(listen, target))
+        return made[-1]
+
+    yield make
+    for proxy in made:
+        proxy.close()
+
+
+@pytest.fixture
+def blocked_by() -> Callable[..., bool]:
+    """``blocked_by(holder)``: whether another session of the database waits, within
+    ``timeout`` seconds, on a lock that the connection ``holder`` holds (``pg_blocking_pids``
+    in ``pg_stat_activity``). A test of locking asks this instead of sleeping and hoping."""
+    import time
+
+    from django.db import connections
+
+    def wait(holder: Any, timeout: float = 30.0) -> bool:
+        with holder.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            (pid,) = cursor.fetchone()
+        deadline = time.monotonic() + timeout
+        observer = connections.create_connection("default")
+        try:
+            observer.set_autocommit(True)
+            while True:
+                with observer.cursor() as cursor:
+                    cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))",
+                                   [pid])
+                    if cursor.fetchone()[0]:
+                        return True
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(0.02)
+        finally:
+            observer.close()
+
+    return wait

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime
 import json
 import threading
-import time
 from typing import Any
 
 import pytest
@@ -334,7 +333,7 @@ def test_users_without_payroll_configure_change_nothing(gql, make_user, group_pl
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_rule_change_and_a_generation_never_interleave(make_user, group_plan):
+def test_a_rule_change_and_a_generation_never_interleave(make_user, group_plan, blocked_by):
     """A generation waits for a rule change holding the plan, then computes with the new rule;
     a change that comes while a generation holds the plan waits, then sees its payroll."""
     user = make_user(PAYROLL_ALL)
@@ -367,8 +366,8 @@ def test_a_rule_change_and_a_generation_never_interleave(make_user, group_plan):
                            [json.dumps({"fixed": 7}), plan.pk])
         worker = threading.Thread(target=generate)
         worker.start()
-        time.sleep(0.5)
-        assert worker.is_alive(), outcome  # the generation waits for the change
+        assert blocked_by(other), outcome  # the generation waits for the change
+        assert worker.is_alive(), outcome
         other.commit()
         worker.join(30)
     finally:
@@ -403,8 +402,8 @@ def test_a_rule_change_and_a_generation_never_interleave(make_user, group_plan):
                 "'[]', 'PENDING_APPROVAL', 0, 0, '{}')", [other_plan.pk, cycle.pk])
         worker = threading.Thread(target=change)
         worker.start()
-        time.sleep(0.5)
-        assert worker.is_alive(), changed  # the change waits for the generation
+        assert blocked_by(other), changed  # the change waits for the generation
+        assert worker.is_alive(), changed
         other.commit()
         worker.join(30)
     finally:
