@@ -179,3 +179,18 @@ def test_custom_filters_from_the_json_ext_schema(client: Any, make_user: Any) ->
     assert {f["code"] for f in body["data"]["customFilters"]} == {"livelihood", "house_type"}
     bad = gql(client, query % "NOPE", **bearer).json()
     assert bad["data"]["customFilters"] is None and bad["errors"][0]["extensions"]["code"] == "INVALID_VALUE"
+
+
+def test_beneficiary_status_filter_quoted_or_unquoted(client: Any, make_user: Any) -> None:
+    make_user(["social_protection.beneficiary_search"], username="viewer")
+    token = client.post("/api/graphql", data=json.dumps({"query": 'mutation { tokenAuth(username: "viewer", '
+                        'password: "%s") { token } }' % PASSWORD}), content_type="application/json").json()
+    bearer = {"HTTP_AUTHORIZATION": f"Bearer {token['data']['tokenAuth']['token']}"}
+    for status in ("ACTIVE", '"ACTIVE"'):
+        body = gql(client, "{ beneficiary(isDeleted: false, status: %s, first: 10) { totalCount edges { node "
+                           "{ id project { id } isEligible status } } } groupBeneficiary(status: %s) { totalCount } }"
+                   % (status, status), **bearer).json()
+        assert "errors" not in body, body
+        assert body["data"]["beneficiary"]["totalCount"] == 0
+    bad = gql(client, "{ beneficiary(status: NOPE) { totalCount } }", **bearer).json()
+    assert bad["data"]["beneficiary"] is None and bad["errors"]

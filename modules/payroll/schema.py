@@ -70,7 +70,7 @@ class PaymentPointGQLType(CoreNode):
     # coremis payment point is a provider serving wherever its routing says, with neither.
     location = graphene.Field("modules.location.schema.LocationGQLType",
                               description="openIMIS's field; always null (routing says where a point pays)")
-    ppm = graphene.Field("core.graphql.openimis.InteractiveUserType",
+    ppm = graphene.Field("core.graphql.openimis.CurrentUserType",
                          description="openIMIS's payment point manager; always null")
 
     def resolve_location(self, info: Any) -> None:

@@ -9,9 +9,16 @@ from django.db.models import Exists, OuterRef, QuerySet
 
 from core.errors import ServiceError
 from core.graphql import custom_filters
+from core.graphql.choices import ChoiceTextFilter
 from modules.location.services import scope_queryset
 from modules.social_protection import targeting
-from modules.social_protection.models import Beneficiary, BenefitPlan, GroupBeneficiary, PlanType
+from modules.social_protection.models import (
+    Beneficiary,
+    BeneficiaryStatus,
+    BenefitPlan,
+    GroupBeneficiary,
+    PlanType,
+)
 
 
 class BenefitPlanFilter(django_filters.FilterSet):
@@ -59,6 +66,8 @@ class BeneficiaryFilter(django_filters.FilterSet):
     uuid = django_filters.UUIDFilter(field_name="id")
     benefit_plan__id = django_filters.UUIDFilter(field_name="benefit_plan_id")
     individual__id = django_filters.UUIDFilter(field_name="individual_id")
+    # quoted or unquoted (openIMIS's frontend sends status: ACTIVE)
+    status = ChoiceTextFilter(field_name="status", choices=BeneficiaryStatus.choices)
 
     class Meta:
         model = Beneficiary
@@ -75,6 +84,7 @@ class GroupBeneficiaryFilter(django_filters.FilterSet):
     uuid = django_filters.UUIDFilter(field_name="id")
     benefit_plan__id = django_filters.UUIDFilter(field_name="benefit_plan_id")
     group__id = django_filters.UUIDFilter(field_name="group_id")
+    status = ChoiceTextFilter(field_name="status", choices=BeneficiaryStatus.choices)
 
     class Meta:
         model = GroupBeneficiary

@@ -22,6 +22,22 @@ def plans_with_payment_plans(info: Any) -> set[Any]:
     return cached
 
 
+class ProjectType(graphene.ObjectType):
+    """openIMIS's social protection project; coremis has none, so a beneficiary's is null."""
+
+    id = graphene.ID()
+    name = graphene.String()
+
+
+def is_eligible(info: Any, beneficiary: Any, subject_field: str) -> bool:
+    """Whether the beneficiary's person or household meets the plan's criteria now (one indexed
+    lookup per row asked; only the openIMIS beneficiary tabs ask for it)."""
+    from modules.social_protection.services import eligible
+
+    subject_id = getattr(beneficiary, f"{subject_field}_id")
+    return eligible(beneficiary.benefit_plan, info.context.user).filter(pk=subject_id).exists()
+
+
 class SchemaFieldsType(graphene.ObjectType):
     schema_fields = graphene.List(graphene.NonNull(graphene.String), required=True,
                                   description="the beneficiary json_ext properties of the plans of this type")

@@ -80,6 +80,19 @@ class BeneficiaryGQLType(CoreNode):
 
     status = graphene.String(required=True)
 
+    # --- openIMIS frontend (modules/social_protection/openimis.py)
+    project = graphene.Field("modules.social_protection.openimis.ProjectType",
+                             description="openIMIS's project; always null (coremis has no projects)")
+    is_eligible = graphene.Boolean(required=True, description="whether the individual meets the plan's criteria now")
+
+    def resolve_project(self, info: Any) -> None:
+        return None
+
+    def resolve_is_eligible(self, info: Any) -> bool:
+        from modules.social_protection.openimis import is_eligible
+
+        return is_eligible(info, self, "individual")
+
     @classmethod
     def list_queryset(cls, queryset: QuerySet, info: Any) -> QuerySet:
         queryset = queryset.select_related("benefit_plan", "individual", "individual__location",
@@ -96,6 +109,19 @@ class GroupBeneficiaryGQLType(CoreNode):
         fields = (*BENEFICIARY_FIELDS, "group")
 
     status = graphene.String(required=True)
+
+    # --- openIMIS frontend (modules/social_protection/openimis.py)
+    project = graphene.Field("modules.social_protection.openimis.ProjectType",
+                             description="openIMIS's project; always null (coremis has no projects)")
+    is_eligible = graphene.Boolean(required=True, description="whether the group meets the plan's criteria now")
+
+    def resolve_project(self, info: Any) -> None:
+        return None
+
+    def resolve_is_eligible(self, info: Any) -> bool:
+        from modules.social_protection.openimis import is_eligible
+
+        return is_eligible(info, self, "group")
 
     @classmethod
     def list_queryset(cls, queryset: QuerySet, info: Any) -> QuerySet:
