@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
 
 from core.permissions import registry
@@ -63,13 +63,14 @@ def current_user_json(user: Any) -> dict[str, Any]:
 
 @require_GET
 def current_user_view(request: HttpRequest) -> JsonResponse:
-    """``GET /api/core/users/current_user/``: who the token or the ``JWT`` cookie names; 204
+    """``GET /api/core/users/current_user/``: who the token or the ``JWT`` cookie names; null
     when neither was sent, 401 (with the reason) when the one sent is not valid."""
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         refused = getattr(request, "token_error", None)
         if refused is None:
-            # Nothing was sent: nobody is logged in, which the frontend asks at start-up.
-            return HttpResponse(status=204)
+            # Nothing was sent: nobody is logged in, which the frontend asks at start-up (it
+            # reads a null user as "show the log-in form").
+            return JsonResponse(None, safe=False)
         return JsonResponse({"detail": refused.message, "code": str(refused.code)}, status=401)
     return JsonResponse(current_user_json(user))
