@@ -147,6 +147,14 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
+def _no_statement_timeout() -> None:
+    """Job bodies run here as in a worker, which no API statement timeout binds; the in-process
+    GraphQL requests of earlier stages leave one on this process's connection."""
+    from core.middleware import set_statement_timeout
+
+    set_statement_timeout(0)
+
+
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
@@ -341,6 +349,7 @@ def run_stages(stages: list[Stage], context: Context) -> list[Result]:
         else:
             print(f"… {item.name}", file=sys.stderr, flush=True)
             try:
+                _no_statement_timeout()
                 result.measurement = item.run(context)
             except Exception as exc:  # one broken stage must not hide the others' numbers
                 traceback.print_exc()

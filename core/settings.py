@@ -186,6 +186,10 @@ COREMIS = {
     # Per statement of an API request (background jobs are not bound by it).
     "STATEMENT_TIMEOUT_MS": int(os.environ.get("COREMIS_STATEMENT_TIMEOUT_MS", "30000")),
     "MAX_PAGE_SIZE": int(os.environ.get("COREMIS_MAX_PAGE_SIZE", "100")),
+    # totalCount is exact up to this many rows; above it a list of a whole table (no filter, no
+    # location scope) answers the planner's estimate with totalCountIsEstimate: true
+    # (core/graphql/counting.py).
+    "EXACT_COUNT_LIMIT": int(os.environ.get("COREMIS_EXACT_COUNT_LIMIT", "10000")),
     "PROGRESS_DB": "progress",
     # openIMIS frontend (core/openimis.py): the languages offered, the default first, and
     # whether the JWT cookies are Secure even when the request did not arrive over HTTPS.

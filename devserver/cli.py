@@ -29,7 +29,11 @@ from devserver.supervisor import STOP_TIMEOUT, Interrupted, Program, Supervisor,
 
 ROOT = Path(__file__).resolve().parent.parent  # the checkout: manage.py and var/ live here
 MANAGE = ROOT / "manage.py"
-RQWORKER = ["rqworker", "default"]
+# rqworker sets RQ's log level from its verbosity (0: WARNING, 1: INFO, 2: DEBUG), over
+# settings.LOGGING; COREMIS_RQ_LOG_LEVEL chooses it (WARNING: coremis.jobs logs each job).
+RQ_VERBOSITY = {"WARNING": "0", "INFO": "1", "DEBUG": "2"}
+RQWORKER = ["rqworker", "default", "--verbosity",
+            RQ_VERBOSITY.get(os.environ.get("COREMIS_RQ_LOG_LEVEL", "WARNING").upper(), "0")]
 
 # ---------------------------------------------------------------------------------------------
 # Environment shared by every command

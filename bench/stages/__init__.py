@@ -10,5 +10,7 @@ from bench.stages import location  # noqa: F401
 from bench.stages import individual  # noqa: F401
 from bench.stages import social_protection  # noqa: F401
 from bench.stages import payroll  # noqa: F401
+from bench.stages import reconciliation  # noqa: F401
 from bench.stages import grievance  # noqa: F401
+from bench.stages import http  # noqa: F401  (last: it reads what the others loaded)
 # isort: on

@@ -59,7 +59,8 @@ def _build_registry(ctx: Context) -> dict[str, Any]:
             "version, is_deleted, date_created, date_updated) "
             "SELECT id, 'P' || m, 'Family' || g, date '1950-01-01' + ((g * 7 + m * 3650) % 25000), "
             "CASE WHEN m = 1 THEN 'F' ELSE 'M' END, location_id, "
-            "jsonb_build_object('vulnerability_score', (g * 37 + m * 11) % 100, 'national_id', 'SPB-' || g || '-' || m), "
+            "jsonb_build_object('vulnerability_score', (g * 37 + m * 11) % 100, 'national_id', 'SPB-' || g || '-' || m, "
+            "'phone', '+2577' || lpad((g * 10 + m)::text, 7, '0')), "
             "1, false, now(), now() FROM bench_sp_members")
         db.execute(
             "INSERT INTO individual_groupindividual (id, group_id, individual_id, role, recipient_type, "
@@ -94,6 +95,9 @@ def _graphql(ctx: Context, query: str, variables: dict[str, Any]) -> dict[str, A
                              HTTP_AUTHORIZATION=f"Bearer {issue(ctx.superuser()).token}")
     body = response.json()
     assert not body.get("errors"), body.get("errors")
+    from core.middleware import set_statement_timeout
+
+    set_statement_timeout(0)  # the enrollment that follows is a job's body, bound by none
     return body["data"]
 
 

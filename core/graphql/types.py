@@ -21,10 +21,16 @@ class CountableConnection(relay.Connection):
     class Meta:
         abstract = True
 
-    total_count = graphene.Int(required=True)
+    total_count = graphene.Int(required=True, description="exact, unless totalCountIsEstimate")
+    total_count_is_estimate = graphene.Boolean(
+        required=True, description="totalCount is PostgreSQL's estimate: a list of a whole table larger than the "
+        "exact-count limit (COREMIS_EXACT_COUNT_LIMIT); filtered and location-scoped lists are always exact")
 
     def resolve_total_count(self, info: Any) -> int:
         return int(getattr(self, "length", 0))
+
+    def resolve_total_count_is_estimate(self, info: Any) -> bool:
+        return bool(getattr(self, "length_is_estimate", False))
 
 
 class MutationError(graphene.ObjectType):

@@ -26,6 +26,8 @@ class Individual(CoreModel):
         indexes = [
             models.Index(fields=["last_name", "first_name"], name="individual_name"),
             models.Index(fields=["dob"], name="individual_dob"),
+            # the frontend's first page: newest first (orderBy: ["-dateCreated"])
+            models.Index(fields=["date_created"], name="individual_date_created"),
         ]
 
     def __str__(self) -> str:
@@ -43,6 +45,7 @@ class Group(CoreModel):
         constraints = [
             models.UniqueConstraint(fields=["code"], condition=Q(is_deleted=False), name="individual_group_code_unique"),
         ]
+        indexes = [models.Index(fields=["date_created"], name="individual_group_date_created")]
 
     def __str__(self) -> str:
         return self.code

@@ -30,7 +30,28 @@ def _describe(task: Any) -> str:
     return f"Approve payroll {data.get('name')}: {data.get('count')} payments totalling {data.get('sum')} {data.get('currency')}"
 
 
+def _reconcile(task: Any, ctx: ApprovalContext) -> Any:
+    from modules.payroll import services
+
+    payroll = services.close_payroll(None, task.data["id"])
+    return {"id": str(payroll.pk), "status": payroll.status}
+
+
+def _check_closer(task: Any, checker: Any) -> None:
+    """A checker closes every payment of the payroll at once: all of them in their scope."""
+    from modules.payroll import services
+
+    services.require_whole_payroll(checker, services.get_payroll(checker, task.data["id"]), "Closing this payroll")
+
+
+def _describe_close(task: Any) -> str:
+    data = task.data
+    return f"Close (reconcile) payroll {data.get('name')}: {data.get('count')} payments totalling {data.get('sum')}"
+
+
 ACTIONS: dict[str, ApprovalAction] = {
+    "payroll.reconcile": ApprovalAction(execute=_reconcile, describe=_describe_close, permission="payroll.close",
+                                        check_decider=_check_closer),
     "payroll.approve": ApprovalAction(execute=_approve, describe=_describe, permission="payroll.approve",
                                       check_decider=_check_checker),
 }

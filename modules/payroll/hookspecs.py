@@ -61,3 +61,30 @@ def payroll_recipient_identifiers(adaptor: str, point: Any) -> list[str] | None:
     point that can pay it, or refuses the recipient and lists them in the job's result.
     ``[]`` when the provider needs none of them (a bank file that carries names only).
     Return ``None`` when ``adaptor`` is not yours."""
+
+
+@hookspec
+def payroll_after_outcomes_received(point: Any, source: str, outcomes: list[Outcome]) -> None:
+    """A provider told us ``outcomes`` (``source`` is ``"CALLBACK"`` or ``"POLL"``) and they were
+    recorded; called on commit, so a rolled-back callback tells nobody. The reconciliation
+    module writes them to its ledger."""
+
+
+@hookspec
+def payroll_close_problems(payroll: Any) -> list[str]:
+    """Why ``payroll`` may not be closed (reconciled) yet, in sentences; ``[]`` when nothing
+    stands in the way. Runs inside the closing transaction, with the payroll locked."""
+
+
+@hookspec
+def payroll_urls() -> list[Any]:
+    """More routes under ``/api/payroll/`` (the openIMIS paths other modules answer, such as
+    ``csv_reconciliation/``)."""
+
+
+@hookspec
+def payroll_create_problems(plan: Any, cycle: Any, location_ids: list[str], follows: Any) -> list[Any]:
+    """Why a new payroll of ``plan`` in ``cycle`` for ``location_ids`` (``[]``: wherever the plan
+    pays) may not be generated, as ``core.errors.FieldError`` values; ``follows`` is the payroll
+    a re-issue comes from (``None`` otherwise). Runs when ``createPayroll`` is checked and again
+    in the generation job."""

@@ -137,6 +137,36 @@ class InstructionStatus(models.TextChoices):
 # follow-up payroll may pay them again.
 RELEASED_STATUSES = (InstructionStatus.FAILED, InstructionStatus.CANCELLED)
 
+# Approval is a fact of the payroll, not of each payment: approving a national payroll writes
+# one payroll row (and its history version, naming the checker and the control totals), not
+# 315,000 instructions. A stored instruction stays CREATED until it is sent; clients see it as
+# APPROVED once its payroll has been approved (``effective_status``), so ``APPROVED`` is never
+# stored any more (migration 0006 moved the rows that had it back to CREATED).
+UNSENT: str = InstructionStatus.CREATED.value
+APPROVED_PAYROLL_STATUSES = (
+    PayrollStatus.APPROVED, PayrollStatus.SENDING, PayrollStatus.SENT, PayrollStatus.PARTIALLY_PAID,
+    PayrollStatus.PAID, PayrollStatus.RECONCILED,
+)
+
+
+def effective_status(stored: str, payroll_status: str) -> str:
+    """The status a client sees: an unsent payment of an approved payroll is APPROVED."""
+    if stored == UNSENT and payroll_status in APPROVED_PAYROLL_STATUSES:
+        return InstructionStatus.APPROVED
+    return stored
+
+
+def effective_status_q(statuses: list[str] | tuple[str, ...], payroll: str = "payroll__") -> Q:
+    """Instructions whose :func:`effective_status` is one of ``statuses``, as a filter
+    (``payroll`` is the lookup path of the instruction's payroll)."""
+    wanted = set(statuses)
+    condition = Q(status__in=sorted(wanted - {InstructionStatus.CREATED, InstructionStatus.APPROVED}))
+    if InstructionStatus.CREATED in wanted:
+        condition |= Q(status=UNSENT) & ~Q(**{f"{payroll}status__in": APPROVED_PAYROLL_STATUSES})
+    if InstructionStatus.APPROVED in wanted:
+        condition |= Q(status=UNSENT, **{f"{payroll}status__in": APPROVED_PAYROLL_STATUSES})
+    return condition
+
 
 class BenefitConsumption(CoreModel):
     """One payment instruction: one beneficiary, one cycle.

@@ -55,9 +55,11 @@ def coremis_schedules() -> list[dict[str, Any]]:
 def coremis_urls() -> list[Any]:
     from django.urls import path
 
+    from core.hooks import hook
     from modules.payroll.views import callback_view
 
-    return [path("callback/<str:point_code>", callback_view, name="callback")]
+    extra = [route for routes in hook().payroll_urls() for route in routes or []]
+    return [path("callback/<str:point_code>", callback_view, name="callback"), *extra]
 
 
 @hookimpl
@@ -134,15 +136,16 @@ def payroll_recipient_identifiers(adaptor: str, point: Any) -> Any:
 @hookimpl(optionalhook=True)  # grievance declares it; without grievance nobody asks
 def grievance_payments(payment_ids: list[Any]) -> dict[Any, dict[str, Any]]:
     """Payments as they are now, for "payment not received" tickets (a hook grievance declares)."""
-    from modules.payroll.models import BenefitConsumption
+    from modules.payroll.models import BenefitConsumption, effective_status
 
-    return {row["pk"]: {"code": row["code"], "status": row["status"], "amount": row["amount"],
+    return {row["pk"]: {"code": row["code"], "status": effective_status(row["status"], row["payroll__status"]),
+                        "amount": row["amount"],
                         "currency": row["currency"], "individual_id": row["individual_id"], "group_id": row["group_id"],
                         "date_paid": row["date_paid"], "provider_transaction_id": row["provider_transaction_id"],
                         "status_message": row["status_message"], "payroll": row["payroll__name"]}
             for row in BenefitConsumption.objects.filter(pk__in=payment_ids).values(
                 "pk", "code", "status", "amount", "currency", "individual_id", "group_id", "date_paid",
-                "provider_transaction_id", "status_message", "payroll__name")}
+                                "provider_transaction_id", "status_message", "payroll__name", "payroll__status")}
 
 
 @hookimpl

@@ -31,6 +31,8 @@ from modules.payroll.models import (
     PaymentPlan,
     PaymentPoint,
     Payroll,
+    effective_status,
+    effective_status_q,
 )
 from modules.social_protection.schema import BenefitPlanGQLType  # noqa: F401 - plans resolve to it
 
@@ -157,6 +159,22 @@ def _totals(payroll: Payroll, info: Any) -> tuple[int, int]:
     return cache[payroll.pk]
 
 
+class BenefitConsumptionFilter(django_filters.FilterSet):
+    """``status`` filters on what clients see (:func:`effective_status`): an unsent payment of an
+    approved payroll is APPROVED although its row still says CREATED."""
+
+    status = django_filters.CharFilter(method="filter_status")
+    status__in = django_filters.BaseInFilter(method="filter_status")
+
+    class Meta:
+        model = BenefitConsumption
+        fields = {"code": ["exact"], "individual__last_name": ["icontains"], "is_deleted": ["exact"]}
+
+    def filter_status(self, queryset: QuerySet, name: str, value: Any) -> QuerySet:
+        statuses = [value] if isinstance(value, str) else list(value or [])
+        return queryset.filter(effective_status_q(statuses))
+
+
 class BenefitConsumptionGQLType(CoreNode):
     """A payment instruction; ``code`` is its reference with the provider."""
 
@@ -164,22 +182,27 @@ class BenefitConsumptionGQLType(CoreNode):
         model = BenefitConsumption
         interfaces = (graphene.relay.Node,)
         connection_class = CountableConnection
+        filterset_class = BenefitConsumptionFilter
         fields = (*AUDIT, "code", "payroll", "payment_cycle", "beneficiary_id", "individual", "group",
                   "payment_point", "amount", "currency", "status", "provider_transaction_id", "status_message",
                   "date_paid", "send_attempts", "dispatched_at")
-        filter_fields = {"code": ["exact"], "status": ["exact", "in"], "individual__last_name": ["icontains"],
-                         "is_deleted": ["exact"]}
 
-    status = graphene.String(required=True)
+    status = graphene.String(required=True, description="APPROVED for an unsent payment of an approved payroll")
     amount = graphene.Float(required=True, description="minor units")
     receipt = graphene.String(description="the provider's transaction id (openIMIS name)")
+
+    def resolve_status(self, info: Any) -> str:
+        # ``payroll`` is joined by every list (list_queryset) and by a payroll's own payments.
+        return effective_status(self.status, self.payroll.status)
 
     def resolve_receipt(self, info: Any) -> str:
         return self.provider_transaction_id
 
     @classmethod
     def list_queryset(cls, queryset: QuerySet, info: Any) -> QuerySet:
-        queryset = queryset.select_related("individual", "group", "payment_point", "payroll", "payment_cycle")
+        # (the payroll's point: its ``paymentMethod``)
+        queryset = queryset.select_related("individual", "group", "payment_point", "payroll__payment_point",
+                                           "payment_cycle")
         return scope_queryset(queryset, info.context.user, "individual__location")
 
 
@@ -464,15 +487,24 @@ class MakePaymentForPayrollMutation(CoreMutation):
 
 
 class ClosePayrollMutation(CoreMutation):
+    """Close (reconcile) a paid payroll, or ask for approval when ``payroll.reconcile`` is routed
+    to checkers (``task``; the payroll is closed when they approve)."""
+
     permission = "payroll.close"
     payroll = graphene.Field(PayrollGQLType)
+    task = graphene.Field("core.approvals.schema.TaskGQLType")
 
     class Input(PayrollIdInput):
         pass
 
     @classmethod
     def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
-        return {"payroll": services.close_payroll(user, data["id"])}
+        from core.models import ApprovalTask
+
+        done = services.close_payroll(user, data["id"])
+        if isinstance(done, ApprovalTask):
+            return {"task": done, "payroll": services.get_payroll(user, data["id"])}
+        return {"payroll": done}
 
 
 class RejectPayrollMutation(CoreMutation):

@@ -7,7 +7,7 @@ The rules that make a payment happen at most once:
 2. Before a batch goes out, its instructions get ``dispatched_at`` in a committed
    transaction. If the process dies after that, or the provider's answer is lost, they are
    *unknown*: only a status query may release them (``NOT_FOUND``) for another send.
-3. Outcomes only move forward (APPROVED → SENT → PAID | FAILED); a duplicate or late
+3. Outcomes only move forward (unsent, stored CREATED and read as APPROVED, → SENT → PAID | FAILED); a duplicate or late
    callback for an instruction already final changes nothing.
 """
 
@@ -36,6 +36,7 @@ from modules.payroll.adaptors.base import (
     ProviderUnavailable,
 )
 from modules.payroll.models import (
+    UNSENT,
     BenefitConsumption,
     InstructionStatus,
     PaymentPoint,
@@ -46,10 +47,12 @@ from modules.payroll.models import (
 log = logging.getLogger("coremis.payroll")
 
 # Which statuses an outcome may move an instruction from.
+# Unsent instructions are stored CREATED (approval is the payroll's status, see models.UNSENT);
+# an outcome moves one only once it was dispatched, which only a sending (approved) payroll does.
 FORWARD: dict[str, tuple[str, ...]] = {
-    ACCEPTED: (InstructionStatus.APPROVED,),
-    PAID: (InstructionStatus.APPROVED, InstructionStatus.SENT),
-    FAILED: (InstructionStatus.APPROVED, InstructionStatus.SENT),
+    ACCEPTED: (UNSENT,),
+    PAID: (UNSENT, InstructionStatus.SENT),
+    FAILED: (UNSENT, InstructionStatus.SENT),
 }
 
 
@@ -78,7 +81,7 @@ def record_outcomes(outcomes: Iterable[Outcome], user: Any = None) -> int:
                 # The provider never got it: the instruction may go out again (same reference).
                 sql = (f"UPDATE {table} b SET dispatched_at = NULL, version = version + 1, date_updated = now() "
                        f"FROM (VALUES {values}) v(code, txn, msg) "
-                       "WHERE b.code = v.code AND b.status = 'APPROVED' AND b.dispatched_at IS NOT NULL "
+                       f"WHERE b.code = v.code AND b.status = '{UNSENT}' AND b.dispatched_at IS NOT NULL "
                        "RETURNING b.payroll_id")
                 cursor.execute(sql, params)
             else:
@@ -89,7 +92,8 @@ def record_outcomes(outcomes: Iterable[Outcome], user: Any = None) -> int:
                        "provider_transaction_id = CASE WHEN v.txn <> '' THEN v.txn ELSE b.provider_transaction_id END, "
                        f"status_message = v.msg, date_paid = {paid} "
                        f"FROM (VALUES {values}) v(code, txn, msg) "
-                       f"WHERE b.code = v.code AND b.status IN ({sources}) RETURNING b.payroll_id")
+                       f"WHERE b.code = v.code AND b.status IN ({sources}) "
+                       f"AND (b.status <> '{UNSENT}' OR b.dispatched_at IS NOT NULL) RETURNING b.payroll_id")
                 cursor.execute(sql, [status, uid, *params])
             rows = cursor.fetchall()
             changed += len(rows) if status != NOT_FOUND else 0
@@ -99,6 +103,31 @@ def record_outcomes(outcomes: Iterable[Outcome], user: Any = None) -> int:
     return changed
 
 
+def record_outcomes_from(select: str, params: list[Any], user: Any = None) -> int:
+    """:func:`record_outcomes` for outcomes another module holds in a table: ``select`` yields
+    ``(code, status, provider_transaction_id, message)`` rows, with ``status`` one of SENT,
+    PAID, FAILED, at most one row per code (the caller picks which word counts). The same forward
+    rules, in one ``UPDATE … FROM (select)`` instead of one per batch of values; payrolls
+    touched are re-evaluated. Returns how many payments changed."""
+    table = BenefitConsumption._meta.db_table
+    rules = " OR ".join(f"(v.status = '{status}' AND b.status IN ({', '.join(repr(str(s)) for s in sources)}))"
+                        for status, sources in FORWARD.items())
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} b SET status = v.status, version = b.version + 1, date_updated = now(), "
+            "user_updated_id = %s, "
+            "provider_transaction_id = CASE WHEN v.txn <> '' THEN left(v.txn, 100) ELSE b.provider_transaction_id END, "
+            "status_message = left(v.msg, 255), "
+            f"date_paid = CASE WHEN v.status = '{PAID}' THEN now() ELSE b.date_paid END "
+            f"FROM ({select}) v(code, status, txn, msg) "
+            f"WHERE b.code = v.code AND ({rules}) RETURNING b.payroll_id",
+            [getattr(user, "pk", None), *params])
+        rows = cursor.fetchall()
+        for payroll_id in {str(r[0]) for r in rows}:
+            settle(payroll_id, user)
+    return len(rows)
+
+
 def settle(payroll_id: Any, user: Any = None) -> None:
     """Move a sent payroll to PAID (every payment paid) or PARTIALLY_PAID (all final, some
     failed) once nothing is pending."""
@@ -106,7 +135,7 @@ def settle(payroll_id: Any, user: Any = None) -> None:
     if payroll.status not in (PayrollStatus.SENT, PayrollStatus.PARTIALLY_PAID):
         return
     rows = BenefitConsumption.objects.filter(payroll=payroll)
-    if rows.filter(status__in=(InstructionStatus.APPROVED, InstructionStatus.SENT)).exists():
+    if rows.filter(status__in=(UNSENT, InstructionStatus.SENT)).exists():
         return
     target = PayrollStatus.PARTIALLY_PAID if rows.filter(status=InstructionStatus.FAILED).exists() else PayrollStatus.PAID
     if target != payroll.status:
@@ -130,7 +159,7 @@ def _instructions(rows: list[BenefitConsumption], minor_unit: int) -> list[Instr
 def resolve_unknown(payroll: Payroll, user: Any = None) -> int:
     """Ask providers about instructions dispatched without a recorded answer; returns how many
     are still unknown afterwards."""
-    pending = BenefitConsumption.objects.filter(payroll=payroll, status=InstructionStatus.APPROVED,
+    pending = BenefitConsumption.objects.filter(payroll=payroll, status=UNSENT,
                                                 dispatched_at__isnull=False)
     for point_id in set(pending.values_list("payment_point_id", flat=True)):
         point = PaymentPoint.all_objects.get(pk=point_id)
@@ -233,7 +262,7 @@ def _send(payroll: Payroll, user: Any, progress: Callable[..., None] | None) -> 
                 progress(sent, total, "sending")
     unknown = resolve_unknown(payroll, user)
     with transaction.atomic():
-        left = BenefitConsumption.objects.filter(payroll=payroll, status=InstructionStatus.APPROVED).count()
+        left = BenefitConsumption.objects.filter(payroll=payroll, status=UNSENT).count()
         if left == 0:
             Payroll.objects.filter(pk=payroll.pk, status=PayrollStatus.SENDING).update(
                 status=PayrollStatus.SENT, version=F("version") + 1, date_updated=timezone.now())
@@ -285,7 +314,7 @@ def send_outcome(payroll_id: Any, outcome: dict[str, Any], previous: dict[str, A
 
 
 def _undispatched(payroll: Payroll) -> Any:
-    return BenefitConsumption.objects.filter(payroll=payroll, status=InstructionStatus.APPROVED,
+    return BenefitConsumption.objects.filter(payroll=payroll, status=UNSENT,
                                              dispatched_at__isnull=True)
 
 
@@ -298,7 +327,7 @@ def _claim_batch(payroll: Payroll, point_id: Any = None) -> list[BenefitConsumpt
     """The next batch for one payment point (the first with work, if not given), marked
     dispatched (one UPDATE) before it leaves.
 
-    No ORDER BY in the claim: the (payroll, status) index hands out undispatched APPROVED rows
+    No ORDER BY in the claim: the (payroll, status) index hands out undispatched unsent rows
     without sorting what remains, so each claim costs a batch, not the rest of the payroll.
     """
     if point_id is None:
@@ -312,7 +341,7 @@ def _claim_batch(payroll: Payroll, point_id: Any = None) -> list[BenefitConsumpt
         # The batch is picked once, in a materialized CTE: as ``id IN (SELECT … LIMIT n)`` the
         # planner may re-run the subquery per row and dispatch more than a batch.
         cursor.execute(
-            f"WITH batch AS MATERIALIZED (SELECT id FROM {table} WHERE payroll_id = %s AND status = 'APPROVED' "
+            f"WITH batch AS MATERIALIZED (SELECT id FROM {table} WHERE payroll_id = %s AND status = '{UNSENT}' "
             "AND dispatched_at IS NULL AND payment_point_id = %s AND NOT is_deleted LIMIT %s "
             f"FOR UPDATE SKIP LOCKED) UPDATE {table} b SET dispatched_at = now(), "
             "send_attempts = b.send_attempts + 1, version = b.version + 1 FROM batch WHERE b.id = batch.id "
@@ -343,4 +372,5 @@ def poll_sent(user: Any = None) -> dict[str, int]:
             asked += len(outcomes)
             with acting_as(user, poll=point.code):
                 changed += record_outcomes(outcomes, user)
+            adaptors.outcomes_received(point, "POLL", outcomes)
     return {"asked": asked, "changed": changed}

@@ -31,6 +31,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from core import services
+from core.approvals.services import needs_approval, request_approval
 from core.errors import FieldError, NotFound, ServiceError, ValidationFailed
 from core.permissions import require
 from modules.individual.models import Group, GroupIndividual, Individual
@@ -71,7 +72,7 @@ from modules.social_protection.services import beneficiary_model
 # what generation computed, with the plan's minor unit.
 UNFINISHED_PAYROLLS = (PayrollStatus.PENDING_APPROVAL, PayrollStatus.APPROVED, PayrollStatus.SENDING)
 # Payments a provider may still be asked to make, or is making, through their payment point.
-OPEN_INSTRUCTIONS = (InstructionStatus.CREATED, InstructionStatus.APPROVED, InstructionStatus.SENT)
+OPEN_INSTRUCTIONS = (InstructionStatus.CREATED, InstructionStatus.SENT)
 
 CYCLE_FIELDS = ("code", "start_date", "end_date", "status")
 PLAN_FIELDS = ("name", "calculation_rule", "currency", "minor_unit", "json_ext")
@@ -640,7 +641,7 @@ def check_control_totals(payroll: Payroll) -> None:
 def check_payroll_request(user: Any, *, name: str, payment_plan_id: Any, payment_cycle_id: Any,
                           payment_point_id: Any = None, location_ids: list[Any] | None = None,
                           selection: QuerySet | None = None, check_rows: bool = True, lock: bool = False,
-                          **_: Any) -> dict[str, Any]:
+                          follows: Payroll | None = None, **_: Any) -> dict[str, Any]:
     """Everything ``createPayroll`` can refuse before any row is written, so bad input gets a
     specific error at once rather than from a background job: unknown plan, cycle, point or
     location, a cycle that is not ACTIVE, nobody left to pay, a beneficiary no payment point
@@ -668,6 +669,8 @@ def check_payroll_request(user: Any, *, name: str, payment_plan_id: Any, payment
         errors.append(FieldError("locationIds", "UNKNOWN_LOCATION", "A location does not exist."))
     elif user is not None and not all(in_scope(user, location) for location in found):
         errors.append(FieldError("locationIds", "OUT_OF_SCOPE", "A location is outside your locations."))
+    if not errors:
+        errors += _create_problems(plan, cycle, ids, follows)
     if errors:
         raise ValidationFailed(errors)
     if check_rows:
@@ -689,7 +692,7 @@ def create_payroll(user: Any, *, name: str, payment_plan_id: Any, payment_cycle_
     with transaction.atomic():
         checked = check_payroll_request(user, name=name, payment_plan_id=payment_plan_id,
                                         payment_cycle_id=payment_cycle_id, payment_point_id=payment_point_id,
-                                        location_ids=location_ids, check_rows=False, lock=True)
+                                        location_ids=location_ids, check_rows=False, lock=True, follows=follows)
         payroll = services.create(Payroll(
             name=checked["name"], payment_plan=checked["plan"], payment_cycle=checked["cycle"],
             payment_point=checked["point"], location_ids=checked["location_ids"], json_ext=json_ext,
@@ -766,8 +769,9 @@ def mark_approved(user: Any, payroll_id: Any) -> Payroll:
     with transaction.atomic():
         payroll = get_payroll(None, payroll_id, for_update=True)
         check_control_totals(payroll)
+        # One row: the instructions stay CREATED and read as APPROVED through their payroll
+        # (models.effective_status); the payroll's history version names who approved which totals.
         payroll = _move(payroll, user, (PayrollStatus.PENDING_APPROVAL,), PayrollStatus.APPROVED)
-        _move_instructions(payroll, user, (InstructionStatus.CREATED,), InstructionStatus.APPROVED)
     return payroll
 
 
@@ -779,8 +783,7 @@ def reject_payroll(user: Any, payroll_id: Any) -> Payroll:
         require_whole_payroll(user, payroll, "Rejecting this payroll")
         payroll = _move(payroll, user, (PayrollStatus.PENDING_APPROVAL, PayrollStatus.APPROVED),
                         PayrollStatus.REJECTED)
-        _move_instructions(payroll, user, (InstructionStatus.CREATED, InstructionStatus.APPROVED),
-                           InstructionStatus.CANCELLED)
+        _move_instructions(payroll, user, (InstructionStatus.CREATED,), InstructionStatus.CANCELLED)
     return payroll
 
 
@@ -798,15 +801,45 @@ def delete_payroll(user: Any, payroll_id: Any, version: int | None = None) -> Pa
         return services.set_deleted(payroll, user, True, version)
 
 
-def close_payroll(user: Any, payroll_id: Any) -> Payroll:
-    """PAID / PARTIALLY_PAID → RECONCILED; paid instructions become RECONCILED."""
+def close_payroll(user: Any, payroll_id: Any) -> Payroll | Any:
+    """PAID / PARTIALLY_PAID → RECONCILED; paid instructions become RECONCILED. Refused while a
+    module says it does not add up (``payroll_close_problems``). When the deployment routes
+    ``payroll.reconcile`` to checkers, a user's request opens an approval task instead (returned),
+    and the approved task closes it (``user`` is then ``None``: the checks run again)."""
     require(user, "payroll.close")
     with transaction.atomic():
         payroll = get_payroll(user, payroll_id, for_update=True)
         require_whole_payroll(user, payroll, "Closing this payroll")
+        if payroll.status not in (PayrollStatus.PAID, PayrollStatus.PARTIALLY_PAID):
+            raise ServiceError("INVALID_PAYROLL_STATUS", f"The payroll is {payroll.status}; this needs it to be "
+                               "PAID or PARTIALLY_PAID.", "status")
+        check_close_problems(payroll)
+        if user is not None and needs_approval("payroll.reconcile"):
+            return request_approval(user, "payroll.reconcile", "Payroll", payroll.pk, {
+                "id": str(payroll.pk), "name": payroll.name, "status": payroll.status,
+                "count": payroll.control_count, "sum": payroll.control_sum})
         payroll = _move(payroll, user, (PayrollStatus.PAID, PayrollStatus.PARTIALLY_PAID), PayrollStatus.RECONCILED)
         _move_instructions(payroll, user, (InstructionStatus.PAID,), InstructionStatus.RECONCILED)
     return payroll
+
+
+def _create_problems(plan: PaymentPlan, cycle: PaymentCycle, location_ids: list[str],
+                     follows: Payroll | None) -> list[FieldError]:
+    """What other modules refuse about a new payroll (``payroll_create_problems``)."""
+    from core.hooks import hook
+
+    return [p for found in hook().payroll_create_problems(plan=plan, cycle=cycle, location_ids=location_ids,
+                                                          follows=follows) for p in found or []]
+
+
+def check_close_problems(payroll: Payroll) -> None:
+    """Refuse closing while a module (reconciliation) says the payroll does not add up yet."""
+    from core.hooks import hook
+
+    problems = [p for found in hook().payroll_close_problems(payroll=payroll) for p in found or []]
+    if problems:
+        raise ServiceError("NOT_RECONCILED", "The payroll cannot be closed yet: " + "; ".join(problems[:20]) +
+                           (f"; and {len(problems) - 20} more" if len(problems) > 20 else ""), "id")
 
 
 def start_sending(user: Any, payroll_id: Any) -> Payroll:

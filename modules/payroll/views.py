@@ -29,6 +29,7 @@ def callback_view(request: HttpRequest, point_code: str) -> JsonResponse:
         outcomes = adaptors.parse_callback(point, request.body, request.headers)
         with acting_as(None, callback=point.code):
             changed = record_outcomes(outcomes)
+        adaptors.outcomes_received(point, "CALLBACK", outcomes)
     except ServiceError as exc:
         log.warning("callback rejected", extra={"point": point.code, "error": exc.message})
         return JsonResponse({"error": exc.code, "message": exc.message}, status=403)

@@ -189,6 +189,7 @@ class TicketPartsField(ProtectedConnectionField):
 
         def logged(root: Any, info: Any, **args: Any) -> Any:
             connection = resolve(root, info, **args)
+            _prefetch_links([edge.node.ticket for edge in connection.edges])  # their jsonExt, tasks: once a page
             tickets = {edge.node.ticket_id: edge.node.ticket for edge in connection.edges}
             access.log_reads(info.context.user, tickets.values(), path)
             return connection

@@ -47,3 +47,12 @@ def recipient_identifiers(point: Any) -> list[str]:
     """The recipient fields ``point``'s provider pays to (one of them must be set)."""
     found = _hook().payroll_recipient_identifiers(adaptor=point.adaptor, point=point)
     return list(found or [])
+
+
+def outcomes_received(point: Any, source: str, outcomes: list[Outcome]) -> None:
+    """Tell other modules what a provider said, once the recording has committed."""
+    from django.db import transaction
+
+    if outcomes:
+        transaction.on_commit(lambda: _hook().payroll_after_outcomes_received(point=point, source=source,
+                                                                               outcomes=outcomes))

@@ -25,6 +25,7 @@ def payrolls_need_no_checker(db: Any) -> None:
     from core.approvals.services import set_approval_route
 
     set_approval_route(None, "payroll.approve", None, "tests: approved at generation")
+    set_approval_route(None, "payroll.reconcile", None, "tests: closed at once")
 
 
 def route_approvals(code: str | None) -> None:

@@ -38,7 +38,7 @@ def health() -> tuple[bool, str]:
 def test_the_shipped_configuration_needs_a_checker_for_every_payroll(gql, make_user, admin_user, group_plan,
                                                                     as_shipped):
     shipped = json.loads(SHIPPED.read_text())["payroll"]["approvals"]
-    assert shipped == {"payroll.approve": "PAYROLL-CHECKERS"}
+    assert shipped == {"payroll.approve": "PAYROLL-CHECKERS", "payroll.reconcile": "PAYROLL-CHECKERS"}
     assert configured_task_group("payroll.approve") == "PAYROLL-CHECKERS"
     maker = gql(make_user(PAYROLL_ALL))
     ids = setup_payments(maker, group_plan)

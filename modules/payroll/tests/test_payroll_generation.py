@@ -9,7 +9,7 @@ import pytest
 from django.db import IntegrityError, transaction
 
 from core.approvals.services import create_task_group
-from core.models import ApprovalTask
+from core.models import ApprovalTask, HistoryEntry
 from modules.payroll.adaptors.base import config_problems
 from modules.payroll.models import BenefitConsumption, Payroll
 from modules.payroll.tests.conftest import PAYROLL_ALL, generate, mutate, ok, route_approvals
@@ -21,6 +21,10 @@ RULE = {"fixed": 10000, "per_member": {"amount": 2000, "cap": 6000},
         "top_ups": [{"criteria": {"on": "head", "filter": "disability__exact__boolean=true"}, "amount": 5000}]}
 # households 0..7 have 1,2,3,4,1,2,3,4 members; odd ones have a disabled head
 EXPECTED = {f"HH-{i:03d}": 10000 + min(2000 * (i % 4 + 1), 6000) + (5000 if i % 2 else 0) for i in range(8)}
+
+
+PAYMENTS_BY_STATUS = """query($p: UUID!, $s: String) { benefitConsumptionByPayroll(payrollUuid: $p, status: $s) {
+    totalCount edges { node { status } } } }"""
 
 
 def setup_payments(client: Any, group_plan: Any, **point: Any) -> dict[str, str]:
@@ -208,7 +212,23 @@ def test_checker_approval_approves_the_payroll(gql, make_user, group_plan, check
     assert decided["resolveTask"]["errors"] == []
     payroll = Payroll.objects.get(pk=created["payroll"]["uuid"])
     assert payroll.status == "APPROVED"
-    assert set(payroll.instructions.values_list("status", flat=True)) == {"APPROVED"}
+    # approval is the payroll's: its rows are untouched (no new version, no history row) and
+    # clients see every unsent payment as APPROVED, in the list and through its filter
+    assert set(payroll.instructions.values_list("status", "version")) == {("CREATED", 1)}
+    instruction_history = HistoryEntry.objects.filter(table_name=BenefitConsumption._meta.db_table)
+    assert not instruction_history.filter(operation="U").exists()
+    listed = maker.ok(PAYMENTS_BY_STATUS, {"p": str(payroll.pk), "s": "APPROVED"})["benefitConsumptionByPayroll"]
+    assert listed["totalCount"] == payroll.control_count
+    assert {e["node"]["status"] for e in listed["edges"]} == {"APPROVED"}
+    created_ones = maker.ok(PAYMENTS_BY_STATUS, {"p": str(payroll.pk), "s": "CREATED"})
+    assert created_ones["benefitConsumptionByPayroll"]["totalCount"] == 0
+    # who approved what: the payroll's history version (the maker's approved action) names the
+    # checker and the totals approved
+    approval = HistoryEntry.objects.filter(table_name=Payroll._meta.db_table, row_id=payroll.pk,
+                                           data__status="APPROVED").get()
+    assert approval.context["approved_by"] == str(checkers[1].pk)
+    assert (approval.data["control_count"], approval.data["control_sum"]) == (payroll.control_count,
+                                                                              payroll.control_sum)
 
 
 def test_rejecting_releases_beneficiaries_and_deleting_removes_the_payroll(gql, make_user, group_plan, checkers):

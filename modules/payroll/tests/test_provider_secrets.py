@@ -118,7 +118,7 @@ def test_a_stored_point_that_breaks_the_rules_is_never_sent_to(admin_user, group
                            "token_path": f"@{url.removeprefix('http://')}/x"})
         assert "user name or password" in error
         assert received == []
-    assert set(BenefitConsumption.objects.filter(payroll=payroll).values_list("status", flat=True)) == {"APPROVED"}
+    assert set(BenefitConsumption.objects.filter(payroll=payroll).values_list("status", flat=True)) == {"CREATED"}
 
 
 def test_a_provider_redirect_is_not_followed(admin_user, group_plan, monkeypatch):
@@ -159,4 +159,4 @@ def test_a_callback_token_naming_a_server_variable_authenticates_nobody(admin_us
     answer = client.post("/api/payroll/callback/BANK", data=f"reference,status,transaction_id,message\n{reference},PAID,T,\n",
                          content_type="text/csv", HTTP_AUTHORIZATION="Bearer /root")
     assert answer.status_code == 403 and answer.json()["error"] == "SECRET_NOT_ALLOWED"
-    assert BenefitConsumption.objects.get(code=reference).status == "APPROVED"
+    assert BenefitConsumption.objects.get(code=reference).status == "CREATED"  # unsent

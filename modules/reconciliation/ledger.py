@@ -1,0 +1,288 @@
+"""The ledger and the matching: statements are staged with ``COPY``, stored once by one
+``INSERT … SELECT … ON CONFLICT DO NOTHING``, and matched against the payments by a handful of
+set-based statements over what that insert added. Running it again over the same statements
+adds nothing and detects nothing (idempotent); a crash leaves either nothing or everything of
+one chunk (resumable: the next run stores the rest).
+
+Mismatch classes and how each is seen:
+- one line shows it (key: the report): ``UNKNOWN_REFERENCE`` (a paid line for no payment of
+  ours), ``AMOUNT_DIFFERS``, ``CURRENCY_DIFFERS``, ``WRONG_RECIPIENT`` (the account or phone
+  differs from the recipient's);
+- several lines, or the payment, show it (key: the payment): ``PAID_TWICE`` (two provider
+  transactions paid it), ``PAID_AFTER_FAILED`` / ``FAILED_AFTER_PAID`` (the provider's final
+  word changed), ``NOT_REPORTED`` (no word by the point's deadline; see :func:`flag_unreported`).
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from django.db import connection, transaction
+
+from core.loader import module_config
+from modules.reconciliation.models import Source
+from modules.reconciliation.reading import Row
+
+LEDGER = "reconciliation_providerreport"
+MISMATCH = "reconciliation_mismatch"
+EVENT = "reconciliation_mismatchevent"
+PAYMENT = "payroll_benefitconsumption"
+STAGED = ("seq", "line", "reference", "provider_transaction_id", "amount", "currency", "status", "value_date", "account",
+          "message", "raw", "checksum")
+# Sources whose outcomes payroll has already applied itself (its callback route and polls).
+APPLIED_BY_PAYROLL = (Source.CALLBACK, Source.POLL)
+
+
+def store(rows: Iterable[Row], *, source: str, point_id: Any, file_id: Any, user: Any,
+          received_at: datetime.datetime | None = None, payroll_id: Any = None,
+          scope: list[str] | None = None) -> dict[str, Any]:
+    """Stage ``rows``, store the new ones in the ledger and match them; returns counts and the
+    ``issues`` of rows refused or worth a word: ``(line, code, message)``.
+
+    ``rows`` is consumed once, streamed into the staging table. With ``payroll_id``, a row for a
+    payment of another payroll is refused; with ``scope`` (location path prefixes), a row for a
+    payment outside it is."""
+    uid = getattr(user, "pk", None)
+    clock = _Clock()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("CREATE TEMP TABLE recon_stage (seq int, line int, reference text, provider_transaction_id text, "
+                       "amount numeric, currency text, status text, value_date date, account text, message text, "
+                       "raw text, checksum text) ON COMMIT DROP")
+        staged = 0
+        with cursor.copy(f"COPY recon_stage ({', '.join(STAGED)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row((staged, row.line, row.reference, row.provider_transaction_id, row.amount, row.currency,
+                                row.status, row.value_date, row.account, row.message, row.raw,
+                                row.checksum(source, point_id)))
+                staged += 1
+        clock.lap("read_and_stage")
+        if point_id is not None:
+            match_by_rule(cursor, point_id)
+        issues = _refuse(cursor, payroll_id, scope)
+        refused = len(issues)
+        cursor.execute("SELECT s.line, s.reference FROM recon_stage s WHERE NOT EXISTS (SELECT 1 FROM "
+                       f"{PAYMENT} b WHERE b.code = s.reference AND NOT b.is_deleted) ORDER BY s.line")
+        unknown = cursor.fetchall()
+        issues += [(line, "UNKNOWN_REFERENCE", f"Line {line}: no payment has the reference {ref} (a paid line "
+                    "opens an UNKNOWN_REFERENCE mismatch).") for line, ref in unknown[:1000]]
+        cursor.execute("CREATE TEMP TABLE recon_new (id bigint PRIMARY KEY) ON COMMIT DROP")
+        cursor.execute(f"""
+            WITH added AS (
+                INSERT INTO {LEDGER} (source, payment_point_id, file_id, line, received_at, reference,
+                                      provider_transaction_id, amount, currency, status, value_date, account,
+                                      message, raw, checksum, payment_id, payroll_id)
+                SELECT %s, %s, %s, s.line, coalesce(%s, now()), s.reference, s.provider_transaction_id, s.amount,
+                       s.currency, s.status, s.value_date, s.account, s.message, s.raw, s.checksum, b.id, b.payroll_id
+                FROM recon_stage s LEFT JOIN {PAYMENT} b ON b.code = s.reference AND NOT b.is_deleted
+                ORDER BY s.seq
+                ON CONFLICT DO NOTHING
+                RETURNING id)
+            INSERT INTO recon_new SELECT id FROM added""", [source, point_id, file_id, received_at])
+        stored = cursor.rowcount
+        cursor.execute("ANALYZE recon_new")
+        clock.lap("store")
+        detected = _match(cursor, uid, apply=source not in APPLIED_BY_PAYROLL, user=user, clock=clock)
+        cursor.execute("DROP TABLE recon_stage; DROP TABLE recon_new")
+    return {"staged": staged, "stored": stored, "mismatches": detected, "refused": refused + len(unknown),
+            "unknown_references": len(unknown), "issues": sorted(issues), "seconds": clock.laps}
+
+
+class _Clock:
+    """Where an ingestion spent its time (in the job's result, for operators and the bench)."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self.last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = round(self.laps.get(name, 0.0) + now - self.last, 3)
+        self.last = now
+
+
+NORM = "regexp_replace(upper(coalesce({0}, '')), '[^0-9A-Z]', '', 'g')"
+
+
+def match_by_rule(cursor: Any, point_id: Any) -> int:
+    """Staged lines without a reference get the one payment of the point with the same amount,
+    paid to the same account (or phone), sent within the window before the line's date; with
+    none or several candidates the line stays without (and a paid one is UNKNOWN_REFERENCE)."""
+    from modules.payroll.models import PaymentPoint
+
+    code = PaymentPoint.all_objects.filter(pk=point_id).values_list("code", flat=True).first()
+    conf = (module_config("reconciliation").get("points") or {}).get(code or "", {})
+    if not conf.get("rule_match", True):
+        return 0
+    window = int(conf.get("date_window_days", 7))
+    paid_to = NORM.format("s.account")
+    same = " OR ".join(f"({k} <> '' AND {k} = {paid_to})" for k in
+                       (NORM.format("i.json_ext->>'phone'"), NORM.format("i.json_ext->>'account'")))
+    cursor.execute(f"""
+        UPDATE recon_stage s SET reference = m.code FROM (
+            SELECT s.seq, min(b.code) AS code
+            FROM recon_stage s JOIN {PAYMENT} b ON b.payment_point_id = %s AND NOT b.is_deleted
+            JOIN payroll_payroll p ON p.id = b.payroll_id JOIN payroll_paymentplan pp ON pp.id = p.payment_plan_id
+            JOIN individual_individual i ON i.id = b.individual_id
+            WHERE s.reference = '' AND s.amount IS NOT NULL AND {paid_to} <> ''
+              AND round(s.amount * power(10::numeric, pp.minor_unit)) = b.amount AND ({same})
+              AND b.dispatched_at IS NOT NULL
+              AND (s.value_date IS NULL OR b.dispatched_at::date BETWEEN s.value_date - %s AND s.value_date)
+            GROUP BY s.seq HAVING count(*) = 1) m
+        WHERE s.seq = m.seq AND s.reference = ''""", [point_id, window])
+    return cursor.rowcount
+
+
+def _refuse(cursor: Any, payroll_id: Any, scope: list[str] | None) -> list[tuple[int, str, str]]:
+    from core.errors import CoreErrorCode
+    from modules.reconciliation.errors import ReconciliationErrorCode as E
+
+    issues: list[tuple[int, str, str]] = []
+    if payroll_id is not None:
+        cursor.execute(f"DELETE FROM recon_stage s USING {PAYMENT} b WHERE b.code = s.reference AND NOT b.is_deleted "
+                       "AND b.payroll_id <> %s RETURNING s.line, s.reference", [str(payroll_id)])
+        issues += [(line, E.OTHER_PAYROLL, f"Line {line}: {ref} is a payment of another payroll; upload it for that "
+                    "payroll.") for line, ref in cursor.fetchall()]
+    if scope is not None:
+        cursor.execute(f"DELETE FROM recon_stage s USING {PAYMENT} b, individual_individual i, location_location l "
+                       "WHERE b.code = s.reference AND NOT b.is_deleted AND i.id = b.individual_id "
+                       "AND l.id = i.location_id AND NOT (l.path LIKE ANY(%s)) RETURNING s.line",
+                       [[p + "%" for p in scope]])
+        issues += [(line, CoreErrorCode.OUT_OF_SCOPE, f"Line {line}: the payment is outside your locations.")
+                   for (line,) in cursor.fetchall()]
+    return issues
+
+
+def _insert_mismatches(cursor: Any, uid: Any, select: str, params: list[Any] | None = None) -> int:
+    """``select`` yields (klass, key, payment_id, payroll_id, point_id, report_id, reference,
+    detail); new cases are stored with their DETECTED event, known ones are left as they are."""
+    cursor.execute(f"""
+        WITH found(klass, key, payment_id, payroll_id, payment_point_id, report_id, reference, detail) AS ({select}),
+        added AS (
+            INSERT INTO {MISMATCH} (id, date_created, date_updated, user_created_id, user_updated_id, version,
+                                    is_deleted, klass, key, payment_id, payroll_id, payment_point_id, report_id,
+                                    reference, detail, status, resolution, comment)
+            SELECT gen_random_uuid(), now(), now(), %s, %s, 1, false, klass, key, payment_id, payroll_id,
+                   payment_point_id, report_id, left(reference, 100), left(detail, 255), 'OPEN', '', ''
+            FROM found ON CONFLICT DO NOTHING RETURNING id)
+        INSERT INTO {EVENT} (mismatch_id, at, actor_id, action, comment, resolution)
+        SELECT id, now(), %s, 'DETECTED', '', '' FROM added""", [*(params or []), uid, uid, uid])
+    return cursor.rowcount
+
+
+def _match(cursor: Any, uid: Any, *, apply: bool, user: Any, clock: _Clock) -> int:
+    detected = 0
+    new = (f"FROM {LEDGER} r JOIN recon_new n ON n.id = r.id ")
+    joined = (new + f"JOIN {PAYMENT} b ON b.id = r.payment_id "
+              "JOIN payroll_payroll p ON p.id = b.payroll_id JOIN payroll_paymentplan pp ON pp.id = p.payment_plan_id ")
+    detected += _insert_mismatches(cursor, uid, f"""
+        SELECT 'UNKNOWN_REFERENCE', r.id::text, NULL::uuid, NULL::uuid, r.payment_point_id, r.id, r.reference,
+               'no payment has the reference ' || r.reference
+        {new} WHERE r.payment_id IS NULL AND r.status = 'PAID'""")
+    detected += _insert_mismatches(cursor, uid, f"""
+        SELECT 'AMOUNT_DIFFERS', r.id::text, b.id, b.payroll_id, r.payment_point_id, r.id, r.reference,
+               format('ordered %%s, reported %%s (minor units)', b.amount, round(r.amount * power(10::numeric, pp.minor_unit)))
+        {joined} WHERE r.status = 'PAID' AND r.amount IS NOT NULL AND round(r.amount * power(10::numeric, pp.minor_unit)) <> b.amount""")
+    detected += _insert_mismatches(cursor, uid, f"""
+        SELECT 'CURRENCY_DIFFERS', r.id::text, b.id, b.payroll_id, r.payment_point_id, r.id, r.reference,
+               format('ordered in %%s, reported in %%s', b.currency, r.currency)
+        {joined} WHERE r.status = 'PAID' AND r.currency <> '' AND r.currency <> b.currency""")
+    # An account or phone the provider paid to, compared with the recipient's (letters and digits
+    # only; a country code in front of one of them is tolerated).
+    norm = "regexp_replace(upper(coalesce({0}, '')), '[^0-9A-Z]', '', 'g')"
+    paid_to = norm.format("r.account")
+    known = [norm.format("i.json_ext->>'phone'"), norm.format("i.json_ext->>'account'")]
+    same = " OR ".join(f"({k} <> '' AND ({k} = {paid_to} OR (length({k}) >= 8 AND length({paid_to}) >= 8 AND "
+                       f"(right({k}, length({paid_to})) = {paid_to} OR right({paid_to}, length({k})) = {k}))))"
+                       for k in known)
+    detected += _insert_mismatches(cursor, uid, f"""
+        SELECT 'WRONG_RECIPIENT', r.id::text, b.id, b.payroll_id, r.payment_point_id, r.id, r.reference,
+               'paid to ' || r.account
+        {joined} JOIN individual_individual i ON i.id = b.individual_id
+        WHERE r.status = 'PAID' AND {paid_to} <> '' AND NOT ({same})""")
+    # Per payment, over everything the ledger holds about the payments this run touched.
+    cursor.execute("CREATE TEMP TABLE recon_touched ON COMMIT DROP AS "
+                   f"SELECT DISTINCT r.payment_id AS id {new} WHERE r.payment_id IS NOT NULL")
+    cursor.execute("ANALYZE recon_touched")
+    detected += _insert_mismatches(cursor, uid, f"""
+        SELECT 'PAID_TWICE', b.id::text, b.id, b.payroll_id, b.payment_point_id, max(r.id), b.code,
+               'paid by ' || string_agg(DISTINCT r.provider_transaction_id, ', ')
+        FROM recon_touched t JOIN {PAYMENT} b ON b.id = t.id JOIN {LEDGER} r ON r.payment_id = b.id
+        WHERE r.status = 'PAID' AND r.provider_transaction_id <> ''
+        GROUP BY b.id HAVING count(DISTINCT r.provider_transaction_id) > 1""")
+    # The provider's final word, in the order it was given (its value date, then arrival).
+    cursor.execute(f"""
+        CREATE TEMP TABLE recon_words ON COMMIT DROP AS
+        SELECT r.payment_id, r.id, r.status,
+               first_value(r.status) OVER w AS first_status
+        FROM recon_touched t JOIN {LEDGER} r ON r.payment_id = t.id
+        WHERE r.status IN ('PAID', 'FAILED')
+        WINDOW w AS (PARTITION BY r.payment_id ORDER BY coalesce(r.value_date, r.received_at::date), r.received_at,
+                                                      r.id)""")
+    detected += _insert_mismatches(cursor, uid, f"""
+        SELECT 'PAID_AFTER_FAILED', b.id::text, b.id, b.payroll_id, b.payment_point_id, max(w.id), b.code,
+               'reported paid after it was reported failed'
+        FROM {PAYMENT} b JOIN recon_words w ON w.payment_id = b.id
+        WHERE w.status = 'PAID' AND (w.first_status = 'FAILED' OR b.status = 'FAILED')
+        GROUP BY b.id""")
+    detected += _insert_mismatches(cursor, uid, f"""
+        SELECT 'FAILED_AFTER_PAID', b.id::text, b.id, b.payroll_id, b.payment_point_id, max(w.id), b.code,
+               'reported failed after it was reported paid'
+        FROM {PAYMENT} b JOIN recon_words w ON w.payment_id = b.id
+        WHERE w.status = 'FAILED' AND (w.first_status = 'PAID' OR b.status IN ('PAID', 'RECONCILED'))
+        GROUP BY b.id""")
+    # A word arrived: the silence is over.
+    cursor.execute(f"""
+        WITH closed AS (
+            UPDATE {MISMATCH} m SET status = 'RESOLVED', resolution = 'PROVIDER_CORRECTED', version = version + 1,
+                   date_updated = now(), user_updated_id = %s
+            FROM recon_touched t WHERE m.payment_id = t.id AND m.klass = 'NOT_REPORTED' AND m.status = 'OPEN'
+            RETURNING m.id)
+        INSERT INTO {EVENT} (mismatch_id, at, actor_id, action, comment, resolution)
+        SELECT id, now(), %s, 'RESOLVED', 'the provider reported the payment', 'PROVIDER_CORRECTED' FROM closed""",
+                   [uid, uid])
+    clock.lap("detect")
+    if apply:
+        _apply_outcomes(cursor, user)
+        clock.lap("apply")
+    cursor.execute("DROP TABLE recon_words; DROP TABLE recon_touched")
+    return detected
+
+
+def _apply_outcomes(cursor: Any, user: Any) -> None:
+    """What the new lines say, for payments without an open mismatch, goes to payroll as
+    outcomes (forward only: a final payment does not move again); the provider's transaction id
+    becomes the payment's receipt. A payment's final word (PAID, FAILED) comes before an
+    acknowledgement of the same run."""
+    from modules.payroll.sending import record_outcomes_from
+
+    record_outcomes_from(f"""
+        SELECT DISTINCT ON (r.reference) r.reference, CASE r.status WHEN 'ACCEPTED' THEN 'SENT' ELSE r.status END,
+               r.provider_transaction_id, r.message
+        FROM recon_new n JOIN {LEDGER} r ON r.id = n.id
+        WHERE r.payment_id IS NOT NULL
+          AND NOT EXISTS (SELECT 1 FROM {MISMATCH} m WHERE m.payment_id = r.payment_id AND m.status = 'OPEN')
+        ORDER BY r.reference, r.status = 'ACCEPTED', r.id DESC""", [], user)
+
+
+def flag_unreported(user: Any, now: datetime.datetime | None = None) -> int:
+    """``NOT_REPORTED`` for every payment sent longer ago than its point's deadline that no
+    provider statement names yet and that is not final."""
+    conf = module_config("reconciliation")
+    default = int(conf.get("default_deadline_days", 14))
+    deadlines = {code: int(point.get("deadline_days", default)) for code, point in (conf.get("points") or {}).items()}
+    uid = getattr(user, "pk", None)
+    cases = ", ".join(["(%s, %s)"] * len(deadlines)) or "(NULL, NULL)"
+    params: list[Any] = [v for item in deadlines.items() for v in item]
+    with transaction.atomic(), connection.cursor() as cursor:
+        return _insert_mismatches(cursor, uid, f"""
+            SELECT 'NOT_REPORTED', b.id::text, b.id, b.payroll_id, b.payment_point_id, NULL::bigint, b.code,
+                   format('no word from the provider %%s days after sending', coalesce(d.days::int, %s))
+            FROM {PAYMENT} b JOIN payroll_paymentpoint pt ON pt.id = b.payment_point_id
+            LEFT JOIN (VALUES {cases}) d(code, days) ON d.code = pt.code
+            WHERE b.status IN ('CREATED', 'SENT') AND NOT b.is_deleted AND b.dispatched_at IS NOT NULL
+              AND b.dispatched_at < coalesce(%s, now()) - make_interval(days => coalesce(d.days::int, %s))
+              AND NOT EXISTS (SELECT 1 FROM {LEDGER} r WHERE r.payment_id = b.id)""",
+                                   [default, *params, now, default])
