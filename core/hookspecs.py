@@ -175,3 +175,12 @@ def coremis_user_fields() -> dict[str, ContributedField]:
     of users costs the same number of queries whatever its size. Two modules adding the same
     name stop the process.
     """
+
+
+@hookspec(firstresult=True)
+def coremis_custom_filter_schema(actor: Any, module_name: str, object_type_name: str, uuid_of_object: Any,
+                                 additional_params: dict[str, Any]) -> dict[str, Any] | None:
+    """The JSON Schema of the ``json_ext`` that ``customFilters`` filters for this object type
+    (openIMIS's ``customFilters(moduleName, objectTypeName, uuidOfObject, additionalParams)``),
+    or None when the object type is not the module's. ``actor`` is checked by the module: an
+    object out of their scope raises ``NotFound``."""

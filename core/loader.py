@@ -77,6 +77,8 @@ class Registry:
     modules: list[LoadedModule]
     plugin_manager: pluggy.PluginManager
     disabled: list[str] = field(default_factory=list)
+    # {"core" or module: {"fe-<package>": {...}}}, enabled modules only (FRONTEND_SECTION)
+    frontend: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def apps(self) -> list[str]:
@@ -226,6 +228,28 @@ def validate_config(module: str, schema: Mapping[str, Any], value: Any) -> dict[
     return filled
 
 
+# modules_config.json may hold, beside the modules' sections, the configuration each module's
+# openIMIS frontend package reads at start-up (``moduleConfigurations``, core/openimis.py):
+# {"frontend": {"<module or core>": {"fe-<package>": {...}}}}. A disabled module's is not sent.
+FRONTEND_SECTION = "frontend"
+
+
+def check_frontend_section(section: Any, entries: Mapping[str, Any]) -> None:
+    if section is None:
+        return
+    hint = 'write it as {"frontend": {"individual": {"fe-individual": {...}}}}'
+    if not isinstance(section, dict):
+        raise ModuleConfigurationError("modules_config.json", "the 'frontend' section must be an object", hint)
+    for name, packages in section.items():
+        if name != "core" and name not in entries:
+            raise ModuleConfigurationError(
+                name, "has frontend settings in modules_config.json but is not listed in openimis.json",
+                f"remove frontend.{name} from modules_config.json, or list the module")
+        if not isinstance(packages, dict) or not all(isinstance(v, dict) for v in packages.values()):
+            raise ModuleConfigurationError(
+                "modules_config.json", f"frontend.{name} must map frontend package names to objects", hint)
+
+
 def resolve(
     openimis: Any, config: Any, available: Mapping[str, ModuleSpec]
 ) -> tuple[list[LoadedModule], list[str]]:
@@ -306,8 +330,9 @@ def resolve(
                     f"install a version of '{required}' within '{wanted}'",
                 )
 
+    check_frontend_section(config.get(FRONTEND_SECTION), entries)
     for name in config:
-        if name not in entries:
+        if name not in entries and name != FRONTEND_SECTION:
             raise ModuleConfigurationError(
                 name,
                 "has settings in modules_config.json but is not listed in openimis.json",
@@ -386,7 +411,10 @@ def load(
     modules, disabled = resolve(
         openimis, config, available if available is not None else discover_modules()
     )
-    return Registry(modules, build_plugin_manager(modules), disabled)
+    enabled = {"core", *(m.spec.name for m in modules)}
+    frontend = {name: packages for name, packages in ((config or {}).get(FRONTEND_SECTION) or {}).items()
+                if name in enabled}
+    return Registry(modules, build_plugin_manager(modules), disabled, frontend)
 
 
 def openimis_path() -> Path:

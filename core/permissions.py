@@ -40,13 +40,19 @@ CODE_STYLE = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
 
 
 class Permission(str):
-    """A permission code with the sentence that explains it (``permissions`` query)."""
+    """A permission code with the sentence that explains it (``permissions`` query).
+
+    ``openimis`` lists the openIMIS right numbers this code grants to openIMIS's frontend
+    screens (``159001`` individual search…; ``core/openimis.py`` reports them), declared here,
+    beside the code, and nowhere else."""
 
     description: str
+    openimis: tuple[int, ...]
 
-    def __new__(cls, code: str, description: str) -> Self:
+    def __new__(cls, code: str, description: str, openimis: tuple[int, ...] = ()) -> Self:
         permission = super().__new__(cls, code)
         permission.description = description
+        permission.openimis = tuple(openimis)
         return permission
 
     @property
@@ -54,7 +60,7 @@ class Permission(str):
         return str(self)
 
     def __reduce__(self) -> Any:
-        return (type(self), (str(self), self.description))
+        return (type(self), (str(self), self.description, self.openimis))
 
 
 # The old name of the declaration type; a module's ``PermissionSpec(code, description)`` still
@@ -77,15 +83,18 @@ JOB_OPERATE = Permission("core.job.operate", "Use the job dashboard (/django-rq/
 JOB_MANAGE = Permission("core.job.manage",
                         "Retry and cancel one's own background jobs (anyone's, with core.job.view_all)")
 HEALTH_VIEW = Permission("core.health.view", "Read the full /health report (workers, queues, jobs, schedules)")
-ROLE_MANAGE = Permission("core.role.manage", "Create and change roles and assign them to users")
-USER_VIEW = Permission("core.user.view", "List users (within one's location scope)")
-USER_CREATE = Permission("core.user.create", "Create users, with roles and locations within one's own")
-USER_UPDATE = Permission("core.user.update", "Change users and reset their passwords")
-USER_DELETE = Permission("core.user.delete", "Deactivate and reactivate users")
-TASK_VIEW = Permission("core.task.view", "See approval tasks one made or may decide on")
-TASK_VIEW_ALL = Permission("core.task.view_all", "See every approval task")
-TASK_RESOLVE = Permission("core.task.resolve", "Approve or reject tasks of one's task groups")
-TASK_GROUP_MANAGE = Permission("core.task_group.manage", "List, create and change task groups and their checkers")
+ROLE_MANAGE = Permission("core.role.manage", "Create and change roles and assign them to users",
+                         openimis=(122001, 122002, 122003, 122004))
+USER_VIEW = Permission("core.user.view", "List users (within one's location scope)", openimis=(121701,))
+USER_CREATE = Permission("core.user.create", "Create users, with roles and locations within one's own",
+                         openimis=(121702,))
+USER_UPDATE = Permission("core.user.update", "Change users and reset their passwords", openimis=(121703,))
+USER_DELETE = Permission("core.user.delete", "Deactivate and reactivate users", openimis=(121704,))
+TASK_VIEW = Permission("core.task.view", "See approval tasks one made or may decide on", openimis=(190001,))
+TASK_VIEW_ALL = Permission("core.task.view_all", "See every approval task", openimis=(190001, 191005))
+TASK_RESOLVE = Permission("core.task.resolve", "Approve or reject tasks of one's task groups", openimis=(190003,))
+TASK_GROUP_MANAGE = Permission("core.task_group.manage", "List, create and change task groups and their checkers",
+                               openimis=(191001, 191002, 191003, 191004))
 APPROVAL_ROUTE_MANAGE = Permission(
     "core.approval_route.manage",
     "See which task group approves each action, and route or unroute actions at run time")

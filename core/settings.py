@@ -58,7 +58,11 @@ if not SECRET_KEY:
     SECRET_KEY = "coremis-insecure-development-key-do-not-use-in-production"
 
 ALLOWED_HOSTS = [h for h in os.environ.get("COREMIS_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h]
-CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("COREMIS_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+# Origins whose pages may call the API with the JWT cookie (core/auth/cookies.py), besides
+# coremis's own host. The embedded demo trusts a frontend gateway on port 3000 of this machine.
+CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get(
+    "COREMIS_CSRF_TRUSTED_ORIGINS",
+    "http://127.0.0.1:3000,http://localhost:3000" if EMBEDDED else "").split(",") if o]
 
 REGISTRY = get_registry()
 
@@ -187,6 +191,10 @@ COREMIS = {
     # (core/graphql/counting.py).
     "EXACT_COUNT_LIMIT": int(os.environ.get("COREMIS_EXACT_COUNT_LIMIT", "10000")),
     "PROGRESS_DB": "progress",
+    # openIMIS frontend (core/openimis.py): the languages offered, the default first, and
+    # whether the JWT cookies are Secure even when the request did not arrive over HTTPS.
+    "LANGUAGES": [c.strip() for c in os.environ.get("COREMIS_LANGUAGES", "en,fr").split(",") if c.strip()],
+    "COOKIE_SECURE": env_bool("COREMIS_COOKIE_SECURE"),
 }
 
 LOGGING = {

@@ -10,11 +10,16 @@ from core.auth.operators import job_dashboard_urls
 from core.graphql.schema import CoreGraphQLView
 from core.health import health
 from core.hooks import results_by_module
+from core.openimis import current_user_view
 from core.uploads import upload_view
 
 urlpatterns = [
     path("graphql", csrf_exempt(CoreGraphQLView.as_view(graphiql=True))),
     path("graphql/", csrf_exempt(CoreGraphQLView.as_view(graphiql=True))),
+    # openIMIS's frontend calls GraphQL and the REST routes under /api (core/openimis.py)
+    path("api/graphql", csrf_exempt(CoreGraphQLView.as_view(graphiql=True))),
+    path("api/graphql/", csrf_exempt(CoreGraphQLView.as_view(graphiql=True))),
+    path("api/core/users/current_user/", current_user_view),
     path("health", health),
     path("api/upload", upload_view),
     path("admin/", admin.site.urls),

@@ -9,7 +9,7 @@ from typing import Any
 
 import django_filters
 import graphene
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from graphene_django import DjangoConnectionField, DjangoObjectType
 from graphene_django.filter import ListFilter, TypedFilter
 from graphql_relay import from_global_id
@@ -79,6 +79,10 @@ def _filter_by_node_id(type_name: str) -> TypedFilter:
 class TaskGroupFilter(django_filters.FilterSet):
     id = _filter_by_node_id("TaskGroupGQLType")
     uuid = django_filters.UUIDFilter(field_name="id")
+    search = django_filters.CharFilter(method="filter_search", label="code or name contains (openIMIS's picker)")
+
+    def filter_search(self, queryset: Any, name: str, value: str) -> Any:
+        return queryset.filter(Q(code__icontains=value) | Q(name__icontains=value)) if value else queryset
 
     class Meta:
         model = TaskGroup
@@ -174,6 +178,18 @@ class TaskGQLType(CoreNode):
         description="the entity as it is now, when the action can tell (one lookup per task)")
     description = graphene.String(description="a sentence for checkers, when the action gives one")
     decisions = graphene.List(graphene.NonNull(TaskDecisionGQLType), required=True)
+
+    # --- openIMIS frontend: the task list's "entity" column and its json_ext
+    entity_string = graphene.String(required=True, description="the entity in a few words: the action's "
+                                                              "description, else '<entity type> <id>'")
+    json_ext = graphene.JSONString(description="openIMIS's json_ext of a task: the proposal and the result")
+
+    def resolve_entity_string(self, info: Any) -> str:
+        described = TaskGQLType.resolve_description(self, info)
+        return described or f"{self.entity_type} {self.entity_id}"
+
+    def resolve_json_ext(self, info: Any) -> dict[str, Any]:
+        return {"data": self.data, "result": self.result, "error": self.error}
 
     def resolve_source(self, info: Any) -> str:
         return self.module

@@ -10,6 +10,7 @@ class AuthErrorCode(ErrorCode):
     ACCOUNT_LOCKED = "ACCOUNT_LOCKED", "The account is locked after too many failed log-ins."
     TOKEN_EXPIRED = "TOKEN_EXPIRED", "The token has expired; refresh it or log in again."
     TOKEN_INVALID = "TOKEN_INVALID", "The token is not one this server issued, or its log-in ended."
+    CSRF_FAILED = "CSRF_FAILED", "A request logged in by cookie came without the frontend's CSRF token, or from another site."
     USERNAME_TAKEN = "USERNAME_TAKEN", "Another user has this username (whatever the case)."
     INVALID_USERNAME = "INVALID_USERNAME", "A username has letters, digits and @ . + - _ only."
     EMAIL_TAKEN = "EMAIL_TAKEN", "Another user has this e-mail address."

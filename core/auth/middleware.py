@@ -1,8 +1,11 @@
-"""Authenticate API requests by bearer token.
+"""Authenticate API requests by bearer token, or by the ``JWT`` cookie of a browser frontend.
 
-The GraphQL endpoint and module API routes are token-only: a session cookie is ignored there,
-so a page on another site cannot ride an administrator's browser session (the endpoint is
-exempt from CSRF checks because tokens are not sent automatically). The admin keeps sessions.
+The GraphQL endpoint and module API routes ignore Django's session cookie, so a page on another
+site cannot ride an administrator's admin session (the endpoint is exempt from Django's own
+CSRF middleware because it checks here instead). A bearer token is never added by a browser on
+its own, so it needs no more. The ``JWT`` cookie is (``core.auth.cookies``): a request carrying
+only it must pass the CSRF check, or it is treated as not logged in (``CSRF_FAILED``). The admin
+keeps sessions.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from collections.abc import Callable
 from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest, HttpResponse
 
+from core.auth.cookies import ACCESS_COOKIE, csrf_refusal
 from core.auth.tokens import decode
 from core.errors import ServiceError
 
@@ -32,12 +36,24 @@ class JWTAuthenticationMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         token = bearer_token(request)
+        cookie = request.COOKIES.get(ACCESS_COOKIE) if request.path.startswith(TOKEN_ONLY_PREFIXES) else None
         if token:
-            try:
-                request.user, _ = decode(token)
-            except ServiceError as exc:
+            self._authenticate(request, token)
+        elif cookie:
+            refused = csrf_refusal(request)
+            if refused is None:
+                self._authenticate(request, cookie)
+            else:
                 request.user = AnonymousUser()
-                request.token_error = exc  # type: ignore[attr-defined]
+                request.token_error = refused  # type: ignore[attr-defined]
         elif request.path.startswith(TOKEN_ONLY_PREFIXES):
             request.user = AnonymousUser()
         return self.get_response(request)
+
+    @staticmethod
+    def _authenticate(request: HttpRequest, token: str) -> None:
+        try:
+            request.user, _ = decode(token)
+        except ServiceError as exc:
+            request.user = AnonymousUser()
+            request.token_error = exc  # type: ignore[attr-defined]

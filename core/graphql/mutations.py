@@ -122,6 +122,7 @@ class CoreMutation(relay.ClientIDMutation):
         client_mutation_label = graphene.String()
 
     errors = graphene.List(graphene.NonNull(MutationError), required=True)
+    internal_id = graphene.String(description="the mutationLogs entry of this request (openIMIS's internalId)")
 
     permission: ClassVar[str] = ""
     error_codes: ClassVar[type[ErrorCode] | None] = None
@@ -201,7 +202,7 @@ class CoreMutation(relay.ClientIDMutation):
                 except (ServiceError, GraphQLError) as exc:
                     errors = _refusal(exc)
                     _close(entry, MutationLog.ERROR, error=errors)
-                    return cls(errors=cls._errors(errors), client_mutation_id=client_id)
+                    return cls(errors=cls._errors(errors), client_mutation_id=client_id, internal_id=str(entry.pk))
                 # ``errors`` in the output: the change is kept, but it did not do what was asked
                 # (an approval recorded whose approved action failed); the client is told so.
                 failures = list(output.pop("errors", None) or [])
@@ -209,7 +210,8 @@ class CoreMutation(relay.ClientIDMutation):
                 _close(entry, MutationLog.ERROR if failures else MutationLog.SUCCESS, affected=affected,
                        result=_outcome(output), error=[_error_fields(f) for f in failures] or None)
                 if failures:
-                    return cls(errors=cls._errors(failures), client_mutation_id=client_id, **output)
+                    return cls(errors=cls._errors(failures), client_mutation_id=client_id, internal_id=str(entry.pk),
+                               **output)
         except Exception as exc:
             if committed:
                 raise  # done and recorded; what failed came after (an on-commit action)
@@ -219,7 +221,7 @@ class CoreMutation(relay.ClientIDMutation):
             if edge is not None and edge.status < 500 and edge.code != CoreErrorCode.CONFLICT:
                 # a value the database refused: typed like any refusal, and final
                 _close(entry, MutationLog.ERROR, error=[{"field": None, **error}])
-                return cls(errors=cls._errors([{"field": None, **error}]), client_mutation_id=client_id)
+                return cls(errors=cls._errors([{"field": None, **error}]), client_mutation_id=client_id, internal_id=str(entry.pk))
             try:
                 _close(entry, MutationLog.ERROR, error=[error], release=True)
             except Exception:  # the database went away: the entry stays RECEIVED
@@ -227,7 +229,7 @@ class CoreMutation(relay.ClientIDMutation):
             if edge is not None:
                 exc.coremis_edge = edge  # type: ignore[attr-defined]  # one reference, logged once
             raise
-        return cls(errors=[], client_mutation_id=client_id, **output)
+        return cls(errors=[], client_mutation_id=client_id, internal_id=str(entry.pk), **output)
 
     @classmethod
     def _replay(cls, user: Any, client_id: str, logged: dict[str, Any]) -> Any:
@@ -254,8 +256,8 @@ class CoreMutation(relay.ClientIDMutation):
             return cls(errors=cls._errors(errors), client_mutation_id=client_id)
         if entry.status == MutationLog.ERROR:
             return cls(errors=cls._errors(entry.error or []), client_mutation_id=client_id,
-                       **_restore(entry.result or {}))
-        return cls(errors=[], client_mutation_id=client_id, **_restore(entry.result or {}))
+                       internal_id=str(entry.pk), **_restore(entry.result or {}))
+        return cls(errors=[], client_mutation_id=client_id, internal_id=str(entry.pk), **_restore(entry.result or {}))
 
 
 def _client_fields_refusal(client_id: str | None, label: str | None) -> dict[str, Any] | None:

@@ -10,13 +10,21 @@ from core.errors import CoreErrorCode, RequestErrorCode
 from core.permissions import has_permission
 
 # Fields anyone may call: logging in (and out) needs no valid access token.
-PUBLIC_FIELDS = frozenset({"tokenAuth", "refreshToken", "verifyToken", "revokeToken"})
+PUBLIC_FIELDS = frozenset({"tokenAuth", "refreshToken", "verifyToken", "revokeToken",
+                           # a browser's own cookies (core/auth/cookies.py)
+                           "getCsrfToken", "deleteTokenCookie", "deleteRefreshTokenCookie",
+                           # the frontend's settings, read before the log-in form shows
+                           "moduleConfigurations",
+                           # the grievance module's vocabulary, read by its frontend while loading
+                           "grievanceConfig"})
 
 # Fields any logged-in user may call because they act only on the caller themselves
 # (``changePassword``) or check per object what they return (``node`` applies the permission
 # of the type asked for). Their declared permission is AUTHENTICATED.
 AUTHENTICATED = "authenticated"
-AUTHENTICATED_FIELDS = frozenset({"node", "changePassword"})
+AUTHENTICATED_FIELDS = frozenset({"node", "changePassword", "languages", "user",
+                                  # the owning module checks the right (coremis_custom_filter_schema)
+                                  "customFilters"})
 
 PERMISSION_ATTR = "coremis_permission"
 

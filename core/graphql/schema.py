@@ -25,6 +25,7 @@ from graphql import (
     validate_schema,
 )
 
+from core.auth.cookies import apply_cookie_changes
 from core.errors import CoreErrorCode, ModuleConfigurationError, RequestErrorCode, ServiceError
 from core.graphql.cost import CostLimits, cost_limit_validator
 from core.graphql.inputs import NOT_TEXT_REASON, TextLiteralRule, unstorable_path
@@ -183,7 +184,7 @@ class CoreGraphQLView(GraphQLView):
         try:
             if request.method not in ("GET", "POST"):
                 raise RequestRefused(405, RequestErrorCode.METHOD_NOT_ALLOWED, "GraphQL is sent with GET or POST.")
-            return super().dispatch(request, *args, **kwargs)
+            return apply_cookie_changes(request, super().dispatch(request, *args, **kwargs))
         except RequestRefused as exc:
             return graphql_error_response(exc.status, exc.code, exc.message, **exc.extensions)
 

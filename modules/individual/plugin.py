@@ -64,3 +64,19 @@ def location_validate_delete(location: Any) -> None:
         raise ServiceError(
             LocationErrorCode.LOCATION_IN_USE, "People or households are registered in this location; move them first.", "uuid"
         )
+
+
+@hookimpl
+def coremis_custom_filter_schema(actor: Any, module_name: str, object_type_name: str, uuid_of_object: Any,
+                                 additional_params: dict[str, Any]) -> dict[str, Any] | None:
+    from modules.individual.openimis import custom_filter_schema
+
+    return custom_filter_schema(actor, module_name, object_type_name, additional_params)
+
+
+@hookimpl
+def coremis_seed_demo(stdout: Any, actor: Any) -> None:
+    from modules.individual.demo import seed_demo_registry as seed
+
+    created = seed(actor)
+    stdout.write(f"Demo individual data: {created} created." if created else "Demo individual data present.")

@@ -104,12 +104,12 @@ def _apply_contributed(queryset: QuerySet, info: Any, args: dict[str, Any]) -> Q
 class Query(ImportQuery):
     individual = ProtectedConnectionField(
         IndividualGQLType, permission=REGISTRY_SEARCH, custom_filters=True,
-        order_fields=["first_name", "last_name", "dob", "sex", "date_created", "date_updated", "location__name"],
+        order_fields=["id", "first_name", "last_name", "dob", "sex", "date_created", "date_updated", "location__name"],
         queryset_hook=_apply_contributed, **{name: arg for name, (arg, _) in CONTRIBUTED_FILTERS.items()},
     )
     group = ProtectedConnectionField(
         GroupGQLType, permission=REGISTRY_SEARCH, custom_filters=True,
-        order_fields=["code", "date_created", "date_updated", "location__name", "head__last_name"],
+        order_fields=["id", "code", "date_created", "date_updated", "location__name", "head__last_name"],
     )
     group_individual = ProtectedConnectionField(
         GroupIndividualGQLType, permission=REGISTRY_SEARCH,

@@ -29,9 +29,10 @@ def coremis_upload_purposes() -> list[Any]:
 
 @hookimpl
 def coremis_graphql_query() -> type:
+    from modules.location.openimis import Query as OpenimisQuery
     from modules.location.schema import Query
 
-    return Query
+    return type("Query", (Query, OpenimisQuery), {})
 
 
 @hookimpl

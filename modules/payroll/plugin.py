@@ -12,15 +12,15 @@ from core.permissions import PermissionSpec
 @hookimpl
 def coremis_permissions() -> list[PermissionSpec]:
     return [
-        PermissionSpec("payroll.search", "List and read payment cycles, points, payrolls and payments"),
-        PermissionSpec("payroll.configure", "Create and change payment cycles and payment plans (national scope)"),
+        PermissionSpec("payroll.search", "List and read payment cycles, points, payrolls and payments", openimis=(200001, 201001, 202001)),
+        PermissionSpec("payroll.configure", "Create and change payment cycles and payment plans (national scope)", openimis=(200002, 200003, 201002, 201003, 201004)),
         PermissionSpec("payroll.configure_providers",
                        "Create and change payment points: provider URLs and credential references (national scope)"),
-        PermissionSpec("payroll.create", "Generate payrolls and re-issue failed payments"),
-        PermissionSpec("payroll.approve", "Approve or reject payrolls"),
+        PermissionSpec("payroll.create", "Generate payrolls and re-issue failed payments", openimis=(202002,)),
+        PermissionSpec("payroll.approve", "Approve or reject payrolls", openimis=(202003,)),
         PermissionSpec("payroll.pay", "Send approved payrolls to payment providers"),
         PermissionSpec("payroll.close", "Close (reconcile) paid payrolls"),
-        PermissionSpec("payroll.delete", "Delete payrolls from which nothing was sent"),
+        PermissionSpec("payroll.delete", "Delete payrolls from which nothing was sent", openimis=(202004,)),
     ]
 
 
@@ -145,4 +145,19 @@ def grievance_payments(payment_ids: list[Any]) -> dict[Any, dict[str, Any]]:
                         "status_message": row["status_message"], "payroll": row["payroll__name"]}
             for row in BenefitConsumption.objects.filter(pk__in=payment_ids).values(
                 "pk", "code", "status", "amount", "currency", "individual_id", "group_id", "date_paid",
-                "provider_transaction_id", "status_message", "payroll__name", "payroll__status")}
+                                "provider_transaction_id", "status_message", "payroll__name", "payroll__status")}
+
+
+@hookimpl
+def coremis_seed_demo(stdout: Any, actor: Any) -> None:
+    from modules.payroll.demo import seed_demo_payroll as seed
+
+    created = seed(actor)
+    stdout.write(f"Demo payroll data: {created} created." if created else "Demo payroll data present.")
+
+
+@hookimpl
+def social_protection_plans_with_payment_plans() -> Any:
+    from modules.payroll.models import PaymentPlan
+
+    return set(PaymentPlan.objects.filter(is_deleted=False).values_list("benefit_plan_id", flat=True))

@@ -68,6 +68,19 @@ class PaymentPointGQLType(CoreNode):
     def resolve_configured_keys(self, info: Any) -> list[str]:
         return sorted((self.config or {}).keys())
 
+    # --- openIMIS frontend: a payment point there has a location and a manager (ppm); a
+    # coremis payment point is a provider serving wherever its routing says, with neither.
+    location = graphene.Field("modules.location.schema.LocationGQLType",
+                              description="openIMIS's field; always null (routing says where a point pays)")
+    ppm = graphene.Field("core.graphql.openimis.CurrentUserType",
+                         description="openIMIS's payment point manager; always null")
+
+    def resolve_location(self, info: Any) -> None:
+        return None
+
+    def resolve_ppm(self, info: Any) -> None:
+        return None
+
 
 class PaymentPlanGQLType(CoreNode):
     class Meta:
@@ -112,6 +125,16 @@ class PayrollGQLType(CoreNode):
 
     def resolve_payment_method(self, info: Any) -> str | None:
         return self.payment_point.adaptor if self.payment_point_id else None
+
+    # --- openIMIS frontend: a payroll's validity is its payment cycle's period.
+    date_valid_from = graphene.Date(description="openIMIS's name: the payment cycle's start date")
+    date_valid_to = graphene.Date(description="openIMIS's name: the payment cycle's end date")
+
+    def resolve_date_valid_from(self, info: Any) -> Any:
+        return self.payment_cycle.start_date if self.payment_cycle_id else None
+
+    def resolve_date_valid_to(self, info: Any) -> Any:
+        return self.payment_cycle.end_date if self.payment_cycle_id else None
 
     def resolve_control_count(self, info: Any) -> int:
         return _totals(self, info)[0]

@@ -17,7 +17,7 @@ import pytest
 
 RECON_ALL = ["payroll.search", "payroll.configure", "payroll.configure_providers", "payroll.create", "payroll.approve",
              "payroll.pay", "payroll.close", "payroll.delete", "core.job.view", "location.scope.national",
-             "social_protection.plan_search", "individual.search", "reconciliation.report.search",
+             "social_protection.plan.search", "individual.registry.search", "reconciliation.report.search",
              "reconciliation.report.ingest", "reconciliation.mismatch.search", "reconciliation.mismatch.update"]
 
 

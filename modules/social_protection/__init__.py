@@ -8,6 +8,7 @@ MODULE = ModuleSpec(
     version="0.1.0",
     app="modules.social_protection",
     plugin="modules.social_protection.plugin",
+    hookspecs="modules.social_protection.hookspecs",
     requires={"core": ">=0.1,<0.2", "location": ">=0.1,<1.0", "individual": ">=0.1,<1.0"},
     description=__doc__ or "",
     config_schema={

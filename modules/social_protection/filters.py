@@ -9,13 +9,21 @@ from django.db.models import Exists, OuterRef, QuerySet
 
 from core.errors import CoreErrorCode, ServiceError
 from core.graphql import custom_filters
+from core.graphql.choices import ChoiceTextFilter
 from modules.location.services import scope_queryset, unscoped_system
 from modules.social_protection import targeting
-from modules.social_protection.models import Beneficiary, BenefitPlan, GroupBeneficiary, PlanType
+from modules.social_protection.models import (
+    Beneficiary,
+    BeneficiaryStatus,
+    BenefitPlan,
+    GroupBeneficiary,
+    PlanType,
+)
 
 
 class BenefitPlanFilter(django_filters.FilterSet):
     uuid = django_filters.UUIDFilter(field_name="id")
+    id = django_filters.UUIDFilter(field_name="id", label="openIMIS's name for uuid")
     individual_id = django_filters.UUIDFilter(method="filter_individual")
     group_id = django_filters.UUIDFilter(method="filter_group")
     beneficiary_status = django_filters.CharFilter(method="filter_noop", label="with individualId/groupId")
@@ -60,6 +68,8 @@ class BeneficiaryFilter(django_filters.FilterSet):
     uuid = django_filters.UUIDFilter(field_name="id")
     benefit_plan__id = django_filters.UUIDFilter(field_name="benefit_plan_id")
     individual__id = django_filters.UUIDFilter(field_name="individual_id")
+    # quoted or unquoted (openIMIS's frontend sends status: ACTIVE)
+    status = ChoiceTextFilter(field_name="status", choices=BeneficiaryStatus.choices)
 
     class Meta:
         model = Beneficiary
@@ -76,6 +86,7 @@ class GroupBeneficiaryFilter(django_filters.FilterSet):
     uuid = django_filters.UUIDFilter(field_name="id")
     benefit_plan__id = django_filters.UUIDFilter(field_name="benefit_plan_id")
     group__id = django_filters.UUIDFilter(field_name="group_id")
+    status = ChoiceTextFilter(field_name="status", choices=BeneficiaryStatus.choices)
 
     class Meta:
         model = GroupBeneficiary

@@ -18,9 +18,10 @@ def coremis_permissions() -> list[Permission]:
 
 @hookimpl
 def coremis_graphql_query() -> type:
+    from modules.social_protection.openimis import Query as OpenimisQuery
     from modules.social_protection.schema import Query
 
-    return Query
+    return type("Query", (Query, OpenimisQuery), {})
 
 
 @hookimpl
@@ -95,3 +96,11 @@ def grievance_beneficiaries(beneficiary_ids: list[Any]) -> dict[Any, dict[str, A
         found[row["pk"]] = {"individual_id": None, "group_id": row["group_id"],
                             "plan_code": row["benefit_plan__code"], "status": row["status"]}
     return found
+
+
+@hookimpl
+def coremis_seed_demo(stdout: Any, actor: Any) -> None:
+    from modules.social_protection.demo import seed_demo_plans as seed
+
+    created = seed(actor)
+    stdout.write(f"Demo social_protection data: {created} created." if created else "Demo social_protection data present.")

@@ -57,6 +57,20 @@ class BenefitPlanGQLType(CoreNode):
     type = graphene.String(required=True)
     status = graphene.String(required=True)
 
+    # --- openIMIS frontend (modules/social_protection/openimis.py)
+    replacement_uuid = graphene.UUID(description="openIMIS's plan replacing this one; coremis keeps one row per plan "
+                                                 "(history instead), so always null")
+    has_payment_plans = graphene.Boolean(required=True, description="whether a payment plan pays this plan "
+                                                                    "(asked of the payroll module when enabled)")
+
+    def resolve_replacement_uuid(self, info: Any) -> None:
+        return None
+
+    def resolve_has_payment_plans(self, info: Any) -> bool:
+        from modules.social_protection.openimis import plans_with_payment_plans
+
+        return self.pk in plans_with_payment_plans(info)
+
     @classmethod
     def list_queryset(cls, queryset: QuerySet, info: Any) -> QuerySet:
         return queryset.select_related("user_created", "user_updated")
@@ -76,6 +90,19 @@ class BeneficiaryGQLType(CoreNode):
 
     status = graphene.String(required=True)
 
+    # --- openIMIS frontend (modules/social_protection/openimis.py)
+    project = graphene.Field("modules.social_protection.openimis.ProjectType",
+                             description="openIMIS's project; always null (coremis has no projects)")
+    is_eligible = graphene.Boolean(required=True, description="whether the individual meets the plan's criteria now")
+
+    def resolve_project(self, info: Any) -> None:
+        return None
+
+    def resolve_is_eligible(self, info: Any) -> bool:
+        from modules.social_protection.openimis import is_eligible
+
+        return is_eligible(info, self, "individual")
+
     @classmethod
     def list_queryset(cls, queryset: QuerySet, info: Any) -> QuerySet:
         queryset = queryset.select_related("benefit_plan", "individual", "individual__location",
@@ -92,6 +119,19 @@ class GroupBeneficiaryGQLType(CoreNode):
         fields = (*BENEFICIARY_FIELDS, "group")
 
     status = graphene.String(required=True)
+
+    # --- openIMIS frontend (modules/social_protection/openimis.py)
+    project = graphene.Field("modules.social_protection.openimis.ProjectType",
+                             description="openIMIS's project; always null (coremis has no projects)")
+    is_eligible = graphene.Boolean(required=True, description="whether the group meets the plan's criteria now")
+
+    def resolve_project(self, info: Any) -> None:
+        return None
+
+    def resolve_is_eligible(self, info: Any) -> bool:
+        from modules.social_protection.openimis import is_eligible
+
+        return is_eligible(info, self, "group")
 
     @classmethod
     def list_queryset(cls, queryset: QuerySet, info: Any) -> QuerySet:

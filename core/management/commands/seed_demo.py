@@ -13,7 +13,7 @@ from django.db import transaction
 
 from core.actors import system_actor
 from core.history import acting_as
-from core.hooks import hook
+from core.loader import get_registry
 from core.models import Role, User
 from core.permissions import TASK_RESOLVE, TASK_VIEW, registry
 
@@ -28,7 +28,10 @@ class Command(BaseCommand):
             self._admin()
             self._roles()
             self._checkers(actor)
-        hook().coremis_seed_demo(stdout=self.stdout, actor=actor)
+        # In dependency order (one module's demo builds on another's: plans enroll the registry).
+        for implementation in get_registry().plugin_manager.hook.coremis_seed_demo.get_hookimpls():
+            given = {"stdout": self.stdout, "actor": actor}
+            implementation.function(**{name: given[name] for name in implementation.argnames if name in given})
 
     def _password(self, username: str, variable: str, what: str) -> tuple[str, str] | None:
         """The password of a demo user to create and how to show it, or ``None`` if the user

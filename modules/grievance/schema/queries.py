@@ -10,6 +10,7 @@ from django.db.models import Count, Q
 from graphene_django import DjangoObjectType
 
 from core.graphql.fields import ProtectedConnectionField, ProtectedField
+from core.graphql.permissions import mark
 from core.graphql.scalars import UUID
 from core.graphql.types import CountableConnection
 from modules.grievance import access
@@ -147,7 +148,9 @@ class Query(graphene.ObjectType):
                                           order_fields=["date_created", "filename"])
     ticket_tasks = TicketPartsField(TicketTaskGQLType, permission=TICKET_SEARCH, path="tasks",
                                     order_fields=["position", "due_at", "opened_at"])
-    grievance_config = ProtectedField(GrievanceConfigType, permission=TICKET_SEARCH, required=True)
+    # The deployment's vocabulary (types, flags, channels, resolution times), no ticket: openIMIS's
+    # frontend reads it while loading, before anyone logs in, so it is public like moduleConfigurations.
+    grievance_config = mark(graphene.Field(GrievanceConfigType, required=True), "public")
     grievance_summary = ProtectedField(GrievanceSummaryType, permission=TICKET_SEARCH, required=True,
                                        location=UUID(), status=TicketStatusEnum())
     ticket_access_log = ProtectedConnectionField(AccessLogType, permission=ACCESS_LOG_VIEW, order_fields=["at"],

@@ -1,0 +1,197 @@
+"""openIMIS's frontend on coremis: each request as the frontend sends it, and the answer it
+accepts — the cookie log-in with CSRF (and a cross-site request refused), the start-up queries,
+the current user with numeric rights, mutation payloads and the activity journal."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from core.models import LoginSession, MutationLog, User
+
+PASSWORD = "correct-horse-battery"
+ORIGIN = "http://testserver"
+LOGIN = """mutation authenticate($username: String!, $password: String!) {
+  tokenAuth(username: $username, password: $password) { refreshExpiresIn } }"""
+CSRF = "mutation { getCsrfToken { csrfToken } }"
+REFRESH = "mutation refreshAuthToken { refreshToken { refreshExpiresIn } }"
+LOGOUT = "mutation logout { deleteTokenCookie { deleted } deleteRefreshTokenCookie { deleted } }"
+JOURNAL = """{ mutationLogs(first: 5,orderBy: "-request_date_time") { pageInfo { hasNextPage, hasPreviousPage,
+  startCursor, endCursor} edges { node { id,status,error,clientMutationId,clientMutationLabel,clientMutationDetails,
+  requestDateTime,jsonExt } } } }"""
+
+
+def gql(client: Client, query: str, variables: dict[str, Any] | None = None, **headers: Any) -> Any:
+    return client.post("/api/graphql", data=json.dumps({"query": query, "variables": variables or {}}),
+                       content_type="application/json", **headers)
+
+
+def browser_login(client: Client, username: str) -> str:
+    """What the frontend does: tokenAuth (cookies), then getCsrfToken; returns the CSRF token."""
+    response = gql(client, LOGIN, {"username": username, "password": PASSWORD}, HTTP_ORIGIN=ORIGIN,
+                   HTTP_X_CSRFTOKEN="undefined")
+    body = response.json()
+    assert "errors" not in body, body
+    assert body["data"]["tokenAuth"]["refreshExpiresIn"] > 0
+    for name in ("JWT", "JWT-refresh-token"):
+        cookie = response.cookies[name]
+        assert cookie["httponly"] and cookie["samesite"] == "Strict" and cookie.value
+    # the frontend sends "JWT <token it never read>" with this one
+    body = gql(client, CSRF, HTTP_ORIGIN=ORIGIN, HTTP_AUTHORIZATION="JWT undefined").json()
+    assert "errors" not in body, body
+    return body["data"]["getCsrfToken"]["csrfToken"]
+
+
+@pytest.fixture
+def browser() -> Client:
+    return Client(enforce_csrf_checks=True)
+
+
+@pytest.fixture
+def officer(make_user: Any) -> User:
+    return make_user(["core.mutation_log.view", "individual.registry.search", "social_protection.beneficiary.search"],
+                     username="officer")
+
+
+def test_cookie_login_with_the_csrf_token_reads_data(browser: Client, officer: User) -> None:
+    token = browser_login(browser, "officer")
+    body = gql(browser, JOURNAL, HTTP_ORIGIN=ORIGIN, HTTP_X_CSRFTOKEN=token).json()
+    assert "errors" not in body, body
+    assert body["data"]["mutationLogs"]["edges"] == []
+
+
+def test_a_cookie_request_without_the_csrf_token_is_refused(browser: Client, officer: User) -> None:
+    browser_login(browser, "officer")
+    body = gql(browser, JOURNAL, HTTP_ORIGIN=ORIGIN).json()
+    assert body["data"]["mutationLogs"] is None
+    error = body["errors"][0]
+    assert error["extensions"]["code"] == "CSRF_FAILED"
+    assert "CSRF token missing or incorrect." in error["message"]  # the frontend's logout trigger
+
+
+def test_a_cross_site_request_with_the_cookie_and_token_is_refused(browser: Client, officer: User) -> None:
+    token = browser_login(browser, "officer")
+    body = gql(browser, JOURNAL, HTTP_ORIGIN="https://evil.example", HTTP_X_CSRFTOKEN=token).json()
+    assert body["data"]["mutationLogs"] is None
+    assert body["errors"][0]["extensions"]["code"] == "CSRF_FAILED"
+    # nor may it log out or refresh on the victim's behalf
+    body = gql(browser, REFRESH, HTTP_ORIGIN="https://evil.example", HTTP_X_CSRFTOKEN=token).json()
+    assert body["errors"][0]["extensions"]["code"] == "CSRF_FAILED"
+
+
+def test_bearer_tokens_still_work_without_csrf(browser: Client, officer: User) -> None:
+    body = gql(browser, 'mutation { tokenAuth(username: "officer", password: "%s") { token } }' % PASSWORD).json()
+    token = body["data"]["tokenAuth"]["token"]
+    body = gql(browser, JOURNAL, HTTP_AUTHORIZATION=f"Bearer {token}").json()
+    assert "errors" not in body, body
+    assert "JWT" not in browser.cookies or not browser.cookies["JWT"].value
+
+
+def test_refresh_without_arguments_renews_the_cookies(browser: Client, officer: User) -> None:
+    token = browser_login(browser, "officer")
+    old = browser.cookies["JWT-refresh-token"].value
+    response = gql(browser, REFRESH, HTTP_ORIGIN=ORIGIN, HTTP_X_CSRFTOKEN=token)
+    assert "errors" not in response.json(), response.json()
+    assert response.cookies["JWT-refresh-token"].value not in ("", old)
+    assert gql(browser, JOURNAL, HTTP_ORIGIN=ORIGIN, HTTP_X_CSRFTOKEN=token).json()["data"]["mutationLogs"] is not None
+
+
+def test_nobody_logged_in_is_a_clean_answer_at_start_up(browser: Client, db: Any) -> None:
+    assert gql(browser, REFRESH).json() == {"data": {"refreshToken": None}}
+    nobody = browser.get("/api/core/users/current_user/")
+    assert nobody.status_code == 200 and nobody.json() is None
+    bad = browser.get("/api/core/users/current_user/", HTTP_AUTHORIZATION="Bearer nonsense")
+    assert bad.status_code == 401 and bad.json()["code"] == "TOKEN_INVALID"
+
+
+def test_logout_revokes_the_refresh_token(browser: Client, officer: User) -> None:
+    token = browser_login(browser, "officer")
+    response = gql(browser, LOGOUT, HTTP_ORIGIN=ORIGIN, HTTP_X_CSRFTOKEN=token)
+    assert response.json() == {"data": {"deleteTokenCookie": {"deleted": True},
+                                        "deleteRefreshTokenCookie": {"deleted": True}}}
+    assert response.cookies["JWT"].value == "" and response.cookies["JWT-refresh-token"].value == ""
+    session = LoginSession.objects.get(user=officer)
+    assert session.revoked_at is not None and session.revoked_reason == LoginSession.REVOKED_LOGOUT
+
+
+def test_current_user_has_openimis_rights(browser: Client, officer: User) -> None:
+    token = browser_login(browser, "officer")
+    body = browser.get("/api/core/users/current_user/").json()
+    assert body["username"] == "officer"
+    rights = body["i_user"]["rights"]
+    assert {159001, 180001, 170001, 171001} <= set(rights)
+    assert 160001 not in rights and 159002 not in rights  # not granted
+    user = gql(browser, "query useUserQuery { user { id username rights iUser { id uuid language { code name } } "
+                        "healthFacility { id } officer { id } claimAdmin { id } } }",
+               HTTP_ORIGIN=ORIGIN, HTTP_X_CSRFTOKEN=token).json()
+    assert user["data"]["user"]["rights"] == rights
+    assert user["data"]["user"]["healthFacility"] is None
+
+
+def test_superuser_holds_every_declared_right(browser: Client, make_user: Any) -> None:
+    make_user(superuser=True, username="boss")
+    browser_login(browser, "boss")
+    rights = browser.get("/api/core/users/current_user/").json()["rights"]
+    assert {159001, 160001, 170001, 180001, 190001, 191005, 202001, 121901} <= set(rights)
+
+
+def test_module_configurations_before_login(browser: Client, db: Any) -> None:
+    body = gql(browser, "{ moduleConfigurations { module, config, controls{ field, usage } } }").json()
+    assert "errors" not in body
+    for entry in body["data"]["moduleConfigurations"]:
+        assert isinstance(json.loads(entry["config"]), dict)
+
+
+def test_mutation_payload_and_journal_in_openimis_shape(client: Any, make_user: Any) -> None:
+    make_user(["core.role.manage", "core.mutation_log.view"], username="admin2")
+    token = client.post("/api/graphql", data=json.dumps({"query": 'mutation { tokenAuth(username: "admin2", '
+                        'password: "%s") { token } }' % PASSWORD}), content_type="application/json").json()
+    bearer = {"HTTP_AUTHORIZATION": f"Bearer {token['data']['tokenAuth']['token']}"}
+    done = gql(client, 'mutation { createRole(input: {clientMutationId: "c-1", clientMutationLabel: "Create role", '
+                       'name: "Clerks", permissions: []}) { clientMutationId internalId } }', **bearer).json()
+    payload = done["data"]["createRole"]
+    assert payload["clientMutationId"] == "c-1"
+    entry = MutationLog.objects.get(pk=payload["internalId"])
+    body = gql(client, '{ mutationLogs(clientMutationLabel: "Create role", first: 5, orderBy: "-request_date_time") '
+                       "{ edges { node { status clientMutationId jsonExt autogeneratedCode } } } }", **bearer).json()
+    node = body["data"]["mutationLogs"]["edges"][0]["node"]
+    assert node["status"] == 2 == entry.status
+    assert json.loads(node["jsonExt"])["mutation_name"] == "CreateRoleMutation"
+
+
+def test_custom_filters_from_the_json_ext_schema(client: Any, make_user: Any) -> None:
+    make_user(["individual.registry.search"], username="clerk")
+    token = client.post("/api/graphql", data=json.dumps({"query": 'mutation { tokenAuth(username: "clerk", '
+                        'password: "%s") { token } }' % PASSWORD}), content_type="application/json").json()
+    bearer = {"HTTP_AUTHORIZATION": f"Bearer {token['data']['tokenAuth']['token']}"}
+    query = ('{ customFilters(moduleName: "individual",objectTypeName: "Individual",additionalParams: '
+             '"{\\"type\\":\\"%s\\"}") { type,code,possibleFilters {field, filter, type} } }')
+    body = gql(client, query % "INDIVIDUAL", **bearer).json()
+    assert "errors" not in body, body
+    codes = {f["code"]: f for f in body["data"]["customFilters"]}
+    assert codes["vulnerability_score"]["type"] == "integer"
+    assert {"field": "vulnerability_score", "filter": "gte", "type": "integer"} in \
+        codes["vulnerability_score"]["possibleFilters"]
+    assert codes["national_id"]["type"] == "string"
+    body = gql(client, query % "GROUP", **bearer).json()
+    assert {f["code"] for f in body["data"]["customFilters"]} == {"livelihood", "house_type"}
+    bad = gql(client, query % "NOPE", **bearer).json()
+    assert bad["data"]["customFilters"] is None and bad["errors"][0]["extensions"]["code"] == "INVALID_VALUE"
+
+
+def test_beneficiary_status_filter_quoted_or_unquoted(client: Any, make_user: Any) -> None:
+    make_user(["social_protection.beneficiary.search"], username="viewer")
+    token = client.post("/api/graphql", data=json.dumps({"query": 'mutation { tokenAuth(username: "viewer", '
+                        'password: "%s") { token } }' % PASSWORD}), content_type="application/json").json()
+    bearer = {"HTTP_AUTHORIZATION": f"Bearer {token['data']['tokenAuth']['token']}"}
+    for status in ("ACTIVE", '"ACTIVE"'):
+        body = gql(client, "{ beneficiary(isDeleted: false, status: %s, first: 10) { totalCount edges { node "
+                           "{ id project { id } isEligible status } } } groupBeneficiary(status: %s) { totalCount } }"
+                   % (status, status), **bearer).json()
+        assert "errors" not in body, body
+        assert body["data"]["beneficiary"]["totalCount"] == 0
+    bad = gql(client, "{ beneficiary(status: NOPE) { totalCount } }", **bearer).json()
+    assert bad["data"]["beneficiary"] is None and bad["errors"]
