@@ -195,3 +195,61 @@ def test_beneficiary_status_filter_quoted_or_unquoted(client: Any, make_user: An
         assert body["data"]["beneficiary"]["totalCount"] == 0
     bad = gql(client, "{ beneficiary(status: NOPE) { totalCount } }", **bearer).json()
     assert bad["data"]["beneficiary"] is None and bad["errors"]
+
+
+PAYROLLS = """{ payroll(isDeleted: false,first: 10) { totalCount pageInfo { hasNextPage, hasPreviousPage, startCursor,
+  endCursor} edges { node { id,name,paymentMethod,paymentPlan { code, id, name, benefitPlan },paymentPoint { id name
+  isDeleted location {id, uuid, code, name, type, parent{id,uuid,code,name,type,parent{id,uuid,code,name,type,
+  parent{id,uuid,code,name,type}}}} ppm {id, username, iUser{id otherNames lastName}} },paymentCycle { code,
+  startDate, endDate },jsonExt,status,dateValidFrom,dateValidTo,isDeleted } } } }"""
+
+
+def test_payroll_list_with_the_plan_in_openimis_form(client: Any, make_user: Any, admin_user: User) -> None:
+    import datetime
+
+    from modules.individual import services as registry
+    from modules.location.services import create_location
+    from modules.payroll import services as payroll
+    from modules.social_protection import services as sp
+
+    colline = create_location(admin_user, code="FE-H", name="Colline", type="Province")
+    group = registry.create_group(admin_user, code="FE-HH", location_id=colline.pk)
+    head = registry.create_individual(admin_user, first_name="Ana", last_name="Nduwimana", dob=datetime.date(1980, 1, 1),
+                                      location_id=colline.pk)
+    registry.add_member(admin_user, group_id=group.pk, individual_id=head.pk, role="HEAD", recipient_type="PRIMARY")
+    plan = sp.create_plan(admin_user, code="FE-G", name="Household transfer", type="GROUP",
+                          date_valid_from=datetime.date(2026, 1, 1), date_valid_to=datetime.date(2026, 12, 31))
+    sp.enroll_chunk(plan, admin_user, "ACTIVE", None, 1000)
+    payment_plan = payroll.create_plan(admin_user, code="FE-PP", name="Monthly", benefit_plan_id=plan.pk,
+                                       calculation_rule={"fixed": 1000}, currency="BIF", minor_unit=0)
+    point = payroll.create_point(admin_user, code="FE-PT", name="Bank", adaptor="file")
+    cycle = payroll.create_cycle(admin_user, code="FE-2026-01", start_date=datetime.date(2026, 1, 1),
+                                 end_date=datetime.date(2026, 1, 31))
+    payroll.create_payroll(admin_user, name="January", payment_plan_id=payment_plan.pk, payment_cycle_id=cycle.pk,
+                           payment_point_id=point.pk)
+    make_user(["payroll.search", "location.scope.national"], username="payer")
+    token = client.post("/api/graphql", data=json.dumps({"query": 'mutation { tokenAuth(username: "payer", '
+                        'password: "%s") { token } }' % PASSWORD}), content_type="application/json").json()
+    bearer = {"HTTP_AUTHORIZATION": f"Bearer {token['data']['tokenAuth']['token']}"}
+    body = gql(client, PAYROLLS, **bearer).json()
+    assert "errors" not in body, body
+    assert body["data"]["payroll"]["totalCount"] == 1
+    node = body["data"]["payroll"]["edges"][0]["node"]
+    assert node["dateValidFrom"] == "2026-01-01" and node["dateValidTo"] == "2026-01-31"
+    assert node["paymentPoint"]["location"] is None and node["paymentMethod"] == "file"
+    # the payroll screen does JSON.parse(JSON.parse(benefitPlan)).id
+    carried = json.loads(json.loads(node["paymentPlan"]["benefitPlan"]))
+    assert carried["id"] == str(plan.pk) and carried["code"] == "FE-G" and carried["type"] == "GROUP"
+    assert carried["date_valid_to"] == "2026-12-31"
+    # other clients keep the object, now named benefitPlanDetail
+    body = gql(client, "{ paymentPlan { edges { node { benefitPlan benefitPlanDetail { code name } } } } }",
+               **bearer).json()
+    assert "errors" not in body, body
+    assert body["data"]["paymentPlan"]["edges"][0]["node"]["benefitPlanDetail"] == {"code": "FE-G",
+                                                                                    "name": "Household transfer"}
+    # without payroll.search nothing is shown
+    make_user([], username="nobody")
+    token = client.post("/api/graphql", data=json.dumps({"query": 'mutation { tokenAuth(username: "nobody", '
+                        'password: "%s") { token } }' % PASSWORD}), content_type="application/json").json()
+    denied = gql(client, PAYROLLS, HTTP_AUTHORIZATION=f"Bearer {token['data']['tokenAuth']['token']}").json()
+    assert denied["data"]["payroll"] is None and denied["errors"]

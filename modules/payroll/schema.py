@@ -6,6 +6,7 @@ say how to display them.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import django_filters
@@ -34,7 +35,7 @@ from modules.payroll.models import (
     effective_status,
     effective_status_q,
 )
-from modules.social_protection.schema import BenefitPlanGQLType  # noqa: F401 - plans resolve to it
+from modules.social_protection.schema import BenefitPlanGQLType
 
 AUDIT = ("id", "json_ext", "is_deleted", "version", "date_created", "date_updated", "user_created", "user_updated")
 
@@ -82,13 +83,39 @@ class PaymentPointGQLType(CoreNode):
         return None
 
 
+def openimis_plan_json(plan: Any) -> str:
+    """A benefit plan as openIMIS's payment plan carries it: ``json.dumps`` of the plan's JSON text."""
+    fields = {
+        "id": str(plan.pk), "uuid": str(plan.pk), "code": plan.code, "name": plan.name, "type": plan.type,
+        "description": plan.description, "institution": plan.institution,
+        "max_beneficiaries": plan.max_beneficiaries,
+        "ceiling_per_beneficiary": (None if plan.ceiling_per_beneficiary is None
+                                    else str(plan.ceiling_per_beneficiary)),
+        "date_valid_from": plan.date_valid_from.isoformat(), "date_valid_to": plan.date_valid_to.isoformat(),
+        "beneficiary_data_schema": plan.beneficiary_data_schema, "json_ext": plan.json_ext,
+    }
+    return json.dumps(json.dumps(fields))
+
+
 class PaymentPlanGQLType(CoreNode):
     class Meta:
         model = PaymentPlan
         interfaces = (graphene.relay.Node,)
         connection_class = CountableConnection
-        fields = (*AUDIT, "code", "name", "benefit_plan", "calculation_rule", "currency", "minor_unit")
+        fields = (*AUDIT, "code", "name", "calculation_rule", "currency", "minor_unit")
         filter_fields = {"code": ["exact", "icontains"], "benefit_plan__id": ["exact"], "is_deleted": ["exact"]}
+
+    benefit_plan_detail = graphene.Field(BenefitPlanGQLType, required=True, description="the benefit plan it pays")
+    # openIMIS's form (its PaymentPlan.benefitPlan): the plan as JSON text, which its payroll screen
+    # decodes twice (a JSON string whose content is the plan's JSON), then reads ``id`` from.
+    benefit_plan = graphene.String(required=True, description="openIMIS's form of the plan: a JSON string of the "
+                                   "plan's JSON (id, uuid, code, name, type, dates, …); use benefitPlanDetail")
+
+    def resolve_benefit_plan_detail(self, info: Any) -> Any:
+        return self.benefit_plan
+
+    def resolve_benefit_plan(self, info: Any) -> str:
+        return openimis_plan_json(self.benefit_plan)
 
     @classmethod
     def list_queryset(cls, queryset: QuerySet, info: Any) -> QuerySet:

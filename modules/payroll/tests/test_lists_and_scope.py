@@ -18,7 +18,7 @@ PAYMENTS = """query($p: UUID!, $n: Int) { benefitConsumptionByPayroll(payrollUui
     edges { node { code amount status individual { firstName } group { code } paymentPoint { code }
     payroll { name } paymentCycle { code } } } } }"""
 PAYROLLS = """query($n: Int) { payroll(first: $n) { totalCount edges { node { name status paymentMethod
-    paymentPlan { code benefitPlan { code } } paymentCycle { code } paymentPoint { code } } } } }"""
+    paymentPlan { code benefitPlanDetail { code } } paymentCycle { code } paymentPoint { code } } } } }"""
 
 
 def count_queries(client: Any, query: str, variables: dict[str, Any]) -> int:
