@@ -9,6 +9,7 @@ from typing import Any
 
 from core.errors import CoreErrorCode, ServiceError
 from core.permissions import require
+from modules.individual.permissions import REGISTRY_SEARCH
 
 OBJECT_TYPES = {"individual", "group"}
 
@@ -19,7 +20,7 @@ def custom_filter_schema(actor: Any, module_name: str, object_type_name: str,
         return None
     from modules.individual.validation import group_schema, individual_schema
 
-    require(actor, "individual.search")
+    require(actor, REGISTRY_SEARCH)
     kind = str(additional_params.get("type") or object_type_name).upper()
     if kind not in {"INDIVIDUAL", "GROUP"}:
         raise ServiceError(CoreErrorCode.INVALID_VALUE, "additionalParams.type is INDIVIDUAL or GROUP.",
