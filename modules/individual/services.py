@@ -11,7 +11,7 @@ from django.db.models import F, QuerySet
 from django.db.models.fields.json import KT
 from django.utils import timezone
 
-from core import services
+from core import events, services
 from core.errors import (
     CoreErrorCode,
     FieldError,
@@ -163,8 +163,8 @@ def create_individual(user: Any, *, first_name: str, last_name: str, dob: dateti
     individual = Individual(first_name=first_name.strip(), last_name=last_name.strip(), dob=dob,
                             sex=sex or "", location=location, json_ext=json_ext or {})
     _save_unique(lambda: services.create(individual, user))
-    created = [individual.pk]
-    transaction.on_commit(lambda: hook().individual_after_created(individual_ids=created, source="mutation"))
+    created = [str(individual.pk)]
+    transaction.on_commit(lambda: events.announce("individual_after_created", individual_ids=created, source="mutation"))
     return individual
 
 

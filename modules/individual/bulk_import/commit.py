@@ -15,6 +15,7 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Sum
 
+from core import events
 from core.history import acting_as
 from core.hooks import hook
 from core.jobs import JobContext
@@ -181,17 +182,16 @@ def _announce_later(job_id: Any, staging: Staging, batch: int) -> None:
 
 
 def _announce(job_id: Any, staging: Staging, batch: int) -> None:
-    caller = hook().individual_after_created
-    if caller.get_hookimpls():
+    """The people are registered whatever a listener does with the news; a listener that fails
+    gets the batch again from a ``core.event_delivery`` job (``core.events.announce``), so the
+    batch is marked announced only once every listener heard it or has a delivery queued. If
+    even that fails (the database gone), the mark is not written and the re-run announces."""
+    if hook().individual_after_created.get_hookimpls():
         with connection.cursor() as cursor:
             cursor.execute(f"SELECT {staging.id_sql('s.row', Staging.INDIVIDUAL)} FROM {staging.rows} s "
                            f"WHERE s.batch = %s AND {OK} ORDER BY s.row", [batch])
-            ids = [row[0] for row in cursor.fetchall()]
-        try:
-            caller(individual_ids=ids, source=f"import:{job_id}")
-        except Exception:
-            # The people are registered whatever a listener does with the news.
-            log.exception("individual_after_created failed", extra={"job": str(job_id), "batch": batch})
+            ids = [str(row[0]) for row in cursor.fetchall()]
+        events.announce("individual_after_created", individual_ids=ids, source=f"import:{job_id}")
     ImportBatch.objects.filter(job_id=job_id, batch=batch).update(announced=True)
 
 

@@ -594,9 +594,46 @@ def test_individuals_created_is_announced_once_per_batch_after_commit(run_import
     assert GroupIndividual.objects.filter(group__code="HH-0").count() == 5
     assert {source for _, source in listener.calls} == {f"import:{job.pk}"}
     announced = {i for ids, _ in listener.calls for i in ids}
-    assert announced == set(Individual.objects.values_list("id", flat=True))
+    assert announced == {str(pk) for pk in Individual.objects.values_list("id", flat=True)}
     assert Group.objects.count() == 63  # households never straddle two batches
     assert all(b.announced for b in ImportBatch.objects.filter(job=job))
+
+
+class FailingListener:
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.heard: list[list[str]] = []
+
+    @hookimpl
+    def individual_after_created(self, individual_ids: list[str], source: str) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("the listener's table is locked")
+        self.heard.append(list(individual_ids))
+
+
+def test_a_failing_listener_gets_the_batch_again_from_a_job_instead_of_losing_it(
+        run_import, importer, hierarchy, registry_files):
+    from core import events
+    from core.jobs import run_job
+
+    manager = get_registry().plugin_manager
+    flaky = FailingListener(1)
+    manager.register(flaky, name="test-flaky-listener")
+    try:
+        rows = [registry_files.row(f"P{n}", "Family", household="HH-1", role="HEAD" if n == 0 else "SON",
+                                   location="H111" if n == 0 else "") for n in range(3)]
+        job = run_import(importer, registry_files.csv_text(rows))
+        assert job.state == Job.SUCCEEDED and Individual.objects.count() == 3
+        assert flaky.heard == []  # the first delivery failed...
+        delivery = Job.objects.get(kind=events.DELIVERY_JOB_KIND)  # ...and was handed to a job
+        assert delivery.params["listener"] == "test-flaky-listener"
+        assert all(b.announced for b in ImportBatch.objects.filter(job=job))
+        run_job(str(delivery.pk))
+        assert len(flaky.heard) == 1
+        assert sorted(flaky.heard[0]) == sorted(str(pk) for pk in Individual.objects.values_list("id", flat=True))
+    finally:
+        manager.unregister(name="test-flaky-listener")
 
 
 def test_someone_registering_the_same_person_during_the_commit_costs_only_that_row(
