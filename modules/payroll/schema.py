@@ -171,7 +171,8 @@ class PayrollGQLType(CoreNode):
 
     @classmethod
     def list_queryset(cls, queryset: QuerySet, info: Any) -> QuerySet:
-        queryset = queryset.select_related("payment_plan", "payment_cycle", "payment_point", "follows",
+        # (the plan's benefit plan: openIMIS's ``paymentPlan { benefitPlan }`` on every row)
+        queryset = queryset.select_related("payment_plan__benefit_plan", "payment_cycle", "payment_point", "follows",
                                            "user_created", "user_updated")
         queryset = services.visible_payrolls(info.context.user, queryset)
         return services.with_scoped_totals(info.context.user, queryset)
@@ -227,9 +228,9 @@ class BenefitConsumptionGQLType(CoreNode):
 
     @classmethod
     def list_queryset(cls, queryset: QuerySet, info: Any) -> QuerySet:
-        # (the payroll's point: its ``paymentMethod``)
+        # (the payroll's point: its ``paymentMethod``; its cycle: its ``dateValidFrom``/``dateValidTo``)
         queryset = queryset.select_related("individual", "group", "payment_point", "payroll__payment_point",
-                                           "payment_cycle")
+                                           "payroll__payment_cycle", "payment_cycle")
         return scope_queryset(queryset, info.context.user, "individual__location")
 
 
