@@ -85,7 +85,8 @@ _NOT_YET_INDEXED: dict[str, tuple[tuple[str, str], ...]] = {
         ("orderBy", "changed_at"),
     ),
     "mutation_logs": (
-        ("filter", "mutation_name"), ("filter", "status"), ("orderBy", "request_date_time"),
+        ("filter", "client_mutation_label"), ("filter", "mutation_name"), ("filter", "status"),
+        ("orderBy", "request_date_time"),
         ("orderBy", "status"),
     ),
     "task": (

@@ -54,7 +54,7 @@ def test_a_scoped_user_counts_exactly(gql: Any, admin_user: Any, make_user: Any,
     for i in range(6):
         create_location(admin_user, code=f"TPC{i}", name=f"Commune{i}", type="Commune", parent_id=province.pk)
     _made(admin_user, 6)
-    scoped = make_user(["location.search"])
+    scoped = make_user(["location.location.search"])
     set_user_locations(admin_user, scoped, [province.pk])
     page = gql(scoped).ok(LIST)["locations"]
     assert page["totalCountIsEstimate"] is False

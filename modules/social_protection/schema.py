@@ -58,7 +58,7 @@ class BenefitPlanGQLType(CoreNode):
     status = graphene.String(required=True)
 
     # --- openIMIS frontend (modules/social_protection/openimis.py)
-    replacement_uuid = graphene.UUID(description="openIMIS's plan replacing this one; coremis keeps one row per plan "
+    replacement_uuid = UUID(description="openIMIS's plan replacing this one; coremis keeps one row per plan "
                                                  "(history instead), so always null")
     has_payment_plans = graphene.Boolean(required=True, description="whether a payment plan pays this plan "
                                                                     "(asked of the payroll module when enabled)")

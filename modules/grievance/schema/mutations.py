@@ -4,11 +4,9 @@ comma-separated text). Each ``perform`` is a ``check_*`` and a ``do_*`` from ser
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import graphene
-from django.db import connection
 
 from core.graphql.mutations import CoreMutation
 from core.graphql.scalars import UUID
@@ -24,24 +22,11 @@ from modules.grievance.schema.types import (
 from modules.grievance.services import changes, comments, exports, tickets, workflows
 
 
-def _internal_id() -> str | None:
-    """The mutation log entry of this request (openIMIS frontends read it as ``internalId``)."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT current_setting('coremis.context', true)")
-        raw = cursor.fetchone()[0]
-    try:
-        return (json.loads(raw) or {}).get("mutation") if raw else None
-    except ValueError:
-        return None
-
-
 class GrievanceMutation(CoreMutation):
     class Meta:
         abstract = True
 
     error_codes = GrievanceErrorCode
-
-    internal_id = graphene.String(description="the mutationLogs entry of this request")
 
 
 class TicketFields(CoreMutation.Input):
@@ -84,7 +69,7 @@ class CreateTicketMutation(GrievanceMutation):
     def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
         data.pop("id", None)
         created = tickets.do_create_tickets(tickets.check_create_ticket(user, **data))
-        return {"ticket": created[0], "internal_id": _internal_id()}
+        return {"ticket": created[0]}
 
 
 class UpdateTicketMutation(GrievanceMutation):
@@ -101,7 +86,7 @@ class UpdateTicketMutation(GrievanceMutation):
     @classmethod
     def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
         request = changes.check_update_ticket(user, data.pop("id"), version=data.pop("version", None), **data)
-        return {"ticket": changes.do_update_ticket(request), "internal_id": _internal_id()}
+        return {"ticket": changes.do_update_ticket(request)}
 
 
 class DeleteTicketMutation(GrievanceMutation):
@@ -113,8 +98,7 @@ class DeleteTicketMutation(GrievanceMutation):
 
     @classmethod
     def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
-        return {"tickets": changes.do_delete_tickets(changes.check_delete_tickets(user, data["ids"])),
-                "internal_id": _internal_id()}
+        return {"tickets": changes.do_delete_tickets(changes.check_delete_tickets(user, data["ids"]))}
 
 
 class CreateCommentMutation(GrievanceMutation):
@@ -133,7 +117,7 @@ class CreateCommentMutation(GrievanceMutation):
         request = comments.check_create_comment(user, data["ticket_id"], data["comment"],
                                                 commenter_type=data.get("commenter_type"),
                                                 commenter_id=data.get("commenter_id"))
-        return {"comment": comments.do_create_comment(request), "internal_id": _internal_id()}
+        return {"comment": comments.do_create_comment(request)}
 
 
 class ResolveGrievanceByCommentMutation(GrievanceMutation):
@@ -148,7 +132,7 @@ class ResolveGrievanceByCommentMutation(GrievanceMutation):
     @classmethod
     def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
         ticket = changes.do_resolve_by_comment(changes.check_resolve_by_comment(user, data["id"]))
-        return {"ticket": ticket, "internal_id": _internal_id()}
+        return {"ticket": ticket}
 
 
 class ReopenTicketMutation(GrievanceMutation):
@@ -161,7 +145,7 @@ class ReopenTicketMutation(GrievanceMutation):
     @classmethod
     def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
         ticket = changes.do_reopen_ticket(changes.check_reopen_ticket(user, data["id"]))
-        return {"ticket": ticket, "internal_id": _internal_id()}
+        return {"ticket": ticket}
 
 
 class CreateTicketAttachmentMutation(GrievanceMutation):
@@ -178,7 +162,7 @@ class CreateTicketAttachmentMutation(GrievanceMutation):
     @classmethod
     def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
         request = comments.check_create_attachment(user, data["ticket_id"], data["upload_id"], data.get("title") or "")
-        return {"attachment": comments.do_create_attachment(request), "internal_id": _internal_id()}
+        return {"attachment": comments.do_create_attachment(request)}
 
 
 class CompleteTicketTaskMutation(GrievanceMutation):
@@ -195,7 +179,7 @@ class CompleteTicketTaskMutation(GrievanceMutation):
     @classmethod
     def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
         request = workflows.check_complete_task(user, data["id"], data.get("note") or "", data.get("new_recipient_id"))
-        return {"task": workflows.do_task(request), "internal_id": _internal_id()}
+        return {"task": workflows.do_task(request)}
 
 
 class SkipTicketTaskMutation(GrievanceMutation):
@@ -208,8 +192,7 @@ class SkipTicketTaskMutation(GrievanceMutation):
 
     @classmethod
     def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
-        return {"task": workflows.do_task(workflows.check_skip_task(user, data["id"], data["reason"])),
-                "internal_id": _internal_id()}
+        return {"task": workflows.do_task(workflows.check_skip_task(user, data["id"], data["reason"]))}
 
 
 class ReassignTicketTaskMutation(GrievanceMutation):
@@ -224,7 +207,7 @@ class ReassignTicketTaskMutation(GrievanceMutation):
     @classmethod
     def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
         request = workflows.check_reassign_task(user, data["id"], data["user_id"], data.get("reason") or "")
-        return {"task": workflows.do_task(request), "internal_id": _internal_id()}
+        return {"task": workflows.do_task(request)}
 
 
 class ExportTicketsMutation(GrievanceMutation):
@@ -242,7 +225,7 @@ class ExportTicketsMutation(GrievanceMutation):
     def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
         request = exports.check_export_tickets(user, status=getattr(data.get("status"), "value", data.get("status")),
                                                category=data.get("category"), location_id=data.get("location_id"))
-        return {"job": exports.do_export_tickets(request), "internal_id": _internal_id()}
+        return {"job": exports.do_export_tickets(request)}
 
 
 class Mutation(graphene.ObjectType):
