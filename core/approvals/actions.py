@@ -55,7 +55,9 @@ class ApprovalAction:
     the proposed ``data``. ``check_decider(task, checker)`` raises a ``ServiceError`` when this
     checker may not decide on this task although they are in its group (a payroll with
     payments outside their location scope); it runs before the decision is recorded, so the
-    refusal changes nothing.
+    refusal changes nothing. ``rejected(task, checker, comment)`` runs in the transaction of
+    the decision that failed the task, for an action whose entity was left waiting for it (an
+    import's staged rows): it undoes the wait; nothing of the action runs.
     """
 
     execute: Callable[[ApprovalTask, ApprovalContext], Any]
@@ -64,6 +66,7 @@ class ApprovalAction:
     describe: Callable[[ApprovalTask], str] | None = None
     current_data: Callable[[ApprovalTask], Any] | None = None
     check_decider: Callable[[ApprovalTask, User], None] | None = None
+    rejected: Callable[[ApprovalTask, User, str], None] | None = None
 
     def is_large(self, task: ApprovalTask) -> bool:
         return bool(self.large(task)) if callable(self.large) else self.large

@@ -121,7 +121,8 @@ def do_resolve_task(request: ResolveRequest) -> ApprovalTask:
         group = TaskGroup.all_objects.get(pk=task.task_group_id)
         approvers = {checker for checker, d in decisions if d == APPROVED}
         if any(d == REJECTED for _, d in decisions):
-            _move(task, user, ApprovalTask.FAILED, ApprovalTask.OPEN_STATUSES)
+            if _move(task, user, ApprovalTask.FAILED, ApprovalTask.OPEN_STATUSES) and action.rejected is not None:
+                action.rejected(task, user, request.comment)
         elif _policy_met(group, approvers, _eligible_checkers(group, task.maker_id)):
             if _move(task, user, ApprovalTask.COMPLETED, ApprovalTask.OPEN_STATUSES):
                 _run(task, user, action.is_large(task))
