@@ -24,7 +24,6 @@ from core.auth.cookies import (
 from core.auth.errors import AuthErrorCode
 from core.errors import RequestErrorCode, ServiceError
 from core.graphql.fields import ProtectedConnectionField, ProtectedField
-from core.graphql.jobs import JobType  # noqa: F401 - modules' payloads name it from here
 from core.graphql.jobs import Mutation as JobMutation
 from core.graphql.jobs import Query as JobQuery
 from core.graphql.mutations import CoreMutation
