@@ -38,8 +38,10 @@ CREATE_ROLE_IN_JOB = f"{MODULE}.create_role_in_job"
 REFUSE_IN_JOB = f"{MODULE}.refuse_in_job"
 GUARDED = f"{MODULE}.guarded"
 CRASH = f"{MODULE}.crash"
+WAITING = f"{MODULE}.waiting"  # its entity waits for the decision: a rejection ends the wait
 ROUTES = {CREATE_ROLE: "checkers", REFUSE: "checkers", CREATE_ROLE_IN_JOB: "checkers",
-          REFUSE_IN_JOB: "checkers", GUARDED: "checkers", CRASH: "checkers"}
+          REFUSE_IN_JOB: "checkers", GUARDED: "checkers", CRASH: "checkers", WAITING: "checkers"}
+REJECTIONS: list[tuple[str, Any, str]] = []
 CHECKER_PERMISSIONS = ["core.task.resolve", "core.task.view"]
 
 
@@ -75,6 +77,8 @@ class ApprovalsPlugin:
             REFUSE_IN_JOB: ApprovalAction(execute=create_role_then_refuse, large=lambda task: True),
             GUARDED: ApprovalAction(execute=create_role, permission="core.role.manage"),
             CRASH: ApprovalAction(execute=create_role_then_crash),
+            WAITING: ApprovalAction(execute=create_role, rejected=lambda task, checker, comment: REJECTIONS.append(
+                (task.data["name"], checker, comment))),
         }
 
 
@@ -123,6 +127,20 @@ def refused(code: str, call: Callable[[], Any]) -> ServiceError:
 
 
 pytestmark = pytest.mark.usefixtures("approvals")
+
+
+def test_a_rejection_tells_the_action_once_and_an_approval_does_not(checkers: Any) -> None:
+    REJECTIONS.clear()
+    maker, first, second = checkers(3)
+    group("ALL", [first, second])
+    approved = propose(maker, WAITING, name="Kept")
+    resolve_task(first, approved.pk, "APPROVED")
+    resolve_task(second, approved.pk, "APPROVED")
+    assert roles_named("Kept") == 1 and REJECTIONS == []
+    rejected = propose(maker, WAITING, name="Dropped")
+    resolve_task(first, rejected.pk, "REJECTED", "Not this one")
+    refused("TASK_CLOSED", lambda: resolve_task(second, rejected.pk, "REJECTED"))
+    assert REJECTIONS == [("Dropped", first, "Not this one")] and roles_named("Dropped") == 0
 
 
 # --- configuration and requests --------------------------------------------------------------
