@@ -226,3 +226,16 @@ def test_the_upgrade_cancels_a_waiting_import_nobody_could_decide_on(
     assert refresh(job).state == Job.CANCELLED and "start the import again" in job.message
     assert ImportRun.objects.get(job=job).phase == ImportRun.REJECTED
     assert staging_tables() == [] and not ApprovalTask.objects.exists()
+
+
+def test_an_import_whose_approval_was_unrouted_meanwhile_stops_saying_so(
+        start, run_jobs, importer, approver, import_approval, django_capture_on_commit_callbacks,
+        registry_files, family, monkeypatch):
+    payload = start(importer, registry_files.csv_text(family))
+    monkeypatch.delitem(module_config("individual")["approvals"], "individual.import")
+    with django_capture_on_commit_callbacks(execute=True):
+        run_jobs()
+    job = Job.objects.get(pk=payload["job"]["uuid"])
+    # not written without the approval it was started under; the uploader reads what to do
+    assert job.state == Job.FAILED and "setApprovalRoute" in job.message
+    assert not Individual.objects.exists() and not ApprovalTask.objects.exists() and staging_tables() == []
