@@ -20,13 +20,6 @@ from modules.individual.models import Group, GroupIndividual, Individual
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("import_media_in_tmp")]
 
-APPROVE = """mutation($input: ApproveIndividualImportMutationInput!) { approveIndividualImport(input: $input) {
-    errors { field code message } job { uuid state stage } } }"""
-REJECT = """mutation($input: RejectIndividualImportMutationInput!) { rejectIndividualImport(input: $input) {
-    errors { field code message } job { uuid state stage message } } }"""
-DETAILS = """query($id: UUID!) { individualImport(jobId: $id) {
-    phase mode needsApproval fileName counts reportUrl decidedBy { username } decisionReason
-    job { uuid state stage processed total errorCount } } }"""
 
 @pytest.fixture
 def family(registry_files: Any) -> list[tuple[str, ...]]:
