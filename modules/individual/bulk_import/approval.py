@@ -15,10 +15,12 @@ the job back in the queue, and the job checks the registry again and commits; a 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from core.approvals import ApprovalAction, ApprovalContext
@@ -38,10 +40,11 @@ from core.models import ApprovalDecision, ApprovalTask, Job, User
 from core.permissions import require
 from core.uploads import discard_on_commit
 from modules.individual.bulk_import.checks import rows_outside_scope
-from modules.individual.bulk_import.staging import Staging, drop_staging
+from modules.individual.bulk_import.staging import OK, Staging, drop_staging
 from modules.individual.errors import IndividualErrorCode
 from modules.individual.import_models import ImportRun
 from modules.individual.permissions import IMPORT_APPROVE
+from modules.location.services import scope_paths
 
 # The approval action: the same string as the job kind and the upload purpose on purpose
 # (one import, three vocabularies; see ``permissions.py``). Declared once, used by the
@@ -64,11 +67,42 @@ def check_can_ask(user: User) -> None:
     check_can_request(user, IMPORT_APPROVAL)
 
 
+def _within(run: ImportRun) -> str:
+    """The path of the deepest location holding every row to import ("" when they span the
+    roots): the common prefix of the rows' paths, cut at a segment."""
+    staging = Staging(run.job)
+    with connection.cursor() as cursor:
+        cursor.execute(f"""
+            SELECT min(coalesce(hl.path, l.path)), max(coalesce(hl.path, l.path)) FROM {staging.rows} s
+            LEFT JOIN {staging.households} h ON h.code = s.household_code
+            LEFT JOIN location_location l ON l.code = s.location_code AND NOT l.is_deleted
+            LEFT JOIN location_location hl ON hl.id = h.location_id
+            WHERE {OK}""")
+        low, high = cursor.fetchone()
+    if not low or not high:
+        return ""
+    if low == high:
+        return str(low)
+    common = os.path.commonprefix([low, high])
+    return common[: common.rfind("/") + 1]
+
+
+def _in_scope(user: User) -> Q:
+    """The import tasks a checker sees: those whose rows all lie within one of their locations."""
+    paths = scope_paths(user)
+    if paths is None:
+        return Q()
+    admitted = Q(pk__in=[])
+    for path in paths:
+        admitted |= Q(data__within__startswith=path)
+    return admitted
+
+
 def ask_for_approval(run: ImportRun) -> ApprovalTask:
     """The task a checker decides on, asked for by the uploader; called in the transaction
-    that moves the import to ``WAITING``."""
+    that moves the import to ``WAITING``. ``within`` places it for the checkers' scope."""
     counts = run.counts
-    data = {"file_name": run.upload.filename, "sha256": run.sha256, "mode": run.mode,
+    data = {"file_name": run.upload.filename, "sha256": run.sha256, "mode": run.mode, "within": _within(run),
             **{k: counts[k] for k in ("total", "valid", "invalid", "likely_duplicates") if k in counts}}
     return request_approval(run.job.created_by, IMPORT_APPROVAL, ENTITY_TYPE, run.job_id, data)
 
@@ -144,7 +178,7 @@ def _describe(task: ApprovalTask) -> str:
 
 ACTIONS: dict[str, ApprovalAction] = {
     IMPORT_APPROVAL: ApprovalAction(execute=_commit_approved, permission=IMPORT_APPROVE, describe=_describe,
-                                    check_decider=_covers_every_row, rejected=_rejected),
+                                    check_decider=_covers_every_row, rejected=_rejected, in_scope=_in_scope),
 }
 
 
@@ -198,6 +232,9 @@ def check_decide_import(actor: User, job_id: Any, decision: str, reason: str = "
         state = Job.objects.filter(pk=job_id).values_list("state", flat=True).first() or "gone"
         raise ServiceError(IndividualErrorCode.NOT_AWAITING_APPROVAL,
                            f"This import is not waiting for approval (it is {state.lower()}).", "jobId")
+    # In the import's words before the core's: a checker whose locations miss rows is told how
+    # many (the core would not show them the task at all).
+    _covers_every_row(task, actor)
     try:
         resolve = check_resolve_task(actor, task.pk, decision, reason)
     except ServiceError as error:

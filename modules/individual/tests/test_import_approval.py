@@ -239,3 +239,19 @@ def test_an_import_whose_approval_was_unrouted_meanwhile_stops_saying_so(
     # not written without the approval it was started under; the uploader reads what to do
     assert job.state == Job.FAILED and "setApprovalRoute" in job.message
     assert not Individual.objects.exists() and not ApprovalTask.objects.exists() and staging_tables() == []
+
+
+def test_a_checker_sees_the_import_tasks_whose_rows_lie_within_their_locations(
+        run_import, gql, make_user, admin_user, importer, approver, import_approval, hierarchy, registry_files, family):
+    from modules.location.services import set_user_locations
+
+    spanning = run_import(importer, registry_files.csv_text(family))  # rows in P1 and P2
+    in_p1 = run_import(importer, registry_files.csv_text([registry_files.row("Ana", "Bizimana", "1990-01-01", "F", "H111")]))
+    local = make_user([*(c for c in registry_files.APPROVER if c != "location.scope.national"), "core.task.view"],
+                      username="local")
+    set_user_locations(admin_user, local, [hierarchy["P1"].pk])
+    import_approval(local)
+    tasks = gql(local).ok("{ task { edges { node { entityId } } } }")["task"]["edges"]
+    assert [t["node"]["entityId"] for t in tasks] == [str(in_p1.pk)]
+    # rows in two provinces lie within the root only: national checkers see it
+    assert task_of(spanning).data["within"] == "" and task_of(in_p1).data["within"].startswith(hierarchy["P1"].path)
