@@ -130,7 +130,11 @@ def test_current_user_has_openimis_rights(browser: Client, officer: User) -> Non
                         "healthFacility { id } officer { id } claimAdmin { id } } }",
                HTTP_ORIGIN=ORIGIN, HTTP_X_CSRFTOKEN=token).json()
     assert user["data"]["user"]["rights"] == rights
+    # openIMIS health-insurance roles coremis has no counterpart of (core README)
     assert user["data"]["user"]["healthFacility"] is None
+    assert user["data"]["user"]["officer"] is None and user["data"]["user"]["claimAdmin"] is None
+    assert body["i_user"]["health_facility_id"] is None
+    assert body["officer_id"] is None and body["claim_admin_id"] is None
 
 
 def test_superuser_holds_every_declared_right(browser: Client, make_user: Any) -> None:
@@ -418,3 +422,33 @@ def test_payment_point_location_is_the_one_its_routing_names(client: Any, make_u
     assert all(p["ppm"] is None for p in shown.values())
     # the locations are read once for the page, not per row
     assert len([q for q in captured.captured_queries if "location_location" in q["sql"]]) <= 2
+
+
+def test_plan_replacement_and_beneficiary_project_are_null(client: Any, make_user: Any, admin_user: User) -> None:
+    """A coremis plan is one row (nothing replaces it) and coremis has no projects
+    (social_protection README): the openIMIS fields answer null for a real plan and beneficiary."""
+    import datetime
+
+    from core.auth.tokens import issue
+    from modules.individual import services as registry
+    from modules.location.services import create_location
+    from modules.social_protection import services as sp
+
+    colline = create_location(admin_user, code="RP-H", name="Colline", type="Province")
+    registry.create_individual(admin_user, first_name="Ana", last_name="Irakoze",
+                                        dob=datetime.date(1990, 1, 1), location_id=colline.pk)
+    plan = sp.create_plan(admin_user, code="RP-I", name="Cash", type="INDIVIDUAL",
+                          date_valid_from=datetime.date(2026, 1, 1), date_valid_to=datetime.date(2026, 12, 31))
+    sp.enroll_chunk(plan, admin_user, "ACTIVE", None, 1000)
+    user = make_user(["social_protection.plan.search", "social_protection.beneficiary.search",
+                      "location.scope.national"], username="viewer")
+    bearer = {"HTTP_AUTHORIZATION": f"Bearer {issue(user).token}"}
+    body = gql(client, '{ benefitPlan(id: "%s") { edges { node { code replacementUuid hasPaymentPlans } } } '
+                       'beneficiary(benefitPlan_Id: "%s") { edges { node { individual { id } project { id name } } } } }'
+               % (plan.pk, plan.pk), **bearer).json()
+    assert "errors" not in body, body
+    assert body["data"]["benefitPlan"]["edges"] == [{"node": {"code": "RP-I", "replacementUuid": None,
+                                                              "hasPaymentPlans": False}}]
+    beneficiaries = body["data"]["beneficiary"]["edges"]
+    assert len(beneficiaries) == 1 and beneficiaries[0]["node"]["project"] is None
+    assert beneficiaries[0]["node"]["individual"]["id"]
