@@ -422,6 +422,21 @@ def test_payment_point_location_is_the_one_its_routing_names(client: Any, make_u
     assert all(p["ppm"] is None for p in shown.values())
     # the locations are read once for the page, not per row
     assert len([q for q in captured.captured_queries if "location_location" in q["sql"]]) <= 2
+    # a location outside the caller's scope is not shown (one scoped elsewhere sees none of
+    # these payrolls, so the resolver is asked directly, as for a point shown to them)
+    from types import SimpleNamespace
+
+    from modules.location.services import set_user_locations
+    from modules.payroll.schema import PaymentPointGQLType
+
+    elsewhere = make_user(["payroll.search"], username="elsewhere")
+    set_user_locations(admin_user, elsewhere, [other.pk])
+    inside = make_user(["payroll.search"], username="inside")
+    set_user_locations(admin_user, inside, [province.pk])
+    for user, expected in ((elsewhere, None), (inside, "PP-C")):
+        info = SimpleNamespace(context=SimpleNamespace(user=user))
+        shown_location = PaymentPointGQLType.resolve_location(points["one"], info)
+        assert (shown_location and shown_location.code) == expected
 
 
 def test_plan_replacement_and_beneficiary_project_are_null(client: Any, make_user: Any, admin_user: User) -> None:
