@@ -93,27 +93,26 @@ class PaymentPointGQLType(CoreNode):
 
 
 def routed_location_id(point: PaymentPoint) -> str | None:
-    """The one location a point's routing names, or None."""
+    """The one location a point's routing names (as a canonical UUID string), or None."""
     locations = (point.routing or {}).get("locations") or []
-    return str(locations[0]) if len(locations) == 1 else None
+    if len(locations) != 1:
+        return None
+    try:
+        return str(uuid.UUID(str(locations[0])))
+    except ValueError:
+        return None  # routing is validated when set; an odd old value is just not shown
 
 
 def routed_locations(info: Any) -> dict[str, Any]:
-    """Once per request, every location a live point's routing names alone, with the parents a
+    """Once per request, every location a point's routing names alone, with the parents a
     list shows (two statements whatever the page's size: points are few)."""
     cached = getattr(info.context, "_coremis_routed_locations", None)
     if cached is None:
         from modules.location.models import Location
 
-        ids = {routed_location_id(point) for point in PaymentPoint.objects.filter(is_deleted=False).only("routing")}
+        ids = {routed_location_id(point) for point in PaymentPoint.objects.only("routing")}
         ids.discard(None)
-        valid = []
-        for value in ids:
-            try:
-                valid.append(uuid.UUID(str(value)))
-            except ValueError:
-                continue  # routing is validated when set; an old odd value is just not shown
-        cached = {str(loc.pk): loc for loc in Location.objects.filter(pk__in=valid, is_deleted=False)
+        cached = {str(loc.pk): loc for loc in Location.objects.filter(pk__in=ids, is_deleted=False)
                   .select_related("parent__parent__parent")}
         info.context._coremis_routed_locations = cached
     return cached
