@@ -1,5 +1,6 @@
 """openIMIS's frontend shapes over benefit plans that need more than a field: whether a plan
-has payment plans (another module's answer), ``benefitPlanSchemaField`` and ``workflow``."""
+has payment plans (another module's answer) and ``benefitPlanSchemaField``. Its answer to
+``workflow(group: "socialProtection")`` (the core's field) is empty: see ``upload_workflows``."""
 
 from __future__ import annotations
 
@@ -44,11 +45,6 @@ class SchemaFieldsType(graphene.ObjectType):
                                   description="the beneficiary json_ext properties of the plans of this type")
 
 
-class WorkflowType(graphene.ObjectType):
-    name = graphene.String(required=True)
-    group = graphene.String(required=True)
-
-
 class BfTypeEnum(graphene.Enum):
     INDIVIDUAL = "INDIVIDUAL"
     GROUP = "GROUP"
@@ -58,12 +54,6 @@ class Query(graphene.ObjectType):
     benefit_plan_schema_field = ProtectedField(
         SchemaFieldsType, permission=PLAN_SEARCH, bf_type=BfTypeEnum(),
         description="The properties of the beneficiary data schemas of the live plans (of one type).",
-    )
-    workflow = ProtectedField(
-        graphene.List(graphene.NonNull(WorkflowType)), permission=PLAN_SEARCH,
-        group=graphene.String(),
-        description="openIMIS's upload workflows; coremis enrolls by confirmIndividualEnrollment/"
-                    "confirmGroupEnrollment, so the list is empty.",
     )
 
     def resolve_benefit_plan_schema_field(self, info: Any, bf_type: Any = None) -> SchemaFieldsType:
@@ -77,5 +67,10 @@ class Query(graphene.ObjectType):
             names.update(((schema or {}).get("properties") or {}).keys())
         return SchemaFieldsType(schema_fields=sorted(names))
 
-    def resolve_workflow(self, info: Any, group: str | None = None) -> list[WorkflowType]:
-        return []
+
+def upload_workflows(group: str) -> list[tuple[str, str]] | None:
+    """openIMIS's beneficiary upload dialog (``workflow(group: "socialProtection")``) uploads a
+    file of beneficiaries to a plan. coremis has no such upload: a plan's beneficiaries are the
+    registry's people or households that meet its criteria, enrolled by
+    ``confirmIndividualEnrollment`` / ``confirmGroupEnrollment``. So no workflow is offered."""
+    return [] if group == "socialProtection" else None
