@@ -215,6 +215,31 @@ def test_a_mutation_past_the_statement_timeout_changes_nothing_and_may_be_sent_a
     assert Role.objects.filter(name="Officers").count() == 1
 
 
+def _statement_timeout() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW statement_timeout")
+        return str(cursor.fetchone()[0])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_statement_timeout_ends_with_the_request(client, root, settings):
+    """A job, the bench or a test using the same connection after a request (as a worker
+    process reuses it) is not bound by the request's timeout, whatever the request answered."""
+    settings.COREMIS = {**settings.COREMIS, "STATEMENT_TIMEOUT_MS": 4321}
+    before = _statement_timeout()
+    assert before != "4321ms"
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        assert post(client, root, {"query": ROLES}).json() == {"data": {"roles": {"totalCount": 0}}}
+    assert any("'4321ms'" in q["sql"] for q in captured.captured_queries)  # the request ran under it
+    assert _statement_timeout() == before
+    assert code_of(post(client, root, {"query": "{ roles(first: 5) { nope } }"})) == "GRAPHQL_VALIDATION_FAILED"
+    assert _statement_timeout() == before
+    assert code_of(post(client, None, {"query": ROLES})) == "UNAUTHENTICATED"
+    assert _statement_timeout() == before
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_waiting_request_does_not_hold_the_others(client, make_user, locked_roles):
     root = make_user(superuser=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import graphene
 from django.core.exceptions import FieldDoesNotExist, ValidationError
@@ -19,6 +19,8 @@ from core.errors import CoreErrorCode, ServiceError
 from core.graphql import counting
 from core.graphql.inputs import check_arguments
 from core.graphql.permissions import check_permission, mark
+
+T = TypeVar("T")
 
 
 def _order_key(term: str) -> tuple[str, str]:
@@ -160,6 +162,7 @@ class ProtectedConnectionField(DjangoFilterConnectionField):
         result = super().resolve_connection(connection, args, counted, max_limit)
         result.iterable = iterable
         result.length_is_estimate = count.is_estimate
+        _remember_page([edge.node for edge in result.edges])
         return result
 
     def wrap_resolve(self, parent_resolver: Any) -> Any:
@@ -172,6 +175,41 @@ class ProtectedConnectionField(DjangoFilterConnectionField):
             return inner(root, info, **args)
 
         return guarded
+
+
+PAGE_ATTR = "_coremis_page"
+
+
+class _Page(list):
+    """The rows of one page of a list, with what :func:`once_per_page` computed for them."""
+
+    memo: dict[str, Any]
+
+
+def _remember_page(nodes: list[Any]) -> None:
+    page = _Page(nodes)
+    page.memo = {}
+    for node in nodes:
+        try:
+            setattr(node, PAGE_ATTR, page)
+        except AttributeError:  # not a model instance: its fields are read one by one
+            return
+
+
+def once_per_page(node: Any, key: str, compute: Callable[[list[Any]], T]) -> T:
+    """``compute(rows)`` for the page of a list ``node`` came in, once per page and ``key``.
+
+    For a node field no join can answer (it depends on each row's own plan, say): its
+    resolver asks for the whole page in one statement on the first row and reads the answer
+    for the others. A node outside a list (``node(id:)``, a mutation's payload) is a page of
+    one.
+    """
+    page = getattr(node, PAGE_ATTR, None)
+    if page is None:
+        return compute([node])
+    if key not in page.memo:
+        page.memo[key] = compute(list(page))
+    return cast(T, page.memo[key])
 
 
 class _Counted:
