@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any, TypeVar, cast
 
 import graphene
@@ -126,7 +126,8 @@ class ProtectedConnectionField(DjangoFilterConnectionField):
         mark(self, permission)
 
     def get_queryset_resolver(self) -> Callable[..., Any]:
-        filtering = super().get_queryset_resolver()
+        filtering = partial(self.resolve_queryset, filterset_class=_narrowing(self.filterset_class),
+                            filtering_args=self.filtering_args)
 
         def resolve(connection: Any, iterable: Any, info: Any, args: dict[str, Any]) -> Any:
             try:
@@ -223,6 +224,29 @@ class _Counted:
 
     def __getitem__(self, item: Any) -> Any:
         return self.queryset[item]
+
+
+def _narrowing(full: type) -> Callable[..., Any]:
+    """``full``'s FilterSet made with only the filters a request gives a value.
+
+    A FilterSet deep-copies every filter it declares and builds a form class and form over all
+    of them each time it is made (about 3 ms for a list of 40 filters, most of a small list's
+    CPU); a request names one or two. A filter with no value filters nothing, so leaving it
+    out changes no answer; the whole ``data`` is still there for filters that read others
+    (``self.data``). One subclass per set of names, made once.
+    """
+
+    @lru_cache(maxsize=256)
+    def narrowed(names: frozenset[str]) -> type:
+        cls = type(full.__name__, (full,), {"__module__": full.__module__, "__doc__": full.__doc__})
+        cls.base_filters = {name: f for name, f in full.base_filters.items() if name in names}  # type: ignore[attr-defined]
+        return cls
+
+    def make(data: dict[str, Any], queryset: QuerySet, request: Any) -> Any:
+        names = frozenset(name for name, value in data.items() if value is not None)
+        return narrowed(names)(data=data, queryset=queryset, request=request)
+
+    return make
 
 
 def _filter_errors(exc: ValidationError) -> str:
