@@ -8,7 +8,7 @@ from typing import Any
 
 import graphene
 
-from core.graphql.fields import ProtectedField
+from core.graphql.fields import ProtectedField, once_per_page
 from core.hooks import hook
 from modules.social_protection.permissions import PLAN_SEARCH
 
@@ -32,12 +32,33 @@ class ProjectType(graphene.ObjectType):
 
 
 def is_eligible(info: Any, beneficiary: Any, subject_field: str) -> bool:
-    """Whether the beneficiary's person or household meets the plan's criteria now (one indexed
-    lookup per row asked; only the openIMIS beneficiary tabs ask for it)."""
+    """Whether the beneficiary's person or household meets its plan's criteria now, read for
+    the whole page at once (one statement, whatever the page's size and plans)."""
+    eligible_pairs = once_per_page(beneficiary, f"is_eligible:{subject_field}",
+                                   lambda rows: _eligible_pairs(rows, subject_field, info.context.user))
+    return (beneficiary.benefit_plan_id, getattr(beneficiary, f"{subject_field}_id")) in eligible_pairs
+
+
+def _eligible_pairs(beneficiaries: list[Any], subject_field: str, user: Any) -> set[tuple[Any, Any]]:
+    """``(plan id, subject id)`` for each of these beneficiaries whose subject meets its plan's
+    criteria: each plan's criteria over its rows' subjects, one ``UNION ALL`` for all plans."""
+    from django.db.models import UUIDField, Value
+
     from modules.social_protection.services import eligible
 
-    subject_id = getattr(beneficiary, f"{subject_field}_id")
-    return eligible(beneficiary.benefit_plan, info.context.user).filter(pk=subject_id).exists()
+    plans: dict[Any, Any] = {}
+    subjects: dict[Any, list[Any]] = {}
+    for row in beneficiaries:
+        plans.setdefault(row.benefit_plan_id, row.benefit_plan)
+        subjects.setdefault(row.benefit_plan_id, []).append(getattr(row, f"{subject_field}_id"))
+    parts = [eligible(plan, user).filter(pk__in=subjects[plan_id])
+             .annotate(coremis_plan=Value(plan_id, output_field=UUIDField())).values_list("pk", "coremis_plan")
+             .order_by()
+             for plan_id, plan in plans.items()]
+    if not parts:
+        return set()
+    query = parts[0].union(*parts[1:], all=True) if len(parts) > 1 else parts[0]
+    return {(plan_id, subject_id) for subject_id, plan_id in query}
 
 
 class SchemaFieldsType(graphene.ObjectType):
