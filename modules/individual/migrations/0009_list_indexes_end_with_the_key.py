@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
     atomic = False  # CREATE INDEX CONCURRENTLY cannot run inside a transaction
 
     dependencies = [
-        ('individual', '0007_list_indexes'),
+        ('individual', '0008_import_approval_tasks'),
     ]
 
     operations = [
