@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import sys
 
-PLAIN_CODES: frozenset[str] = frozenset({"payroll"})
-OLD_PERMISSION_STYLE: frozenset[str] = frozenset({"payroll"})
+PLAIN_CODES: frozenset[str] = frozenset()
+OLD_PERMISSION_STYLE: frozenset[str] = frozenset()
 NONE_ACTOR: frozenset[str] = frozenset({"payroll"})
 MUTATION_FILES_USING_MECHANISMS: frozenset[str] = frozenset({
     "modules/individual/import_schema.py",

@@ -136,7 +136,7 @@ def dataset(admin_user: Any, make_user: Any) -> dict[str, Any]:
 
     for i in range(2):
         create_task_group(admin_user, code=f"Q-TG{i}", name=f"Checkers {i}", completion_policy="ANY",
-                          checker_ids=[make_user(["payroll.approve"]).pk])
+                          checker_ids=[make_user(["payroll.payroll.approve"]).pk])
         request_approval(admin_user, "payroll.approve", "Payroll", str(payrolls[i].pk), {"id": str(payrolls[i].pk)},
                          task_group=f"Q-TG{i}")
         start_job("payroll.poll", {}, admin_user)

@@ -227,7 +227,7 @@ def test_payroll_list_with_the_plan_in_openimis_form(client: Any, make_user: Any
                                  end_date=datetime.date(2026, 1, 31))
     payroll.create_payroll(admin_user, name="January", payment_plan_id=payment_plan.pk, payment_cycle_id=cycle.pk,
                            payment_point_id=point.pk)
-    make_user(["payroll.search", "location.scope.national"], username="payer")
+    make_user(["payroll.payroll.search", "location.scope.national"], username="payer")
     token = client.post("/api/graphql", data=json.dumps({"query": 'mutation { tokenAuth(username: "payer", '
                         'password: "%s") { token } }' % PASSWORD}), content_type="application/json").json()
     bearer = {"HTTP_AUTHORIZATION": f"Bearer {token['data']['tokenAuth']['token']}"}
@@ -247,7 +247,7 @@ def test_payroll_list_with_the_plan_in_openimis_form(client: Any, make_user: Any
     assert "errors" not in body, body
     assert body["data"]["paymentPlan"]["edges"][0]["node"]["benefitPlanDetail"] == {"code": "FE-G",
                                                                                     "name": "Household transfer"}
-    # without payroll.search nothing is shown
+    # without payroll.payroll.search nothing is shown
     make_user([], username="nobody")
     token = client.post("/api/graphql", data=json.dumps({"query": 'mutation { tokenAuth(username: "nobody", '
                         'password: "%s") { token } }' % PASSWORD}), content_type="application/json").json()

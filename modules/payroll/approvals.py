@@ -6,6 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 from core.approvals import ApprovalAction, ApprovalContext
+from modules.payroll.permissions import PAYROLL_APPROVE, PAYROLL_CLOSE
+
+# The approval actions (the keys of the ``approvals`` configuration); the permissions their
+# checkers need are other strings (see permissions.py).
+APPROVE = "payroll.approve"
+RECONCILE = "payroll.reconcile"
 
 
 def _approve(task: Any, ctx: ApprovalContext) -> Any:
@@ -50,8 +56,8 @@ def _describe_close(task: Any) -> str:
 
 
 ACTIONS: dict[str, ApprovalAction] = {
-    "payroll.reconcile": ApprovalAction(execute=_reconcile, describe=_describe_close, permission="payroll.close",
+    RECONCILE: ApprovalAction(execute=_reconcile, describe=_describe_close, permission=PAYROLL_CLOSE,
                                         check_decider=_check_closer),
-    "payroll.approve": ApprovalAction(execute=_approve, describe=_describe, permission="payroll.approve",
+    APPROVE: ApprovalAction(execute=_approve, describe=_describe, permission=PAYROLL_APPROVE,
                                       check_decider=_check_checker),
 }

@@ -6,22 +6,14 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from core.hooks import hookimpl
-from core.permissions import PermissionSpec
+from core.permissions import Permission, declared
 
 
 @hookimpl
-def coremis_permissions() -> list[PermissionSpec]:
-    return [
-        PermissionSpec("payroll.search", "List and read payment cycles, points, payrolls and payments", openimis=(200001, 201001, 202001)),
-        PermissionSpec("payroll.configure", "Create and change payment cycles and payment plans (national scope)", openimis=(200002, 200003, 201002, 201003, 201004)),
-        PermissionSpec("payroll.configure_providers",
-                       "Create and change payment points: provider URLs and credential references (national scope)"),
-        PermissionSpec("payroll.create", "Generate payrolls and re-issue failed payments", openimis=(202002,)),
-        PermissionSpec("payroll.approve", "Approve or reject payrolls", openimis=(202003,)),
-        PermissionSpec("payroll.pay", "Send approved payrolls to payment providers"),
-        PermissionSpec("payroll.close", "Close (reconcile) paid payrolls"),
-        PermissionSpec("payroll.delete", "Delete payrolls from which nothing was sent", openimis=(202004,)),
-    ]
+def coremis_permissions() -> list[Permission]:
+    from modules.payroll import permissions
+
+    return declared(permissions)
 
 
 @hookimpl

@@ -14,7 +14,7 @@ import graphene
 from django.db.models import QuerySet
 
 from core.approvals.services import check_can_request, needs_approval
-from core.errors import ServiceError
+from core.errors import CoreErrorCode, ServiceError
 from core.graphql.core_schema import JobType, UserType  # noqa: F401 - user fields resolve to it
 from core.graphql.fields import ProtectedConnectionField, ProtectedField
 from core.graphql.mutations import CoreMutation
@@ -25,6 +25,7 @@ from modules.individual.schema import GroupGQLType, IndividualGQLType  # noqa: F
 from modules.location.services import scope_queryset
 from modules.payroll import services
 from modules.payroll.adaptors import payment_methods
+from modules.payroll.errors import PayrollErrorCode
 from modules.payroll.models import (
     BenefitConsumption,
     InstructionStatus,
@@ -34,6 +35,16 @@ from modules.payroll.models import (
     Payroll,
     effective_status,
     effective_status_q,
+)
+from modules.payroll.permissions import (
+    CONFIGURATION_MANAGE,
+    PAYROLL_APPROVE,
+    PAYROLL_CLOSE,
+    PAYROLL_CREATE,
+    PAYROLL_DELETE,
+    PAYROLL_PAY,
+    PAYROLL_SEARCH,
+    PROVIDER_MANAGE,
 )
 from modules.social_protection.schema import BenefitPlanGQLType
 
@@ -261,24 +272,24 @@ class PaymentMethodListGQLType(graphene.ObjectType):
 
 
 class Query(graphene.ObjectType):
-    payment_cycle = ProtectedConnectionField(PaymentCycleGQLType, permission="payroll.search",
+    payment_cycle = ProtectedConnectionField(PaymentCycleGQLType, permission=PAYROLL_SEARCH,
                                              order_fields=["code", "start_date", "end_date", "date_created"])
-    payment_point = ProtectedConnectionField(PaymentPointGQLType, permission="payroll.search",
+    payment_point = ProtectedConnectionField(PaymentPointGQLType, permission=PAYROLL_SEARCH,
                                              order_fields=["code", "name", "date_created"])
-    payment_plan = ProtectedConnectionField(PaymentPlanGQLType, permission="payroll.search",
+    payment_plan = ProtectedConnectionField(PaymentPlanGQLType, permission=PAYROLL_SEARCH,
                                             order_fields=["code", "name", "date_created"])
-    payroll = ProtectedConnectionField(PayrollGQLType, permission="payroll.search",
+    payroll = ProtectedConnectionField(PayrollGQLType, permission=PAYROLL_SEARCH,
                                        order_fields=["name", "status", "date_created", "control_sum"])
     benefit_consumption_by_payroll = ProtectedConnectionField(
-        BenefitConsumptionGQLType, permission="payroll.search", queryset_hook=_by_payroll,
+        BenefitConsumptionGQLType, permission=PAYROLL_SEARCH, queryset_hook=_by_payroll,
         payroll_uuid=UUID(required=True), filter_only_unpaid=graphene.Boolean(),
         order_fields=["code", "amount", "status", "date_paid", "individual__last_name"],
     )
     benefits_summary = ProtectedField(
-        BenefitsSummaryGQLType, permission="payroll.search", payroll_id=UUID(),
+        BenefitsSummaryGQLType, permission=PAYROLL_SEARCH, payroll_id=UUID(),
         individual_id=UUID(), payment_cycle_uuid=UUID(),
     )
-    payment_methods = ProtectedField(PaymentMethodListGQLType, permission="payroll.search")
+    payment_methods = ProtectedField(PaymentMethodListGQLType, permission=PAYROLL_SEARCH)
 
     def resolve_benefits_summary(self, info: Any, payroll_id: Any = None, individual_id: Any = None,
                                  payment_cycle_uuid: Any = None) -> BenefitsSummaryGQLType:
@@ -304,7 +315,8 @@ class Query(graphene.ObjectType):
 
 
 class CreatePaymentCycleMutation(CoreMutation):
-    permission = "payroll.configure"
+    permission = CONFIGURATION_MANAGE
+    error_codes = PayrollErrorCode
     payment_cycle = graphene.Field(PaymentCycleGQLType)
 
     class Input(CoreMutation.Input):
@@ -319,7 +331,8 @@ class CreatePaymentCycleMutation(CoreMutation):
 
 
 class CreatePaymentPlanMutation(CoreMutation):
-    permission = "payroll.configure"
+    permission = CONFIGURATION_MANAGE
+    error_codes = PayrollErrorCode
     payment_plan = graphene.Field(PaymentPlanGQLType)
 
     class Input(CoreMutation.Input):
@@ -341,7 +354,8 @@ class CreatePaymentPointMutation(CoreMutation):
     ``secret_env_prefix``, and provider URLs must be on its ``outbound_urls`` allow-list; needs
     ``payroll.configure_providers`` and national scope."""
 
-    permission = "payroll.configure_providers"
+    permission = PROVIDER_MANAGE
+    error_codes = PayrollErrorCode
     unlogged_inputs = frozenset({"config"})
     payment_point = graphene.Field(PaymentPointGQLType)
 
@@ -361,7 +375,8 @@ class UpdatePaymentCycleMutation(CoreMutation):
     """Change a cycle; omitted fields stay; send ``version`` to refuse a stale edit. A CLOSED
     cycle is final; a cycle with payrolls keeps its dates."""
 
-    permission = "payroll.configure"
+    permission = CONFIGURATION_MANAGE
+    error_codes = PayrollErrorCode
     payment_cycle = graphene.Field(PaymentCycleGQLType)
 
     class Input(CoreMutation.Input):
@@ -383,7 +398,8 @@ class UpdatePaymentPlanMutation(CoreMutation):
     is pending approval, approved or sending, nor the currency or minor unit once it has
     payrolls (``PLAN_IN_USE``)."""
 
-    permission = "payroll.configure"
+    permission = CONFIGURATION_MANAGE
+    error_codes = PayrollErrorCode
     payment_plan = graphene.Field(PaymentPlanGQLType)
 
     class Input(CoreMutation.Input):
@@ -406,7 +422,8 @@ class UpdatePaymentPointMutation(CoreMutation):
     references under the ``secret_env_prefix``, URLs only from ``outbound_urls``) or ``routing``;
     the adaptor cannot change. Needs ``payroll.configure_providers`` and national scope."""
 
-    permission = "payroll.configure_providers"
+    permission = PROVIDER_MANAGE
+    error_codes = PayrollErrorCode
     unlogged_inputs = frozenset({"config"})
     payment_point = graphene.Field(PaymentPointGQLType)
 
@@ -436,21 +453,21 @@ def _delete_mutation(name: str, doc: str | None, permission: str, field: str, no
         return {field: action(user, data["id"], data.get("version"))}
 
     return type(name, (CoreMutation,), {
-        "__doc__": doc, "permission": permission, field: graphene.Field(node),
+        "__doc__": doc, "permission": permission, "error_codes": PayrollErrorCode, field: graphene.Field(node),
         "Input": type("Input", (DeleteInput,), {}), "perform": classmethod(perform),
     })
 
 
 DeletePaymentCycleMutation = _delete_mutation(
     "DeletePaymentCycleMutation", "Soft-delete a cycle that has no payrolls (``CYCLE_IN_USE`` otherwise).",
-    "payroll.configure", "payment_cycle", PaymentCycleGQLType, services.delete_cycle)
+    CONFIGURATION_MANAGE, "payment_cycle", PaymentCycleGQLType, services.delete_cycle)
 DeletePaymentPlanMutation = _delete_mutation(
     "DeletePaymentPlanMutation", "Soft-delete a plan that has no payrolls (``PLAN_IN_USE`` otherwise).",
-    "payroll.configure", "payment_plan", PaymentPlanGQLType, services.delete_plan)
+    CONFIGURATION_MANAGE, "payment_plan", PaymentPlanGQLType, services.delete_plan)
 DeletePaymentPointMutation = _delete_mutation(
     "DeletePaymentPointMutation",
     "Soft-delete a point no payment is still open through (``POINT_IN_USE`` otherwise).",
-    "payroll.configure_providers", "payment_point", PaymentPointGQLType, services.delete_point)
+    PROVIDER_MANAGE, "payment_point", PaymentPointGQLType, services.delete_point)
 
 
 class CreatePayrollMutation(CoreMutation):
@@ -462,7 +479,8 @@ class CreatePayrollMutation(CoreMutation):
     route to a task group that does not exist or has no other checker) is refused here, with
     nothing started."""
 
-    permission = "payroll.create"
+    permission = PAYROLL_CREATE
+    error_codes = PayrollErrorCode
     job = graphene.Field(JobType)
 
     class Input(CoreMutation.Input):
@@ -484,7 +502,7 @@ class CreatePayrollMutation(CoreMutation):
         else:
             missing = [k for k in ("payment_plan_id", "payment_cycle_id") if not data.get(k)]
             if missing:
-                raise ServiceError("REQUIRED", "paymentPlanId and paymentCycleId are required.", "paymentPlanId")
+                raise ServiceError(CoreErrorCode.REQUIRED, "paymentPlanId and paymentCycleId are required.", "paymentPlanId")
             services.check_payroll_request(user, **data)
             params = {k: (str(v) if v is not None and k.endswith("_id") else v) for k, v in data.items()
                       if k != "client_mutation_id"}
@@ -501,7 +519,8 @@ class PayrollIdInput(CoreMutation.Input):
 class MakePaymentForPayrollMutation(CoreMutation):
     """Start (or restart) sending an approved payroll to its providers in a background job."""
 
-    permission = "payroll.pay"
+    permission = PAYROLL_PAY
+    error_codes = PayrollErrorCode
     payroll = graphene.Field(PayrollGQLType)
     job = graphene.Field(JobType)
 
@@ -518,7 +537,8 @@ class ClosePayrollMutation(CoreMutation):
     """Close (reconcile) a paid payroll, or ask for approval when ``payroll.reconcile`` is routed
     to checkers (``task``; the payroll is closed when they approve)."""
 
-    permission = "payroll.close"
+    permission = PAYROLL_CLOSE
+    error_codes = PayrollErrorCode
     payroll = graphene.Field(PayrollGQLType)
     task = graphene.Field("core.approvals.schema.TaskGQLType")
 
@@ -536,7 +556,8 @@ class ClosePayrollMutation(CoreMutation):
 
 
 class RejectPayrollMutation(CoreMutation):
-    permission = "payroll.approve"
+    permission = PAYROLL_APPROVE
+    error_codes = PayrollErrorCode
     payroll = graphene.Field(PayrollGQLType)
 
     class Input(PayrollIdInput):
@@ -548,7 +569,7 @@ class RejectPayrollMutation(CoreMutation):
 
 
 DeletePayrollMutation = _delete_mutation(
-    "DeletePayrollMutation", None, "payroll.delete", "payroll", PayrollGQLType, services.delete_payroll)
+    "DeletePayrollMutation", None, PAYROLL_DELETE, "payroll", PayrollGQLType, services.delete_payroll)
 
 
 class Mutation(graphene.ObjectType):

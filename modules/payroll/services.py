@@ -32,7 +32,7 @@ from django.utils import timezone
 
 from core import services
 from core.approvals.services import needs_approval, request_approval
-from core.errors import FieldError, NotFound, ServiceError, ValidationFailed
+from core.errors import CoreErrorCode, FieldError, NotFound, ServiceError, ValidationFailed
 from core.permissions import require
 from modules.individual.models import Group, GroupIndividual, Individual
 from modules.location.models import Location
@@ -47,6 +47,7 @@ from modules.location.services import (
 from modules.payroll import adaptors, rules
 from modules.payroll.adaptors import payment_methods
 from modules.payroll.adaptors.base import config_problems, reference_problems, url_problems
+from modules.payroll.errors import PayrollErrorCode
 from modules.payroll.models import (
     RELEASED_STATUSES,
     BenefitConsumption,
@@ -57,6 +58,15 @@ from modules.payroll.models import (
     PaymentPoint,
     Payroll,
     PayrollStatus,
+)
+from modules.payroll.permissions import (
+    CONFIGURATION_MANAGE,
+    PAYROLL_APPROVE,
+    PAYROLL_CLOSE,
+    PAYROLL_CREATE,
+    PAYROLL_DELETE,
+    PAYROLL_PAY,
+    PROVIDER_MANAGE,
 )
 from modules.social_protection.models import BeneficiaryStatus, BenefitPlan, PlanType
 from modules.social_protection.services import beneficiary_model
@@ -81,11 +91,9 @@ POINT_FIELDS = ("name", "config", "routing")
 # Who may configure what. Cycles, payment plans and payment points apply to every location at
 # once, so changing them needs national scope; payment points also hold the providers' URLs and
 # credential references, a separately granted right (``payroll.configure_providers``).
-CONFIGURE = "payroll.configure"
 # A payment is where its recipient lives: lists, totals and payroll-wide actions all scope
 # payments by this.
 PAYMENT_LOCATION = "individual__location"
-CONFIGURE_PROVIDERS = "payroll.configure_providers"
 
 
 def _may_configure(user: Any, permission: str, what: str) -> None:
@@ -119,12 +127,12 @@ def _held(model: Any, pk: Any, what: str) -> Any:
 
 def _code_taken(model: Any, code: Any, what: str, exclude: Any = None) -> list[FieldError]:
     if not isinstance(code, str) or not code.strip():
-        return [FieldError("code", "REQUIRED", "The code is required.")]
+        return [FieldError("code", CoreErrorCode.REQUIRED, "The code is required.")]
     rows = model.objects.filter(code=code.strip())
     if exclude is not None:
         rows = rows.exclude(pk=exclude)
     if rows.exists():
-        return [FieldError("code", "CODE_TAKEN", f"Another {what} has the code '{code.strip()}'.")]
+        return [FieldError("code", PayrollErrorCode.CODE_TAKEN, f"Another {what} has the code '{code.strip()}'.")]
     return []
 
 
@@ -138,7 +146,7 @@ def _unique_code(model: Any, what: str, code: str, write: Any) -> Any:
     except IntegrityError as exc:
         if getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None) not in constraints:
             raise
-        raise ValidationFailed([FieldError("code", "CODE_TAKEN", f"Another {what} has the code '{code.strip()}'.")]) from exc
+        raise ValidationFailed([FieldError("code", PayrollErrorCode.CODE_TAKEN, f"Another {what} has the code '{code.strip()}'.")]) from exc
 
 
 def _cycle_problems(values: dict[str, Any], exclude: Any = None) -> list[FieldError]:
@@ -146,17 +154,17 @@ def _cycle_problems(values: dict[str, Any], exclude: Any = None) -> list[FieldEr
     start, end = values["start_date"], values["end_date"]
     for field, value in (("startDate", start), ("endDate", end)):
         if value is None:
-            errors.append(FieldError(field, "REQUIRED", f"{field} is required."))
+            errors.append(FieldError(field, CoreErrorCode.REQUIRED, f"{field} is required."))
     if start is not None and end is not None and end < start:
-        errors.append(FieldError("endDate", "BEFORE_START", "The cycle ends before it starts."))
+        errors.append(FieldError("endDate", PayrollErrorCode.BEFORE_START, "The cycle ends before it starts."))
     if values["status"] not in CycleStatus.values:
-        errors.append(FieldError("status", "INVALID", f"status is one of {', '.join(CycleStatus.values)}."))
+        errors.append(FieldError("status", CoreErrorCode.INVALID, f"status is one of {', '.join(CycleStatus.values)}."))
     return errors
 
 
 def create_cycle(user: Any, *, code: str, start_date: datetime.date, end_date: datetime.date,
                  status: str | None = None) -> PaymentCycle:
-    _may_configure(user, CONFIGURE, "Creating a payment cycle")
+    _may_configure(user, CONFIGURATION_MANAGE, "Creating a payment cycle")
     status = status or CycleStatus.ACTIVE
     errors = _cycle_problems({"code": code, "start_date": start_date, "end_date": end_date, "status": status})
     if errors:
@@ -168,18 +176,18 @@ def create_cycle(user: Any, *, code: str, start_date: datetime.date, end_date: d
 def update_cycle(user: Any, pk: Any, *, version: int | None = None, **changes: Any) -> PaymentCycle:
     """Change a cycle; omitted fields stay. A CLOSED cycle is final, and the dates of a cycle
     that has live payrolls are fixed (its payments were made for that period)."""
-    _may_configure(user, CONFIGURE, "Changing a payment cycle")
+    _may_configure(user, CONFIGURATION_MANAGE, "Changing a payment cycle")
     with transaction.atomic():
         cycle = _locked(PaymentCycle, pk, "Payment cycle", version)
         if cycle.status == CycleStatus.CLOSED:
-            raise ServiceError("CYCLE_CLOSED", f"The payment cycle {cycle.code} is closed; it can no longer change.",
+            raise ServiceError(PayrollErrorCode.CYCLE_CLOSED, f"The payment cycle {cycle.code} is closed; it can no longer change.",
                                "status")
         fields = [k for k in CYCLE_FIELDS if k in changes]
         values = {k: getattr(cycle, k) for k in CYCLE_FIELDS} | {k: changes[k] for k in fields}
         errors = _cycle_problems(values, exclude=cycle.pk)
         moved = [k for k in ("start_date", "end_date") if values[k] is not None and values[k] != getattr(cycle, k)]
         if moved and Payroll.objects.filter(payment_cycle=cycle).exists():
-            errors += [FieldError("startDate" if k == "start_date" else "endDate", "CYCLE_IN_USE",
+            errors += [FieldError("startDate" if k == "start_date" else "endDate", PayrollErrorCode.CYCLE_IN_USE,
                                   "The cycle has payrolls; its dates can no longer change.") for k in moved]
         if errors:
             raise ValidationFailed(errors)
@@ -191,12 +199,12 @@ def update_cycle(user: Any, pk: Any, *, version: int | None = None, **changes: A
 
 def delete_cycle(user: Any, pk: Any, version: int | None = None) -> PaymentCycle:
     """Only a cycle without live payrolls (deleted payrolls do not count) can be deleted."""
-    _may_configure(user, CONFIGURE, "Deleting a payment cycle")
+    _may_configure(user, CONFIGURATION_MANAGE, "Deleting a payment cycle")
     with transaction.atomic():
         cycle = _locked(PaymentCycle, pk, "Payment cycle", version)
         count = Payroll.objects.filter(payment_cycle=cycle).count()
         if count:
-            raise ServiceError("CYCLE_IN_USE", f"The payment cycle has {count} payroll(s); delete them first "
+            raise ServiceError(PayrollErrorCode.CYCLE_IN_USE, f"The payment cycle has {count} payroll(s); delete them first "
                                "(only pending or rejected payrolls can be deleted).", "id")
         return services.set_deleted(cycle, user, True, version)
 
@@ -207,12 +215,12 @@ def _plan_problems(values: dict[str, Any], plan_type: str, check: Any = PLAN_FIE
     errors: list[FieldError] = []
     name, currency, minor_unit = values["name"], values["currency"], values["minor_unit"]
     if "name" in check and not (isinstance(name, str) and name.strip()):
-        errors.append(FieldError("name", "REQUIRED", "The name is required."))
+        errors.append(FieldError("name", CoreErrorCode.REQUIRED, "The name is required."))
     if "currency" in check and not (isinstance(currency, str) and len(currency) == 3 and currency.isalpha()):
-        errors.append(FieldError("currency", "INVALID", "The currency is a three-letter ISO 4217 code."))
+        errors.append(FieldError("currency", CoreErrorCode.INVALID, "The currency is a three-letter ISO 4217 code."))
     if not (isinstance(minor_unit, int) and 0 <= minor_unit <= 4):
         if "minor_unit" in check:
-            errors.append(FieldError("minorUnit", "INVALID", "The minor unit is 0 to 4 digits."))
+            errors.append(FieldError("minorUnit", CoreErrorCode.INVALID, "The minor unit is 0 to 4 digits."))
     elif {"calculation_rule", "minor_unit"} & set(check):
         try:
             rules.compile_rule(values["calculation_rule"], plan_type, minor_unit)
@@ -223,7 +231,7 @@ def _plan_problems(values: dict[str, Any], plan_type: str, check: Any = PLAN_FIE
 
 def create_plan(user: Any, *, code: str, name: str, benefit_plan_id: Any, calculation_rule: Any,
                 currency: str, minor_unit: int = 2, json_ext: Any = None) -> PaymentPlan:
-    _may_configure(user, CONFIGURE, "Creating a payment plan")
+    _may_configure(user, CONFIGURATION_MANAGE, "Creating a payment plan")
     from modules.social_protection.services import get_plan
 
     benefit_plan = get_plan(benefit_plan_id)
@@ -245,13 +253,13 @@ def _plan_in_use(plan: PaymentPlan, changed: list[str]) -> list[FieldError]:
     errors = []
     if "calculation_rule" in changed and payrolls.filter(status__in=UNFINISHED_PAYROLLS).exists():
         errors.append(FieldError(
-            "calculationRule", "PLAN_IN_USE",
+            "calculationRule", PayrollErrorCode.PLAN_IN_USE,
             "A payroll of this plan is pending approval, approved or sending with amounts computed by the "
             "current rule; finish, reject or delete it before changing the rule."))
     for name, field in (("currency", "currency"), ("minor_unit", "minorUnit")):
         if name in changed and payrolls.exists():
             errors.append(FieldError(
-                field, "PLAN_IN_USE",
+                field, PayrollErrorCode.PLAN_IN_USE,
                 f"The plan's payrolls hold amounts in {plan.currency} with {plan.minor_unit} decimal places; "
                 "changing the currency or minor unit would misstate them. Create another payment plan."))
     return errors
@@ -259,7 +267,7 @@ def _plan_in_use(plan: PaymentPlan, changed: list[str]) -> list[FieldError]:
 
 def update_plan(user: Any, pk: Any, *, version: int | None = None, **changes: Any) -> PaymentPlan:
     """Change a plan's name, rule, currency, minor unit or ``jsonExt``; omitted fields stay."""
-    _may_configure(user, CONFIGURE, "Changing a payment plan")
+    _may_configure(user, CONFIGURATION_MANAGE, "Changing a payment plan")
     with transaction.atomic():
         plan = _locked(PaymentPlan, pk, "Payment plan", version)
         fields = [k for k in PLAN_FIELDS if k in changes]
@@ -279,12 +287,12 @@ def update_plan(user: Any, pk: Any, *, version: int | None = None, **changes: An
 
 def delete_plan(user: Any, pk: Any, version: int | None = None) -> PaymentPlan:
     """Only a plan without live payrolls (deleted payrolls do not count) can be deleted."""
-    _may_configure(user, CONFIGURE, "Deleting a payment plan")
+    _may_configure(user, CONFIGURATION_MANAGE, "Deleting a payment plan")
     with transaction.atomic():
         plan = _locked(PaymentPlan, pk, "Payment plan", version)
         count = Payroll.objects.filter(payment_plan=plan).count()
         if count:
-            raise ServiceError("PLAN_IN_USE", f"The payment plan has {count} payroll(s); delete them first "
+            raise ServiceError(PayrollErrorCode.PLAN_IN_USE, f"The payment plan has {count} payroll(s); delete them first "
                                "(only pending or rejected payrolls can be deleted).", "id")
         return services.set_deleted(plan, user, True, version)
 
@@ -292,12 +300,12 @@ def delete_plan(user: Any, pk: Any, version: int | None = None) -> PaymentPlan:
 def _point_problems(values: dict[str, Any], check: Any = POINT_FIELDS) -> list[FieldError]:
     errors: list[FieldError] = []
     if "name" in check and not (isinstance(values["name"], str) and values["name"].strip()):
-        errors.append(FieldError("name", "REQUIRED", "The name is required."))
+        errors.append(FieldError("name", CoreErrorCode.REQUIRED, "The name is required."))
     if "config" in check:
         if not isinstance(values["config"], dict):
-            errors.append(FieldError("config", "INVALID", "config is a JSON object."))
-        for code, problems in (("LITERAL_SECRET", config_problems), ("SECRET_NOT_ALLOWED", reference_problems),
-                               ("URL_NOT_ALLOWED", url_problems)):
+            errors.append(FieldError("config", CoreErrorCode.INVALID, "config is a JSON object."))
+        for code, problems in ((PayrollErrorCode.LITERAL_SECRET, config_problems), (CoreErrorCode.SECRET_NOT_ALLOWED, reference_problems),
+                               (CoreErrorCode.URL_NOT_ALLOWED, url_problems)):
             errors += [FieldError("config", code, problem) for problem in problems(values["config"])]
     if "routing" in check:
         errors += _routing_problems(values["routing"])
@@ -306,10 +314,10 @@ def _point_problems(values: dict[str, Any], check: Any = POINT_FIELDS) -> list[F
 
 def create_point(user: Any, *, code: str, name: str = "", adaptor: str, config: Any = None,
                  routing: Any = None) -> PaymentPoint:
-    _may_configure(user, CONFIGURE_PROVIDERS, "Creating a payment point")
+    _may_configure(user, PROVIDER_MANAGE, "Creating a payment point")
     errors = _code_taken(PaymentPoint, code, "payment point")
     if adaptor not in payment_methods():
-        errors.append(FieldError("adaptor", "UNKNOWN_ADAPTOR",
+        errors.append(FieldError("adaptor", PayrollErrorCode.UNKNOWN_ADAPTOR,
                                  f"'{adaptor}' is not one of {', '.join(payment_methods())}."))
     values = {"name": name or code, "config": config or {}, "routing": routing or {}}
     errors += _point_problems(values)
@@ -324,7 +332,7 @@ def update_point(user: Any, pk: Any, *, version: int | None = None, **changes: A
     """Change a point's name, ``config`` (replaced whole; secrets still only as references)
     or ``routing``; omitted fields stay. The adaptor never changes: in-flight payments are
     queried and confirmed through the adaptor that sent them."""
-    _may_configure(user, CONFIGURE_PROVIDERS, "Changing a payment point")
+    _may_configure(user, PROVIDER_MANAGE, "Changing a payment point")
     with transaction.atomic():
         point = _locked(PaymentPoint, pk, "Payment point", version)
         fields = [k for k in POINT_FIELDS if k in changes]
@@ -343,28 +351,28 @@ def update_point(user: Any, pk: Any, *, version: int | None = None, **changes: A
 def delete_point(user: Any, pk: Any, version: int | None = None) -> PaymentPoint:
     """Only a point no payment is still open through (created, approved or sent, on a live
     payroll) can be deleted: callbacks and status queries for those need it."""
-    _may_configure(user, CONFIGURE_PROVIDERS, "Deleting a payment point")
+    _may_configure(user, PROVIDER_MANAGE, "Deleting a payment point")
     with transaction.atomic():
         point = _locked(PaymentPoint, pk, "Payment point", version)
         open_payments = BenefitConsumption.objects.filter(payroll=OuterRef("pk"), payment_point=point,
                                                          status__in=OPEN_INSTRUCTIONS)
         names = list(Payroll.objects.filter(Exists(open_payments)).order_by("name").values_list("name", flat=True)[:5])
         if names:
-            raise ServiceError("POINT_IN_USE", "Payments through this point are not final yet in the payroll(s) "
+            raise ServiceError(PayrollErrorCode.POINT_IN_USE, "Payments through this point are not final yet in the payroll(s) "
                                f"{', '.join(names)}; delete the point once they are paid, failed or cancelled.", "id")
         return services.set_deleted(point, user, True, version)
 
 
 def _routing_problems(routing: Any) -> list[FieldError]:
     if not isinstance(routing, dict) or set(routing) - {"locations", "priority"}:
-        return [FieldError("routing", "INVALID", 'routing is {"locations": [ids], "priority": n}.')]
+        return [FieldError("routing", CoreErrorCode.INVALID, 'routing is {"locations": [ids], "priority": n}.')]
     ids = routing.get("locations", [])
     try:
         found = Location.objects.filter(pk__in=ids).count()
     except Exception:
         found = -1
     if not isinstance(ids, list) or found != len(set(map(str, ids))):
-        return [FieldError("routing", "UNKNOWN_LOCATION", "routing.locations names a location that does not exist.")]
+        return [FieldError("routing", PayrollErrorCode.UNKNOWN_LOCATION, "routing.locations names a location that does not exist.")]
     return []
 
 
@@ -447,7 +455,7 @@ def _refuse_unrouted(rows: QuerySet) -> None:
 
 def _refuse_count(unrouted: int) -> None:
     if unrouted:
-        raise ServiceError("NO_PAYMENT_POINT",
+        raise ServiceError(PayrollErrorCode.NO_PAYMENT_POINT,
                            f"{unrouted} beneficiaries are in no payment point's locations; choose a payment "
                            "point for the payroll or extend the routing.", "paymentPointId")
 
@@ -538,7 +546,7 @@ def validity_problem(plan: PaymentPlan, cycle: PaymentCycle) -> FieldError | Non
     benefit = plan.benefit_plan
     if cycle.start_date < benefit.date_valid_from or cycle.end_date > benefit.date_valid_to:
         return FieldError(
-            "paymentCycleId", "OUTSIDE_PLAN_VALIDITY",
+            "paymentCycleId", PayrollErrorCode.OUTSIDE_PLAN_VALIDITY,
             f"The payment cycle {cycle.code} ({cycle.start_date} to {cycle.end_date}) is not within the validity "
             f"of benefit plan {benefit.code} ({benefit.date_valid_from} to {benefit.date_valid_to}).")
     return None
@@ -588,13 +596,13 @@ def generate(user: Any, payroll: Payroll, selection: QuerySet | None = None) -> 
     _refuse_count(int(unrouted))
     if over_ceiling:
         raise ServiceError(
-            "CEILING_EXCEEDED",
+            PayrollErrorCode.CEILING_EXCEEDED,
             f"{over_ceiling} beneficiaries of benefit plan {plan.benefit_plan.code} would receive more than its "
             f"ceiling per beneficiary ({plan.benefit_plan.ceiling_per_beneficiary} {plan.currency}); the largest "
             f"amount is {Decimal(largest).scaleb(-plan.minor_unit)} {plan.currency}. Change the calculation rule "
             "or the ceiling; nothing was generated.", "paymentPlanId")
     if total > BIGINT_MAX:
-        raise ServiceError("AMOUNT_TOO_LARGE", f"The payroll would total {total} minor units, more than can be "
+        raise ServiceError(PayrollErrorCode.AMOUNT_TOO_LARGE, f"The payroll would total {total} minor units, more than can be "
                            "recorded; split it by location.", "paymentPlanId")
     report = {"skipped_no_recipient": int(no_recipient),
               "refused_no_identifier": _refusals(int(unpayable), listed, points)}
@@ -632,7 +640,7 @@ def check_control_totals(payroll: Payroll) -> None:
     count, total = actual_totals(payroll)
     if (count, total) != (payroll.control_count, payroll.control_sum):
         raise ServiceError(
-            "CONTROL_TOTALS_MISMATCH",
+            PayrollErrorCode.CONTROL_TOTALS_MISMATCH,
             f"The payroll's instructions add up to {count} payments totalling {total}, but its control "
             f"totals say {payroll.control_count} totalling {payroll.control_sum}. Nothing was changed.",
         )
@@ -648,16 +656,16 @@ def check_payroll_request(user: Any, *, name: str, payment_plan_id: Any, payment
     serves. The generation job checks all of it again inside its own transaction, with
     ``lock``: the plan, cycle and point then stay locked FOR SHARE until it commits, so no rule,
     status or routing changes under a generation (see ``_held``)."""
-    require(user, "payroll.create")
+    require(user, PAYROLL_CREATE)
     get = _held if lock else _get
     plan = get(PaymentPlan, payment_plan_id, "Payment plan")
     cycle = get(PaymentCycle, payment_cycle_id, "Payment cycle")
     point = get(PaymentPoint, payment_point_id, "Payment point") if payment_point_id else None
     errors: list[FieldError] = []
     if not (name or "").strip():
-        errors.append(FieldError("name", "REQUIRED", "The name is required."))
+        errors.append(FieldError("name", CoreErrorCode.REQUIRED, "The name is required."))
     if cycle.status != CycleStatus.ACTIVE:
-        errors.append(FieldError("paymentCycleId", "CYCLE_NOT_ACTIVE", f"The payment cycle is {cycle.status}."))
+        errors.append(FieldError("paymentCycleId", PayrollErrorCode.CYCLE_NOT_ACTIVE, f"The payment cycle is {cycle.status}."))
     if lock:  # the benefit plan's validity and ceiling are read again by generation
         plan.benefit_plan = _held(BenefitPlan, plan.benefit_plan_id, "Benefit plan")
     outside = validity_problem(plan, cycle)
@@ -666,9 +674,9 @@ def check_payroll_request(user: Any, *, name: str, payment_plan_id: Any, payment
     ids = [str(i) for i in location_ids or []]
     found = list(Location.objects.filter(pk__in=ids)) if ids else []
     if ids and len(found) != len(set(ids)):
-        errors.append(FieldError("locationIds", "UNKNOWN_LOCATION", "A location does not exist."))
+        errors.append(FieldError("locationIds", PayrollErrorCode.UNKNOWN_LOCATION, "A location does not exist."))
     elif user is not None and not all(in_scope(user, location) for location in found):
-        errors.append(FieldError("locationIds", "OUT_OF_SCOPE", "A location is outside your locations."))
+        errors.append(FieldError("locationIds", CoreErrorCode.OUT_OF_SCOPE, "A location is outside your locations."))
     if not errors:
         errors += _create_problems(plan, cycle, ids, follows)
     if errors:
@@ -678,7 +686,7 @@ def check_payroll_request(user: Any, *, name: str, payment_plan_id: Any, payment
                         location_ids=ids)
         rows = _routed(user, draft, selection)
         if not rows.exists():
-            raise ServiceError("NOTHING_TO_PAY", "No active beneficiary is left to pay in this cycle.")
+            raise ServiceError(PayrollErrorCode.NOTHING_TO_PAY, "No active beneficiary is left to pay in this cycle.")
         _refuse_unrouted(rows)
     return {"plan": plan, "cycle": cycle, "point": point, "location_ids": ids, "name": name.strip()}
 
@@ -702,7 +710,7 @@ def create_payroll(user: Any, *, name: str, payment_plan_id: Any, payment_cycle_
             refused = result["refused_no_identifier"]["count"]
             why = (f" {refused} recipients lack the identifier their payment point pays to (a phone number for "
                    "mobile money)." if refused else "")
-            raise ServiceError("NOTHING_TO_PAY", "No active beneficiary is left to pay in this cycle." + why)
+            raise ServiceError(PayrollErrorCode.NOTHING_TO_PAY, "No active beneficiary is left to pay in this cycle." + why)
         if follows is not None:
             _link_reissues(payroll, follows)
     return payroll, result
@@ -725,7 +733,7 @@ def _move(payroll: Payroll, user: Any, sources: tuple[str, ...], target: str) ->
         status=target, version=F("version") + 1, date_updated=timezone.now(), user_updated_id=getattr(user, "pk", None))
     if not moved:
         current = Payroll.all_objects.values_list("status", flat=True).get(pk=payroll.pk)
-        raise ServiceError("INVALID_PAYROLL_STATUS",
+        raise ServiceError(PayrollErrorCode.INVALID_PAYROLL_STATUS,
                            f"The payroll is {current}; this needs it to be {' or '.join(sources)}.", "status")
     payroll.refresh_from_db()
     return payroll
@@ -750,7 +758,7 @@ def require_whole_payroll(user: Any, payroll: Payroll, action: str) -> None:
 
 
 def check_may_approve(user: Any, payroll_id: Any) -> Payroll:
-    require(user, "payroll.approve")
+    require(user, PAYROLL_APPROVE)
     payroll = get_payroll(user, payroll_id)
     require_whole_payroll(user, payroll, "Approving this payroll")
     return payroll
@@ -777,7 +785,7 @@ def mark_approved(user: Any, payroll_id: Any) -> Payroll:
 
 def reject_payroll(user: Any, payroll_id: Any) -> Payroll:
     """A rejected payroll releases its beneficiaries: another payroll may pay them this cycle."""
-    require(user, "payroll.approve")
+    require(user, PAYROLL_APPROVE)
     with transaction.atomic():
         payroll = get_payroll(user, payroll_id, for_update=True)
         require_whole_payroll(user, payroll, "Rejecting this payroll")
@@ -789,12 +797,12 @@ def reject_payroll(user: Any, payroll_id: Any) -> Payroll:
 
 def delete_payroll(user: Any, payroll_id: Any, version: int | None = None) -> Payroll:
     """Only a payroll from which nothing was sent can be deleted."""
-    require(user, "payroll.delete")
+    require(user, PAYROLL_DELETE)
     with transaction.atomic():
         payroll = get_payroll(user, payroll_id, for_update=True)
         require_whole_payroll(user, payroll, "Deleting this payroll")
         if payroll.status not in (PayrollStatus.PENDING_APPROVAL, PayrollStatus.REJECTED):
-            raise ServiceError("INVALID_PAYROLL_STATUS",
+            raise ServiceError(PayrollErrorCode.INVALID_PAYROLL_STATUS,
                                f"A {payroll.status} payroll cannot be deleted; only pending or rejected ones.", "status")
         _move_instructions(payroll, user, (InstructionStatus.CREATED,), InstructionStatus.CANCELLED)
         BenefitConsumption.objects.filter(payroll=payroll).update(is_deleted=True, version=F("version") + 1)
@@ -806,12 +814,12 @@ def close_payroll(user: Any, payroll_id: Any) -> Payroll | Any:
     module says it does not add up (``payroll_close_problems``). When the deployment routes
     ``payroll.reconcile`` to checkers, a user's request opens an approval task instead (returned),
     and the approved task closes it (``user`` is then ``None``: the checks run again)."""
-    require(user, "payroll.close")
+    require(user, PAYROLL_CLOSE)
     with transaction.atomic():
         payroll = get_payroll(user, payroll_id, for_update=True)
         require_whole_payroll(user, payroll, "Closing this payroll")
         if payroll.status not in (PayrollStatus.PAID, PayrollStatus.PARTIALLY_PAID):
-            raise ServiceError("INVALID_PAYROLL_STATUS", f"The payroll is {payroll.status}; this needs it to be "
+            raise ServiceError(PayrollErrorCode.INVALID_PAYROLL_STATUS, f"The payroll is {payroll.status}; this needs it to be "
                                "PAID or PARTIALLY_PAID.", "status")
         check_close_problems(payroll)
         if user is not None and needs_approval("payroll.reconcile"):
@@ -838,13 +846,13 @@ def check_close_problems(payroll: Payroll) -> None:
 
     problems = [p for found in hook().payroll_close_problems(payroll=payroll) for p in found or []]
     if problems:
-        raise ServiceError("NOT_RECONCILED", "The payroll cannot be closed yet: " + "; ".join(problems[:20]) +
+        raise ServiceError(PayrollErrorCode.NOT_RECONCILED, "The payroll cannot be closed yet: " + "; ".join(problems[:20]) +
                            (f"; and {len(problems) - 20} more" if len(problems) > 20 else ""), "id")
 
 
 def start_sending(user: Any, payroll_id: Any) -> Payroll:
     """APPROVED → SENDING; a payroll left SENDING (crash, unknown outcomes) may be restarted."""
-    require(user, "payroll.pay")
+    require(user, PAYROLL_PAY)
     with transaction.atomic():
         payroll = get_payroll(user, payroll_id, for_update=True)
         require_whole_payroll(user, payroll, "Sending this payroll")
@@ -857,11 +865,11 @@ def start_sending(user: Any, payroll_id: Any) -> Payroll:
 def reissue_request(user: Any, payroll_id: Any, name: str | None = None) -> dict[str, Any]:
     """The ``create_payroll`` arguments of a follow-up payroll, in the same cycle, for the
     beneficiaries whose payment in ``payroll_id`` failed."""
-    require(user, "payroll.create")
+    require(user, PAYROLL_CREATE)
     original = get_payroll(user, payroll_id)
     failed = BenefitConsumption.objects.filter(payroll=original, status=InstructionStatus.FAILED).values("beneficiary_id")
     if not failed.exists():
-        raise ServiceError("NOTHING_TO_REISSUE", "No payment of this payroll failed.")
+        raise ServiceError(PayrollErrorCode.NOTHING_TO_REISSUE, "No payment of this payroll failed.")
     return {"name": name or f"{original.name} (re-issue)", "payment_plan_id": original.payment_plan_id,
             "payment_cycle_id": original.payment_cycle_id, "payment_point_id": original.payment_point_id,
             "location_ids": original.location_ids, "follows": original, "selection": failed}

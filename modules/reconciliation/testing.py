@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-RECON_ALL = ["payroll.search", "payroll.configure", "payroll.configure_providers", "payroll.create", "payroll.approve",
-             "payroll.pay", "payroll.close", "payroll.delete", "core.job.view", "location.scope.national",
+RECON_ALL = ["payroll.payroll.search", "payroll.configuration.manage", "payroll.provider.manage", "payroll.payroll.create", "payroll.payroll.approve",
+             "payroll.payroll.pay", "payroll.payroll.close", "payroll.payroll.delete", "core.job.view", "location.scope.national",
              "social_protection.plan.search", "individual.registry.search", "reconciliation.report.search",
              "reconciliation.report.ingest", "reconciliation.mismatch.search", "reconciliation.mismatch.update"]
 

@@ -12,8 +12,8 @@ from modules.location.services import create_location
 from modules.social_protection import services as sp
 from modules.social_protection.models import BenefitPlan
 
-PAYROLL_ALL = ["payroll.search", "payroll.configure", "payroll.configure_providers", "payroll.create", "payroll.approve", "payroll.pay",
-               "payroll.close", "payroll.delete", "core.job.view", "location.scope.national",
+PAYROLL_ALL = ["payroll.payroll.search", "payroll.configuration.manage", "payroll.provider.manage", "payroll.payroll.create", "payroll.payroll.approve", "payroll.payroll.pay",
+               "payroll.payroll.close", "payroll.payroll.delete", "core.job.view", "location.scope.national",
                "social_protection.plan.search", "individual.registry.search"]
 
 

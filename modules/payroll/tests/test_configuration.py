@@ -299,20 +299,20 @@ def test_point_rules(gql, make_user, group_plan):
 
 
 def test_users_without_payroll_configure_change_nothing(gql, make_user, group_plan):
-    """Cycles and plans need payroll.configure; payment points (provider URLs and credential
+    """Cycles and plans need payroll.configuration.manage; payment points (provider URLs and credential
     references) need the separately granted payroll.configure_providers."""
     ids = setup_payments(gql(make_user(PAYROLL_ALL)), group_plan)
     attempts = [
-        ("updatePaymentCycle", {"id": ids["cycle"], "code": "X"}, CYCLE, "payroll.configure"),
-        ("updatePaymentPlan", {"id": ids["plan"], "name": "X"}, PLAN, "payroll.configure"),
-        ("updatePaymentPoint", {"id": ids["point"], "name": "X"}, POINT, "payroll.configure_providers"),
-        ("deletePaymentCycle", {"id": ids["cycle"]}, CYCLE, "payroll.configure"),
-        ("deletePaymentPlan", {"id": ids["plan"]}, PLAN, "payroll.configure"),
-        ("deletePaymentPoint", {"id": ids["point"]}, POINT, "payroll.configure_providers"),
-        ("createPaymentPoint", {"code": "NEW", "adaptor": "file"}, POINT, "payroll.configure_providers"),
+        ("updatePaymentCycle", {"id": ids["cycle"], "code": "X"}, CYCLE, "payroll.configuration.manage"),
+        ("updatePaymentPlan", {"id": ids["plan"], "name": "X"}, PLAN, "payroll.configuration.manage"),
+        ("updatePaymentPoint", {"id": ids["point"], "name": "X"}, POINT, "payroll.provider.manage"),
+        ("deletePaymentCycle", {"id": ids["cycle"]}, CYCLE, "payroll.configuration.manage"),
+        ("deletePaymentPlan", {"id": ids["plan"]}, PLAN, "payroll.configuration.manage"),
+        ("deletePaymentPoint", {"id": ids["point"]}, POINT, "payroll.provider.manage"),
+        ("createPaymentPoint", {"code": "NEW", "adaptor": "file"}, POINT, "payroll.provider.manage"),
     ]
     before = snapshot(ids)
-    for lacking in ("payroll.configure", "payroll.configure_providers"):
+    for lacking in ("payroll.configuration.manage", "payroll.provider.manage"):
         client = gql(make_user([p for p in PAYROLL_ALL if p != lacking]))
         for name, payload, fields, needed in attempts:
             if needed != lacking:
@@ -325,10 +325,10 @@ def test_users_without_payroll_configure_change_nothing(gql, make_user, group_pl
             assert (error["code"], error["permission"]) == ("PERMISSION_DENIED", needed), name
     assert snapshot(ids) == before and PaymentPoint.all_objects.count() == 1
     # and the service functions refuse them too
-    with pytest.raises(Exception, match="payroll.configure'"):
-        services.update_cycle(make_user([p for p in PAYROLL_ALL if p != "payroll.configure"]), ids["cycle"], code="X")
-    with pytest.raises(Exception, match="payroll.configure_providers"):
-        services.update_point(make_user([p for p in PAYROLL_ALL if p != "payroll.configure_providers"]),
+    with pytest.raises(Exception, match="payroll.configuration.manage'"):
+        services.update_cycle(make_user([p for p in PAYROLL_ALL if p != "payroll.configuration.manage"]), ids["cycle"], code="X")
+    with pytest.raises(Exception, match="payroll.provider.manage"):
+        services.update_point(make_user([p for p in PAYROLL_ALL if p != "payroll.provider.manage"]),
                               ids["point"], name="X")
     assert snapshot(ids) == before
 

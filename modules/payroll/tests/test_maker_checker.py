@@ -50,7 +50,7 @@ def test_the_shipped_configuration_needs_a_checker_for_every_payroll(gql, make_u
     assert [e["code"] for e in refused["errors"]] == ["TASK_GROUP_MISSING"]
     assert "PAYROLL-CHECKERS" in refused["errors"][0]["message"] and not Job.objects.exists()
 
-    checker = make_user(["core.task.view", "core.task.resolve", "payroll.approve", "location.scope.national"])
+    checker = make_user(["core.task.view", "core.task.resolve", "payroll.payroll.approve", "location.scope.national"])
     create_task_group(admin_user, code="PAYROLL-CHECKERS", completion_policy="ANY", checker_ids=[checker.pk])
     created = create_payroll(maker, ids)
     assert created["payroll"]["status"] == "PENDING_APPROVAL" and created["task"]["status"] == "RECEIVED"
@@ -64,7 +64,7 @@ def test_the_shipped_configuration_needs_a_checker_for_every_payroll(gql, make_u
 
 def test_unrouting_at_run_time_moves_money_without_a_checker_and_health_says_so(
         gql, make_user, admin_user, group_plan, as_shipped):
-    checker = make_user(["core.task.view", "core.task.resolve", "payroll.approve", "location.scope.national"])
+    checker = make_user(["core.task.view", "core.task.resolve", "payroll.payroll.approve", "location.scope.national"])
     create_task_group(admin_user, code="PAYROLL-CHECKERS", completion_policy="ANY", checker_ids=[checker.pk])
     assert health() == (True, "payrolls are approved by task group 'PAYROLL-CHECKERS' (1 checker(s))")
     manager = gql(make_user(["core.approval_route.manage"]))

@@ -176,7 +176,7 @@ def test_a_public_key_may_be_literal_in_a_point_config():
 
 @pytest.fixture
 def checkers(make_user, admin_user) -> list[Any]:
-    people = [make_user(["core.task.view", "core.task.resolve", "payroll.approve", "location.scope.national"])
+    people = [make_user(["core.task.view", "core.task.resolve", "payroll.payroll.approve", "location.scope.national"])
               for _ in range(2)]
     create_task_group(admin_user, code="PAY-CHECK", completion_policy="ANY", checker_ids=[p.pk for p in people])
     route_approvals("PAY-CHECK")

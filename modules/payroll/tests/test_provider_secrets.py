@@ -79,12 +79,12 @@ def test_a_point_naming_a_server_variable_and_an_unlisted_url_is_refused_at_save
 
 
 def test_a_province_officer_cannot_configure_providers(gql, make_user, admin_user, country):
-    # the officer held payroll.configure: that no longer reaches payment points
-    officer = make_user([p for p in PAYROLL_ALL if p not in ("location.scope.national", "payroll.configure_providers")])
+    # the officer held payroll.configuration.manage: that no longer reaches payment points
+    officer = make_user([p for p in PAYROLL_ALL if p not in ("location.scope.national", "payroll.provider.manage")])
     set_user_locations(admin_user, officer, [country["P1"].pk])
     refused = gql(officer).execute(
         'mutation { createPaymentPoint(input: {code: "EVIL", adaptor: "file"}) { errors { code } } }')
-    assert refused["errors"][0]["extensions"] == {"code": "PERMISSION_DENIED", "permission": "payroll.configure_providers"}
+    assert refused["errors"][0]["extensions"] == {"code": "PERMISSION_DENIED", "permission": "payroll.provider.manage"}
 
     # and the right itself is national
     provincial = make_user([p for p in PAYROLL_ALL if p != "location.scope.national"])

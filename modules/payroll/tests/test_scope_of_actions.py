@@ -106,7 +106,7 @@ def test_a_checker_approves_only_a_payroll_wholly_in_their_scope(
         gql, make_user, admin_user, group_plan, country):
     deciders = {}
     for scope in ("C1", None):
-        checker = make_user(["core.task.view", "core.task.resolve", "payroll.approve", "payroll.search",
+        checker = make_user(["core.task.view", "core.task.resolve", "payroll.payroll.approve", "payroll.payroll.search",
                              *([] if scope else ["location.scope.national"])])
         if scope:
             set_user_locations(admin_user, checker, [country[scope].pk])

@@ -23,7 +23,7 @@ def test_closing_waits_for_a_checker_when_routed(sent_payroll, gql, make_user, p
     from core.approvals.services import create_task_group, resolve_task, set_approval_route
 
     sent = sent_payroll
-    checker = make_user(["payroll.close", "payroll.search", "location.scope.national", "core.task.resolve"])
+    checker = make_user(["payroll.payroll.close", "payroll.payroll.search", "location.scope.national", "core.task.resolve"])
     create_task_group(system_actor(), code="RECON-CHECKERS", name="Reconciliation checkers", completion_policy="ANY",
                       checker_ids=[checker.pk])
     set_approval_route(system_actor(), "payroll.reconcile", "RECON-CHECKERS", "tests: a checker closes")
