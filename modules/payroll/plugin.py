@@ -25,22 +25,26 @@ def coremis_graphql_query() -> type:
 
 @hookimpl
 def coremis_graphql_mutation() -> type:
-    from modules.payroll.schema import Mutation
+    from modules.payroll.mutations import Mutation
 
     return Mutation
 
 
 @hookimpl
 def coremis_jobs() -> dict[str, Callable[..., Any]]:
-    from modules.payroll.jobs import run_generate, run_poll, run_send
+    from modules.payroll.jobs import POLL, run_generate, run_poll, run_send
+    from modules.payroll.services.generation import GENERATE
+    from modules.payroll.services.lifecycle import SEND
 
-    return {"payroll.generate": run_generate, "payroll.send": run_send, "payroll.poll": run_poll}
+    return {GENERATE: run_generate, SEND: run_send, POLL: run_poll}
 
 
 @hookimpl
 def coremis_schedules() -> list[dict[str, Any]]:
     # Final statuses normally arrive by callback; polling catches the ones that never do.
-    return [{"kind": "payroll.poll", "cron": "*/15 * * * *", "params": {}}]
+    from modules.payroll.jobs import POLL
+
+    return [{"kind": POLL, "cron": "*/15 * * * *", "params": {}}]
 
 
 @hookimpl
