@@ -37,7 +37,6 @@ import pytest
 
 from core.loader import REPO_ROOT, modules_config_path
 from devserver.postgres import EmbeddedPostgres
-from modules.payroll.tests.provider import Provider, serve
 
 pytestmark = pytest.mark.slow
 
@@ -409,22 +408,22 @@ def test_sigint_mid_import_leaves_no_process_and_the_import_ends_after_the_resta
 # --- payroll sends ---------------------------------------------------------------------------
 
 
-class SlowProvider(Provider):
-    """A provider that takes a moment per batch, so a fault lands in the middle of a send."""
-
-    delay: float = 0.15
-
-    def pay(self, body: dict[str, Any]) -> list[dict[str, Any]]:
-        time.sleep(self.delay)
-        return super().pay(body)
-
-
 @pytest.fixture
-def provider(system: System) -> Iterator[tuple[SlowProvider, Any]]:
+def provider(system: System, mobile_money_simulator: Any) -> Iterator[tuple[Any, Any]]:
+    """The payroll plug-in's simulated mobile-money provider, taking a moment per batch so a
+    fault lands in the middle of a send; with its server."""
+
+    class SlowProvider(mobile_money_simulator.provider):  # type: ignore[name-defined,misc]
+        delay: float = 0.15
+
+        def pay(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+            time.sleep(self.delay)
+            return super().pay(body)
+
     simulated = SlowProvider(client_secret=SECRETS["COREMIS_PSP_FAULTS_SECRET"],
                              signing_key=SECRETS["COREMIS_PSP_FAULTS_SIGN"],
                              callback_key=SECRETS["COREMIS_PSP_FAULTS_CALLBACK"])
-    server = serve(simulated, system.provider_port)
+    server = mobile_money_simulator.serve(simulated, system.provider_port)
     yield simulated, server
     server.shutdown()
     server.server_close()
@@ -471,7 +470,7 @@ def start_send(system: System, plan: str, server: Any) -> tuple[str, str]:
     return str(payroll), str(sent["job"]["uuid"])
 
 
-def assert_paid_once(system: System, simulated: Provider, payroll: str, job_id: str) -> dict[str, Any]:
+def assert_paid_once(system: System, simulated: Any, payroll: str, job_id: str) -> dict[str, Any]:
     job = system.finished(job_id)
     assert job["state"] == "SUCCEEDED", job
     [(count, status)] = system.sql("SELECT control_count, status FROM payroll_payroll WHERE id = %s", [payroll])
@@ -487,11 +486,11 @@ def assert_paid_once(system: System, simulated: Provider, payroll: str, job_id: 
     return job
 
 
-def receipts_reach(simulated: Provider, count: int) -> Callable[[], bool]:
+def receipts_reach(simulated: Any, count: int) -> Callable[[], bool]:
     return lambda: len(simulated.receipts) >= count
 
 
-def test_a_work_horse_killed_mid_send(system: System, enrolled: str, provider: tuple[SlowProvider, Any]) -> None:
+def test_a_work_horse_killed_mid_send(system: System, enrolled: str, provider: tuple[Any, Any]) -> None:
     simulated, server = provider
     payroll, job_id = start_send(system, enrolled, server)
     wait_for(receipts_reach(simulated, 20), 60, "payments to go out", system.log)
@@ -500,7 +499,7 @@ def test_a_work_horse_killed_mid_send(system: System, enrolled: str, provider: t
     assert job["failures"] == 1
 
 
-def test_a_worker_killed_mid_send(system: System, enrolled: str, provider: tuple[SlowProvider, Any]) -> None:
+def test_a_worker_killed_mid_send(system: System, enrolled: str, provider: tuple[Any, Any]) -> None:
     simulated, server = provider
     payroll, job_id = start_send(system, enrolled, server)
     wait_for(receipts_reach(simulated, 20), 60, "payments to go out", system.log)
@@ -511,7 +510,7 @@ def test_a_worker_killed_mid_send(system: System, enrolled: str, provider: tuple
 
 
 def test_a_provider_that_dies_mid_send_is_waited_for_and_the_send_resumes_by_itself(
-    system: System, enrolled: str, provider: tuple[SlowProvider, Any]
+    system: System, enrolled: str, provider: tuple[Any, Any], mobile_money_simulator: Any
 ) -> None:
     simulated, server = provider
     port = server.server_address[1]
@@ -524,7 +523,7 @@ def test_a_provider_that_dies_mid_send_is_waited_for_and_the_send_resumes_by_its
     reached = len(simulated.receipts)
     assert waiting["message"].startswith(f"Stopped short: {reached} of 120 payments reached their provider")
     assert "resumes by itself" in waiting["message"]
-    back = serve(simulated, port)  # the provider answers again; nobody does anything
+    back = mobile_money_simulator.serve(simulated, port)  # the provider answers again; nobody does anything
     try:
         assert_paid_once(system, simulated, payroll, job_id)
     finally:
@@ -533,7 +532,7 @@ def test_a_provider_that_dies_mid_send_is_waited_for_and_the_send_resumes_by_its
 
 
 def test_sigint_mid_send_stops_paying_and_the_send_ends_after_the_restart(
-    system: System, enrolled: str, provider: tuple[SlowProvider, Any]
+    system: System, enrolled: str, provider: tuple[Any, Any]
 ) -> None:
     simulated, server = provider
     payroll, job_id = start_send(system, enrolled, server)

@@ -98,7 +98,7 @@ def dataset(admin_user: Any, make_user: Any) -> dict[str, Any]:
     from core.jobs import start_job
     from modules.individual import services as registry
     from modules.location.services import create_location
-    from modules.payroll import services as payroll
+    from modules.payroll.services import configuration, generation
     from modules.social_protection import services as sp
 
     province = create_location(admin_user, code="QP1", name="QP1", type="Province")
@@ -120,26 +120,26 @@ def dataset(admin_user: Any, make_user: Any) -> dict[str, Any]:
     individual_plan = sp.create_plan(admin_user, code="Q-I", name="Personal transfer", type="INDIVIDUAL", **valid)
     sp.enroll_chunk(individual_plan, admin_user, "ACTIVE", None, 1000)
 
-    plan = payroll.create_plan(admin_user, code="Q-PP", name="Monthly", benefit_plan_id=group_plan.pk,
+    plan = configuration.create_plan(admin_user, code="Q-PP", name="Monthly", benefit_plan_id=group_plan.pk,
                                calculation_rule={"fixed": 1000}, currency="BIF", minor_unit=0)
-    points = [payroll.create_point(admin_user, code=f"Q-PT{i}", name=f"Point {i}", adaptor="file") for i in range(2)]
+    points = [configuration.create_point(admin_user, code=f"Q-PT{i}", name=f"Point {i}", adaptor="file") for i in range(2)]
     payrolls = []
     for month in (1, 2):
-        cycle = payroll.create_cycle(admin_user, code=f"Q-2026-{month:02d}", start_date=datetime.date(2026, month, 1),
+        cycle = configuration.create_cycle(admin_user, code=f"Q-2026-{month:02d}", start_date=datetime.date(2026, month, 1),
                                      end_date=datetime.date(2026, month, 28))
-        made, _ = payroll.create_payroll(admin_user, name=f"Q{month}", payment_plan_id=plan.pk,
+        made, _ = generation.create_payroll(admin_user, name=f"Q{month}", payment_plan_id=plan.pk,
                                          payment_cycle_id=cycle.pk, payment_point_id=points[0].pk)
         payrolls.append(made)
 
     for i in range(2):
         create_task_group(admin_user, code=f"Q-TG{i}", name=f"Checkers {i}", completion_policy="ANY",
-                          checker_ids=[make_user(["payroll.approve"]).pk])
+                          checker_ids=[make_user(["payroll.payroll.approve"]).pk])
         request_approval(admin_user, "payroll.approve", "Payroll", str(payrolls[i].pk), {"id": str(payrolls[i].pk)},
                          task_group=f"Q-TG{i}")
         start_job("payroll.poll", {}, admin_user)
     for code in ("Q-TG0", "Q-TG1"):  # two versions of a route, for its history
         set_approval_route(admin_user, "payroll.approve", code, "tests: the route's history")
-    payroll.create_plan(admin_user, code="Q-PP2", name="Top-up", benefit_plan_id=individual_plan.pk,
+    configuration.create_plan(admin_user, code="Q-PP2", name="Top-up", benefit_plan_id=individual_plan.pk,
                         calculation_rule={"fixed": 500}, currency="BIF", minor_unit=0)
     return {"payroll": payrolls[0]}
 

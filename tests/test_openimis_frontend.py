@@ -260,7 +260,7 @@ def test_payroll_list_with_the_plan_in_openimis_form(client: Any, make_user: Any
 
     from modules.individual import services as registry
     from modules.location.services import create_location
-    from modules.payroll import services as payroll
+    from modules.payroll.services import configuration, generation
     from modules.social_protection import services as sp
 
     colline = create_location(admin_user, code="FE-H", name="Colline", type="Province")
@@ -271,14 +271,14 @@ def test_payroll_list_with_the_plan_in_openimis_form(client: Any, make_user: Any
     plan = sp.create_plan(admin_user, code="FE-G", name="Household transfer", type="GROUP",
                           date_valid_from=datetime.date(2026, 1, 1), date_valid_to=datetime.date(2026, 12, 31))
     sp.enroll_chunk(plan, admin_user, "ACTIVE", None, 1000)
-    payment_plan = payroll.create_plan(admin_user, code="FE-PP", name="Monthly", benefit_plan_id=plan.pk,
+    payment_plan = configuration.create_plan(admin_user, code="FE-PP", name="Monthly", benefit_plan_id=plan.pk,
                                        calculation_rule={"fixed": 1000}, currency="BIF", minor_unit=0)
-    point = payroll.create_point(admin_user, code="FE-PT", name="Bank", adaptor="file")
-    cycle = payroll.create_cycle(admin_user, code="FE-2026-01", start_date=datetime.date(2026, 1, 1),
+    point = configuration.create_point(admin_user, code="FE-PT", name="Bank", adaptor="file")
+    cycle = configuration.create_cycle(admin_user, code="FE-2026-01", start_date=datetime.date(2026, 1, 1),
                                  end_date=datetime.date(2026, 1, 31))
-    payroll.create_payroll(admin_user, name="January", payment_plan_id=payment_plan.pk, payment_cycle_id=cycle.pk,
+    generation.create_payroll(admin_user, name="January", payment_plan_id=payment_plan.pk, payment_cycle_id=cycle.pk,
                            payment_point_id=point.pk)
-    make_user(["payroll.search", "location.scope.national"], username="payer")
+    make_user(["payroll.payroll.search", "location.scope.national"], username="payer")
     token = client.post("/api/graphql", data=json.dumps({"query": 'mutation { tokenAuth(username: "payer", '
                         'password: "%s") { token } }' % PASSWORD}), content_type="application/json").json()
     bearer = {"HTTP_AUTHORIZATION": f"Bearer {token['data']['tokenAuth']['token']}"}
@@ -300,7 +300,7 @@ def test_payroll_list_with_the_plan_in_openimis_form(client: Any, make_user: Any
     assert "errors" not in body, body
     assert body["data"]["paymentPlan"]["edges"][0]["node"]["benefitPlanDetail"] == {"code": "FE-G",
                                                                                     "name": "Household transfer"}
-    # without payroll.search nothing is shown
+    # without payroll.payroll.search nothing is shown
     make_user([], username="nobody")
     token = client.post("/api/graphql", data=json.dumps({"query": 'mutation { tokenAuth(username: "nobody", '
                         'password: "%s") { token } }' % PASSWORD}), content_type="application/json").json()

@@ -51,11 +51,13 @@ def test_none_is_refused_by_the_core(make_user: Any) -> None:
         checked_actor(None)
 
 
-def test_none_still_means_the_system_from_a_module_being_converted() -> None:
-    # code of the module 'payroll' (core/transition.py NONE_ACTOR), run from its own namespace
+def test_none_is_refused_from_a_converted_module_too() -> None:
+    # code of the module 'payroll', the last to leave core/transition.py NONE_ACTOR, run from
+    # its own namespace: None no longer means the system there either
     namespace: dict[str, Any] = {"__name__": "modules.payroll.example", "require": require}
     exec("def act():\n    require(None, 'core.role.manage')\n", namespace)
-    namespace["act"]()  # no MissingActor
+    with pytest.raises(MissingActor):
+        namespace["act"]()
 
 
 def test_users_administrators_neither_see_nor_change_it(gql: Any, make_user: Any) -> None:

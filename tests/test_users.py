@@ -178,12 +178,12 @@ def test_bad_input_is_refused_field_by_field_and_creates_nothing(
 
 def test_a_role_beyond_the_administrators_own_rights_cannot_be_granted(
         gql: Any, places: dict[str, Location], province_admin: User, national: User) -> None:
-    payroll = Role.objects.create(name="Payroll approver", permissions=["individual.registry.search", "payroll.approve"])
+    payroll = Role.objects.create(name="Payroll approver", permissions=["individual.registry.search", "payroll.payroll.approve"])
     attempt = {"username": "sneaky", "roles": [str(payroll.pk)], "locations": [str(places["C11"].pk)]}
     refused = gql(province_admin).ok(CREATE, {"input": attempt})["createUser"]
     assert refused["user"] is None
     assert [e["code"] for e in refused["errors"]] == ["ROLE_BEYOND_YOUR_RIGHTS"]
-    assert "payroll.approve" in refused["errors"][0]["message"]
+    assert "payroll.payroll.approve" in refused["errors"][0]["message"]
     assert not User.objects.filter(username="sneaky").exists()
     # granting the role to oneself through updateUser is refused the same way
     self_grant = gql(province_admin).ok(UPDATE, {"input": {"uuid": str(province_admin.pk), "roles": [str(payroll.pk)]}})
@@ -225,7 +225,7 @@ def test_update_changes_only_what_is_sent(gql: Any, make_user: Any, places: dict
 def test_users_outside_scope_or_above_the_administrator_cannot_be_changed(
         gql: Any, make_user: Any, places: dict[str, Location], province_admin: User, national: User) -> None:
     elsewhere = scope(make_user(username="elsewhere"), places["P2"])
-    stronger = scope(make_user(["individual.registry.search", "payroll.approve"], username="stronger"), places["C11"])
+    stronger = scope(make_user(["individual.registry.search", "payroll.payroll.approve"], username="stronger"), places["C11"])
     root = make_user(superuser=True, username="root")
     client = gql(province_admin)
     for target in (elsewhere, root):
@@ -234,7 +234,7 @@ def test_users_outside_scope_or_above_the_administrator_cannot_be_changed(
                                  (RESET, {"u": str(target.pk), "p": "another-long-passphrase"})):
             assert error_codes(client.ok(query, variables)) == ["NOT_FOUND"]
     refused = client.ok(RESET, {"u": str(stronger.pk), "p": "another-long-passphrase"})
-    assert error_codes(refused) == ["PERMISSION_DENIED"] and "payroll.approve" in refused["resetUserPassword"]["errors"][0]["message"]
+    assert error_codes(refused) == ["PERMISSION_DENIED"] and "payroll.payroll.approve" in refused["resetUserPassword"]["errors"][0]["message"]
     assert error_codes(gql(national).ok(RESET, {"u": str(root.pk), "p": "another-long-passphrase"})) == ["PERMISSION_DENIED"]
     root.refresh_from_db()
     assert root.check_password(PASSWORD) and not User.objects.filter(email="x@example.org").exists()

@@ -108,7 +108,7 @@ def _prepare(ctx: Context) -> None:
     admin = ctx.superuser()
     province = Location.objects.filter(type="Province").order_by("code").first()
     role = create_role(admin, "bench-province-officer", [
-        "individual.registry.search", "location.location.search", "social_protection.plan.search", "payroll.search"])
+        "individual.registry.search", "location.location.search", "social_protection.plan.search", "payroll.payroll.search"])
     user = User.objects.create_user("bench-province", "bench-province@example.org", "bench-province-password")
     user.roles.add(role)
     set_user_locations(admin, user, [province.pk])

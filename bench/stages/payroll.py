@@ -31,7 +31,7 @@ RULE = {"fixed": 5000, "per_member": {"amount": 2000, "cap": 6000},
 def _provider(ctx: Context) -> dict[str, Any]:
     """One simulated mobile-money provider for the payroll stages (a real HTTP server)."""
     if "pay_provider" not in ctx.state:
-        from modules.payroll.tests.provider import Provider, running
+        from modules.payroll.testing import Provider, running
 
         provider = Provider(client_secret=secrets.token_hex(8), signing_key=secrets.token_hex(8),
                             callback_key=secrets.token_hex(8), token_lifetime=3600)
@@ -76,17 +76,17 @@ def generate_approve(ctx: Context) -> Measurement:
     """The generation job's body for every household, then a checker approves it (maker-checker)."""
     from core.approvals.services import create_task_group, resolve_task, set_approval_route
     from core.models import ApprovalRoute, User
-    from modules.payroll import services
     from modules.payroll.jobs import generate_payroll
     from modules.payroll.models import BenefitConsumption, Payroll
+    from modules.payroll.services import configuration
 
     admin = ctx.superuser()
     url = _provider(ctx)["url"]
-    cycle = services.create_cycle(admin, code="BENCH-2026-11", start_date=datetime.date(2026, 11, 1),
+    cycle = configuration.create_cycle(admin, code="BENCH-2026-11", start_date=datetime.date(2026, 11, 1),
                                   end_date=datetime.date(2026, 11, 30))
-    plan = services.create_plan(admin, code="BENCH-PAY", name="Bench transfer", benefit_plan_id=ctx.state["sp_regular"].pk,
+    plan = configuration.create_plan(admin, code="BENCH-PAY", name="Bench transfer", benefit_plan_id=ctx.state["sp_regular"].pk,
                                 calculation_rule=RULE, currency="BIF", minor_unit=0)
-    point = services.create_point(admin, code="BENCH-MM", name="Bench mobile money", adaptor="mobile_money", config={
+    point = configuration.create_point(admin, code="BENCH-MM", name="Bench mobile money", adaptor="mobile_money", config={
         "base_url": url, "client_id": "coremis", "client_secret": {"env": "COREMIS_PSP_BENCH_MM_SECRET"}, "batch_size": BATCH,
         "serial": False, "timeout": 60,
         "signature": {"algorithm": "hmac-sha256", "key": {"env": "COREMIS_PSP_BENCH_MM_SIGNING"},
@@ -173,14 +173,14 @@ def _post(url: str, payload: Any, token: str | None = None) -> bytes:
 def send(ctx: Context) -> Measurement:
     """The sending job's body: every instruction of the approved payroll, in batches, each
     marked dispatched before it leaves and recorded as acknowledged after."""
-    from modules.payroll import services
     from modules.payroll.models import BenefitConsumption
     from modules.payroll.sending import send_payroll
+    from modules.payroll.services import lifecycle
 
     payroll = ctx.state["pay_payroll"]
     provider = _provider(ctx)["provider"]
     admin = ctx.superuser()
-    services.start_sending(admin, payroll.pk)
+    lifecycle.start_sending(admin, payroll.pk)
     with stopwatch() as elapsed:
         result = send_payroll(payroll.pk, admin)
     seconds = elapsed()

@@ -50,21 +50,21 @@ def _payroll(ctx: Context) -> Any:
 
         from core.approvals.services import set_approval_route
         from core.models import ApprovalRoute
-        from modules.payroll import services
+        from modules.payroll.services import configuration, generation, lifecycle
 
         admin = ctx.superuser()
-        cycle = services.create_cycle(admin, code="BENCH-RECON", start_date=datetime.date(2026, 1, 1),
+        cycle = configuration.create_cycle(admin, code="BENCH-RECON", start_date=datetime.date(2026, 1, 1),
                                       end_date=datetime.date(2026, 12, 31))
-        plan = services.create_plan(admin, code="BENCH-RECON", name="Bench reconciled transfer",
+        plan = configuration.create_plan(admin, code="BENCH-RECON", name="Bench reconciled transfer",
                                     benefit_plan_id=ctx.state["sp_regular"].pk, calculation_rule={"fixed": 9000},
                                     currency="BIF", minor_unit=0)
-        point = services.create_point(admin, code="BENCH-BANK", name="Bench bank", adaptor="file",
+        point = configuration.create_point(admin, code="BENCH-BANK", name="Bench bank", adaptor="file",
                                       config={"format": "csv"})
         set_approval_route(admin, "payroll.approve", None, "bench: approved at generation")
         try:
-            payroll, _ = services.create_payroll(admin, name="Bench reconciled", payment_plan_id=plan.pk,
+            payroll, _ = generation.create_payroll(admin, name="Bench reconciled", payment_plan_id=plan.pk,
                                                  payment_cycle_id=cycle.pk, payment_point_id=point.pk)
-            payroll = services.mark_approved(admin, payroll.pk)
+            payroll = lifecycle.mark_approved(admin, payroll.pk)
         finally:
             ApprovalRoute.all_objects.filter(action="payroll.approve").delete()
         with connection.cursor() as cursor:

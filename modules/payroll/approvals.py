@@ -6,23 +6,30 @@ from __future__ import annotations
 from typing import Any
 
 from core.approvals import ApprovalAction, ApprovalContext
+from modules.payroll.permissions import PAYROLL_APPROVE, PAYROLL_CLOSE
+
+# The approval actions (the keys of the ``approvals`` configuration); the permissions their
+# checkers need are other strings (see permissions.py).
+APPROVE = "payroll.approve"
+RECONCILE = "payroll.reconcile"
 
 
 def _approve(task: Any, ctx: ApprovalContext) -> Any:
-    from modules.payroll import services
+    from modules.payroll.services import lifecycle
 
-    # The checker's approval is the payroll's approval; the change is attributed to the maker
-    # as the core does for every approved action, with the approver in the history context.
-    payroll = services.approve_payroll(None, task.data["id"])
+    # The checker's approval is the payroll's approval (they were checked when deciding); the
+    # change is attributed to the maker as the core does for every approved action, with the
+    # approver in the history context.
+    payroll = lifecycle.mark_approved(ctx.user, task.data["id"])
     return {"id": str(payroll.pk), "status": payroll.status}
 
 
 def _check_checker(task: Any, checker: Any) -> None:
     """A checker approves every payment of the payroll at once, so they need all of them in
     their scope, as anyone approving, sending or rejecting it does."""
-    from modules.payroll import services
+    from modules.payroll.services import lifecycle
 
-    services.check_may_approve(checker, task.data["id"])
+    lifecycle.check_may_approve(checker, task.data["id"])
 
 
 def _describe(task: Any) -> str:
@@ -31,17 +38,19 @@ def _describe(task: Any) -> str:
 
 
 def _reconcile(task: Any, ctx: ApprovalContext) -> Any:
-    from modules.payroll import services
+    from modules.payroll.services import lifecycle
 
-    payroll = services.close_payroll(None, task.data["id"])
+    # As the maker, within their rights and scope as when they asked; the rules are checked again.
+    payroll = lifecycle.close_payroll(ctx.user, task.data["id"])
     return {"id": str(payroll.pk), "status": payroll.status}
 
 
 def _check_closer(task: Any, checker: Any) -> None:
     """A checker closes every payment of the payroll at once: all of them in their scope."""
-    from modules.payroll import services
+    from modules.payroll.services import lifecycle
+    from modules.payroll.services.selectors import get_payroll
 
-    services.require_whole_payroll(checker, services.get_payroll(checker, task.data["id"]), "Closing this payroll")
+    lifecycle.require_whole_payroll(checker, get_payroll(checker, task.data["id"]), "Closing this payroll")
 
 
 def _describe_close(task: Any) -> str:
@@ -50,8 +59,8 @@ def _describe_close(task: Any) -> str:
 
 
 ACTIONS: dict[str, ApprovalAction] = {
-    "payroll.reconcile": ApprovalAction(execute=_reconcile, describe=_describe_close, permission="payroll.close",
+    RECONCILE: ApprovalAction(execute=_reconcile, describe=_describe_close, permission=PAYROLL_CLOSE,
                                         check_decider=_check_closer),
-    "payroll.approve": ApprovalAction(execute=_approve, describe=_describe, permission="payroll.approve",
+    APPROVE: ApprovalAction(execute=_approve, describe=_describe, permission=PAYROLL_APPROVE,
                                       check_decider=_check_checker),
 }

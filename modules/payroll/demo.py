@@ -8,8 +8,9 @@ import datetime
 from typing import Any
 
 from core.approvals.services import needs_approval, request_approval
-from modules.payroll import services
+from modules.payroll.approvals import APPROVE
 from modules.payroll.models import PaymentCycle, PaymentPlan, PaymentPoint, Payroll
+from modules.payroll.services import configuration, generation, lifecycle
 
 RULE = {"fixed": 10000, "per_member": {"amount": 2000, "cap": 6000}}
 
@@ -21,22 +22,22 @@ def seed_demo_payroll(actor: Any) -> int:
     plan = BenefitPlan.objects.filter(code="DEMO-GRP").first()
     if plan is None or Payroll.all_objects.filter(name="Demo payroll, first cycle").exists():
         return 0
-    cycle = PaymentCycle.all_objects.filter(code="DEMO-2026-01").first() or services.create_cycle(
+    cycle = PaymentCycle.all_objects.filter(code="DEMO-2026-01").first() or configuration.create_cycle(
         actor, code="DEMO-2026-01", start_date=datetime.date(2026, 1, 1), end_date=datetime.date(2026, 3, 31))
     # the bank serves the demo's province (openIMIS's payment point screen shows it as the location)
     province = Location.objects.filter(level=0, is_deleted=False).order_by("code").first()
-    point = PaymentPoint.all_objects.filter(code="DEMO-BANK").first() or services.create_point(
+    point = PaymentPoint.all_objects.filter(code="DEMO-BANK").first() or configuration.create_point(
         actor, code="DEMO-BANK", name="Demo bank (file)", adaptor="file",
         routing={"locations": [str(province.pk)]} if province else None)
-    payment_plan = PaymentPlan.all_objects.filter(code="DEMO-PP").first() or services.create_plan(
+    payment_plan = PaymentPlan.all_objects.filter(code="DEMO-PP").first() or configuration.create_plan(
         actor, code="DEMO-PP", name="Demo household transfer", benefit_plan_id=plan.pk, calculation_rule=RULE,
         currency="BIF", minor_unit=0)
-    payroll, _ = services.create_payroll(actor, name="Demo payroll, first cycle", payment_plan_id=payment_plan.pk,
+    payroll, _ = generation.create_payroll(actor, name="Demo payroll, first cycle", payment_plan_id=payment_plan.pk,
                                          payment_cycle_id=cycle.pk, payment_point_id=point.pk)
-    if needs_approval("payroll.approve"):
-        request_approval(actor, "payroll.approve", "Payroll", payroll.pk,
+    if needs_approval(APPROVE):
+        request_approval(actor, APPROVE, "Payroll", payroll.pk,
                          {"id": str(payroll.pk), "name": payroll.name, "count": payroll.control_count,
                           "sum": payroll.control_sum, "currency": payment_plan.currency})
     else:
-        services.mark_approved(actor, payroll.pk)
+        lifecycle.mark_approved(actor, payroll.pk)
     return 1

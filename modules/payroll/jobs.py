@@ -11,9 +11,13 @@ from core.approvals.services import needs_approval, request_approval
 from core.history import acting_as
 from core.jobs import JobContext
 from core.models import ApprovalTask
-from modules.payroll import services
+from modules.payroll.approvals import APPROVE
 from modules.payroll.models import Payroll
 from modules.payroll.sending import poll_sent, send_outcome, send_payroll
+from modules.payroll.services import generation, lifecycle
+
+# the job kind of polling (generation's and sending's are named with their use cases)
+POLL = "payroll.poll"
 
 
 def run_generate(ctx: JobContext) -> dict[str, Any]:
@@ -39,18 +43,18 @@ def generate_payroll(params: dict[str, Any], user: Any, job_id: Any,
         progress(0, None, "generating")
     with transaction.atomic(), acting_as(user, job=str(job_id)):
         if params.get("from_failed_payroll_id"):
-            payroll, _ = services.reissue_failed(user, params["from_failed_payroll_id"], params.get("name"),
+            payroll, _ = generation.reissue_failed(user, params["from_failed_payroll_id"], params.get("name"),
                                                  job_id=job_id)
         else:
             fields = {k: params.get(k) for k in ("name", "payment_plan_id", "payment_cycle_id", "payment_point_id",
                                                  "location_ids", "json_ext")}
-            payroll, _ = services.create_payroll(user, **fields, job_id=job_id)
-        if needs_approval("payroll.approve"):
+            payroll, _ = generation.create_payroll(user, **fields, job_id=job_id)
+        if needs_approval(APPROVE):
             proposal = {"id": str(payroll.pk), "name": payroll.name, "count": payroll.control_count,
                         "sum": payroll.control_sum, "currency": payroll.payment_plan.currency}
-            request_approval(user, "payroll.approve", "Payroll", payroll.pk, proposal)
+            request_approval(user, APPROVE, "Payroll", payroll.pk, proposal)
         else:
-            payroll = services.mark_approved(user, payroll.pk)
+            payroll = lifecycle.mark_approved(user, payroll.pk)
     if progress is not None:
         # Committed: stopping now would only hide the payroll from its job.
         progress(payroll.control_count, payroll.control_count, "generated", stoppable=False)
@@ -58,7 +62,7 @@ def generate_payroll(params: dict[str, Any], user: Any, job_id: Any,
 
 
 def _result(payroll: Payroll) -> dict[str, Any]:
-    task = (ApprovalTask.objects.filter(entity_type="Payroll", entity_id=str(payroll.pk), action="payroll.approve")
+    task = (ApprovalTask.objects.filter(entity_type="Payroll", entity_id=str(payroll.pk), action=APPROVE)
             .order_by("-date_created").values_list("pk", flat=True).first())
     return {"payroll_id": str(payroll.pk), "status": payroll.status, "count": payroll.control_count,
             "sum": payroll.control_sum, "task_id": str(task) if task else None, **(payroll.generation_report or {})}

@@ -6,23 +6,14 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from core.hooks import hookimpl
-from core.permissions import PermissionSpec
+from core.permissions import Permission, declared
 
 
 @hookimpl
-def coremis_permissions() -> list[PermissionSpec]:
-    return [
-        PermissionSpec("payroll.search", "List and read payment cycles, points, payrolls and payments", openimis=(200001, 201001, 202001)),
-        PermissionSpec("payroll.configure", "Create and change payment cycles and payment plans (national scope)", openimis=(200002, 200003)),
-        PermissionSpec("payroll.configure_providers",
-                       "Create and change payment points: provider URLs and credential references (national scope)",
-                       openimis=(201002, 201003, 201004)),
-        PermissionSpec("payroll.create", "Generate payrolls and re-issue failed payments", openimis=(202002,)),
-        PermissionSpec("payroll.approve", "Approve or reject payrolls"),
-        PermissionSpec("payroll.pay", "Send approved payrolls to payment providers"),
-        PermissionSpec("payroll.close", "Close (reconcile) paid payrolls"),
-        PermissionSpec("payroll.delete", "Delete payrolls from which nothing was sent", openimis=(202004,)),
-    ]
+def coremis_permissions() -> list[Permission]:
+    from modules.payroll import permissions
+
+    return declared(permissions)
 
 
 @hookimpl
@@ -34,22 +25,26 @@ def coremis_graphql_query() -> type:
 
 @hookimpl
 def coremis_graphql_mutation() -> type:
-    from modules.payroll.schema import Mutation
+    from modules.payroll.mutations import Mutation
 
     return Mutation
 
 
 @hookimpl
 def coremis_jobs() -> dict[str, Callable[..., Any]]:
-    from modules.payroll.jobs import run_generate, run_poll, run_send
+    from modules.payroll.jobs import POLL, run_generate, run_poll, run_send
+    from modules.payroll.services.generation import GENERATE
+    from modules.payroll.services.lifecycle import SEND
 
-    return {"payroll.generate": run_generate, "payroll.send": run_send, "payroll.poll": run_poll}
+    return {GENERATE: run_generate, SEND: run_send, POLL: run_poll}
 
 
 @hookimpl
 def coremis_schedules() -> list[dict[str, Any]]:
     # Final statuses normally arrive by callback; polling catches the ones that never do.
-    return [{"kind": "payroll.poll", "cron": "*/15 * * * *", "params": {}}]
+    from modules.payroll.jobs import POLL
+
+    return [{"kind": POLL, "cron": "*/15 * * * *", "params": {}}]
 
 
 @hookimpl

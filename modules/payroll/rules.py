@@ -25,6 +25,7 @@ from django.db.models import F
 
 from core.errors import FieldError, ValidationFailed
 from modules.individual.models import Group, GroupIndividual, Individual
+from modules.payroll.errors import PayrollErrorCode
 from modules.social_protection import targeting
 from modules.social_protection.models import PlanType
 
@@ -38,25 +39,25 @@ MAX_TOP_UPS = 20
 
 def to_minor(value: Any, minor_unit: int, path: str, errors: list[FieldError]) -> int:
     if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
-        errors.append(FieldError(path, "INVALID_AMOUNT", f"{path}: an amount is a number or a decimal string."))
+        errors.append(FieldError(path, PayrollErrorCode.INVALID_AMOUNT, f"{path}: an amount is a number or a decimal string."))
         return 0
     try:
         amount = Decimal(str(value).strip())
     except (InvalidOperation, ValueError):
         amount = Decimal("NaN")
     if not amount.is_finite():
-        errors.append(FieldError(path, "INVALID_AMOUNT", f"{path}: '{str(value)[:40]}' is not a number."))
+        errors.append(FieldError(path, PayrollErrorCode.INVALID_AMOUNT, f"{path}: '{str(value)[:40]}' is not a number."))
         return 0
     scaled = amount.scaleb(minor_unit)
     if amount < 0 or scaled != scaled.to_integral_value():
         errors.append(FieldError(
-            path, "INVALID_AMOUNT",
+            path, PayrollErrorCode.INVALID_AMOUNT,
             f"{path}: {str(value)[:40]} must be positive and have at most {minor_unit} decimal places.",
         ))
         return 0
     if scaled > MAX_AMOUNT:
         largest = Decimal(MAX_AMOUNT).scaleb(-minor_unit)
-        errors.append(FieldError(path, "AMOUNT_TOO_LARGE",
+        errors.append(FieldError(path, PayrollErrorCode.AMOUNT_TOO_LARGE,
                                  f"{path}: {str(value)[:40]} is more than the largest amount a rule may hold, {largest:,f}."))
         return 0
     return int(scaled)
@@ -66,21 +67,21 @@ def compile_rule(rule: Any, plan_type: str, minor_unit: int) -> dict[str, Any]:
     """Validate ``rule`` and return it in minor units; raises ValidationFailed naming each problem."""
     errors: list[FieldError] = []
     if not isinstance(rule, dict) or not rule:
-        raise ValidationFailed([FieldError("calculationRule", "INVALID_RULE",
+        raise ValidationFailed([FieldError("calculationRule", PayrollErrorCode.INVALID_RULE,
                                            "The calculation rule needs at least one of fixed, per_member, top_ups.")])
     extra = set(rule) - KEYS
     if extra:
-        errors.append(FieldError("calculationRule", "INVALID_RULE", f"Unknown keys: {', '.join(sorted(extra))}."))
+        errors.append(FieldError("calculationRule", PayrollErrorCode.INVALID_RULE, f"Unknown keys: {', '.join(sorted(extra))}."))
     compiled: dict[str, Any] = {"fixed": 0, "per_member": None, "top_ups": []}
     if "fixed" in rule:
         compiled["fixed"] = to_minor(rule["fixed"], minor_unit, "calculationRule.fixed", errors)
     if "per_member" in rule:
         per = rule["per_member"]
         if plan_type != PlanType.GROUP:
-            errors.append(FieldError("calculationRule.per_member", "INVALID_RULE",
+            errors.append(FieldError("calculationRule.per_member", PayrollErrorCode.INVALID_RULE,
                                      "per_member applies to GROUP plans only."))
         elif not isinstance(per, dict) or "amount" not in per:
-            errors.append(FieldError("calculationRule.per_member", "INVALID_RULE",
+            errors.append(FieldError("calculationRule.per_member", PayrollErrorCode.INVALID_RULE,
                                      "per_member is {\"amount\": ..., \"cap\": ...}."))
         else:
             amount = to_minor(per["amount"], minor_unit, "calculationRule.per_member.amount", errors)
@@ -88,13 +89,13 @@ def compile_rule(rule: Any, plan_type: str, minor_unit: int) -> dict[str, Any]:
             compiled["per_member"] = {"amount": amount, "cap": cap}
     top_ups = rule.get("top_ups") or []
     if not isinstance(top_ups, list) or len(top_ups) > MAX_TOP_UPS:
-        errors.append(FieldError("calculationRule.top_ups", "INVALID_RULE",
+        errors.append(FieldError("calculationRule.top_ups", PayrollErrorCode.INVALID_RULE,
                                  f"top_ups is a list of at most {MAX_TOP_UPS} top-ups."))
         top_ups = []
     for index, top_up in enumerate(top_ups):
         path = f"calculationRule.top_ups[{index}]"
         if not isinstance(top_up, dict) or "amount" not in top_up or "criteria" not in top_up:
-            errors.append(FieldError(path, "INVALID_RULE", f"{path}: needs criteria and amount."))
+            errors.append(FieldError(path, PayrollErrorCode.INVALID_RULE, f"{path}: needs criteria and amount."))
             continue
         amount = to_minor(top_up["amount"], minor_unit, f"{path}.amount", errors)
         for problem in targeting.validate(plan_type, top_up["criteria"]):

@@ -14,21 +14,16 @@ import django_filters
 import graphene
 from django.db.models import QuerySet
 
-from core.approvals.services import check_can_request, needs_approval
-from core.errors import ServiceError
 from core.graphql.fields import ProtectedConnectionField, ProtectedField
-from core.graphql.jobs import JobType
-from core.graphql.mutations import CoreMutation
+from core.graphql.jobs import JobType  # noqa: F401 - job fields resolve to it
 from core.graphql.scalars import UUID
 from core.graphql.types import (
     CoreNode,
     CountableConnection,
     UserType,  # noqa: F401 - user fields resolve to it
 )
-from core.jobs import start_job
 from modules.individual.schema import GroupGQLType, IndividualGQLType  # noqa: F401 - recipients resolve to them
 from modules.location.services import in_scope, scope_queryset
-from modules.payroll import services
 from modules.payroll.adaptors import payment_methods
 from modules.payroll.models import (
     BenefitConsumption,
@@ -40,6 +35,10 @@ from modules.payroll.models import (
     effective_status,
     effective_status_q,
 )
+from modules.payroll.permissions import (
+    PAYROLL_SEARCH,
+)
+from modules.payroll.services import selectors
 from modules.social_protection.schema import BenefitPlanGQLType
 
 AUDIT = ("id", "json_ext", "is_deleted", "version", "date_created", "date_updated", "user_created", "user_updated")
@@ -76,7 +75,7 @@ class PaymentPointGQLType(CoreNode):
 
     # --- openIMIS frontend: a payment point there has one location and a manager (ppm). A coremis
     # point serves the locations its routing names; the one it names is openIMIS's location. It
-    # has no manager: who may change a point is a right (payroll.configure_providers), not a person.
+    # has no manager: who may change a point is a right (payroll.provider.manage), not a person.
     location = graphene.Field("modules.location.schema.LocationGQLType",
                               description="openIMIS's field: the location the point's routing names when it names "
                                           "exactly one (null for none or several; routing has them all)")
@@ -213,8 +212,8 @@ class PayrollGQLType(CoreNode):
         # (the plan's benefit plan: openIMIS's ``paymentPlan { benefitPlan }`` on every row)
         queryset = queryset.select_related("payment_plan__benefit_plan", "payment_cycle", "payment_point", "follows",
                                            "user_created", "user_updated")
-        queryset = services.visible_payrolls(info.context.user, queryset)
-        return services.with_scoped_totals(info.context.user, queryset)
+        queryset = selectors.visible_payrolls(info.context.user, queryset)
+        return selectors.with_scoped_totals(info.context.user, queryset)
 
 
 def _totals(payroll: Payroll, info: Any) -> tuple[int, int]:
@@ -222,7 +221,7 @@ def _totals(payroll: Payroll, info: Any) -> tuple[int, int]:
     (a payment's ``payroll``) costs one query per payroll in the request, not one per row."""
     cache: dict[Any, tuple[int, int]] = info.context.__dict__.setdefault("_payroll_totals", {})
     if payroll.pk not in cache:
-        cache[payroll.pk] = services.scoped_totals(info.context.user, payroll)
+        cache[payroll.pk] = selectors.scoped_totals(info.context.user, payroll)
     return cache[payroll.pk]
 
 
@@ -274,7 +273,7 @@ class BenefitConsumptionGQLType(CoreNode):
 
 
 def _by_payroll(queryset: QuerySet, info: Any, args: dict[str, Any]) -> QuerySet:
-    payroll = services.visible_payrolls(info.context.user, Payroll.objects.filter(pk=args["payroll_uuid"])).first()
+    payroll = selectors.visible_payrolls(info.context.user, Payroll.objects.filter(pk=args["payroll_uuid"])).first()
     if payroll is None:
         return queryset.none()
     queryset = queryset.filter(payroll=payroll)
@@ -300,28 +299,28 @@ class PaymentMethodListGQLType(graphene.ObjectType):
 
 
 class Query(graphene.ObjectType):
-    payment_cycle = ProtectedConnectionField(PaymentCycleGQLType, permission="payroll.search",
+    payment_cycle = ProtectedConnectionField(PaymentCycleGQLType, permission=PAYROLL_SEARCH,
                                              order_fields=["code", "start_date", "end_date", "date_created"])
-    payment_point = ProtectedConnectionField(PaymentPointGQLType, permission="payroll.search",
+    payment_point = ProtectedConnectionField(PaymentPointGQLType, permission=PAYROLL_SEARCH,
                                              order_fields=["code", "name", "date_created"])
-    payment_plan = ProtectedConnectionField(PaymentPlanGQLType, permission="payroll.search",
+    payment_plan = ProtectedConnectionField(PaymentPlanGQLType, permission=PAYROLL_SEARCH,
                                             order_fields=["code", "name", "date_created"])
-    payroll = ProtectedConnectionField(PayrollGQLType, permission="payroll.search",
+    payroll = ProtectedConnectionField(PayrollGQLType, permission=PAYROLL_SEARCH,
                                        order_fields=["name", "status", "date_created", "control_sum"])
     benefit_consumption_by_payroll = ProtectedConnectionField(
-        BenefitConsumptionGQLType, permission="payroll.search", queryset_hook=_by_payroll,
+        BenefitConsumptionGQLType, permission=PAYROLL_SEARCH, queryset_hook=_by_payroll,
         payroll_uuid=UUID(required=True), filter_only_unpaid=graphene.Boolean(),
         order_fields=["code", "amount", "status", "date_paid", "individual__last_name"],
     )
     benefits_summary = ProtectedField(
-        BenefitsSummaryGQLType, permission="payroll.search", payroll_id=UUID(),
+        BenefitsSummaryGQLType, permission=PAYROLL_SEARCH, payroll_id=UUID(),
         individual_id=UUID(), payment_cycle_uuid=UUID(),
     )
-    payment_methods = ProtectedField(PaymentMethodListGQLType, permission="payroll.search")
+    payment_methods = ProtectedField(PaymentMethodListGQLType, permission=PAYROLL_SEARCH)
 
     def resolve_benefits_summary(self, info: Any, payroll_id: Any = None, individual_id: Any = None,
                                  payment_cycle_uuid: Any = None) -> BenefitsSummaryGQLType:
-        payrolls = services.visible_payrolls(info.context.user, Payroll.objects.all())
+        payrolls = selectors.visible_payrolls(info.context.user, Payroll.objects.all())
         rows = BenefitConsumption.objects.filter(payroll__in=payrolls).exclude(status=InstructionStatus.CANCELLED)
         rows = scope_queryset(rows, info.context.user, "individual__location")
         if payroll_id:
@@ -330,278 +329,10 @@ class Query(graphene.ObjectType):
             rows = rows.filter(individual_id=individual_id)
         if payment_cycle_uuid:
             rows = rows.filter(payment_cycle_id=payment_cycle_uuid)
-        totals = services.benefits_summary(rows)
+        totals = selectors.benefits_summary(rows)
         return BenefitsSummaryGQLType(total_amount_received=totals["paid"], total_amount_due=totals["unpaid"],
                                       total_amount_failed=totals["failed"], total_amount=totals["total"],
                                       count=totals["count"])
 
     def resolve_payment_methods(self, info: Any) -> PaymentMethodListGQLType:
         return PaymentMethodListGQLType(payment_methods=[PaymentMethodGQLType(name=n) for n in payment_methods()])
-
-
-# --- mutations -------------------------------------------------------------------------------
-
-
-class CreatePaymentCycleMutation(CoreMutation):
-    permission = "payroll.configure"
-    payment_cycle = graphene.Field(PaymentCycleGQLType)
-
-    class Input(CoreMutation.Input):
-        code = graphene.String(required=True)
-        start_date = graphene.Date(required=True)
-        end_date = graphene.Date(required=True)
-        status = graphene.String()
-
-    @classmethod
-    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
-        return {"payment_cycle": services.create_cycle(user, **data)}
-
-
-class CreatePaymentPlanMutation(CoreMutation):
-    permission = "payroll.configure"
-    payment_plan = graphene.Field(PaymentPlanGQLType)
-
-    class Input(CoreMutation.Input):
-        code = graphene.String(required=True)
-        name = graphene.String(required=True)
-        benefit_plan_id = UUID(required=True)
-        calculation_rule = graphene.JSONString(required=True)
-        currency = graphene.String(required=True)
-        minor_unit = graphene.Int(default_value=2)
-        json_ext = graphene.JSONString()
-
-    @classmethod
-    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
-        return {"payment_plan": services.create_plan(user, **data)}
-
-
-class CreatePaymentPointMutation(CoreMutation):
-    """Credentials go in ``config`` as ``{"env": "NAME"}`` references under the deployment's
-    ``secret_env_prefix``, and provider URLs must be on its ``outbound_urls`` allow-list; needs
-    ``payroll.configure_providers`` and national scope."""
-
-    permission = "payroll.configure_providers"
-    unlogged_inputs = frozenset({"config"})
-    payment_point = graphene.Field(PaymentPointGQLType)
-
-    class Input(CoreMutation.Input):
-        code = graphene.String(required=True)
-        name = graphene.String()
-        adaptor = graphene.String(required=True)
-        config = graphene.JSONString()
-        routing = graphene.JSONString()
-
-    @classmethod
-    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
-        return {"payment_point": services.create_point(user, **data)}
-
-
-class UpdatePaymentCycleMutation(CoreMutation):
-    """Change a cycle; omitted fields stay; send ``version`` to refuse a stale edit. A CLOSED
-    cycle is final; a cycle with payrolls keeps its dates."""
-
-    permission = "payroll.configure"
-    payment_cycle = graphene.Field(PaymentCycleGQLType)
-
-    class Input(CoreMutation.Input):
-        id = UUID(required=True)
-        version = graphene.Int()
-        code = graphene.String()
-        start_date = graphene.Date()
-        end_date = graphene.Date()
-        status = graphene.String()
-
-    @classmethod
-    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
-        pk, version = data.pop("id"), data.pop("version", None)
-        return {"payment_cycle": services.update_cycle(user, pk, version=version, **data)}
-
-
-class UpdatePaymentPlanMutation(CoreMutation):
-    """Change a plan; omitted fields stay. The rule cannot change while a payroll of the plan
-    is pending approval, approved or sending, nor the currency or minor unit once it has
-    payrolls (``PLAN_IN_USE``)."""
-
-    permission = "payroll.configure"
-    payment_plan = graphene.Field(PaymentPlanGQLType)
-
-    class Input(CoreMutation.Input):
-        id = UUID(required=True)
-        version = graphene.Int()
-        name = graphene.String()
-        calculation_rule = graphene.JSONString()
-        currency = graphene.String()
-        minor_unit = graphene.Int()
-        json_ext = graphene.JSONString()
-
-    @classmethod
-    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
-        pk, version = data.pop("id"), data.pop("version", None)
-        return {"payment_plan": services.update_plan(user, pk, version=version, **data)}
-
-
-class UpdatePaymentPointMutation(CoreMutation):
-    """Change a point's name, ``config`` (replaced whole; secrets only as ``{"env": "NAME"}``
-    references under the ``secret_env_prefix``, URLs only from ``outbound_urls``) or ``routing``;
-    the adaptor cannot change. Needs ``payroll.configure_providers`` and national scope."""
-
-    permission = "payroll.configure_providers"
-    unlogged_inputs = frozenset({"config"})
-    payment_point = graphene.Field(PaymentPointGQLType)
-
-    class Input(CoreMutation.Input):
-        id = UUID(required=True)
-        version = graphene.Int()
-        name = graphene.String()
-        config = graphene.JSONString()
-        routing = graphene.JSONString()
-
-    @classmethod
-    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
-        pk, version = data.pop("id"), data.pop("version", None)
-        return {"payment_point": services.update_point(user, pk, version=version, **data)}
-
-
-class DeleteInput(CoreMutation.Input):
-    id = UUID(required=True)
-    version = graphene.Int()
-
-
-def _delete_mutation(name: str, doc: str | None, permission: str, field: str, node: type,
-                     action: Any) -> type[CoreMutation]:
-    """``input: {id, version}`` → ``action(user, id, version)``, the deleted row as ``field``."""
-
-    def perform(cls: Any, info: Any, user: Any, **data: Any) -> dict[str, Any]:
-        return {field: action(user, data["id"], data.get("version"))}
-
-    return type(name, (CoreMutation,), {
-        "__doc__": doc, "permission": permission, field: graphene.Field(node),
-        "Input": type("Input", (DeleteInput,), {}), "perform": classmethod(perform),
-    })
-
-
-DeletePaymentCycleMutation = _delete_mutation(
-    "DeletePaymentCycleMutation", "Soft-delete a cycle that has no payrolls (``CYCLE_IN_USE`` otherwise).",
-    "payroll.configure", "payment_cycle", PaymentCycleGQLType, services.delete_cycle)
-DeletePaymentPlanMutation = _delete_mutation(
-    "DeletePaymentPlanMutation", "Soft-delete a plan that has no payrolls (``PLAN_IN_USE`` otherwise).",
-    "payroll.configure", "payment_plan", PaymentPlanGQLType, services.delete_plan)
-DeletePaymentPointMutation = _delete_mutation(
-    "DeletePaymentPointMutation",
-    "Soft-delete a point no payment is still open through (``POINT_IN_USE`` otherwise).",
-    "payroll.configure_providers", "payment_point", PaymentPointGQLType, services.delete_point)
-
-
-class CreatePayrollMutation(CoreMutation):
-    """Generate a payroll in a background job (``job``; its result names the payroll and,
-    when ``payroll.approve`` is routed to a task group, the approval task; otherwise the payroll
-    is approved at once). ``fromFailedInvoicesPayrollId`` re-issues another payroll's failed
-    payments instead. What can be refused before the job (unknown plan, cycle or location, a
-    cycle not ACTIVE, nobody left to pay, a beneficiary no payment point serves, an approval
-    route to a task group that does not exist or has no other checker) is refused here, with
-    nothing started."""
-
-    permission = "payroll.create"
-    job = graphene.Field(JobType)
-
-    class Input(CoreMutation.Input):
-        name = graphene.String(required=True)
-        payment_plan_id = UUID()
-        payment_cycle_id = UUID()
-        payment_point_id = UUID()
-        location_ids = graphene.List(graphene.NonNull(UUID))
-        json_ext = graphene.JSONString()
-        from_failed_invoices_payroll_id = UUID()
-
-    @classmethod
-    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
-        failed_of = data.pop("from_failed_invoices_payroll_id", None)
-        if failed_of:
-            request = services.reissue_request(user, failed_of, data.get("name"))
-            services.check_payroll_request(user, **request)
-            params: dict[str, Any] = {"from_failed_payroll_id": str(failed_of), "name": request["name"]}
-        else:
-            missing = [k for k in ("payment_plan_id", "payment_cycle_id") if not data.get(k)]
-            if missing:
-                raise ServiceError("REQUIRED", "paymentPlanId and paymentCycleId are required.", "paymentPlanId")
-            services.check_payroll_request(user, **data)
-            params = {k: (str(v) if v is not None and k.endswith("_id") else v) for k, v in data.items()
-                      if k != "client_mutation_id"}
-            params["location_ids"] = [str(i) for i in data.get("location_ids") or []]
-        if needs_approval("payroll.approve"):
-            check_can_request(user, "payroll.approve")  # not a job that would end unable to ask
-        return {"job": start_job("payroll.generate", params, user)}
-
-
-class PayrollIdInput(CoreMutation.Input):
-    id = UUID(required=True)
-
-
-class MakePaymentForPayrollMutation(CoreMutation):
-    """Start (or restart) sending an approved payroll to its providers in a background job."""
-
-    permission = "payroll.pay"
-    payroll = graphene.Field(PayrollGQLType)
-    job = graphene.Field(JobType)
-
-    class Input(PayrollIdInput):
-        pass
-
-    @classmethod
-    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
-        payroll = services.start_sending(user, data["id"])
-        return {"payroll": payroll, "job": start_job("payroll.send", {"payroll_id": str(payroll.pk)}, user)}
-
-
-class ClosePayrollMutation(CoreMutation):
-    """Close (reconcile) a paid payroll, or ask for approval when ``payroll.reconcile`` is routed
-    to checkers (``task``; the payroll is closed when they approve)."""
-
-    permission = "payroll.close"
-    payroll = graphene.Field(PayrollGQLType)
-    task = graphene.Field("core.approvals.schema.TaskGQLType")
-
-    class Input(PayrollIdInput):
-        pass
-
-    @classmethod
-    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
-        from core.models import ApprovalTask
-
-        done = services.close_payroll(user, data["id"])
-        if isinstance(done, ApprovalTask):
-            return {"task": done, "payroll": services.get_payroll(user, data["id"])}
-        return {"payroll": done}
-
-
-class RejectPayrollMutation(CoreMutation):
-    permission = "payroll.approve"
-    payroll = graphene.Field(PayrollGQLType)
-
-    class Input(PayrollIdInput):
-        pass
-
-    @classmethod
-    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
-        return {"payroll": services.reject_payroll(user, data["id"])}
-
-
-DeletePayrollMutation = _delete_mutation(
-    "DeletePayrollMutation", None, "payroll.delete", "payroll", PayrollGQLType, services.delete_payroll)
-
-
-class Mutation(graphene.ObjectType):
-    create_payment_cycle = CreatePaymentCycleMutation.Field()
-    create_payment_plan = CreatePaymentPlanMutation.Field()
-    create_payment_point = CreatePaymentPointMutation.Field()
-    update_payment_cycle = UpdatePaymentCycleMutation.Field()
-    update_payment_plan = UpdatePaymentPlanMutation.Field()
-    update_payment_point = UpdatePaymentPointMutation.Field()
-    delete_payment_cycle = DeletePaymentCycleMutation.Field()
-    delete_payment_plan = DeletePaymentPlanMutation.Field()
-    delete_payment_point = DeletePaymentPointMutation.Field()
-    create_payroll = CreatePayrollMutation.Field()
-    make_payment_for_payroll = MakePaymentForPayrollMutation.Field()
-    close_payroll = ClosePayrollMutation.Field()
-    reject_payroll = RejectPayrollMutation.Field()
-    delete_payroll = DeletePayrollMutation.Field()

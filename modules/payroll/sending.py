@@ -25,6 +25,7 @@ from django.utils import timezone
 from core.errors import ServiceError
 from core.history import acting_as
 from core.loader import module_config
+from core.models import User
 from modules.payroll import adaptors
 from modules.payroll.adaptors.base import (
     ACCEPTED,
@@ -56,7 +57,7 @@ FORWARD: dict[str, tuple[str, ...]] = {
 }
 
 
-def record_outcomes(outcomes: Iterable[Outcome], user: Any = None) -> int:
+def record_outcomes(outcomes: Iterable[Outcome], user: User) -> int:
     """Apply provider outcomes by reference; returns how many instructions changed.
 
     One ``UPDATE … FROM (VALUES …)`` per outcome kind. Payrolls touched are re-evaluated.
@@ -69,7 +70,7 @@ def record_outcomes(outcomes: Iterable[Outcome], user: Any = None) -> int:
             by_status.setdefault(NOT_FOUND, []).append(outcome)
     changed = 0
     table = BenefitConsumption._meta.db_table
-    uid = getattr(user, "pk", None)
+    uid = user.pk
     payroll_ids: set[str] = set()
     with transaction.atomic(), connection.cursor() as cursor:
         for status, group in by_status.items():
@@ -103,7 +104,7 @@ def record_outcomes(outcomes: Iterable[Outcome], user: Any = None) -> int:
     return changed
 
 
-def record_outcomes_from(select: str, params: list[Any], user: Any = None) -> int:
+def record_outcomes_from(select: str, params: list[Any], user: User) -> int:
     """:func:`record_outcomes` for outcomes another module holds in a table: ``select`` yields
     ``(code, status, provider_transaction_id, message)`` rows, with ``status`` one of SENT,
     PAID, FAILED, at most one row per code (the caller picks which word counts). The same forward
@@ -121,14 +122,14 @@ def record_outcomes_from(select: str, params: list[Any], user: Any = None) -> in
             f"date_paid = CASE WHEN v.status = '{PAID}' THEN now() ELSE b.date_paid END "
             f"FROM ({select}) v(code, status, txn, msg) "
             f"WHERE b.code = v.code AND ({rules}) RETURNING b.payroll_id",
-            [getattr(user, "pk", None), *params])
+            [user.pk, *params])
         rows = cursor.fetchall()
         for payroll_id in {str(r[0]) for r in rows}:
             settle(payroll_id, user)
     return len(rows)
 
 
-def settle(payroll_id: Any, user: Any = None) -> None:
+def settle(payroll_id: Any, user: User) -> None:
     """Move a sent payroll to PAID (every payment paid) or PARTIALLY_PAID (all final, some
     failed) once nothing is pending."""
     payroll = Payroll.objects.select_for_update().get(pk=payroll_id)
@@ -140,7 +141,7 @@ def settle(payroll_id: Any, user: Any = None) -> None:
     target = PayrollStatus.PARTIALLY_PAID if rows.filter(status=InstructionStatus.FAILED).exists() else PayrollStatus.PAID
     if target != payroll.status:
         Payroll.objects.filter(pk=payroll.pk).update(status=target, version=F("version") + 1,
-                                                     date_updated=timezone.now(), user_updated_id=getattr(user, "pk", None))
+                                                     date_updated=timezone.now(), user_updated_id=user.pk)
 
 
 def _instructions(rows: list[BenefitConsumption], minor_unit: int) -> list[Instruction]:
@@ -156,7 +157,7 @@ def _instructions(rows: list[BenefitConsumption], minor_unit: int) -> list[Instr
     return result
 
 
-def resolve_unknown(payroll: Payroll, user: Any = None) -> int:
+def resolve_unknown(payroll: Payroll, user: User) -> int:
     """Ask providers about instructions dispatched without a recorded answer; returns how many
     are still unknown afterwards."""
     pending = BenefitConsumption.objects.filter(payroll=payroll, status=UNSENT,
@@ -183,7 +184,7 @@ def _batch_size(point: PaymentPoint) -> int:
 ANOTHER_RUN = "another run is sending this payroll"
 
 
-def send_payroll(payroll_id: Any, user: Any = None, progress: Callable[..., None] | None = None) -> dict[str, Any]:
+def send_payroll(payroll_id: Any, user: User, progress: Callable[..., None] | None = None) -> dict[str, Any]:
     """Send every approved, not yet dispatched instruction of a SENDING payroll, batch by batch.
 
     Restartable: run again after a crash, it first resolves unknown outcomes, then continues.
@@ -219,7 +220,7 @@ def _sole_sender(payroll: Payroll) -> Iterator[bool]:
 MAX_UNAVAILABLE_BATCHES = 3
 
 
-def _send(payroll: Payroll, user: Any, progress: Callable[..., None] | None) -> dict[str, Any]:
+def _send(payroll: Payroll, user: User, progress: Callable[..., None] | None) -> dict[str, Any]:
     minor_unit = payroll.payment_plan.minor_unit
     resolve_unknown(payroll, user)
     total = payroll.control_count
@@ -353,7 +354,7 @@ def _claim_batch(payroll: Payroll, point_id: Any = None) -> list[BenefitConsumpt
                 .order_by("code"))
 
 
-def poll_sent(user: Any = None) -> dict[str, int]:
+def poll_sent(user: User) -> dict[str, int]:
     """Ask providers for the final status of every instruction still SENT (for providers whose
     callbacks were lost or that have none)."""
     rows = BenefitConsumption.objects.filter(status=InstructionStatus.SENT,

@@ -8,6 +8,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from core.actors import system_actor
 from core.errors import ServiceError
 from core.history import acting_as
 from modules.payroll import adaptors
@@ -27,8 +28,9 @@ def callback_view(request: HttpRequest, point_code: str) -> JsonResponse:
         return JsonResponse({"error": "unknown payment point"}, status=404)
     try:
         outcomes = adaptors.parse_callback(point, request.body, request.headers)
-        with acting_as(None, callback=point.code):
-            changed = record_outcomes(outcomes)
+        actor = system_actor()  # the provider calls; the platform records what it says
+        with acting_as(actor, callback=point.code):
+            changed = record_outcomes(outcomes, actor)
         adaptors.outcomes_received(point, "CALLBACK", outcomes)
     except ServiceError as exc:
         log.warning("callback rejected", extra={"point": point.code, "error": exc.message})

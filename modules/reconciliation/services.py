@@ -18,7 +18,7 @@ from core.models import Upload, User
 from core.permissions import require
 from modules.location.services import scope_paths, within_paths
 from modules.payroll.models import BenefitConsumption, PaymentPoint, Payroll
-from modules.payroll.services import visible_payrolls
+from modules.payroll.services.selectors import visible_payrolls
 from modules.reconciliation import ledger, statements
 from modules.reconciliation.errors import ReconciliationErrorCode as E
 from modules.reconciliation.models import (

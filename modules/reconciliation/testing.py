@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-RECON_ALL = ["payroll.search", "payroll.configure", "payroll.configure_providers", "payroll.create", "payroll.approve",
-             "payroll.pay", "payroll.close", "payroll.delete", "core.job.view", "location.scope.national",
+RECON_ALL = ["payroll.payroll.search", "payroll.configuration.manage", "payroll.provider.manage", "payroll.payroll.create", "payroll.payroll.approve",
+             "payroll.payroll.pay", "payroll.payroll.close", "payroll.payroll.delete", "core.job.view", "location.scope.national",
              "social_protection.plan.search", "individual.registry.search", "reconciliation.report.search",
              "reconciliation.report.ingest", "reconciliation.mismatch.search", "reconciliation.mismatch.update"]
 
@@ -56,9 +56,9 @@ def build_payroll(admin: Any, user: Any, households: int = 6, *, name: str = "Ja
     from modules.individual import services as registry
     from modules.location.models import Location
     from modules.location.services import create_location
-    from modules.payroll import services as pay
-    from modules.payroll.models import BenefitConsumption, PaymentPoint
+    from modules.payroll.models import BenefitConsumption, PaymentPlan, PaymentPoint
     from modules.payroll.sending import send_payroll
+    from modules.payroll.services import configuration, generation, lifecycle
     from modules.social_protection import services as sp
 
     set_approval_route(system_actor(), "payroll.approve", None, "tests: approved at generation")
@@ -80,20 +80,20 @@ def build_payroll(admin: Any, user: Any, households: int = 6, *, name: str = "Ja
             registry.add_member(admin, group_id=group.pk, individual_id=person.pk, role="HEAD",
                                 recipient_type="PRIMARY")
         sp.enroll_chunk(benefit, admin, "ACTIVE", None, 10000)
-        plan = pay.create_plan(admin, code="PP-R", name="Monthly", benefit_plan_id=benefit.pk,
+        plan = configuration.create_plan(admin, code="PP-R", name="Monthly", benefit_plan_id=benefit.pk,
                                calculation_rule={"fixed": 5000, "per_member": {"amount": 1000, "cap": 3000}},
                                currency="BIF", minor_unit=0)
-    plan = plan or pay.PaymentPlan.objects.get(code="PP-R")
-    cycle = pay.create_cycle(admin, code=cycle_code, start_date=datetime.date(2026, 1, 1),
+    plan = plan or PaymentPlan.objects.get(code="PP-R")
+    cycle = configuration.create_cycle(admin, code=cycle_code, start_date=datetime.date(2026, 1, 1),
                              end_date=datetime.date(2026, 12, 31))
-    point = PaymentPoint.objects.filter(code=point_code).first() or pay.create_point(
+    point = PaymentPoint.objects.filter(code=point_code).first() or configuration.create_point(
         admin, code=point_code, name="Bank", adaptor="file",
         config={"format": "csv", "callback_token": {"env": "COREMIS_PSP_RECON_CALLBACK"}})
-    payroll, _ = pay.create_payroll(admin, name=name, payment_plan_id=plan.pk, payment_cycle_id=cycle.pk,
+    payroll, _ = generation.create_payroll(admin, name=name, payment_plan_id=plan.pk, payment_cycle_id=cycle.pk,
                                     payment_point_id=point.pk)
-    payroll = pay.mark_approved(admin, payroll.pk)
+    payroll = lifecycle.mark_approved(admin, payroll.pk)
     if send:
-        pay.start_sending(admin, payroll.pk)
+        lifecycle.start_sending(admin, payroll.pk)
         send_payroll(payroll.pk, admin)
     payroll.refresh_from_db()
     rows = BenefitConsumption.objects.filter(payroll=payroll).values_list(

@@ -7,6 +7,7 @@ from typing import Any
 
 from core.errors import ServiceError
 from modules.payroll.adaptors.base import Instruction, Outcome
+from modules.payroll.errors import PayrollErrorCode
 
 
 def _hook() -> Any:
@@ -24,7 +25,7 @@ def payment_methods() -> list[str]:
 
 def _answer(result: list[Outcome] | None, adaptor: str) -> list[Outcome]:
     if result is None:
-        raise ServiceError("UNKNOWN_ADAPTOR", f"No enabled module provides the payment adaptor '{adaptor}'.", "adaptor")
+        raise ServiceError(PayrollErrorCode.UNKNOWN_ADAPTOR, f"No enabled module provides the payment adaptor '{adaptor}'.", "adaptor")
     return result
 
 

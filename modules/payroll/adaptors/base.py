@@ -9,6 +9,7 @@ from typing import Any
 
 from core.errors import ServiceError
 from core.secrets import policy, reference_name
+from modules.payroll.errors import PayrollErrorCode
 
 # What a provider may say about one instruction.
 ACCEPTED = "SENT"        # received; the final status comes later (callback or polling)
@@ -126,7 +127,7 @@ def secret_from(point: Any, reference: Any, label: str) -> str:
     payroll module's ``secret_env_prefix`` allows (checked again here: a row written before the
     rule, or by hand, is not trusted)."""
     if reference is None:
-        raise ServiceError("ADAPTOR_MISCONFIGURED", f"Payment point {point.code}: {label} is not configured.")
+        raise ServiceError(PayrollErrorCode.ADAPTOR_MISCONFIGURED, f"Payment point {point.code}: {label} is not configured.")
     return policy("payroll").resolve(reference, f"Payment point {point.code}: {label}")
 
 

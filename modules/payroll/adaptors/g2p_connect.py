@@ -70,6 +70,7 @@ from modules.payroll.adaptors.base import (
     open_url,
     secret_from,
 )
+from modules.payroll.errors import PayrollErrorCode
 
 NAME = "g2p_connect"
 STATUSES = {"succ": PAID, "rjct": FAILED, "pdng": ACCEPTED}
@@ -80,7 +81,7 @@ REFUSALS = frozenset({g2p_signature.MISSING, g2p_signature.INVALID, "err.request
 
 
 def _misconfigured(point: Any, problem: str) -> ServiceError:
-    return ServiceError("ADAPTOR_MISCONFIGURED", f"Payment point {point.code}: {problem}.")
+    return ServiceError(PayrollErrorCode.ADAPTOR_MISCONFIGURED, f"Payment point {point.code}: {problem}.")
 
 
 def _header(config: dict[str, Any], action: str, count: int) -> dict[str, Any]:
@@ -121,15 +122,15 @@ def _post(point: Any, config: dict[str, Any], path: str, header: dict[str, Any],
             raise ProviderUnavailable(f"{path}: HTTP {exc.code}") from exc
         detail = exc.read()[:200].decode("utf-8", "replace")
         if exc.code in (401, 403):
-            raise ServiceError("PROVIDER_UNAUTHORIZED", f"{path}: the receiver refused our credentials or "
+            raise ServiceError(PayrollErrorCode.PROVIDER_UNAUTHORIZED, f"{path}: the receiver refused our credentials or "
                                                         f"signature (HTTP {exc.code}) {detail}") from exc
-        raise ServiceError("PROVIDER_REFUSED", f"{path}: HTTP {exc.code}") from exc
+        raise ServiceError(PayrollErrorCode.PROVIDER_REFUSED, f"{path}: HTTP {exc.code}") from exc
     except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
         raise ProviderUnavailable(f"{path}: {exc}") from exc
     acknowledgement = answer.get("message") or {}
     error = acknowledgement.get("error") or {}
     if acknowledgement.get("ack_status") == "ERR" and error.get("code") in REFUSALS:
-        raise ServiceError("PROVIDER_UNAUTHORIZED", f"{path}: the receiver refused our message: "
+        raise ServiceError(PayrollErrorCode.PROVIDER_UNAUTHORIZED, f"{path}: the receiver refused our message: "
                                                     f"{error['code']}: {str(error.get('message') or '')[:200]}")
     return answer
 
@@ -163,7 +164,7 @@ def _disburse(point: Any, config: dict[str, Any], instructions: list[Instruction
     try:
         answer = _post(point, config, "/disburse", _header(config, "disburse", len(disbursements)), message)
     except ServiceError as exc:
-        if exc.code != "PROVIDER_REFUSED":
+        if exc.code != PayrollErrorCode.PROVIDER_REFUSED:
             raise
         return [Outcome(r, FAILED, message=exc.message) for r in references]
     ack = (answer.get("message") or {}).get("ack_status")

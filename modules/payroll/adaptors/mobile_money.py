@@ -54,6 +54,7 @@ from modules.payroll.adaptors.base import (
     secret,
     secret_from,
 )
+from modules.payroll.errors import PayrollErrorCode
 
 NAME = "mobile_money"
 REFRESH_MARGIN = 5.0  # seconds before expiry a token is renewed
@@ -70,7 +71,7 @@ class _Unauthorized(Exception):
 def _settings(point: Any) -> dict[str, Any]:
     config = dict(point.config or {})
     if not config.get("base_url"):
-        raise ServiceError("ADAPTOR_MISCONFIGURED", f"Payment point {point.code}: base_url is not configured.")
+        raise ServiceError(PayrollErrorCode.ADAPTOR_MISCONFIGURED, f"Payment point {point.code}: base_url is not configured.")
     return config
 
 
@@ -87,7 +88,7 @@ def _post(point: Any, url: str, payload: Any, timeout: float, token: str | None 
             raise _Unauthorized() from exc
         if exc.code >= 500:
             raise ProviderUnavailable(f"{url}: HTTP {exc.code}") from exc
-        raise ServiceError("PROVIDER_REFUSED", f"{url}: HTTP {exc.code} {exc.read()[:200]!r}") from exc
+        raise ServiceError(PayrollErrorCode.PROVIDER_REFUSED, f"{url}: HTTP {exc.code} {exc.read()[:200]!r}") from exc
     except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
         # The request may or may not have reached the provider.
         raise ProviderUnavailable(f"{url}: {exc}") from exc
@@ -134,7 +135,7 @@ def _call(point: Any, config: dict[str, Any], path: str, payload: Any) -> Any:
         try:
             return _post(point, config["base_url"] + path, payload, timeout, _token(point, config, renew=True))
         except _Unauthorized as exc:
-            raise ServiceError("PROVIDER_AUTH_FAILED", f"Payment point {point.code}: credentials refused.") from exc
+            raise ServiceError(PayrollErrorCode.PROVIDER_AUTH_FAILED, f"Payment point {point.code}: credentials refused.") from exc
 
 
 def amount_field(instruction: Instruction) -> int | str:
@@ -171,7 +172,7 @@ def send_batch(point: Any, instructions: list[Instruction]) -> list[Outcome]:
     try:
         answer = _call(point, config, config.get("pay_path", "/payments"), {"payments": payments})
     except ServiceError as exc:
-        if exc.code != "PROVIDER_REFUSED":
+        if exc.code != PayrollErrorCode.PROVIDER_REFUSED:
             raise
         # The provider refused the request as a whole: nothing was paid.
         return unreachable + [Outcome(i.reference, FAILED, message=exc.message[:255]) for i in instructions]

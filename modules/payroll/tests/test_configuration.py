@@ -14,7 +14,6 @@ from django.forms.models import model_to_dict
 
 from core.history import acting_as
 from core.models import HistoryEntry
-from modules.payroll import services
 from modules.payroll.models import (
     BenefitConsumption,
     PaymentCycle,
@@ -22,13 +21,7 @@ from modules.payroll.models import (
     PaymentPoint,
     Payroll,
 )
-from modules.payroll.tests.conftest import PAYROLL_ALL, mutate, ok
-from modules.payroll.tests.test_payroll_generation import (
-    EXPECTED,
-    RULE,
-    create_payroll,
-    setup_payments,
-)
+from modules.payroll.services import configuration, generation
 
 pytestmark = pytest.mark.django_db
 
@@ -55,8 +48,8 @@ def history(pk: str) -> list[HistoryEntry]:
     return list(HistoryEntry.objects.filter(row_id=pk).order_by("id"))
 
 
-def test_updates_and_deletes_land_in_history_and_mutation_logs(gql, make_user, group_plan, country):
-    user = make_user([*PAYROLL_ALL, "core.mutation_log.view"])
+def test_updates_and_deletes_land_in_history_and_mutation_logs(gql, make_user, group_plan, country, mutate, ok, payroll_rights, setup_payments):
+    user = make_user([*payroll_rights, "core.mutation_log.view"])
     client = gql(user)
     ids = setup_payments(client, group_plan, config={"format": "csv", "callback_token": {"env": "COREMIS_PSP_OLD_TOKEN"}})
 
@@ -122,8 +115,8 @@ def test_updates_and_deletes_land_in_history_and_mutation_logs(gql, make_user, g
         assert "***" in json.dumps(node["jsonContent"])
 
 
-def test_a_stale_version_changes_nothing(gql, make_user, group_plan):
-    client = gql(make_user(PAYROLL_ALL))
+def test_a_stale_version_changes_nothing(gql, make_user, group_plan, mutate, ok, payroll_rights, setup_payments):
+    client = gql(make_user(payroll_rights))
     ids = setup_payments(client, group_plan)
     ok(mutate(client, "updatePaymentCycle", {"id": ids["cycle"], "version": 1, "code": "2026-01x"}, CYCLE))
     ok(mutate(client, "updatePaymentPlan", {"id": ids["plan"], "version": 1, "name": "Renamed"}, PLAN))
@@ -148,8 +141,8 @@ def test_a_stale_version_changes_nothing(gql, make_user, group_plan):
     assert snapshot(ids) == before
 
 
-def test_updates_are_validated_like_creation(gql, make_user, group_plan, country):
-    client = gql(make_user(PAYROLL_ALL))
+def test_updates_are_validated_like_creation(gql, make_user, group_plan, country, mutate, ok, payroll_rights, setup_payments):
+    client = gql(make_user(payroll_rights))
     ids = setup_payments(client, group_plan)
     ok(mutate(client, "createPaymentCycle", {"code": "2026-02", "startDate": "2026-02-01", "endDate": "2026-02-28"},
               "paymentCycle { uuid }"))
@@ -195,8 +188,8 @@ def test_updates_are_validated_like_creation(gql, make_user, group_plan, country
     assert snapshot(ids) == before
 
 
-def test_cycle_rules(gql, make_user, group_plan):
-    client = gql(make_user(PAYROLL_ALL))
+def test_cycle_rules(gql, make_user, group_plan, create_payroll, mutate, ok, payroll_rights, setup_payments):
+    client = gql(make_user(payroll_rights))
     ids = setup_payments(client, group_plan)
     payroll = ok(create_payroll(client, ids))["payroll"]
     before = snapshot(ids)
@@ -228,8 +221,8 @@ def test_cycle_rules(gql, make_user, group_plan):
     assert ok(mutate(client, "deletePaymentCycle", {"id": ids["cycle"]}, CYCLE))["paymentCycle"]["isDeleted"]
 
 
-def test_plan_rules(gql, make_user, group_plan):
-    client = gql(make_user(PAYROLL_ALL))
+def test_plan_rules(gql, make_user, group_plan, create_payroll, expected_amounts, generation_rule, mutate, ok, payroll_rights, setup_payments):
+    client = gql(make_user(payroll_rights))
     ids = setup_payments(client, group_plan)
     payroll = ok(create_payroll(client, ids))["payroll"]
     assert payroll["status"] == "APPROVED"
@@ -249,7 +242,7 @@ def test_plan_rules(gql, make_user, group_plan):
     assert snapshot(ids) == before
 
     # the same values again, the name and jsonExt are no change to the amounts
-    ok(mutate(client, "updatePaymentPlan", {"id": ids["plan"], "calculationRule": RULE, "currency": "bif",
+    ok(mutate(client, "updatePaymentPlan", {"id": ids["plan"], "calculationRule": generation_rule, "currency": "bif",
                                             "minorUnit": 0, "name": "Renamed", "jsonExt": {"a": 1}}, PLAN))
 
     # once the payroll is final the rule may change; its amounts are kept as they were
@@ -257,7 +250,7 @@ def test_plan_rules(gql, make_user, group_plan):
     changed = ok(mutate(client, "updatePaymentPlan", {"id": ids["plan"], "calculationRule": {"fixed": 20000}}, PLAN))
     assert json.loads(changed["paymentPlan"]["calculationRule"]) == {"fixed": 20000}
     assert sum(BenefitConsumption.objects.filter(payroll_id=payroll["uuid"]).values_list("amount", flat=True)) == sum(
-        EXPECTED.values())
+        expected_amounts.values())
     # but its amounts are integers in BIF: no other currency or minor unit while it exists
     kept = snapshot(ids)
     assert codes(mutate(client, "updatePaymentPlan", {"id": ids["plan"], "minorUnit": 2}, PLAN)) == {"PLAN_IN_USE"}
@@ -269,8 +262,8 @@ def test_plan_rules(gql, make_user, group_plan):
     assert ok(mutate(client, "deletePaymentPlan", {"id": ids["plan"]}, PLAN))["paymentPlan"]["isDeleted"]
 
 
-def test_point_rules(gql, make_user, group_plan):
-    client = gql(make_user(PAYROLL_ALL))
+def test_point_rules(gql, make_user, group_plan, create_payroll, mutate, ok, payroll_rights, setup_payments):
+    client = gql(make_user(payroll_rights))
     ids = setup_payments(client, group_plan)
     spare = ok(mutate(client, "createPaymentPoint", {"code": "SPARE", "adaptor": "file"}, "paymentPoint { uuid }"))
     payroll = ok(create_payroll(client, ids))["payroll"]
@@ -298,22 +291,22 @@ def test_point_rules(gql, make_user, group_plan):
     assert deleted["isDeleted"] is True and PaymentPoint.objects.filter(pk=ids["point"]).count() == 0
 
 
-def test_users_without_payroll_configure_change_nothing(gql, make_user, group_plan):
-    """Cycles and plans need payroll.configure; payment points (provider URLs and credential
-    references) need the separately granted payroll.configure_providers."""
-    ids = setup_payments(gql(make_user(PAYROLL_ALL)), group_plan)
+def test_users_without_payroll_configure_change_nothing(gql, make_user, group_plan, payroll_rights, setup_payments):
+    """Cycles and plans need payroll.configuration.manage; payment points (provider URLs and credential
+    references) need the separately granted payroll.provider.manage."""
+    ids = setup_payments(gql(make_user(payroll_rights)), group_plan)
     attempts = [
-        ("updatePaymentCycle", {"id": ids["cycle"], "code": "X"}, CYCLE, "payroll.configure"),
-        ("updatePaymentPlan", {"id": ids["plan"], "name": "X"}, PLAN, "payroll.configure"),
-        ("updatePaymentPoint", {"id": ids["point"], "name": "X"}, POINT, "payroll.configure_providers"),
-        ("deletePaymentCycle", {"id": ids["cycle"]}, CYCLE, "payroll.configure"),
-        ("deletePaymentPlan", {"id": ids["plan"]}, PLAN, "payroll.configure"),
-        ("deletePaymentPoint", {"id": ids["point"]}, POINT, "payroll.configure_providers"),
-        ("createPaymentPoint", {"code": "NEW", "adaptor": "file"}, POINT, "payroll.configure_providers"),
+        ("updatePaymentCycle", {"id": ids["cycle"], "code": "X"}, CYCLE, "payroll.configuration.manage"),
+        ("updatePaymentPlan", {"id": ids["plan"], "name": "X"}, PLAN, "payroll.configuration.manage"),
+        ("updatePaymentPoint", {"id": ids["point"], "name": "X"}, POINT, "payroll.provider.manage"),
+        ("deletePaymentCycle", {"id": ids["cycle"]}, CYCLE, "payroll.configuration.manage"),
+        ("deletePaymentPlan", {"id": ids["plan"]}, PLAN, "payroll.configuration.manage"),
+        ("deletePaymentPoint", {"id": ids["point"]}, POINT, "payroll.provider.manage"),
+        ("createPaymentPoint", {"code": "NEW", "adaptor": "file"}, POINT, "payroll.provider.manage"),
     ]
     before = snapshot(ids)
-    for lacking in ("payroll.configure", "payroll.configure_providers"):
-        client = gql(make_user([p for p in PAYROLL_ALL if p != lacking]))
+    for lacking in ("payroll.configuration.manage", "payroll.provider.manage"):
+        client = gql(make_user([p for p in payroll_rights if p != lacking]))
         for name, payload, fields, needed in attempts:
             if needed != lacking:
                 continue
@@ -325,31 +318,31 @@ def test_users_without_payroll_configure_change_nothing(gql, make_user, group_pl
             assert (error["code"], error["permission"]) == ("PERMISSION_DENIED", needed), name
     assert snapshot(ids) == before and PaymentPoint.all_objects.count() == 1
     # and the service functions refuse them too
-    with pytest.raises(Exception, match="payroll.configure'"):
-        services.update_cycle(make_user([p for p in PAYROLL_ALL if p != "payroll.configure"]), ids["cycle"], code="X")
-    with pytest.raises(Exception, match="payroll.configure_providers"):
-        services.update_point(make_user([p for p in PAYROLL_ALL if p != "payroll.configure_providers"]),
+    with pytest.raises(Exception, match="payroll.configuration.manage'"):
+        configuration.update_cycle(make_user([p for p in payroll_rights if p != "payroll.configuration.manage"]), ids["cycle"], code="X")
+    with pytest.raises(Exception, match="payroll.provider.manage"):
+        configuration.update_point(make_user([p for p in payroll_rights if p != "payroll.provider.manage"]),
                               ids["point"], name="X")
     assert snapshot(ids) == before
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_rule_change_and_a_generation_never_interleave(make_user, group_plan, blocked_by):
+def test_a_rule_change_and_a_generation_never_interleave(make_user, group_plan, blocked_by, generate, generation_rule, payroll_rights):
     """A generation waits for a rule change holding the plan, then computes with the new rule;
     a change that comes while a generation holds the plan waits, then sees its payroll."""
-    user = make_user(PAYROLL_ALL)
+    user = make_user(payroll_rights)
     with acting_as(user):
-        cycle = services.create_cycle(user, code="2026-01", start_date=datetime.date(2026, 1, 1),
+        cycle = configuration.create_cycle(user, code="2026-01", start_date=datetime.date(2026, 1, 1),
                                       end_date=datetime.date(2026, 1, 31))
-        plan = services.create_plan(user, code="PP-1", name="Monthly", benefit_plan_id=group_plan.pk,
-                                    calculation_rule=RULE, currency="BIF", minor_unit=0)
-        point = services.create_point(user, code="BANK", adaptor="file")
+        plan = configuration.create_plan(user, code="PP-1", name="Monthly", benefit_plan_id=group_plan.pk,
+                                    calculation_rule=generation_rule, currency="BIF", minor_unit=0)
+        point = configuration.create_point(user, code="BANK", adaptor="file")
     outcome: dict[str, Any] = {}
 
     def generate() -> None:
         try:
             with acting_as(user):
-                outcome["payroll"], outcome["totals"] = services.create_payroll(
+                outcome["payroll"], outcome["totals"] = generation.create_payroll(
                     user, name="January", payment_plan_id=plan.pk, payment_cycle_id=cycle.pk,
                     payment_point_id=point.pk)
         except Exception as exc:  # pragma: no cover - reported by the assertions below
@@ -374,18 +367,18 @@ def test_a_rule_change_and_a_generation_never_interleave(make_user, group_plan, 
     finally:
         other.close()
     assert "error" not in outcome, outcome.get("error")
-    assert outcome["totals"]["count"] == 8 and outcome["totals"]["sum"] == 8 * 7  # the new rule, not RULE
+    assert outcome["totals"]["count"] == 8 and outcome["totals"]["sum"] == 8 * 7  # the new rule, not generation_rule
 
     # 2. another request is generating a payroll of a plan (plan held, payroll not committed)
     with acting_as(user):
-        other_plan = services.create_plan(user, code="PP-2", name="Other", benefit_plan_id=group_plan.pk,
-                                          calculation_rule=RULE, currency="BIF", minor_unit=0)
+        other_plan = configuration.create_plan(user, code="PP-2", name="Other", benefit_plan_id=group_plan.pk,
+                                          calculation_rule=generation_rule, currency="BIF", minor_unit=0)
     changed: dict[str, Any] = {}
 
     def change() -> None:
         try:
             with acting_as(user):
-                services.update_plan(user, other_plan.pk, calculation_rule={"fixed": 9})
+                configuration.update_plan(user, other_plan.pk, calculation_rule={"fixed": 9})
         except Exception as exc:
             changed["error"] = exc
         finally:
@@ -410,4 +403,4 @@ def test_a_rule_change_and_a_generation_never_interleave(make_user, group_plan, 
     finally:
         other.close()
     assert getattr(changed.get("error"), "code", None) == "PLAN_IN_USE", changed
-    assert PaymentPlan.objects.get(pk=other_plan.pk).calculation_rule == RULE
+    assert PaymentPlan.objects.get(pk=other_plan.pk).calculation_rule == generation_rule

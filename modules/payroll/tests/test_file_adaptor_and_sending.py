@@ -12,11 +12,10 @@ from typing import Any
 import pytest
 from openpyxl import load_workbook
 
+from core.actors import system_actor
 from modules.payroll import adaptors
 from modules.payroll.models import BenefitConsumption, Payroll
 from modules.payroll.sending import _claim_batch, _instructions, send_payroll
-from modules.payroll.tests.conftest import PAYROLL_ALL, generate, mutate, ok
-from modules.payroll.tests.test_payroll_generation import EXPECTED, create_payroll, setup_payments
 
 pytestmark = pytest.mark.django_db
 
@@ -30,7 +29,7 @@ def files(settings: Any, tmp_path: Path, monkeypatch: Any) -> Path:
     return tmp_path / "payment_files"
 
 
-def send(client: Any, payroll_id: str, capture: Any, run_jobs: Any) -> dict[str, Any]:
+def send(client: Any, payroll_id: str, capture: Any, run_jobs: Any, *, mutate, ok) -> dict[str, Any]:
     with capture(execute=True):
         started = ok(mutate(client, "makePaymentForPayroll", {"id": payroll_id}, "payroll { status } job { uuid }"))
     assert started["payroll"]["status"] == "SENDING"
@@ -46,11 +45,11 @@ def post_results(client: Any, rows: list[tuple[str, str, str]], token: str = TOK
 
 
 def test_payment_file_results_close_and_reissue(gql, make_user, group_plan, files, client, run_jobs,
-                                                 django_capture_on_commit_callbacks):
-    api = gql(make_user(PAYROLL_ALL))
+                                                 django_capture_on_commit_callbacks, create_payroll, expected_amounts, generate, mutate, ok, payroll_rights, setup_payments):
+    api = gql(make_user(payroll_rights))
     ids = setup_payments(api, group_plan, config={"format": "csv", "callback_token": {"env": "COREMIS_PSP_CB_TOKEN"}})
     payroll = ok(create_payroll(api, ids))["payroll"]
-    job = send(api, payroll["uuid"], django_capture_on_commit_callbacks, run_jobs)
+    job = send(api, payroll["uuid"], django_capture_on_commit_callbacks, run_jobs, mutate=mutate, ok=ok)
     assert job["state"] == "SUCCEEDED" and json.loads(job["result"])["sent"] == 8
     assert Payroll.objects.get(pk=payroll["uuid"]).status == "SENT"
 
@@ -58,7 +57,7 @@ def test_payment_file_results_close_and_reissue(gql, make_user, group_plan, file
     content = written.read_bytes()
     assert (files / "BANK" / f"{written.name}.sha256").read_text().split()[0] == hashlib.sha256(content).hexdigest()
     rows = list(csv.reader(io.StringIO(content.decode())))
-    assert rows[0][0] == "reference" and rows[-1] == ["TOTAL", "8", str(sum(EXPECTED.values()))]
+    assert rows[0][0] == "reference" and rows[-1] == ["TOTAL", "8", str(sum(expected_amounts.values()))]
     references = [r[0] for r in rows[1:-1]]
     assert sorted(references) == sorted(BenefitConsumption.objects.values_list("code", flat=True))
 
@@ -74,7 +73,7 @@ def test_payment_file_results_close_and_reissue(gql, make_user, group_plan, file
     failed_amount = sum(BenefitConsumption.objects.filter(code__in=references[:2]).values_list("amount", flat=True))
     summary = api.ok('query($p: UUID) { benefitsSummary(payrollId: $p) { totalAmountReceived totalAmountDue '
                      'totalAmountFailed count } }', {"p": payroll["uuid"]})["benefitsSummary"]
-    assert summary == {"totalAmountReceived": sum(EXPECTED.values()) - failed_amount,
+    assert summary == {"totalAmountReceived": sum(expected_amounts.values()) - failed_amount,
                        "totalAmountDue": failed_amount, "totalAmountFailed": failed_amount, "count": 8}
     unpaid = api.ok('query($p: UUID!) { benefitConsumptionByPayroll(payrollUuid: $p, filterOnlyUnpaid: true) '
                     '{ totalCount edges { node { code status receipt } } } }', {"p": payroll["uuid"]})
@@ -96,11 +95,11 @@ def test_payment_file_results_close_and_reissue(gql, make_user, group_plan, file
 
 
 def test_xlsx_files_per_batch_carry_their_own_totals(gql, make_user, group_plan, files, run_jobs,
-                                                     django_capture_on_commit_callbacks):
-    api = gql(make_user(PAYROLL_ALL))
+                                                     django_capture_on_commit_callbacks, create_payroll, expected_amounts, mutate, ok, payroll_rights, setup_payments):
+    api = gql(make_user(payroll_rights))
     ids = setup_payments(api, group_plan, config={"format": "xlsx", "batch_size": 3})
     payroll = ok(create_payroll(api, ids))["payroll"]
-    send(api, payroll["uuid"], django_capture_on_commit_callbacks, run_jobs)
+    send(api, payroll["uuid"], django_capture_on_commit_callbacks, run_jobs, mutate=mutate, ok=ok)
     written = sorted((files / "BANK").glob("*.xlsx"))
     assert len(written) == 3
     count = total = 0
@@ -109,7 +108,7 @@ def test_xlsx_files_per_batch_carry_their_own_totals(gql, make_user, group_plan,
         assert sheet[-1][0] == "TOTAL" and sheet[-1][1] == len(sheet) - 2
         assert sheet[-1][2] == sum(int(row[6]) for row in sheet[1:-1])
         count, total = count + sheet[-1][1], total + sheet[-1][2]
-    assert (count, total) == (8, sum(EXPECTED.values()))
+    assert (count, total) == (8, sum(expected_amounts.values()))
 
 
 FORMULA = '=HYPERLINK("http://evil.example","click")'
@@ -117,17 +116,17 @@ FORMULA = '=HYPERLINK("http://evil.example","click")'
 
 @pytest.mark.parametrize("file_format", ["csv", "xlsx"])
 def test_formula_cells_in_payment_files_are_neutralised(gql, make_user, group_plan, files, run_jobs,
-                                                        django_capture_on_commit_callbacks, file_format):
+                                                        django_capture_on_commit_callbacks, file_format, create_payroll, expected_amounts, mutate, ok, payroll_rights, setup_payments):
     from modules.individual.models import Individual
 
     # household 0 has one member, who is its recipient
     Individual.objects.filter(first_name="P0-0").update(
         first_name=FORMULA, last_name="@SUM(A1:A9)",
         json_ext={"phone": "+257 79 000 001", "account": "-2+3+cmd|' /C calc'!A0"})
-    api = gql(make_user(PAYROLL_ALL))
+    api = gql(make_user(payroll_rights))
     ids = setup_payments(api, group_plan, config={"format": file_format})
     payroll = ok(create_payroll(api, ids))["payroll"]
-    send(api, payroll["uuid"], django_capture_on_commit_callbacks, run_jobs)
+    send(api, payroll["uuid"], django_capture_on_commit_callbacks, run_jobs, mutate=mutate, ok=ok)
     [written] = list((files / "BANK").glob(f"*.{file_format}"))
     if file_format == "csv":
         rows = list(csv.reader(io.StringIO(written.read_text())))
@@ -138,11 +137,11 @@ def test_formula_cells_in_payment_files_are_neutralised(gql, make_user, group_pl
     [evil] = [r for r in rows if len(r) > 3 and r[3] == "'@SUM(A1:A9)"]
     assert evil[2] == "'" + FORMULA and evil[5] == "'-2+3+cmd|' /C calc'!A0"
     assert evil[4] == "+257 79 000 001"  # a phone number stays readable by the provider
-    assert rows[-1][0] == "TOTAL" and str(rows[-1][2]) == str(sum(EXPECTED.values()))
+    assert rows[-1][0] == "TOTAL" and str(rows[-1][2]) == str(sum(expected_amounts.values()))
 
 
-def test_a_crash_between_sending_and_recording_never_sends_twice(gql, make_user, group_plan, files):
-    api = gql(make_user(PAYROLL_ALL))
+def test_a_crash_between_sending_and_recording_never_sends_twice(gql, make_user, group_plan, files, create_payroll, mutate, ok, payroll_rights, setup_payments):
+    api = gql(make_user(payroll_rights))
     ids = setup_payments(api, group_plan, config={"format": "csv", "batch_size": 3})
     payroll = ok(create_payroll(api, ids))["payroll"]
     ok(mutate(api, "makePaymentForPayroll", {"id": payroll["uuid"]}, "payroll { status }"))
@@ -154,7 +153,7 @@ def test_a_crash_between_sending_and_recording_never_sends_twice(gql, make_user,
     delivered = _claim_batch(row)
     adaptors.send_batch(delivered[0].payment_point, _instructions(delivered, 0))
 
-    result = send_payroll(row.pk)
+    result = send_payroll(row.pk, system_actor())
     assert result == {"sent": 5, "unknown": 0, "pending": 0}
     sent_references: list[str] = []
     for path in (files / "BANK").glob("*.manifest.json"):
@@ -167,10 +166,10 @@ def test_a_crash_between_sending_and_recording_never_sends_twice(gql, make_user,
     assert set(BenefitConsumption.objects.values_list("status", flat=True)) == {"SENT"}
 
 
-def test_only_one_run_sends_a_payroll_at_a_time(gql, make_user, group_plan, files):
+def test_only_one_run_sends_a_payroll_at_a_time(gql, make_user, group_plan, files, create_payroll, mutate, ok, payroll_rights, setup_payments):
     from django.db import connections
 
-    api = gql(make_user(PAYROLL_ALL))
+    api = gql(make_user(payroll_rights))
     ids = setup_payments(api, group_plan)
     payroll = ok(create_payroll(api, ids))["payroll"]
     ok(mutate(api, "makePaymentForPayroll", {"id": payroll["uuid"]}, "payroll { status }"))
@@ -178,8 +177,8 @@ def test_only_one_run_sends_a_payroll_at_a_time(gql, make_user, group_plan, file
     try:
         with other.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", [f"payroll.send:{payroll['uuid']}"])
-        assert send_payroll(payroll["uuid"]) == {"skipped": "another run is sending this payroll"}
+        assert send_payroll(payroll["uuid"], system_actor()) == {"skipped": "another run is sending this payroll"}
         assert not (files / "BANK").exists() or not list((files / "BANK").glob("*.csv"))
     finally:
         other.close()
-    assert send_payroll(payroll["uuid"])["sent"] == 8
+    assert send_payroll(payroll["uuid"], system_actor())["sent"] == 8

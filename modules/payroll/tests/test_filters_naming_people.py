@@ -11,12 +11,12 @@ import pytest
 
 from modules.individual.models import Group, Individual
 from modules.location.services import set_user_locations
-from modules.payroll.tests.conftest import PAYROLL_ALL
-from modules.payroll.tests.test_payroll_generation import create_payroll, setup_payments
 
 pytestmark = pytest.mark.django_db
 
-READ = [*PAYROLL_ALL, "social_protection.beneficiary.search"]
+@pytest.fixture
+def read_rights(payroll_rights: list[str]) -> list[str]:
+    return [*payroll_rights, "social_protection.beneficiary.search"]
 # (query, the variable naming a household "g" or a person "p", how to read the answer)
 BY_HOUSEHOLD = [
     ('query($v: UUID, $s: String) { benefitPlan(groupId: $v, beneficiaryStatus: $s) { totalCount } }',
@@ -38,19 +38,19 @@ BY_PERSON = [
 
 
 @pytest.fixture
-def world(gql: Any, make_user: Any, admin_user: Any, group_plan: Any, country: dict[str, Any]) -> dict[str, Any]:
+def world(gql: Any, make_user: Any, admin_user: Any, group_plan: Any, country: dict[str, Any], create_payroll, read_rights, setup_payments) -> dict[str, Any]:
     """A paid-for GROUP plan over the 8 households, an INDIVIDUAL plan of everyone, and an
     officer scoped to commune C1 (households 0, 1, 4, 5)."""
     import datetime
 
     from modules.social_protection import services as sp
 
-    national = gql(make_user(READ))
+    national = gql(make_user(read_rights))
     create_payroll(national, setup_payments(national, group_plan))
     people = sp.create_plan(admin_user, code="CT-I", name="Individuals", type="INDIVIDUAL",
                             date_valid_from=datetime.date(2026, 1, 1), date_valid_to=datetime.date(2027, 12, 31))
     sp.enroll_chunk(people, admin_user, "ACTIVE", None, 1000)
-    officer = make_user([p for p in READ if p != "location.scope.national"])
+    officer = make_user([p for p in read_rights if p != "location.scope.national"])
     set_user_locations(admin_user, officer, [country["C1"].pk])
     return {"national": national, "officer": gql(officer),
             "inside": Group.objects.get(code="HH-001"), "outside": Group.objects.get(code="HH-002")}

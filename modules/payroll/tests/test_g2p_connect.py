@@ -12,12 +12,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from modules.payroll import services
+from core.actors import system_actor
 from modules.payroll.models import BenefitConsumption, Payroll
 from modules.payroll.sending import send_payroll
-from modules.payroll.tests.conftest import allow_outbound
-from modules.payroll.tests.g2p_provider import Receiver, running
-from modules.payroll.tests.test_mobile_money import sending_payroll, statuses
+from modules.payroll.services import configuration
 
 pytestmark = pytest.mark.django_db
 
@@ -33,19 +31,19 @@ def public_pem(key: Ed25519PrivateKey) -> str:
 
 
 @pytest.fixture
-def receiver(monkeypatch: Any) -> Any:
+def receiver(monkeypatch: Any, allow_outbound, g2p_simulator) -> Any:
     coremis = Ed25519PrivateKey.generate()
     monkeypatch.setenv("COREMIS_PSP_G2P_TOKEN", "bank-token")
     monkeypatch.setenv("COREMIS_PSP_G2P_SIGNING_KEY", private_pem(coremis))
-    simulated = Receiver(token="bank-token", coremis_key=coremis.public_key(), key=Ed25519PrivateKey.generate(),
+    simulated = g2p_simulator.receiver(token="bank-token", coremis_key=coremis.public_key(), key=Ed25519PrivateKey.generate(),
                          callback_key="callback-key")
-    with running(simulated) as url:
+    with g2p_simulator.running(simulated) as url:
         allow_outbound(monkeypatch, url)
         yield simulated, url
 
 
-def g2p_point(admin_user: Any, simulated: Receiver, url: str, **config: Any) -> Any:
-    return services.create_point(admin_user, code="BANK-G2P", adaptor="g2p_connect", config={
+def g2p_point(admin_user: Any, simulated: Any, url: str, **config: Any) -> Any:
+    return configuration.create_point(admin_user, code="BANK-G2P", adaptor="g2p_connect", config={
         "base_url": url, "sender_id": "coremis", "receiver_id": "bank", "payer_fa": "account:treasury@bank",
         "auth_token": {"env": "COREMIS_PSP_G2P_TOKEN"}, "signing_key": {"env": "COREMIS_PSP_G2P_SIGNING_KEY"}, "key_id": "coremis-key-1",
         "provider_public_key": public_pem(simulated.key), "provider_key_id": "bank-key-1",
@@ -57,11 +55,11 @@ def post(client: Any, point: Any, body: bytes, **headers: str) -> int:
                        **headers).status_code
 
 
-def test_signed_disburse_then_signed_callbacks_pay_the_payroll(admin_user, group_plan, receiver, client):
+def test_signed_disburse_then_signed_callbacks_pay_the_payroll(admin_user, group_plan, receiver, client, sending_payroll, statuses):
     simulated, url = receiver
     point = g2p_point(admin_user, simulated, url)
     payroll = sending_payroll(admin_user, group_plan, point)
-    first = send_payroll(payroll.pk)
+    first = send_payroll(payroll.pk, system_actor())
     assert first == {"sent": 8, "unknown": 0, "pending": 0}
     assert simulated.refused == [] and set(simulated.receipts.values()) == {1} and len(simulated.receipts) == 8
     assert simulated.envelopes[0]["signature"].startswith('Signature: namespace="g2p", kidId="coremis|coremis-key-1|')
@@ -73,11 +71,11 @@ def test_signed_disburse_then_signed_callbacks_pay_the_payroll(admin_user, group
     assert set(statuses(payroll).values()) == {"PAID"}
 
 
-def test_callbacks_that_fail_verification_change_nothing(admin_user, group_plan, receiver, client):
+def test_callbacks_that_fail_verification_change_nothing(admin_user, group_plan, receiver, client, sending_payroll, statuses):
     simulated, url = receiver
     point = g2p_point(admin_user, simulated, url)
     payroll = sending_payroll(admin_user, group_plan, point)
-    send_payroll(payroll.pk)
+    send_payroll(payroll.pk, system_actor())
     before = statuses(payroll)
     assert set(before.values()) == {"SENT"}
     (header, message), *rest = simulated.settle()
@@ -105,13 +103,13 @@ def test_callbacks_that_fail_verification_change_nothing(admin_user, group_plan,
     assert payroll.status == "PAID"
 
 
-def test_disburse_ack_nack_and_lost_answers_with_signed_callbacks(admin_user, group_plan, receiver, client):
+def test_disburse_ack_nack_and_lost_answers_with_signed_callbacks(admin_user, group_plan, receiver, client, sending_payroll, statuses):
     simulated, url = receiver
     point = g2p_point(admin_user, simulated, url)
     payroll = sending_payroll(admin_user, group_plan, point)
     # the answer to the second batch is lost after the receiver took it; the third is refused
     simulated.faults = ["ok", "5xx_after", "nack"]
-    first = send_payroll(payroll.pk)
+    first = send_payroll(payroll.pk, system_actor())
     assert first["pending"] == 0 and first["unknown"] == 0
     rows = statuses(payroll)
     assert sorted(rows.values()).count("FAILED") == 2 and sorted(rows.values()).count("SENT") == 6
@@ -135,24 +133,24 @@ def test_disburse_ack_nack_and_lost_answers_with_signed_callbacks(admin_user, gr
 
 
 def test_a_request_the_receiver_cannot_verify_stops_sending_and_is_sent_once_fixed(
-        admin_user, group_plan, receiver, monkeypatch):
+        admin_user, group_plan, receiver, monkeypatch, sending_payroll, statuses):
     simulated, url = receiver
     point = g2p_point(admin_user, simulated, url)
     payroll = sending_payroll(admin_user, group_plan, point)
     right_key = os.environ["COREMIS_PSP_G2P_SIGNING_KEY"]
 
     monkeypatch.setenv("COREMIS_PSP_G2P_TOKEN", "stale-token")
-    unauthorised = send_payroll(payroll.pk)
+    unauthorised = send_payroll(payroll.pk, system_actor())
     assert "refused our credentials or signature (HTTP 401)" in unauthorised["error"]
     monkeypatch.setenv("COREMIS_PSP_G2P_TOKEN", "bank-token")
 
     monkeypatch.delenv("COREMIS_PSP_G2P_SIGNING_KEY")
-    unconfigured = send_payroll(payroll.pk)
+    unconfigured = send_payroll(payroll.pk, system_actor())
     assert "signing_key is not available" in unconfigured["error"]
     assert unconfigured["sent"] == 0 and simulated.receipts == {} and simulated.refused == []
 
     monkeypatch.setenv("COREMIS_PSP_G2P_SIGNING_KEY", private_pem(Ed25519PrivateKey.generate()))
-    refused = send_payroll(payroll.pk)
+    refused = send_payroll(payroll.pk, system_actor())
     assert "the receiver refused our message: err.signature.invalid" in refused["error"]
     assert refused["sent"] == 0 and refused["unknown"] == 8  # each run dispatched a batch, none taken
     assert simulated.receipts == {} and set(simulated.refused) == {"err.signature.invalid"}
@@ -161,18 +159,18 @@ def test_a_request_the_receiver_cannot_verify_stops_sending_and_is_sent_once_fix
     assert payroll.status == "SENDING"
 
     monkeypatch.setenv("COREMIS_PSP_G2P_SIGNING_KEY", right_key)
-    fixed = send_payroll(payroll.pk)
+    fixed = send_payroll(payroll.pk, system_actor())
     assert fixed == {"sent": 8, "unknown": 0, "pending": 0}
     assert set(simulated.receipts.values()) == {1} and len(simulated.receipts) == 8
     assert set(statuses(payroll).values()) == {"SENT"}
 
 
-def test_hmac_callbacks_when_the_point_asks_for_them(admin_user, group_plan, receiver, client, monkeypatch):
+def test_hmac_callbacks_when_the_point_asks_for_them(admin_user, group_plan, receiver, client, monkeypatch, sending_payroll):
     simulated, url = receiver
     monkeypatch.setenv("COREMIS_PSP_G2P_CALLBACK_KEY", "callback-key")
     point = g2p_point(admin_user, simulated, url, callback_auth="hmac", callback_key={"env": "COREMIS_PSP_G2P_CALLBACK_KEY"})
     payroll = sending_payroll(admin_user, group_plan, point)
-    send_payroll(payroll.pk)
+    send_payroll(payroll.pk, system_actor())
     callbacks = simulated.on_disburse()
     assert post(client, point, callbacks[0], HTTP_SIGNATURE="0" * 64) == 403
     assert post(client, point, callbacks[0]) == 403

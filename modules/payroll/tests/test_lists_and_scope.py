@@ -9,8 +9,6 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from modules.location.services import set_user_locations
-from modules.payroll.tests.conftest import PAYROLL_ALL, mutate, ok
-from modules.payroll.tests.test_payroll_generation import create_payroll, setup_payments
 
 pytestmark = pytest.mark.django_db
 
@@ -27,8 +25,8 @@ def count_queries(client: Any, query: str, variables: dict[str, Any]) -> int:
     return len(queries)
 
 
-def test_list_queries_do_not_grow_with_the_page(gql, make_user, group_plan):
-    client = gql(make_user(PAYROLL_ALL))
+def test_list_queries_do_not_grow_with_the_page(gql, make_user, group_plan, create_payroll, ok, payroll_rights, setup_payments):
+    client = gql(make_user(payroll_rights))
     ids = setup_payments(client, group_plan)
     payroll = ok(create_payroll(client, ids))["payroll"]
     assert count_queries(client, PAYMENTS, {"p": payroll["uuid"], "n": 1}) == \
@@ -36,12 +34,12 @@ def test_list_queries_do_not_grow_with_the_page(gql, make_user, group_plan):
     assert count_queries(client, PAYROLLS, {"n": 1}) == count_queries(client, PAYROLLS, {"n": 10})
 
 
-def test_a_user_limited_to_a_commune_sees_only_payrolls_paying_there(gql, make_user, admin_user, group_plan, country):
-    national = gql(make_user(PAYROLL_ALL))
+def test_a_user_limited_to_a_commune_sees_only_payrolls_paying_there(gql, make_user, admin_user, group_plan, country, create_payroll, mutate, ok, payroll_rights, setup_payments):
+    national = gql(make_user(payroll_rights))
     ids = setup_payments(national, group_plan)
     in_c1 = ok(create_payroll(national, ids, locationIds=[str(country["C1"].pk)]))["payroll"]
     ok(create_payroll(national, ids, name="C2", locationIds=[str(country["C2"].pk)]))
-    local_user = make_user([p for p in PAYROLL_ALL if p != "location.scope.national"])
+    local_user = make_user([p for p in payroll_rights if p != "location.scope.national"])
     set_user_locations(admin_user, local_user, [country["C1"].pk])
     local = gql(local_user)
     listed = local.ok("{ payroll { edges { node { uuid } } } }")["payroll"]["edges"]

@@ -13,8 +13,6 @@ from core.history import history_of
 from core.hooks import hook
 from core.models import ApprovalRoute, Job
 from modules.payroll.models import Payroll
-from modules.payroll.tests.conftest import PAYROLL_ALL, mutate, ok
-from modules.payroll.tests.test_payroll_generation import create_payroll, setup_payments
 
 pytestmark = pytest.mark.django_db
 
@@ -36,11 +34,11 @@ def health() -> tuple[bool, str]:
 
 
 def test_the_shipped_configuration_needs_a_checker_for_every_payroll(gql, make_user, admin_user, group_plan,
-                                                                    as_shipped):
+                                                                    as_shipped, create_payroll, mutate, payroll_rights, setup_payments):
     shipped = json.loads(SHIPPED.read_text())["payroll"]["approvals"]
     assert shipped == {"payroll.approve": "PAYROLL-CHECKERS", "payroll.reconcile": "PAYROLL-CHECKERS"}
     assert configured_task_group("payroll.approve") == "PAYROLL-CHECKERS"
-    maker = gql(make_user(PAYROLL_ALL))
+    maker = gql(make_user(payroll_rights))
     ids = setup_payments(maker, group_plan)
 
     # no checker group yet: refused at once, no job started, nothing to send
@@ -50,7 +48,7 @@ def test_the_shipped_configuration_needs_a_checker_for_every_payroll(gql, make_u
     assert [e["code"] for e in refused["errors"]] == ["TASK_GROUP_MISSING"]
     assert "PAYROLL-CHECKERS" in refused["errors"][0]["message"] and not Job.objects.exists()
 
-    checker = make_user(["core.task.view", "core.task.resolve", "payroll.approve", "location.scope.national"])
+    checker = make_user(["core.task.view", "core.task.resolve", "payroll.payroll.approve", "location.scope.national"])
     create_task_group(admin_user, code="PAYROLL-CHECKERS", completion_policy="ANY", checker_ids=[checker.pk])
     created = create_payroll(maker, ids)
     assert created["payroll"]["status"] == "PENDING_APPROVAL" and created["task"]["status"] == "RECEIVED"
@@ -63,8 +61,8 @@ def test_the_shipped_configuration_needs_a_checker_for_every_payroll(gql, make_u
 
 
 def test_unrouting_at_run_time_moves_money_without_a_checker_and_health_says_so(
-        gql, make_user, admin_user, group_plan, as_shipped):
-    checker = make_user(["core.task.view", "core.task.resolve", "payroll.approve", "location.scope.national"])
+        gql, make_user, admin_user, group_plan, as_shipped, create_payroll, ok, payroll_rights, setup_payments):
+    checker = make_user(["core.task.view", "core.task.resolve", "payroll.payroll.approve", "location.scope.national"])
     create_task_group(admin_user, code="PAYROLL-CHECKERS", completion_policy="ANY", checker_ids=[checker.pk])
     assert health() == (True, "payrolls are approved by task group 'PAYROLL-CHECKERS' (1 checker(s))")
     manager = gql(make_user(["core.approval_route.manage"]))
@@ -74,7 +72,7 @@ def test_unrouting_at_run_time_moves_money_without_a_checker_and_health_says_so(
 
     ok_, detail = health()
     assert not ok_ and "money moves without approval" in detail
-    maker = gql(make_user(PAYROLL_ALL))
+    maker = gql(make_user(payroll_rights))
     approved = ok(create_payroll(maker, setup_payments(maker, group_plan)))
     assert approved["payroll"]["status"] == "APPROVED" and approved["task"] is None
 

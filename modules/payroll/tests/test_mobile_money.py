@@ -4,64 +4,21 @@ guarantees, including a property-based test over random faults."""
 from __future__ import annotations
 
 import datetime
-import itertools
 import random
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core.actors import system_actor
 from core.errors import ServiceError
-from modules.payroll import adaptors, services
+from modules.payroll import adaptors
 from modules.payroll.adaptors.base import ProviderUnavailable
-from modules.payroll.models import BenefitConsumption, PaymentPoint, Payroll, effective_status
+from modules.payroll.models import BenefitConsumption, PaymentPoint, Payroll
 from modules.payroll.sending import _claim_batch, _instructions, poll_sent, send_payroll
-from modules.payroll.tests.conftest import PAYROLL_ALL, allow_outbound, mutate, ok
-from modules.payroll.tests.provider import FAULTS, Provider, running
 
 pytestmark = pytest.mark.django_db
-
-CYCLES = itertools.count()
-
-
-@pytest.fixture
-def provider(monkeypatch: Any) -> Iterator[tuple[Provider, str]]:
-    monkeypatch.setenv("COREMIS_PSP_MM_SECRET", "client-secret")
-    monkeypatch.setenv("COREMIS_PSP_MM_SIGN", "signing-key")
-    monkeypatch.setenv("COREMIS_PSP_MM_CALLBACK", "callback-key")
-    simulated = Provider(client_secret="client-secret", signing_key="signing-key", callback_key="callback-key",
-                         stall=0.8)
-    with running(simulated) as url:
-        allow_outbound(monkeypatch, url)
-        yield simulated, url
-
-
-def point_for(admin_user: Any, url: str, **overrides: Any) -> PaymentPoint:
-    config = {"base_url": url, "client_id": "coremis", "client_secret": {"env": "COREMIS_PSP_MM_SECRET"},
-              "batch_size": 3, "serial": True, "timeout": 0.4,
-              "signature": {"algorithm": "hmac-sha256", "key": {"env": "COREMIS_PSP_MM_SIGN"},
-                            "fields": ["reference", "amount", "msisdn"]},
-              "callback_key": {"env": "COREMIS_PSP_MM_CALLBACK"}, **overrides}
-    return services.create_point(admin_user, code=f"MM-{next(CYCLES)}", adaptor="mobile_money", config=config)
-
-
-def sending_payroll(admin_user: Any, group_plan: Any, point: PaymentPoint, currency: str = "BIF",
-                    minor_unit: int = 0) -> Payroll:
-    """A new cycle, an approved payroll of the 8 households, and SENDING."""
-    import datetime
-
-    n = next(CYCLES)
-    cycle = services.create_cycle(admin_user, code=f"C-{n}", start_date=datetime.date(2026, 1, 1),
-                                  end_date=datetime.date(2026, 1, 31))
-    plan = services.create_plan(admin_user, code=f"P-{n}", name="Transfer", benefit_plan_id=group_plan.pk,
-                                calculation_rule={"fixed": 120, "per_member": {"amount": 30, "cap": 60}},
-                                currency=currency, minor_unit=minor_unit)
-    payroll, _ = services.create_payroll(admin_user, name=f"Payroll {n}", payment_plan_id=plan.pk,
-                                         payment_cycle_id=cycle.pk, payment_point_id=point.pk)
-    services.approve_payroll(admin_user, payroll.pk)
-    return services.start_sending(admin_user, payroll.pk)
 
 
 def deliver(client: Any, point: PaymentPoint, callbacks: list[tuple[bytes, str]]) -> list[int]:
@@ -69,20 +26,14 @@ def deliver(client: Any, point: PaymentPoint, callbacks: list[tuple[bytes, str]]
                         HTTP_X_SIGNATURE=signature).status_code for body, signature in callbacks]
 
 
-def statuses(payroll: Payroll) -> dict[str, str]:
-    """Each payment's status as clients see it (unsent ones of an approved payroll: APPROVED)."""
-    rows = BenefitConsumption.objects.filter(payroll=payroll).values_list("code", "status", "payroll__status")
-    return {code: effective_status(status, payroll_status) for code, status, payroll_status in rows}
-
-
 def test_payroll_paid_through_mobile_money_with_callbacks(gql, make_user, admin_user, group_plan, provider, client,
-                                                          run_jobs, django_capture_on_commit_callbacks):
+                                                          run_jobs, django_capture_on_commit_callbacks, mutate, ok, payroll_rights, point_for, sending_payroll, statuses):
     simulated, url = provider
     point = point_for(admin_user, url)
     simulated.failing_msisdns = {"+25779001001"}  # household 1's primary recipient
     payroll = sending_payroll(admin_user, group_plan, point)
     Payroll.objects.filter(pk=payroll.pk).update(status="APPROVED")
-    api = gql(make_user(PAYROLL_ALL))
+    api = gql(make_user(payroll_rights))
     with django_capture_on_commit_callbacks(execute=True):
         ok(mutate(api, "makePaymentForPayroll", {"id": str(payroll.pk)}, "job { uuid }"))
     run_jobs()
@@ -105,37 +56,37 @@ def test_payroll_paid_through_mobile_money_with_callbacks(gql, make_user, admin_
     assert all(r.provider_transaction_id.startswith("MM-") and r.date_paid for r in paid)
 
 
-def test_token_expiring_mid_batch_and_md5_signatures_with_decimal_amounts(admin_user, group_plan, provider):
+def test_token_expiring_mid_batch_and_md5_signatures_with_decimal_amounts(admin_user, group_plan, provider, point_for, sending_payroll):
     simulated, url = provider
     simulated.algorithm = "md5"
     simulated.faults = ["ok", "expire_token", "ok", "expire_token"]
     point = point_for(admin_user, url, signature={"algorithm": "md5", "key": {"env": "COREMIS_PSP_MM_SIGN"}})
     payroll = sending_payroll(admin_user, group_plan, point, currency="USD", minor_unit=2)
-    assert send_payroll(payroll.pk) == {"sent": 8, "unknown": 0, "pending": 0}
+    assert send_payroll(payroll.pk, system_actor()) == {"sent": 8, "unknown": 0, "pending": 0}
     assert simulated.rejected == [] and simulated.token_requests == 3
     assert sorted({p.amount for p in simulated.payments.values()}) == ["150.00", "180.00"]
     assert set(simulated.receipts.values()) == {1}
 
 
-def test_unknown_outcomes_are_resolved_by_a_status_query_before_any_resend(admin_user, group_plan, provider):
+def test_unknown_outcomes_are_resolved_by_a_status_query_before_any_resend(admin_user, group_plan, provider, point_for, sending_payroll):
     simulated, url = provider
     # batch 1 stalls after being processed, batch 2 fails after being processed, batch 3 is
     # refused before being processed, and the first status query times out as well
     simulated.faults = ["timeout_after", "5xx_after", "5xx_before", "timeout_after"]
     point = point_for(admin_user, url)
     payroll = sending_payroll(admin_user, group_plan, point)
-    first = send_payroll(payroll.pk)
+    first = send_payroll(payroll.pk, system_actor())
     assert first["pending"] > 0 and Payroll.objects.get(pk=payroll.pk).status == "SENDING"
-    second = send_payroll(payroll.pk)  # the operator (or the job's retry) runs it again
+    second = send_payroll(payroll.pk, system_actor())  # the operator (or the job's retry) runs it again
     assert second["pending"] == 0 and Payroll.objects.get(pk=payroll.pk).status == "SENT"
     assert set(simulated.receipts.values()) == {1} and len(simulated.receipts) == 8
 
     simulated.settle()
-    assert poll_sent() == {"asked": 8, "changed": 8}  # no callbacks: polling finds the final status
+    assert poll_sent(system_actor()) == {"asked": 8, "changed": 8}  # no callbacks: polling finds the final status
     assert Payroll.objects.get(pk=payroll.pk).status == "PAID"
 
 
-def test_a_claim_dispatches_one_batch_whatever_plan_postgresql_picks(admin_user, group_plan, provider):
+def test_a_claim_dispatches_one_batch_whatever_plan_postgresql_picks(admin_user, group_plan, provider, point_for, sending_payroll):
     from django.db import connection
 
     point = point_for(admin_user, provider[1], batch_size=3)
@@ -152,35 +103,35 @@ def test_a_claim_dispatches_one_batch_whatever_plan_postgresql_picks(admin_user,
     assert len(batch) == dispatched.count() == 3
 
 
-def test_a_provider_that_stops_answering_is_left_alone_for_the_rest_of_the_run(admin_user, group_plan, provider):
+def test_a_provider_that_stops_answering_is_left_alone_for_the_rest_of_the_run(admin_user, group_plan, provider, point_for, sending_payroll):
     simulated, url = provider
     simulated.faults = ["5xx_before"] * 6  # three batches, then the closing status queries
     point = point_for(admin_user, url, batch_size=1)
     payroll = sending_payroll(admin_user, group_plan, point)
-    first = send_payroll(payroll.pk)
+    first = send_payroll(payroll.pk, system_actor())
     assert "did not answer 3 batches in a row" in first["error"]
     rows = BenefitConsumption.objects.filter(payroll=payroll)
     assert rows.filter(dispatched_at__isnull=False).count() == 3  # not all eight dispatched into the void
     assert first["unknown"] == 3 and Payroll.objects.get(pk=payroll.pk).status == "SENDING"
 
     simulated.faults.clear()  # the provider is back; the operator resumes
-    second = send_payroll(payroll.pk)
+    second = send_payroll(payroll.pk, system_actor())
     assert second["pending"] == 0 and "error" not in second
     assert len(simulated.receipts) == 8 and set(simulated.receipts.values()) == {1}
 
 
-def _send_job(gql, make_user, payroll, capture):
+def _send_job(gql, make_user, payroll, capture, *, mutate, ok, payroll_rights):
     from core.models import Job
 
     Payroll.objects.filter(pk=payroll.pk).update(status="APPROVED")
     with capture(execute=True):
-        started = ok(mutate(gql(make_user(PAYROLL_ALL)), "makePaymentForPayroll", {"id": str(payroll.pk)},
+        started = ok(mutate(gql(make_user(payroll_rights)), "makePaymentForPayroll", {"id": str(payroll.pk)},
                             "job { uuid }"))
     return Job.objects.get(pk=started["job"]["uuid"])
 
 
 def test_a_send_job_whose_provider_goes_silent_waits_with_its_counts_then_resumes_by_itself(
-        gql, make_user, admin_user, group_plan, provider, run_jobs, monkeypatch, django_capture_on_commit_callbacks):
+        gql, make_user, admin_user, group_plan, provider, run_jobs, monkeypatch, django_capture_on_commit_callbacks, mutate, ok, payroll_rights, point_for, sending_payroll):
     import time
 
     from django.utils import timezone
@@ -192,7 +143,7 @@ def test_a_send_job_whose_provider_goes_silent_waits_with_its_counts_then_resume
     simulated, url = provider
     simulated.faults = ["5xx_before"] * 6  # three batches, then the closing status queries
     point = point_for(admin_user, url, batch_size=1)
-    job = _send_job(gql, make_user, sending_payroll(admin_user, group_plan, point), django_capture_on_commit_callbacks)
+    job = _send_job(gql, make_user, sending_payroll(admin_user, group_plan, point), django_capture_on_commit_callbacks, mutate=mutate, ok=ok, payroll_rights=payroll_rights)
     run_jobs()
     job.refresh_from_db()
     assert (job.state, job.stage, job.finished_at) == (Job.WAITING, "waiting", None)
@@ -215,13 +166,13 @@ def test_a_send_job_whose_provider_goes_silent_waits_with_its_counts_then_resume
 
 
 def test_a_send_job_refused_by_its_provider_fails_saying_what_to_fix(
-        gql, make_user, admin_user, group_plan, provider, run_jobs, monkeypatch, django_capture_on_commit_callbacks):
+        gql, make_user, admin_user, group_plan, provider, run_jobs, monkeypatch, django_capture_on_commit_callbacks, mutate, ok, payroll_rights, point_for, sending_payroll):
     from core.models import Job
 
     simulated, url = provider
     point = point_for(admin_user, url)
     monkeypatch.setenv("COREMIS_PSP_MM_SECRET", "not-the-secret")
-    job = _send_job(gql, make_user, sending_payroll(admin_user, group_plan, point), django_capture_on_commit_callbacks)
+    job = _send_job(gql, make_user, sending_payroll(admin_user, group_plan, point), django_capture_on_commit_callbacks, mutate=mutate, ok=ok, payroll_rights=payroll_rights)
     run_jobs()
     job.refresh_from_db()
     assert (job.state, job.stage) == (Job.FAILED, "failed")
@@ -232,14 +183,14 @@ def test_a_send_job_refused_by_its_provider_fails_saying_what_to_fix(
 
 
 def test_send_and_poll_jobs_run_again_pay_nobody_twice(
-        gql, make_user, admin_user, group_plan, provider, run_jobs, run_again, django_capture_on_commit_callbacks):
+        gql, make_user, admin_user, group_plan, provider, run_jobs, run_again, django_capture_on_commit_callbacks, mutate, ok, payroll_rights, point_for, sending_payroll):
     from core.jobs import start_job
     from core.models import Job
 
     simulated, url = provider
     point = point_for(admin_user, url)
     payroll = sending_payroll(admin_user, group_plan, point)
-    job = _send_job(gql, make_user, payroll, django_capture_on_commit_callbacks)
+    job = _send_job(gql, make_user, payroll, django_capture_on_commit_callbacks, mutate=mutate, ok=ok, payroll_rights=payroll_rights)
     run_jobs()
     again = run_again(job)
     assert (again.state, again.message) == (Job.SUCCEEDED, "Nothing to send: payroll is SENT.")
@@ -247,7 +198,7 @@ def test_send_and_poll_jobs_run_again_pay_nobody_twice(
 
     simulated.settle()
     with django_capture_on_commit_callbacks(execute=True):
-        poll = start_job("payroll.poll", {}, None)
+        poll = start_job("payroll.poll", {}, system_actor())
     run_jobs()
     poll.refresh_from_db()
     assert poll.message == "Asked the providers about 8 payments; 8 changed status."
@@ -257,11 +208,12 @@ def test_send_and_poll_jobs_run_again_pay_nobody_twice(
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
-@given(faults=st.lists(st.sampled_from(FAULTS), max_size=6), failing=st.sets(st.integers(0, 7)),
+@given(data=st.data(), failing=st.sets(st.integers(0, 7)),
        crash=st.booleans(), callbacks_kept=st.floats(0, 1), seed=st.integers(0, 1000))
 def test_never_paid_twice_and_totals_always_add_up(admin_user, group_plan, provider, client, households,
-                                                   faults, failing, crash, callbacks_kept, seed):
+                                                   mobile_money_simulator, data, failing, crash, callbacks_kept, seed, point_for, sending_payroll):
     simulated, url = provider
+    faults = data.draw(st.lists(st.sampled_from(mobile_money_simulator.faults), max_size=6), label="faults")
     simulated.faults = list(faults)
     simulated.failing_msisdns = {f"+25779{i:03d}{1 if i % 4 else 0:03d}" for i in failing}
     point = point_for(admin_user, url)
@@ -276,7 +228,7 @@ def test_never_paid_twice_and_totals_always_add_up(admin_user, group_plan, provi
     for _ in range(10):
         if Payroll.objects.get(pk=payroll.pk).status != "SENDING":
             break
-        send_payroll(payroll.pk)
+        send_payroll(payroll.pk, system_actor())
     payroll.refresh_from_db()
 
     def check_totals() -> None:
@@ -300,7 +252,7 @@ def test_never_paid_twice_and_totals_always_add_up(admin_user, group_plan, provi
     deliver(client, point, delivered)
     check_totals()
     for _ in range(3):  # the scheduled poll, run again while payments are still open
-        poll_sent()
+        poll_sent(system_actor())
         check_totals()
         if not BenefitConsumption.objects.filter(payroll=payroll, status="SENT").exists():
             break

@@ -11,8 +11,6 @@ import pytest
 from core.jobs import run_job
 from core.models import Job
 from modules.payroll.models import BenefitConsumption, PaymentPlan, Payroll
-from modules.payroll.tests.conftest import PAYROLL_ALL, mutate, ok
-from modules.payroll.tests.test_payroll_generation import EXPECTED, create_payroll, setup_payments
 from modules.social_protection.models import BenefitPlan
 
 pytestmark = pytest.mark.django_db
@@ -40,8 +38,8 @@ def plan_payload(group_plan: Any, rule: Any, **extra: Any) -> dict[str, Any]:
     ({"top_ups": {"amount": 1}}, "INVALID_RULE"),
     ({"top_ups": [{"criteria": {"filter": "disability__exact__boolean=true"}, "amount": 1}] * 21}, "INVALID_RULE"),
 ])
-def test_unbounded_or_malformed_amounts_are_refused_when_a_plan_is_saved(gql, make_user, group_plan, rule, code):
-    client = gql(make_user(PAYROLL_ALL))
+def test_unbounded_or_malformed_amounts_are_refused_when_a_plan_is_saved(gql, make_user, group_plan, rule, code, mutate, ok, payroll_rights):
+    client = gql(make_user(payroll_rights))
     refused = mutate(client, "createPaymentPlan", plan_payload(group_plan, rule), PLAN)
     assert code in {e["code"] for e in refused["errors"]}, refused
     assert all("calculationRule" in e["field"] for e in refused["errors"])
@@ -53,15 +51,15 @@ def test_unbounded_or_malformed_amounts_are_refused_when_a_plan_is_saved(gql, ma
     assert PaymentPlan.objects.get(pk=made["uuid"]).calculation_rule == {"fixed": 1000}
 
 
-def test_the_largest_amount_is_accepted_and_its_payroll_adds_up(gql, make_user, group_plan):
-    client = gql(make_user(PAYROLL_ALL))
+def test_the_largest_amount_is_accepted_and_its_payroll_adds_up(gql, make_user, group_plan, create_payroll, ok, payroll_rights, setup_payments):
+    client = gql(make_user(payroll_rights))
     ids = setup_payments(client, group_plan)
     PaymentPlan.objects.filter(pk=ids["plan"]).update(calculation_rule={"fixed": 10**12})
     payroll = ok(create_payroll(client, ids))["payroll"]
     assert (payroll["controlCount"], payroll["controlSum"]) == (8, 8 * 10**12)
 
 
-def start(client: Any, ids: dict[str, str]) -> Job:
+def start(client: Any, ids: dict[str, str], *, mutate, ok) -> Job:
     started = ok(mutate(client, "createPayroll", {"name": "January", "paymentPlanId": ids["plan"],
                                                   "paymentCycleId": ids["cycle"], "paymentPointId": ids["point"]},
                         "job { uuid }"))
@@ -69,36 +67,36 @@ def start(client: Any, ids: dict[str, str]) -> Job:
     return Job.objects.get(pk=started["job"]["uuid"])
 
 
-def test_generation_refuses_amounts_above_the_benefit_plans_ceiling(gql, make_user, group_plan):
-    client = gql(make_user(PAYROLL_ALL))
+def test_generation_refuses_amounts_above_the_benefit_plans_ceiling(gql, make_user, group_plan, expected_amounts, mutate, ok, payroll_rights, setup_payments):
+    client = gql(make_user(payroll_rights))
     ids = setup_payments(client, group_plan)
-    largest = max(EXPECTED.values())  # 21000 BIF: household 7
+    largest = max(expected_amounts.values())  # 21000 BIF: household 7
     BenefitPlan.objects.filter(pk=group_plan.pk).update(ceiling_per_beneficiary=largest - 1)
-    job = start(client, ids)
+    job = start(client, ids, mutate=mutate, ok=ok)
     assert job.state == "FAILED", job.message
     assert "benefit plan CT-G" in job.message and "ceiling" in job.message and f"{largest} BIF" in job.message
     assert "2 beneficiaries" in job.message  # households 3 and 7 get 21000
     assert not Payroll.all_objects.exists() and not BenefitConsumption.all_objects.exists()
 
     BenefitPlan.objects.filter(pk=group_plan.pk).update(ceiling_per_beneficiary=largest)
-    assert start(client, ids).state == "SUCCEEDED"
-    assert Payroll.objects.get().control_sum == sum(EXPECTED.values())
+    assert start(client, ids, mutate=mutate, ok=ok).state == "SUCCEEDED"
+    assert Payroll.objects.get().control_sum == sum(expected_amounts.values())
 
 
-def test_a_ceiling_in_a_currency_with_cents(gql, make_user, group_plan):
-    client = gql(make_user(PAYROLL_ALL))
+def test_a_ceiling_in_a_currency_with_cents(gql, make_user, group_plan, mutate, ok, payroll_rights, setup_payments):
+    client = gql(make_user(payroll_rights))
     ids = setup_payments(client, group_plan)
     PaymentPlan.objects.filter(pk=ids["plan"]).update(calculation_rule={"fixed": "12.50"}, currency="USD",
                                                       minor_unit=2)
     BenefitPlan.objects.filter(pk=group_plan.pk).update(ceiling_per_beneficiary="12.49")
-    job = start(client, ids)
+    job = start(client, ids, mutate=mutate, ok=ok)
     assert job.state == "FAILED" and "12.50 USD" in job.message
     BenefitPlan.objects.filter(pk=group_plan.pk).update(ceiling_per_beneficiary="12.50")
-    assert start(client, ids).state == "SUCCEEDED" and Payroll.objects.get().control_sum == 8 * 1250
+    assert start(client, ids, mutate=mutate, ok=ok).state == "SUCCEEDED" and Payroll.objects.get().control_sum == 8 * 1250
 
 
-def test_a_cycle_outside_the_plans_validity_pays_nobody(gql, make_user, group_plan):
-    client = gql(make_user(PAYROLL_ALL))
+def test_a_cycle_outside_the_plans_validity_pays_nobody(gql, make_user, group_plan, create_payroll, mutate, ok, payroll_rights, setup_payments):
+    client = gql(make_user(payroll_rights))
     ids = setup_payments(client, group_plan)  # the cycle is January 2026; the plan is valid 2026-2027
     BenefitPlan.objects.filter(pk=group_plan.pk).update(date_valid_from=datetime.date(2026, 1, 15))
     refused = create_payroll(client, ids)

@@ -12,46 +12,22 @@ from core.approvals.services import create_task_group
 from core.models import ApprovalTask, HistoryEntry
 from modules.payroll.adaptors.base import config_problems
 from modules.payroll.models import BenefitConsumption, Payroll
-from modules.payroll.tests.conftest import PAYROLL_ALL, generate, mutate, ok, route_approvals
 from modules.social_protection.models import GroupBeneficiary
 
 pytestmark = pytest.mark.django_db
-
-RULE = {"fixed": 10000, "per_member": {"amount": 2000, "cap": 6000},
-        "top_ups": [{"criteria": {"on": "head", "filter": "disability__exact__boolean=true"}, "amount": 5000}]}
-# households 0..7 have 1,2,3,4,1,2,3,4 members; odd ones have a disabled head
-EXPECTED = {f"HH-{i:03d}": 10000 + min(2000 * (i % 4 + 1), 6000) + (5000 if i % 2 else 0) for i in range(8)}
 
 
 PAYMENTS_BY_STATUS = """query($p: UUID!, $s: String) { benefitConsumptionByPayroll(payrollUuid: $p, status: $s) {
     totalCount edges { node { status } } } }"""
 
 
-def setup_payments(client: Any, group_plan: Any, **point: Any) -> dict[str, str]:
-    cycle = ok(mutate(client, "createPaymentCycle", {"code": "2026-01", "startDate": "2026-01-01",
-                                                      "endDate": "2026-01-31"}, "paymentCycle { uuid }"))
-    plan = ok(mutate(client, "createPaymentPlan", {
-        "code": "PP-1", "name": "Monthly transfer", "benefitPlanId": str(group_plan.pk),
-        "calculationRule": RULE, "currency": "BIF", "minorUnit": 0}, "paymentPlan { uuid }"))
-    made = ok(mutate(client, "createPaymentPoint", {"code": "BANK", "name": "Bank", "adaptor": "file",
-                                                     **point}, "paymentPoint { uuid }"))
-    return {"cycle": cycle["paymentCycle"]["uuid"], "plan": plan["paymentPlan"]["uuid"],
-            "point": made["paymentPoint"]["uuid"]}
-
-
-def create_payroll(client: Any, ids: dict[str, str], **extra: Any) -> dict[str, Any]:
-    payload = {"name": "January", "paymentPlanId": ids["plan"], "paymentCycleId": ids["cycle"],
-               "paymentPointId": ids["point"], **extra}
-    return generate(client, payload)
-
-
 def test_generation_applies_the_rule_pays_the_primary_recipient_and_records_control_totals(
-        gql, make_user, group_plan):
-    client = gql(make_user(PAYROLL_ALL))
+        gql, make_user, group_plan, create_payroll, expected_amounts, ok, payroll_rights, setup_payments):
+    client = gql(make_user(payroll_rights))
     ids = setup_payments(client, group_plan)
     payroll = ok(create_payroll(client, ids))["payroll"]
     assert payroll["status"] == "APPROVED"  # no checker configured: approved at once
-    assert payroll["controlCount"] == 8 and payroll["controlSum"] == sum(EXPECTED.values())
+    assert payroll["controlCount"] == 8 and payroll["controlSum"] == sum(expected_amounts.values())
     assert payroll["paymentMethod"] == "file"
 
     page = client.ok("""query($p: UUID!) { benefitConsumptionByPayroll(payrollUuid: $p, orderBy: ["code"]) {
@@ -59,7 +35,7 @@ def test_generation_applies_the_rule_pays_the_primary_recipient_and_records_cont
                      {"p": payroll["uuid"]})["benefitConsumptionByPayroll"]
     assert page["totalCount"] == 8
     nodes = [e["node"] for e in page["edges"]]
-    assert {n["group"]["code"]: n["amount"] for n in nodes} == EXPECTED
+    assert {n["group"]["code"]: n["amount"] for n in nodes} == expected_amounts
     for node in nodes:
         i = int(node["group"]["code"][3:])
         assert node["individual"]["firstName"] == (f"P{i}-0" if i % 4 == 0 else f"P{i}-1")
@@ -67,8 +43,8 @@ def test_generation_applies_the_rule_pays_the_primary_recipient_and_records_cont
     assert len({n["code"] for n in nodes}) == 8
 
 
-def test_a_beneficiary_is_instructed_once_per_cycle(gql, make_user, group_plan):
-    client = gql(make_user(PAYROLL_ALL))
+def test_a_beneficiary_is_instructed_once_per_cycle(gql, make_user, group_plan, create_payroll, expected_amounts, ok, payroll_rights, setup_payments):
+    client = gql(make_user(payroll_rights))
     ids = setup_payments(client, group_plan)
     GroupBeneficiary.objects.filter(group__code="HH-007").update(status="SUSPENDED")
     first = ok(create_payroll(client, ids, locationIds=[]))["payroll"]
@@ -80,7 +56,7 @@ def test_a_beneficiary_is_instructed_once_per_cycle(gql, make_user, group_plan):
     # once the household is active again, a second payroll in the cycle pays only it
     GroupBeneficiary.objects.filter(group__code="HH-007").update(status="ACTIVE")
     second = ok(create_payroll(client, ids, name="January, late"))["payroll"]
-    assert (second["controlCount"], second["controlSum"]) == (1, EXPECTED["HH-007"])
+    assert (second["controlCount"], second["controlSum"]) == (1, expected_amounts["HH-007"])
 
     # the database itself refuses a second live instruction for the same beneficiary and cycle
     row = BenefitConsumption.objects.filter(payroll_id=second["uuid"]).get()
@@ -103,8 +79,8 @@ def test_a_beneficiary_is_instructed_once_per_cycle(gql, make_user, group_plan):
                 "payment_point_id": row.payment_point_id, "amount": 1, "currency": "BIF", **missing})
 
 
-def test_payroll_limited_to_locations_and_routed_by_location(gql, make_user, group_plan, country):
-    client = gql(make_user(PAYROLL_ALL))
+def test_payroll_limited_to_locations_and_routed_by_location(gql, make_user, group_plan, country, create_payroll, mutate, ok, payroll_rights, setup_payments):
+    client = gql(make_user(payroll_rights))
     ids = setup_payments(client, group_plan, routing={"locations": [str(country["C1"].pk)]})
     other = ok(mutate(client, "createPaymentPoint", {
         "code": "MOBILE", "adaptor": "file", "routing": {"locations": [str(country["C2"].pk)], "priority": 1}},
@@ -123,20 +99,20 @@ def test_payroll_limited_to_locations_and_routed_by_location(gql, make_user, gro
     assert found == 2
 
 
-def test_unrouted_beneficiaries_are_refused(gql, make_user, group_plan, country):
-    client = gql(make_user(PAYROLL_ALL))
+def test_unrouted_beneficiaries_are_refused(gql, make_user, group_plan, country, create_payroll, payroll_rights, setup_payments):
+    client = gql(make_user(payroll_rights))
     ids = setup_payments(client, group_plan, routing={"locations": [str(country["C1"].pk)]})
     refused = create_payroll(client, ids, paymentPointId=None)
     assert refused["errors"][0]["code"] == "NO_PAYMENT_POINT"
     assert "4 beneficiaries" in refused["errors"][0]["message"] and Payroll.objects.count() == 0
 
 
-def test_routing_narrowed_before_the_job_runs_fails_the_job_and_writes_nothing(gql, make_user, group_plan, country):
+def test_routing_narrowed_before_the_job_runs_fails_the_job_and_writes_nothing(gql, make_user, group_plan, country, mutate, ok, payroll_rights, setup_payments):
     from core.jobs import run_job
     from core.models import Job
     from modules.payroll.models import PaymentPoint
 
-    client = gql(make_user(PAYROLL_ALL))
+    client = gql(make_user(payroll_rights))
     ids = setup_payments(client, group_plan, routing={"locations": [str(country["P1"].pk)]})
     started = ok(mutate(client, "createPayroll", {"name": "January", "paymentPlanId": ids["plan"],
                                                   "paymentCycleId": ids["cycle"]}, "job { uuid }"))
@@ -147,8 +123,8 @@ def test_routing_narrowed_before_the_job_runs_fails_the_job_and_writes_nothing(g
     assert not Payroll.all_objects.exists() and not BenefitConsumption.all_objects.exists()
 
 
-def test_calculation_rule_and_secrets_are_validated(gql, make_user, group_plan):
-    client = gql(make_user(PAYROLL_ALL))
+def test_calculation_rule_and_secrets_are_validated(gql, make_user, group_plan, mutate, ok, payroll_rights):
+    client = gql(make_user(payroll_rights))
     bad = mutate(client, "createPaymentPlan", {
         "code": "X", "name": "X", "benefitPlanId": str(group_plan.pk), "currency": "USD", "minorUnit": 2,
         "calculationRule": {"fixed": "10.005", "top_ups": [{"criteria": {"on": "nobody"}, "amount": 1}]}},
@@ -175,8 +151,8 @@ def test_a_public_key_may_be_literal_in_a_point_config():
 
 
 @pytest.fixture
-def checkers(make_user, admin_user) -> list[Any]:
-    people = [make_user(["core.task.view", "core.task.resolve", "payroll.approve", "location.scope.national"])
+def checkers(make_user, admin_user, route_approvals) -> list[Any]:
+    people = [make_user(["core.task.view", "core.task.resolve", "payroll.payroll.approve", "location.scope.national"])
               for _ in range(2)]
     create_task_group(admin_user, code="PAY-CHECK", completion_policy="ANY", checker_ids=[p.pk for p in people])
     route_approvals("PAY-CHECK")
@@ -186,8 +162,8 @@ def checkers(make_user, admin_user) -> list[Any]:
 RESOLVE = "mutation($i: ResolveTaskMutationInput!) { resolveTask(input: $i) { errors { code message } } }"
 
 
-def test_maker_checker_approval_and_control_totals(gql, make_user, group_plan, checkers):
-    maker = gql(make_user(PAYROLL_ALL))
+def test_maker_checker_approval_and_control_totals(gql, make_user, group_plan, checkers, create_payroll, mutate, ok, payroll_rights, setup_payments):
+    maker = gql(make_user(payroll_rights))
     ids = setup_payments(maker, group_plan)
     created = ok(create_payroll(maker, ids))
     assert created["payroll"]["status"] == "PENDING_APPROVAL" and created["task"]["status"] == "RECEIVED"
@@ -204,8 +180,8 @@ def test_maker_checker_approval_and_control_totals(gql, make_user, group_plan, c
     assert set(BenefitConsumption.objects.values_list("status", flat=True)) == {"CREATED"}
 
 
-def test_checker_approval_approves_the_payroll(gql, make_user, group_plan, checkers):
-    maker = gql(make_user(PAYROLL_ALL))
+def test_checker_approval_approves_the_payroll(gql, make_user, group_plan, checkers, create_payroll, ok, payroll_rights, setup_payments):
+    maker = gql(make_user(payroll_rights))
     ids = setup_payments(maker, group_plan)
     created = ok(create_payroll(maker, ids))
     decided = gql(checkers[1]).ok(RESOLVE, {"i": {"id": created["task"]["uuid"], "businessStatus": "APPROVED"}})
@@ -231,8 +207,8 @@ def test_checker_approval_approves_the_payroll(gql, make_user, group_plan, check
                                                                               payroll.control_sum)
 
 
-def test_rejecting_releases_beneficiaries_and_deleting_removes_the_payroll(gql, make_user, group_plan, checkers):
-    client = gql(make_user(PAYROLL_ALL))
+def test_rejecting_releases_beneficiaries_and_deleting_removes_the_payroll(gql, make_user, group_plan, checkers, create_payroll, mutate, ok, payroll_rights, setup_payments):
+    client = gql(make_user(payroll_rights))
     ids = setup_payments(client, group_plan)
     first = ok(create_payroll(client, ids))["payroll"]
     rejected = ok(mutate(client, "rejectPayroll", {"id": first["uuid"]}, "payroll { status }"))
@@ -248,8 +224,8 @@ def test_rejecting_releases_beneficiaries_and_deleting_removes_the_payroll(gql, 
 
 
 def test_generation_runs_in_a_background_job_through_the_queue(gql, make_user, group_plan, run_jobs,
-                                                               django_capture_on_commit_callbacks):
-    client = gql(make_user(PAYROLL_ALL))
+                                                               django_capture_on_commit_callbacks, expected_amounts, mutate, ok, payroll_rights, setup_payments):
+    client = gql(make_user(payroll_rights))
     ids = setup_payments(client, group_plan)
     payload = {"name": "January", "paymentPlanId": ids["plan"], "paymentCycleId": ids["cycle"],
                "paymentPointId": ids["point"]}
@@ -263,15 +239,15 @@ def test_generation_runs_in_a_background_job_through_the_queue(gql, make_user, g
     assert job["state"] == "SUCCEEDED"
     result = json.loads(job["result"]) if isinstance(job["result"], str) else job["result"]
     payroll = Payroll.objects.get(pk=result["payroll_id"])
-    assert (result["count"], result["sum"]) == (payroll.control_count, payroll.control_sum) == (8, sum(EXPECTED.values()))
+    assert (result["count"], result["sum"]) == (payroll.control_count, payroll.control_sum) == (8, sum(expected_amounts.values()))
     assert result["status"] == payroll.status == "APPROVED" and result["task_id"] is None
 
 
-def test_a_generation_job_rerun_after_it_committed_reports_the_same_payroll(gql, make_user, group_plan):
+def test_a_generation_job_rerun_after_it_committed_reports_the_same_payroll(gql, make_user, group_plan, create_payroll, ok, payroll_rights, setup_payments):
     from core.jobs import run_job
     from core.models import Job
 
-    client = gql(make_user(PAYROLL_ALL))
+    client = gql(make_user(payroll_rights))
     ids = setup_payments(client, group_plan)
     first = ok(create_payroll(client, ids))
     # the worker died after the commit, before the job was marked finished: it runs again
@@ -283,10 +259,10 @@ def test_a_generation_job_rerun_after_it_committed_reports_the_same_payroll(gql,
     assert Payroll.objects.count() == 1 and BenefitConsumption.objects.count() == 8
 
 
-def test_refusals_come_from_the_mutation_and_start_nothing(gql, make_user, group_plan):
+def test_refusals_come_from_the_mutation_and_start_nothing(gql, make_user, group_plan, mutate, payroll_rights, setup_payments):
     from core.models import Job
 
-    client = gql(make_user(PAYROLL_ALL))
+    client = gql(make_user(payroll_rights))
     ids = setup_payments(client, group_plan)
     missing_plan = mutate(client, "createPayroll", {"name": "x", "paymentPlanId": ids["cycle"],
                                                     "paymentCycleId": ids["cycle"]}, "job { uuid }")

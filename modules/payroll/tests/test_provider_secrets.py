@@ -15,12 +15,9 @@ import pytest
 
 from core.loader import module_config
 from modules.location.services import set_user_locations
-from modules.payroll import services
 from modules.payroll.models import BenefitConsumption, PaymentPoint
 from modules.payroll.sending import send_payroll
-from modules.payroll.tests.conftest import PAYROLL_ALL, allow_outbound, mutate
-from modules.payroll.tests.provider import Provider, running
-from modules.payroll.tests.test_mobile_money import sending_payroll
+from modules.payroll.services import configuration
 
 pytestmark = pytest.mark.django_db
 
@@ -61,9 +58,9 @@ def stolen_config(url: str, variable: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("variable", ["HOME", "COREMIS_SECRET_KEY", "DATABASE_URL"])
 def test_a_point_naming_a_server_variable_and_an_unlisted_url_is_refused_at_save(gql, make_user, variable,
-                                                                                 monkeypatch):
+                                                                                 monkeypatch, allow_outbound, mutate, payroll_rights):
     allow_outbound(monkeypatch, "https://api.provider.example")
-    client = gql(make_user(PAYROLL_ALL))
+    client = gql(make_user(payroll_rights))
     with attacker() as (url, received):
         result = mutate(client, "createPaymentPoint", {"code": "EVIL", "adaptor": "mobile_money",
                                                        "config": stolen_config(url, variable)}, POINT)
@@ -78,16 +75,16 @@ def test_a_point_naming_a_server_variable_and_an_unlisted_url_is_refused_at_save
         assert not PaymentPoint.all_objects.exists() and received == []
 
 
-def test_a_province_officer_cannot_configure_providers(gql, make_user, admin_user, country):
-    # the issue's officer held payroll.configure: that no longer reaches payment points
-    officer = make_user([p for p in PAYROLL_ALL if p not in ("location.scope.national", "payroll.configure_providers")])
+def test_a_province_officer_cannot_configure_providers(gql, make_user, admin_user, country, mutate, payroll_rights):
+    # the issue's officer held payroll.configuration.manage: that no longer reaches payment points
+    officer = make_user([p for p in payroll_rights if p not in ("location.scope.national", "payroll.provider.manage")])
     set_user_locations(admin_user, officer, [country["P1"].pk])
     refused = gql(officer).execute(
         'mutation { createPaymentPoint(input: {code: "EVIL", adaptor: "file"}) { errors { code } } }')
-    assert refused["errors"][0]["extensions"] == {"code": "PERMISSION_DENIED", "permission": "payroll.configure_providers"}
+    assert refused["errors"][0]["extensions"] == {"code": "PERMISSION_DENIED", "permission": "payroll.provider.manage"}
 
     # and the right itself is national
-    provincial = make_user([p for p in PAYROLL_ALL if p != "location.scope.national"])
+    provincial = make_user([p for p in payroll_rights if p != "location.scope.national"])
     set_user_locations(admin_user, provincial, [country["P1"].pk])
     result = mutate(gql(provincial), "createPaymentPoint", {"code": "EVIL", "adaptor": "file"}, POINT)
     assert [e["code"] for e in result["errors"]] == ["OUT_OF_SCOPE"]
@@ -95,11 +92,11 @@ def test_a_province_officer_cannot_configure_providers(gql, make_user, admin_use
     assert not PaymentPoint.all_objects.exists()
 
 
-def test_a_stored_point_that_breaks_the_rules_is_never_sent_to(admin_user, group_plan, monkeypatch):
+def test_a_stored_point_that_breaks_the_rules_is_never_sent_to(admin_user, group_plan, monkeypatch, allow_outbound, sending_payroll):
     """A row written before the rules (or by hand) is checked again when it is used."""
     monkeypatch.setenv("COREMIS_PSP_MM_SECRET", "client-secret")
     with attacker() as (url, received):
-        point = services.create_point(admin_user, code="FILE", adaptor="file")
+        point = configuration.create_point(admin_user, code="FILE", adaptor="file")
         payroll = sending_payroll(admin_user, group_plan, point)
 
         def send_with(config: dict[str, Any]) -> str:
@@ -121,15 +118,15 @@ def test_a_stored_point_that_breaks_the_rules_is_never_sent_to(admin_user, group
     assert set(BenefitConsumption.objects.filter(payroll=payroll).values_list("status", flat=True)) == {"CREATED"}
 
 
-def test_a_provider_redirect_is_not_followed(admin_user, group_plan, monkeypatch):
+def test_a_provider_redirect_is_not_followed(admin_user, group_plan, monkeypatch, mobile_money_simulator, allow_outbound, sending_payroll):
     """An allowed provider that redirects would have our bearer token carried to the new host."""
     monkeypatch.setenv("COREMIS_PSP_MM_SECRET", "client-secret")
     with attacker() as (evil, received):
-        simulated = Provider(client_secret="client-secret", signing_key="k", callback_key="k",
-                             redirect_to=f"{evil}/stolen", faults=["redirect"])
-        with running(simulated) as url:
+        simulated = mobile_money_simulator.provider(client_secret="client-secret", signing_key="k", callback_key="k",
+                                                    redirect_to=f"{evil}/stolen", faults=["redirect"])
+        with mobile_money_simulator.running(simulated) as url:
             allow_outbound(monkeypatch, url)
-            point = services.create_point(admin_user, code="MM", adaptor="mobile_money",
+            point = configuration.create_point(admin_user, code="MM", adaptor="mobile_money",
                                           config=stolen_config(url, "COREMIS_PSP_MM_SECRET"))
             payroll = sending_payroll(admin_user, group_plan, point)
             send_payroll(payroll.pk, admin_user)
@@ -137,9 +134,9 @@ def test_a_provider_redirect_is_not_followed(admin_user, group_plan, monkeypatch
     assert simulated.receipts == {}
 
 
-def test_a_careless_prefix_still_keeps_the_platforms_variables(gql, make_user, monkeypatch):
+def test_a_careless_prefix_still_keeps_the_platforms_variables(gql, make_user, monkeypatch, mutate, payroll_rights):
     monkeypatch.setitem(module_config("payroll"), "secret_env_prefix", "COREMIS_")
-    client = gql(make_user(PAYROLL_ALL))
+    client = gql(make_user(payroll_rights))
     refused = mutate(client, "createPaymentPoint", {"code": "F", "adaptor": "file",
                                                     "config": {"callback_token": {"env": "COREMIS_SECRET_KEY"}}}, POINT)
     assert [e["code"] for e in refused["errors"]] == ["SECRET_NOT_ALLOWED"]
@@ -148,11 +145,11 @@ def test_a_careless_prefix_still_keeps_the_platforms_variables(gql, make_user, m
     assert made["errors"] == [] and json.loads(json.dumps(made))["paymentPoint"]["uuid"]
 
 
-def test_a_callback_token_naming_a_server_variable_authenticates_nobody(admin_user, group_plan, client, monkeypatch):
+def test_a_callback_token_naming_a_server_variable_authenticates_nobody(admin_user, group_plan, client, monkeypatch, sending_payroll):
     """A caller who can guess a platform variable (HOME is often /root) must not pass for the
     provider by sending it."""
     monkeypatch.setenv("HOME", "/root")
-    point = services.create_point(admin_user, code="BANK", adaptor="file")
+    point = configuration.create_point(admin_user, code="BANK", adaptor="file")
     payroll = sending_payroll(admin_user, group_plan, point)
     PaymentPoint.objects.filter(pk=point.pk).update(config={"callback_token": {"env": "HOME"}})
     reference = BenefitConsumption.objects.filter(payroll=payroll).values_list("code", flat=True).first()

@@ -9,12 +9,9 @@ import uuid
 import pytest
 
 from modules.individual.models import Individual
-from modules.payroll import services
 from modules.payroll.models import BenefitConsumption
 from modules.payroll.sending import send_payroll
-from modules.payroll.tests.conftest import PAYROLL_ALL, allow_outbound, mutate, ok
-from modules.payroll.tests.test_mobile_money import point_for, provider, sending_payroll  # noqa: F401 - fixture
-from modules.payroll.tests.test_payroll_generation import EXPECTED, create_payroll, setup_payments
+from modules.payroll.services import selectors
 
 pytestmark = pytest.mark.django_db
 
@@ -36,9 +33,9 @@ def without_phone(*codes: str) -> list[str]:
 
 
 def test_recipients_without_a_phone_are_refused_by_a_mobile_money_payroll_and_listed(
-        gql, make_user, group_plan, monkeypatch):
+        gql, make_user, group_plan, monkeypatch, allow_outbound, create_payroll, expected_amounts, mutate, ok, payroll_rights, setup_payments):
     allow_outbound(monkeypatch, "https://mm.example")
-    client = gql(make_user(PAYROLL_ALL))
+    client = gql(make_user(payroll_rights))
     ids = setup_payments(client, group_plan)
     mobile = ok(mutate(client, "createPaymentPoint", {"code": "MM", "adaptor": "mobile_money", "config": MOBILE},
                        "paymentPoint { uuid }"))["paymentPoint"]["uuid"]
@@ -46,7 +43,7 @@ def test_recipients_without_a_phone_are_refused_by_a_mobile_money_payroll_and_li
     created = create_payroll(client, {**ids, "point": mobile})
     payroll, job = created["payroll"], created["job"]
     assert (payroll["controlCount"], payroll["controlSum"]) == (
-        6, sum(v for k, v in EXPECTED.items() if k not in ("HH-001", "HH-002")))
+        6, sum(v for k, v in expected_amounts.items() if k not in ("HH-001", "HH-002")))
     refused = job["refused_no_identifier"]
     assert refused["count"] == 2
     assert sorted(r["recipient_id"] for r in refused["recipients"]) == sorted(unreachable)
@@ -61,9 +58,9 @@ def test_recipients_without_a_phone_are_refused_by_a_mobile_money_payroll_and_li
 
 
 def test_routed_recipients_without_a_phone_go_to_a_point_that_can_pay_them(
-        gql, make_user, group_plan, country, monkeypatch):
+        gql, make_user, group_plan, country, monkeypatch, allow_outbound, create_payroll, mutate, ok, payroll_rights, setup_payments):
     allow_outbound(monkeypatch, "https://mm.example")
-    client = gql(make_user(PAYROLL_ALL))
+    client = gql(make_user(payroll_rights))
     province = [str(country["P1"].pk)]
     ids = setup_payments(client, group_plan, routing={"locations": province, "priority": 2})  # the file point
     mobile = ok(mutate(client, "createPaymentPoint", {
@@ -77,13 +74,13 @@ def test_routed_recipients_without_a_phone_go_to_a_point_that_can_pay_them(
     assert {str(v) for k, v in points.items() if str(k) not in unreachable} == {mobile}
 
 
-def test_nobody_reachable_is_nothing_to_pay_and_says_why(gql, make_user, group_plan, monkeypatch):
+def test_nobody_reachable_is_nothing_to_pay_and_says_why(gql, make_user, group_plan, monkeypatch, allow_outbound, expected_amounts, mutate, ok, payroll_rights, setup_payments):
     allow_outbound(monkeypatch, "https://mm.example")
-    client = gql(make_user(PAYROLL_ALL))
+    client = gql(make_user(payroll_rights))
     ids = setup_payments(client, group_plan)
     mobile = ok(mutate(client, "createPaymentPoint", {"code": "MM", "adaptor": "mobile_money", "config": MOBILE},
                        "paymentPoint { uuid }"))["paymentPoint"]["uuid"]
-    without_phone(*EXPECTED)
+    without_phone(*expected_amounts)
     from core.jobs import run_job
     from core.models import Job
 
@@ -95,7 +92,7 @@ def test_nobody_reachable_is_nothing_to_pay_and_says_why(gql, make_user, group_p
     assert job.state == "FAILED" and "8 recipients lack the identifier" in job.message
 
 
-def test_the_adaptor_never_sends_a_payment_without_a_phone_number(admin_user, group_plan, provider):  # noqa: F811
+def test_the_adaptor_never_sends_a_payment_without_a_phone_number(admin_user, group_plan, provider, point_for, sending_payroll):
     simulated, url = provider
     point = point_for(admin_user, url)
     payroll = sending_payroll(admin_user, group_plan, point)
@@ -107,4 +104,4 @@ def test_the_adaptor_never_sends_a_payment_without_a_phone_number(admin_user, gr
     assert row.code not in simulated.receipts
     failed = BenefitConsumption.objects.get(pk=row.pk)
     assert failed.status == "FAILED" and "phone" in failed.status_message
-    assert services.actual_totals(payroll)[0] == 8
+    assert selectors.actual_totals(payroll)[0] == 8

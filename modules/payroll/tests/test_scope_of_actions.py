@@ -13,20 +13,21 @@ from core.approvals.services import create_task_group
 from core.models import ApprovalDecision, ApprovalTask
 from modules.location.services import set_user_locations
 from modules.payroll.models import BenefitConsumption, Payroll
-from modules.payroll.tests.conftest import PAYROLL_ALL, mutate, route_approvals
-from modules.payroll.tests.test_payroll_generation import EXPECTED, create_payroll, setup_payments
 
 pytestmark = pytest.mark.django_db
 
-LOCAL = [p for p in PAYROLL_ALL if p != "location.scope.national"]
+@pytest.fixture
+def local_rights(payroll_rights: list[str]) -> list[str]:
+    """Every right of the module, without national scope."""
+    return [p for p in payroll_rights if p != "location.scope.national"]
 # commune C1 holds collines H1 and H2: households 0, 1, 4 and 5
 IN_C1 = ("HH-000", "HH-001", "HH-004", "HH-005")
 PAYROLL = "payroll { uuid status controlCount controlSum }"
 
 
 @pytest.fixture
-def officer(make_user: Any, admin_user: Any, country: dict[str, Any]) -> Any:
-    user = make_user(LOCAL)
+def officer(make_user: Any, admin_user: Any, country: dict[str, Any], local_rights) -> Any:
+    user = make_user(local_rights)
     set_user_locations(admin_user, user, [country["C1"].pk])
     return user
 
@@ -37,8 +38,8 @@ def everything() -> dict[str, Any]:
 
 
 def test_a_payroll_paying_elsewhere_cannot_be_rejected_sent_deleted_or_closed_by_a_local_user(
-        gql, make_user, group_plan, officer):
-    national = gql(make_user(PAYROLL_ALL))
+        gql, make_user, group_plan, officer, create_payroll, expected_amounts, mutate, payroll_rights, setup_payments):
+    national = gql(make_user(payroll_rights))
     ids = setup_payments(national, group_plan)
     payroll = create_payroll(national, ids)["payroll"]
     local = gql(officer)
@@ -46,8 +47,8 @@ def test_a_payroll_paying_elsewhere_cannot_be_rejected_sent_deleted_or_closed_by
     # the officer sees the payroll, with the totals of their own commune only
     seen = local.ok("{ payroll { edges { node { uuid controlCount controlSum } } } }")["payroll"]["edges"]
     assert [e["node"] for e in seen] == [{"uuid": payroll["uuid"], "controlCount": 4,
-                                         "controlSum": sum(EXPECTED[c] for c in IN_C1)}]
-    assert (payroll["controlCount"], payroll["controlSum"]) == (8, sum(EXPECTED.values()))
+                                         "controlSum": sum(expected_amounts[c] for c in IN_C1)}]
+    assert (payroll["controlCount"], payroll["controlSum"]) == (8, sum(expected_amounts.values()))
     # ... wherever the payroll is reached from, at a cost that does not grow with the page
     payments = """query($p: UUID!, $n: Int) { benefitConsumptionByPayroll(payrollUuid: $p, first: $n) {
         edges { node { payroll { controlCount controlSum } } } } }"""
@@ -75,38 +76,38 @@ def test_a_payroll_paying_elsewhere_cannot_be_rejected_sent_deleted_or_closed_by
 
 
 def test_a_local_user_generates_within_their_scope_and_may_act_on_that_payroll(
-        gql, make_user, group_plan, officer, country):
-    ids = setup_payments(gql(make_user(PAYROLL_ALL)), group_plan)
+        gql, make_user, group_plan, officer, country, create_payroll, expected_amounts, mutate, payroll_rights, setup_payments):
+    ids = setup_payments(gql(make_user(payroll_rights)), group_plan)
     local = gql(officer)
     elsewhere = create_payroll(local, ids, locationIds=[str(country["C2"].pk)])
     assert [e["code"] for e in elsewhere["errors"]] == ["OUT_OF_SCOPE"] and not Payroll.objects.exists()
 
     own = create_payroll(local, ids)["payroll"]
-    assert (own["controlCount"], own["controlSum"]) == (4, sum(EXPECTED[c] for c in IN_C1))
+    assert (own["controlCount"], own["controlSum"]) == (4, sum(expected_amounts[c] for c in IN_C1))
     assert set(BenefitConsumption.objects.values_list("group__code", flat=True)) == set(IN_C1)
     rejected = mutate(local, "rejectPayroll", {"id": own["uuid"]}, PAYROLL)
     assert rejected["errors"] == [] and rejected["payroll"]["status"] == "REJECTED"
     assert mutate(local, "deletePayroll", {"id": own["uuid"]}, PAYROLL)["errors"] == []
 
 
-def test_a_reissue_pays_again_only_the_failures_in_scope(gql, make_user, group_plan, officer):
-    national = gql(make_user(PAYROLL_ALL))
+def test_a_reissue_pays_again_only_the_failures_in_scope(gql, make_user, group_plan, officer, create_payroll, expected_amounts, payroll_rights, setup_payments):
+    national = gql(make_user(payroll_rights))
     ids = setup_payments(national, group_plan)
     payroll = create_payroll(national, ids)["payroll"]
     BenefitConsumption.objects.filter(payroll_id=payroll["uuid"]).update(status="FAILED")
     Payroll.objects.filter(pk=payroll["uuid"]).update(status="PARTIALLY_PAID")
 
     again = create_payroll(gql(officer), ids, fromFailedInvoicesPayrollId=payroll["uuid"])["payroll"]
-    assert (again["controlCount"], again["controlSum"]) == (4, sum(EXPECTED[c] for c in IN_C1))
+    assert (again["controlCount"], again["controlSum"]) == (4, sum(expected_amounts[c] for c in IN_C1))
     assert set(BenefitConsumption.objects.filter(payroll_id=again["uuid"])
                .values_list("group__code", flat=True)) == set(IN_C1)
 
 
 def test_a_checker_approves_only_a_payroll_wholly_in_their_scope(
-        gql, make_user, admin_user, group_plan, country):
+        gql, make_user, admin_user, group_plan, country, create_payroll, payroll_rights, route_approvals, setup_payments):
     deciders = {}
     for scope in ("C1", None):
-        checker = make_user(["core.task.view", "core.task.resolve", "payroll.approve", "payroll.search",
+        checker = make_user(["core.task.view", "core.task.resolve", "payroll.payroll.approve", "payroll.payroll.search",
                              *([] if scope else ["location.scope.national"])])
         if scope:
             set_user_locations(admin_user, checker, [country[scope].pk])
@@ -114,7 +115,7 @@ def test_a_checker_approves_only_a_payroll_wholly_in_their_scope(
     create_task_group(admin_user, code="PAY-CHECK", completion_policy="ANY",
                       checker_ids=[c.pk for c in deciders.values()])
     route_approvals("PAY-CHECK")
-    maker = gql(make_user(PAYROLL_ALL))
+    maker = gql(make_user(payroll_rights))
     created = create_payroll(maker, setup_payments(maker, group_plan))
     task = created["task"]["uuid"]
 
@@ -129,7 +130,7 @@ def test_a_checker_approves_only_a_payroll_wholly_in_their_scope(
     assert Payroll.objects.get(pk=created["payroll"]["uuid"]).status == "APPROVED"
 
 
-def test_cycles_and_payment_plans_are_configured_nationally(gql, officer, group_plan):
+def test_cycles_and_payment_plans_are_configured_nationally(gql, officer, group_plan, mutate):
     result = mutate(gql(officer), "createPaymentCycle", {"code": "LOCAL", "startDate": "2026-01-01",
                                                          "endDate": "2026-01-31"}, "paymentCycle { uuid }")
     assert [e["code"] for e in result["errors"]] == ["OUT_OF_SCOPE"]

@@ -23,7 +23,7 @@ def test_closing_waits_for_a_checker_when_routed(sent_payroll, gql, make_user, p
     from core.approvals.services import create_task_group, resolve_task, set_approval_route
 
     sent = sent_payroll
-    checker = make_user(["payroll.close", "payroll.search", "location.scope.national", "core.task.resolve"])
+    checker = make_user(["payroll.payroll.close", "payroll.payroll.search", "location.scope.national", "core.task.resolve"])
     create_task_group(system_actor(), code="RECON-CHECKERS", name="Reconciliation checkers", completion_policy="ANY",
                       checker_ids=[checker.pk])
     set_approval_route(system_actor(), "payroll.reconcile", "RECON-CHECKERS", "tests: a checker closes")
@@ -41,39 +41,39 @@ def test_closing_waits_for_a_checker_when_routed(sent_payroll, gql, make_user, p
 def test_a_new_round_in_a_commune_waits_for_the_previous_one(make_payroll, provider_files, upload_result, gql):
     from core.errors import ValidationFailed
     from modules.location.models import Location
-    from modules.payroll import services as pay
+    from modules.payroll.services import configuration, generation, lifecycle
 
     first = make_payroll(name="Round 1", cycle_code="2026-01", send=True)
     commune = Location.objects.get(code="C1")
     # the whole-plan payroll of the fixture is not a commune round; a commune round is
-    round_one, _ = pay.create_payroll(first.user, name="C1 round 1", payment_plan_id=first.plan.pk,
-                                      payment_cycle_id=pay.create_cycle(first.user, code="2026-02",
+    round_one, _ = generation.create_payroll(first.user, name="C1 round 1", payment_plan_id=first.plan.pk,
+                                      payment_cycle_id=configuration.create_cycle(first.user, code="2026-02",
                                                                         start_date=first.cycle.start_date,
                                                                         end_date=first.cycle.end_date).pk,
                                       payment_point_id=first.point.pk, location_ids=[str(commune.pk)])
-    cycle3 = pay.create_cycle(first.user, code="2026-03", start_date=first.cycle.start_date,
+    cycle3 = configuration.create_cycle(first.user, code="2026-03", start_date=first.cycle.start_date,
                               end_date=first.cycle.end_date)
     with pytest.raises(ValidationFailed) as refused:
-        pay.check_payroll_request(first.user, name="C1 round 2", payment_plan_id=first.plan.pk,
+        generation.check_payroll_request(first.user, name="C1 round 2", payment_plan_id=first.plan.pk,
                                   payment_cycle_id=cycle3.pk, payment_point_id=first.point.pk,
                                   location_ids=[str(commune.pk)])
     assert [e.code for e in refused.value.errors] == ["PREVIOUS_ROUND_OPEN"]
     assert "C1 round 1" in refused.value.errors[0].message
     # another commune is another round
     other = Location.objects.get(code="C2")
-    pay.check_payroll_request(first.user, name="C2 round 1", payment_plan_id=first.plan.pk,
+    generation.check_payroll_request(first.user, name="C2 round 1", payment_plan_id=first.plan.pk,
                               payment_cycle_id=cycle3.pk, payment_point_id=first.point.pk, location_ids=[str(other.pk)])
     # once the round is paid and reconciled, the next may start
     from modules.payroll.models import BenefitConsumption
     from modules.payroll.sending import send_payroll
 
-    pay.mark_approved(first.user, round_one.pk)
-    pay.start_sending(first.user, round_one.pk)
+    lifecycle.mark_approved(first.user, round_one.pk)
+    lifecycle.start_sending(first.user, round_one.pk)
     send_payroll(round_one.pk, first.user)
     codes = list(BenefitConsumption.objects.filter(payroll=round_one).values_list("code", flat=True))
     rows = [[c, "PAID", f"R1-{n}"] for n, c in enumerate(codes)]
     upload_result(first.user, provider_files.csv(["reference", "status", "transaction_id"], rows), point="BANK")
-    assert pay.close_payroll(first.user, round_one.pk).status == "RECONCILED"
-    pay.check_payroll_request(first.user, name="C1 round 2", payment_plan_id=first.plan.pk,
+    assert lifecycle.close_payroll(first.user, round_one.pk).status == "RECONCILED"
+    generation.check_payroll_request(first.user, name="C1 round 2", payment_plan_id=first.plan.pk,
                               payment_cycle_id=cycle3.pk, payment_point_id=first.point.pk,
                               location_ids=[str(commune.pk)])

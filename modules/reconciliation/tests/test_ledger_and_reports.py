@@ -61,7 +61,7 @@ def test_the_report_adds_up_per_payroll_and_location_and_follows_scope(sent_payr
     [province] = api.ok(REPORT, {"p": str(sent.payroll.pk), "g": "LOCATION", "l": 0})["reconciliationReport"]
     assert province["label"] == "P1" and province["orderedCount"] == 6
 
-    officer = make_user(["payroll.search", "reconciliation.report.search", "reconciliation.mismatch.search"])
+    officer = make_user(["payroll.payroll.search", "reconciliation.report.search", "reconciliation.mismatch.search"])
     assign_user_locations(officer, [sent.locations["C2"].pk])
     scoped = gql(officer)
     [mine] = scoped.ok(REPORT, {"p": str(sent.payroll.pk), "g": "PAYROLL"})["reconciliationReport"]

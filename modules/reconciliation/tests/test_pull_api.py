@@ -16,11 +16,11 @@ SECRET = "pull-secret-for-tests"
 
 @pytest.fixture
 def pulling(sent_payroll, monkeypatch, admin_user):
-    from modules.payroll import services as pay
+    from modules.payroll.services import configuration
 
     monkeypatch.setenv("COREMIS_PSP_RECON_PULL", SECRET)
     point = sent_payroll.point
-    pay.update_point(admin_user, point.pk, config={**point.config,
+    configuration.update_point(admin_user, point.pk, config={**point.config,
                                                    "pull_client_secret": {"env": "COREMIS_PSP_RECON_PULL"}})
     return sent_payroll
 
