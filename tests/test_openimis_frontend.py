@@ -342,11 +342,11 @@ SCREEN_RIGHTS = [
     ("benefit plan schema edit", "social_protection.plan.update", 171003),
     ("beneficiaries", "social_protection.beneficiary.search", 170001),
     ("beneficiary status", "social_protection.beneficiary.update", 170003),
-    ("payment cycles", "payroll.search", 200001),
-    ("payment points", "payroll.search", 201001),
-    ("payment point edit", "payroll.configure_providers", 201003),
-    ("payrolls", "payroll.search", 202001),
-    ("payroll create", "payroll.create", 202002),
+    ("payment cycles", "payroll.payroll.search", 200001),
+    ("payment points", "payroll.payroll.search", 201001),
+    ("payment point edit", "payroll.provider.manage", 201003),
+    ("payrolls", "payroll.payroll.search", 202001),
+    ("payroll create", "payroll.payroll.create", 202002),
     ("csv reconciliation", "reconciliation.report.search", 206001),
     ("tasks (both menu entries)", "core.task.view", 191005),
     ("task list", "core.task.view", 191001),
@@ -428,7 +428,7 @@ def test_payment_point_location_is_the_one_its_routing_names(client: Any, make_u
     from core.auth.tokens import issue
     from modules.individual import services as registry
     from modules.location.services import create_location
-    from modules.payroll import services as payroll
+    from modules.payroll.services import configuration, generation
     from modules.social_protection import services as sp
 
     province = create_location(admin_user, code="PP-P", name="Province", type="Province")
@@ -441,21 +441,21 @@ def test_payment_point_location_is_the_one_its_routing_names(client: Any, make_u
     plan = sp.create_plan(admin_user, code="PP-G", name="Plan", type="GROUP",
                           date_valid_from=datetime.date(2026, 1, 1), date_valid_to=datetime.date(2026, 12, 31))
     sp.enroll_chunk(plan, admin_user, "ACTIVE", None, 1000)
-    payment_plan = payroll.create_plan(admin_user, code="PP-PP", name="Monthly", benefit_plan_id=plan.pk,
+    payment_plan = configuration.create_plan(admin_user, code="PP-PP", name="Monthly", benefit_plan_id=plan.pk,
                                        calculation_rule={"fixed": 1000}, currency="BIF", minor_unit=0)
     points = {
-        "one": payroll.create_point(admin_user, code="PP-1", name="one", adaptor="file",
+        "one": configuration.create_point(admin_user, code="PP-1", name="one", adaptor="file",
                                     routing={"locations": [str(commune.pk)]}),
-        "two": payroll.create_point(admin_user, code="PP-2", name="two", adaptor="file",
+        "two": configuration.create_point(admin_user, code="PP-2", name="two", adaptor="file",
                                     routing={"locations": [str(commune.pk), str(other.pk)]}),
-        "none": payroll.create_point(admin_user, code="PP-3", name="none", adaptor="file"),
+        "none": configuration.create_point(admin_user, code="PP-3", name="none", adaptor="file"),
     }
     for month, (name, point) in enumerate(points.items(), start=1):  # a cycle each: one payment a cycle
-        cycle = payroll.create_cycle(admin_user, code=f"PP-2026-0{month}", start_date=datetime.date(2026, month, 1),
+        cycle = configuration.create_cycle(admin_user, code=f"PP-2026-0{month}", start_date=datetime.date(2026, month, 1),
                                      end_date=datetime.date(2026, month, 28))
-        payroll.create_payroll(admin_user, name=f"P {name}", payment_plan_id=payment_plan.pk,
+        generation.create_payroll(admin_user, name=f"P {name}", payment_plan_id=payment_plan.pk,
                                payment_cycle_id=cycle.pk, payment_point_id=point.pk)
-    reader = make_user(["payroll.search", "location.scope.national"], username="payer")
+    reader = make_user(["payroll.payroll.search", "location.scope.national"], username="payer")
     bearer = {"HTTP_AUTHORIZATION": f"Bearer {issue(reader).token}"}
     with CaptureQueriesContext(connection) as captured:
         body = gql(client, POINTS, **bearer).json()
@@ -474,9 +474,9 @@ def test_payment_point_location_is_the_one_its_routing_names(client: Any, make_u
     from modules.location.services import set_user_locations
     from modules.payroll.schema import PaymentPointGQLType
 
-    elsewhere = make_user(["payroll.search"], username="elsewhere")
+    elsewhere = make_user(["payroll.payroll.search"], username="elsewhere")
     set_user_locations(admin_user, elsewhere, [other.pk])
-    inside = make_user(["payroll.search"], username="inside")
+    inside = make_user(["payroll.payroll.search"], username="inside")
     set_user_locations(admin_user, inside, [province.pk])
     for user, expected in ((elsewhere, None), (inside, "PP-C")):
         info = SimpleNamespace(context=SimpleNamespace(user=user))
