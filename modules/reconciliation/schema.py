@@ -8,12 +8,13 @@ from typing import Any
 import graphene
 from django.db.models import QuerySet
 
+from core.graphql.core_schema import JobType
 from core.graphql.fields import ProtectedConnectionField, ProtectedField
 from core.graphql.mutations import CoreMutation
 from core.graphql.scalars import UUID
 from core.graphql.types import CoreNode, CountableConnection, JSONString
 from modules.payroll.schema import PayrollGQLType  # noqa: F401 - payroll fields resolve to it
-from modules.reconciliation import services
+from modules.reconciliation import export, services
 from modules.reconciliation.errors import ReconciliationErrorCode
 from modules.reconciliation.models import (
     FileStatus,
@@ -241,6 +242,38 @@ class RevokeReconciliationPullTokensMutation(CoreMutation):
         return {"revoked": services.do_revoke_pull_tokens(request)}
 
 
+class ReportFormatEnum(graphene.Enum):
+    CSV = "csv"
+    XLSX = "xlsx"
+
+
+class ExportReconciliationReportMutation(CoreMutation):
+    """The ``reconciliationReport`` with these arguments as a CSV or XLSX file, within your
+    locations. Watch the returned job; when it succeeded, GET
+    ``/api/reconciliation/report/<job uuid>/download``."""
+
+    permission = REPORT_SEARCH
+    error_codes = ReconciliationErrorCode
+    job = graphene.Field(JobType)
+
+    class Input(CoreMutation.Input):
+        format = ReportFormatEnum(default_value=ReportFormatEnum.CSV.value)
+        payroll_id = UUID()
+        payment_cycle_id = UUID()
+        payment_point_id = UUID()
+        group_by = GroupByEnum()
+        location_level = graphene.Int(description="with groupBy LOCATION: 0 for provinces, 1 communes, 2 collines")
+
+    @classmethod
+    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
+        file_format = data.pop("format", None)
+        group_by = data.pop("group_by", None)
+        request = export.check_export_report(user, str(getattr(file_format, "value", file_format) or "csv"),
+                                             group_by=str(getattr(group_by, "value", group_by) or "payroll"), **data)
+        return {"job": export.do_export_report(request)}
+
+
 class Mutation(graphene.ObjectType):
     update_reconciliation_mismatch = UpdateReconciliationMismatchMutation.Field()
     revoke_reconciliation_pull_tokens = RevokeReconciliationPullTokensMutation.Field()
+    export_reconciliation_report = ExportReconciliationReportMutation.Field()
