@@ -175,22 +175,10 @@ def _insert_mismatches(cursor: Any, uid: Any, select: str, params: list[Any] | N
 def _match(cursor: Any, uid: Any, *, apply: bool, user: Any, clock: _Clock) -> int:
     detected = 0
     new = (f"FROM {LEDGER} r JOIN recon_new n ON n.id = r.id ")
-    joined = (new + f"JOIN {PAYMENT} b ON b.id = r.payment_id "
-              "JOIN payroll_payroll p ON p.id = b.payroll_id JOIN payroll_paymentplan pp ON pp.id = p.payment_plan_id ")
-    detected += _insert_mismatches(cursor, uid, f"""
-        SELECT 'UNKNOWN_REFERENCE', r.id::text, NULL::uuid, NULL::uuid, r.payment_point_id, r.id, r.reference,
-               'no payment has the reference ' || r.reference
-        {new} WHERE r.payment_id IS NULL AND r.status = 'PAID'""")
-    detected += _insert_mismatches(cursor, uid, f"""
-        SELECT 'AMOUNT_DIFFERS', r.id::text, b.id, b.payroll_id, r.payment_point_id, r.id, r.reference,
-               format('ordered %%s, reported %%s (minor units)', b.amount, round(r.amount * power(10::numeric, pp.minor_unit)))
-        {joined} WHERE r.status = 'PAID' AND r.amount IS NOT NULL AND round(r.amount * power(10::numeric, pp.minor_unit)) <> b.amount""")
-    detected += _insert_mismatches(cursor, uid, f"""
-        SELECT 'CURRENCY_DIFFERS', r.id::text, b.id, b.payroll_id, r.payment_point_id, r.id, r.reference,
-               format('ordered in %%s, reported in %%s', b.currency, r.currency)
-        {joined} WHERE r.status = 'PAID' AND r.currency <> '' AND r.currency <> b.currency""")
-    # An account or phone the provider paid to, compared with the recipient's (letters and digits
-    # only; a country code in front of one of them is tolerated).
+    # What one paid line shows, in one pass over the new lines (each class a branch of one
+    # UNION ALL over them, read once). An account or phone the provider paid to is compared
+    # with the recipient's (letters and digits only; a country code in front of one of them is
+    # tolerated).
     norm = "regexp_replace(upper(coalesce({0}, '')), '[^0-9A-Z]', '', 'g')"
     paid_to = norm.format("r.account")
     known = [norm.format("i.json_ext->>'phone'"), norm.format("i.json_ext->>'account'")]
@@ -198,10 +186,32 @@ def _match(cursor: Any, uid: Any, *, apply: bool, user: Any, clock: _Clock) -> i
                        f"(right({k}, length({paid_to})) = {paid_to} OR right({paid_to}, length({k})) = {k}))))"
                        for k in known)
     detected += _insert_mismatches(cursor, uid, f"""
-        SELECT 'WRONG_RECIPIENT', r.id::text, b.id, b.payroll_id, r.payment_point_id, r.id, r.reference,
-               'paid to ' || r.account
-        {joined} JOIN individual_individual i ON i.id = b.individual_id
-        WHERE r.status = 'PAID' AND {paid_to} <> '' AND NOT ({same})""")
+        WITH line AS MATERIALIZED (
+            SELECT r.id, r.reference, r.payment_point_id, r.amount, r.currency, r.account, r.payment_id AS named,
+                   b.id AS payment_id,
+                   b.payroll_id, b.amount AS ordered, b.currency AS ordered_currency,
+                   round(r.amount * power(10::numeric, pp.minor_unit)) AS reported,
+                   {paid_to} <> '' AS names_recipient,
+                   CASE WHEN {paid_to} <> '' AND i.id IS NOT NULL THEN ({same}) END AS same_recipient
+            {new} LEFT JOIN {PAYMENT} b ON b.id = r.payment_id
+            LEFT JOIN payroll_payroll p ON p.id = b.payroll_id LEFT JOIN payroll_paymentplan pp ON pp.id = p.payment_plan_id
+            LEFT JOIN individual_individual i ON i.id = b.individual_id AND {paid_to} <> ''
+            WHERE r.status = 'PAID')
+        SELECT 'UNKNOWN_REFERENCE', id::text, NULL::uuid, NULL::uuid, payment_point_id, id, reference,
+               'no payment has the reference ' || reference
+        FROM line WHERE named IS NULL
+        UNION ALL
+        SELECT 'AMOUNT_DIFFERS', id::text, payment_id, payroll_id, payment_point_id, id, reference,
+               format('ordered %%s, reported %%s (minor units)', ordered, reported)
+        FROM line WHERE payment_id IS NOT NULL AND amount IS NOT NULL AND reported <> ordered
+        UNION ALL
+        SELECT 'CURRENCY_DIFFERS', id::text, payment_id, payroll_id, payment_point_id, id, reference,
+               format('ordered in %%s, reported in %%s', ordered_currency, currency)
+        FROM line WHERE payment_id IS NOT NULL AND currency <> '' AND currency <> ordered_currency
+        UNION ALL
+        SELECT 'WRONG_RECIPIENT', id::text, payment_id, payroll_id, payment_point_id, id, reference,
+               'paid to ' || account
+        FROM line WHERE payment_id IS NOT NULL AND names_recipient AND NOT same_recipient""")
     # Per payment, over everything the ledger holds about the payments this run touched.
     cursor.execute("CREATE TEMP TABLE recon_touched ON COMMIT DROP AS "
                    f"SELECT DISTINCT r.payment_id AS id {new} WHERE r.payment_id IS NOT NULL")
