@@ -216,19 +216,32 @@ def _match(cursor: Any, uid: Any, *, apply: bool, user: Any, clock: _Clock) -> i
     cursor.execute("CREATE TEMP TABLE recon_touched ON COMMIT DROP AS "
                    f"SELECT DISTINCT r.payment_id AS id {new} WHERE r.payment_id IS NOT NULL")
     cursor.execute("ANALYZE recon_touched")
+    # What the ledger says of each touched payment, in one aggregate over its lines: which
+    # transaction ids paid it, and whether anyone ever said FAILED. Only the payments it flags
+    # are read again (two transaction ids; a failed word, or a payment payroll holds FAILED).
+    cursor.execute(f"""
+        CREATE TEMP TABLE recon_said ON COMMIT DROP AS
+        SELECT r.payment_id AS id,
+               min(r.provider_transaction_id) FILTER (WHERE r.status = 'PAID' AND r.provider_transaction_id <> '')
+                   AS first_txn,
+               max(r.provider_transaction_id) FILTER (WHERE r.status = 'PAID' AND r.provider_transaction_id <> '')
+                   AS last_txn,
+               bool_or(r.status = 'FAILED') AS failed_said
+        FROM recon_touched t JOIN {LEDGER} r ON r.payment_id = t.id GROUP BY r.payment_id""")
     detected += _insert_mismatches(cursor, uid, f"""
         SELECT 'PAID_TWICE', b.id::text, b.id, b.payroll_id, b.payment_point_id, max(r.id), b.code,
                'paid by ' || string_agg(DISTINCT r.provider_transaction_id, ', ')
-        FROM recon_touched t JOIN {PAYMENT} b ON b.id = t.id JOIN {LEDGER} r ON r.payment_id = b.id
-        WHERE r.status = 'PAID' AND r.provider_transaction_id <> ''
-        GROUP BY b.id HAVING count(DISTINCT r.provider_transaction_id) > 1""")
-    # The provider's final word, in the order it was given (its value date, then arrival).
+        FROM recon_said s JOIN {PAYMENT} b ON b.id = s.id JOIN {LEDGER} r ON r.payment_id = b.id
+        WHERE s.first_txn <> s.last_txn AND r.status = 'PAID' AND r.provider_transaction_id <> ''
+        GROUP BY b.id""")
+    # The provider's final word, in the order it was given (its value date, then arrival), for
+    # the payments where one word can contradict another or payroll's status.
     cursor.execute(f"""
         CREATE TEMP TABLE recon_words ON COMMIT DROP AS
         SELECT r.payment_id, r.id, r.status,
                first_value(r.status) OVER w AS first_status
-        FROM recon_touched t JOIN {LEDGER} r ON r.payment_id = t.id
-        WHERE r.status IN ('PAID', 'FAILED')
+        FROM recon_said s JOIN {PAYMENT} b ON b.id = s.id JOIN {LEDGER} r ON r.payment_id = s.id
+        WHERE (s.failed_said OR b.status = 'FAILED') AND r.status IN ('PAID', 'FAILED')
         WINDOW w AS (PARTITION BY r.payment_id ORDER BY coalesce(r.value_date, r.received_at::date), r.received_at,
                                                       r.id)""")
     detected += _insert_mismatches(cursor, uid, f"""
@@ -257,7 +270,7 @@ def _match(cursor: Any, uid: Any, *, apply: bool, user: Any, clock: _Clock) -> i
     if apply:
         _apply_outcomes(cursor, user)
         clock.lap("apply")
-    cursor.execute("DROP TABLE recon_words; DROP TABLE recon_touched")
+    cursor.execute("DROP TABLE recon_words; DROP TABLE recon_said; DROP TABLE recon_touched")
     return detected
 
 
