@@ -214,10 +214,17 @@ def _verdict(seconds: float, plans: list[tuple[float, str]]) -> list[str]:
     # "duration: … ms  plan:\nQuery Text: …\n<plan>": the query's first words and the plan's
     # nodes, on one line for the results table
     lines = [line.strip() for line in text.splitlines()[1:] if line.strip()]
-    query = next((line for line in lines if line.startswith("Query Text:")), "")[11:].split()
-    nodes = [line.lstrip("-> ").split("  (")[0] + (" " + line.split("(actual")[1].split(")")[0].strip()
-                                                  if "(actual" in line else "")
-             for line in lines if "->" in line or (line and line[0].isupper() and "(cost" in line)]
+    start = next((n for n, line in enumerate(lines) if line.startswith("Query Text:")), len(lines))
+    text_lines = [lines[start][11:]] if start < len(lines) else []
+    for line in lines[start + 1:]:  # a query written over several lines
+        if "(cost=" in line:
+            break
+        text_lines.append(line)
+    query = " ".join(text_lines).split()
+    # plan nodes only ("->>" in an expression is not one)
+    nodes = [line.removeprefix("->").strip().split("  (")[0] + (
+        " " + line.split("(actual")[1].split(")")[0].strip() if "(actual" in line else "")
+        for line in lines if "(cost=" in line]
     buffers = next((line for line in lines if line.startswith("Buffers:")), "")
     return [f"goal ≤ {GOAL:.0f} s NOT met; slowest statement {took:.1f} s of {len(plans)} over "
             f"{EXPLAIN_OVER:.0f} s: {' '.join(query)[:160]}",
