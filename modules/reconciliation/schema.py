@@ -266,11 +266,15 @@ class ExportReconciliationReportMutation(CoreMutation):
 
     @classmethod
     def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
-        file_format = data.pop("format", None)
-        group_by = data.pop("group_by", None)
-        request = export.check_export_report(user, str(getattr(file_format, "value", file_format) or "csv"),
-                                             group_by=str(getattr(group_by, "value", group_by) or "payroll"), **data)
+        request = export.check_export_report(user, **_export_arguments(data))
         return {"job": export.do_export_report(request)}
+
+
+def _export_arguments(data: dict[str, Any]) -> dict[str, Any]:
+    """The input as the use case takes it: enums as their values, the defaults of the report."""
+    file_format, group_by = data.pop("format", None), data.pop("group_by", None)
+    return {**data, "file_format": str(getattr(file_format, "value", file_format) or "csv"),
+            "group_by": str(getattr(group_by, "value", group_by) or "payroll")}
 
 
 class Mutation(graphene.ObjectType):
