@@ -26,7 +26,6 @@ PLAIN_CODES: frozenset[str] = frozenset({"payroll"})
 OLD_PERMISSION_STYLE: frozenset[str] = frozenset({"payroll"})
 NONE_ACTOR: frozenset[str] = frozenset({"payroll"})
 MUTATION_FILES_USING_MECHANISMS: frozenset[str] = frozenset({
-    "modules/individual/import_schema.py",
     "modules/payroll/schema.py",
 })
 TEST_FILES_IMPORTING_TEST_FILES: frozenset[str] = frozenset({

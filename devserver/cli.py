@@ -221,10 +221,13 @@ def cmd_run(args: argparse.Namespace) -> int:
                 # Django rejects Host headers it does not know; the one we serve on is known.
                 service_env["COREMIS_ALLOWED_HOSTS"] = f"127.0.0.1,localhost,{args.host}"
             supervisor.env = child_environment(service_env)
-            return supervise(supervisor, args, python, service_env, var_dir)
+            status = supervise(supervisor, args, python, service_env, var_dir)
         finally:
             # Before the servers stop: the processes using them go first.
             supervisor.shutdown()
+    # Otherwise the last line would be "waiting for ... to finish", and nothing says it did.
+    print(f"coremis: stopped; the data stays in {var_dir}", file=sys.stderr)
+    return status
 
 
 def supervise(supervisor: Supervisor, args: argparse.Namespace, python: list[str],

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from django.db import connection
+from django.db.models import Q
 from django.test.utils import CaptureQueriesContext
 
 from core.actors import system_actor
@@ -38,8 +39,12 @@ CREATE_ROLE_IN_JOB = f"{MODULE}.create_role_in_job"
 REFUSE_IN_JOB = f"{MODULE}.refuse_in_job"
 GUARDED = f"{MODULE}.guarded"
 CRASH = f"{MODULE}.crash"
+WAITING = f"{MODULE}.waiting"  # its entity waits for the decision: a rejection ends the wait
+PLACED = f"{MODULE}.placed"
 ROUTES = {CREATE_ROLE: "checkers", REFUSE: "checkers", CREATE_ROLE_IN_JOB: "checkers",
-          REFUSE_IN_JOB: "checkers", GUARDED: "checkers", CRASH: "checkers"}
+          REFUSE_IN_JOB: "checkers", GUARDED: "checkers", CRASH: "checkers", WAITING: "checkers",
+          PLACED: "checkers"}
+REJECTIONS: list[tuple[str, Any, str]] = []
 CHECKER_PERMISSIONS = ["core.task.resolve", "core.task.view"]
 
 
@@ -75,6 +80,11 @@ class ApprovalsPlugin:
             REFUSE_IN_JOB: ApprovalAction(execute=create_role_then_refuse, large=lambda task: True),
             GUARDED: ApprovalAction(execute=create_role, permission="core.role.manage"),
             CRASH: ApprovalAction(execute=create_role_then_crash),
+            WAITING: ApprovalAction(execute=create_role, rejected=lambda task, checker, comment: REJECTIONS.append(
+                (task.data["name"], checker, comment))),
+            # Stands for an action on an entity with a place: a checker's "scope" here is the
+            # prefix of the role's name that equals their username.
+            PLACED: ApprovalAction(execute=create_role, in_scope=lambda user: Q(data__name__startswith=user.username)),
         }
 
 
@@ -123,6 +133,20 @@ def refused(code: str, call: Callable[[], Any]) -> ServiceError:
 
 
 pytestmark = pytest.mark.usefixtures("approvals")
+
+
+def test_a_rejection_tells_the_action_once_and_an_approval_does_not(checkers: Any) -> None:
+    REJECTIONS.clear()
+    maker, first, second = checkers(3)
+    group("ALL", [first, second])
+    approved = propose(maker, WAITING, name="Kept")
+    resolve_task(first, approved.pk, "APPROVED")
+    resolve_task(second, approved.pk, "APPROVED")
+    assert roles_named("Kept") == 1 and REJECTIONS == []
+    rejected = propose(maker, WAITING, name="Dropped")
+    resolve_task(first, rejected.pk, "REJECTED", "Not this one")
+    refused("TASK_CLOSED", lambda: resolve_task(second, rejected.pk, "REJECTED"))
+    assert REJECTIONS == [("Dropped", first, "Not this one")] and roles_named("Dropped") == 0
 
 
 # --- configuration and requests --------------------------------------------------------------
@@ -501,6 +525,29 @@ def test_task_list_shows_what_one_made_or_may_decide(gql: Any, make_user: Any, c
     assert uuids(checker, "COMPLETED") == {str(other.pk)}
     assert uuids(stranger) == set()
     assert uuids(auditor) == {str(mine.pk), str(other.pk)}
+
+
+def test_a_checker_sees_and_decides_only_tasks_in_their_scope(gql: Any, make_user: Any, checkers: Any) -> None:
+    near, far = checkers(2)
+    auditor = make_user(["core.task.view", "core.task.view_all"])
+    group(TaskGroup.ANY, [near, far])
+    maker = make_user(["core.task.view"])
+    here = propose(maker, PLACED, name=f"{near.username} role")
+    there = propose(maker, PLACED, name=f"{far.username} role")
+    unplaced = propose(maker, name="unplaced")
+
+    def uuids(user: Any) -> set[str]:
+        return {e["node"]["uuid"] for e in gql(user).ok(TASKS, {"status": None})["task"]["edges"]}
+
+    assert uuids(near) == {str(here.pk), str(unplaced.pk)}
+    assert uuids(far) == {str(there.pk), str(unplaced.pk)}
+    assert uuids(maker) == uuids(auditor) == {str(here.pk), str(there.pk), str(unplaced.pk)}
+    # Deciding on a task out of scope: it does not exist for this checker, and nothing changes.
+    refused("NOT_FOUND", lambda: resolve_task(near, there.pk, "APPROVED"))
+    there.refresh_from_db()
+    assert there.is_open and roles_named(f"{far.username} role") == 0
+    resolve_task(near, here.pk, "APPROVED")
+    assert roles_named(f"{near.username} role") == 1
 
 
 def test_the_task_list_costs_the_same_queries_for_one_row_or_many(gql: Any, make_user: Any, checkers: Any) -> None:

@@ -262,6 +262,7 @@ def test_a_refusing_handler_leaves_the_job_failed_with_its_message(kinds: Any) -
     job.refresh_from_db()
     assert (job.state, job.stage) == (Job.FAILED, "failed")
     assert job.message == "The file has no header row."
+    assert job.error_code == "BAD_FILE"  # the code of the handler's refusal, for clients to act on
     assert job.finished_at is not None
 
 
@@ -275,6 +276,7 @@ def test_a_crashing_handler_fails_the_job_with_a_message_for_people_and_tells_th
     assert job.message == (f"Run 1 stopped on an internal error; the worker's log has the details under job "
                            f"{job.pk}. Retry the job once the cause is fixed.")
     assert "ZeroDivisionError" not in job.message and "division" not in job.message
+    assert job.error_code == "INTERNAL"
     assert job.finished_at is not None
 
 
@@ -317,6 +319,7 @@ def test_a_job_whose_module_was_disabled_meanwhile_fails_saying_so(kinds: Any) -
     assert run_job(str(job.pk)) is None
     job.refresh_from_db()
     assert (job.state, job.message) == (Job.FAILED, "No enabled module runs jobs of kind 'gone.import'.")
+    assert job.error_code == "KIND_UNAVAILABLE"
 
 
 # --- leases: lost runs come back by themselves -----------------------------------------------
@@ -362,7 +365,7 @@ def test_back_off_doubles_and_too_many_lost_runs_fail_the_job_with_a_clear_messa
         if job.state == Job.QUEUED:
             delays.append(round((job.available_at - timezone.now()).total_seconds()))
     assert delays == [1, 2]
-    assert (job.state, job.stage, job.failures) == (Job.FAILED, "failed", 3)
+    assert (job.state, job.stage, job.failures, job.error_code) == (Job.FAILED, "failed", 3, "RUNS_LOST")
     assert job.message == ("Gave up after 3 lost runs: the last one stopped because its worker killed-worker "
                            "stopped renewing the lease 40 s ago. What it had committed stays; retry the job "
                            "once the cause is fixed.")
@@ -542,7 +545,7 @@ def test_only_the_owner_or_someone_who_sees_every_job_may_retry_or_cancel_it(kin
 # --- over GraphQL ----------------------------------------------------------------------------
 
 JOBS = """query($id: String, $uuid: UUID) { jobs(id: $id, uuid: $uuid) { totalCount edges { node {
-    id uuid state stage message attempts failures maxFailures availableAt
+    id uuid state stage message errorCode attempts failures maxFailures availableAt
     history { event attempt state message username } } } } }"""
 RETRY = """mutation($input: RetryJobMutationInput!) { retryJob(input: $input) {
     errors { field code message } job { uuid state message history { event username } } } }"""
@@ -594,17 +597,20 @@ def test_retry_and_cancel_over_graphql_need_the_right_and_are_recorded(
     owner = make_user(["core.job.view", "core.job.manage"], username="owner")
     reader = make_user(["core.job.view"], username="reader")
     failed = Job.objects.create(kind="test.echo", module="test", created_by=owner, state=Job.FAILED,
-                                attempts=1, finished_at=timezone.now(), message="It failed.")
+                                attempts=1, finished_at=timezone.now(), message="It failed.",
+                                error_code="INTERNAL")
 
     refused = gql(reader).execute(RETRY, {"input": {"id": str(failed.pk)}})
     assert refused["errors"][0]["extensions"]["code"] == "PERMISSION_DENIED"
     assert Job.objects.get(pk=failed.pk).state == Job.FAILED
 
     listed = gql(owner).ok(JOBS, {"uuid": str(failed.pk)})["jobs"]["edges"][0]["node"]
+    assert listed["errorCode"] == "INTERNAL"
     result = gql(owner).ok(RETRY, {"input": {"id": listed["id"], "clientMutationId": "retry-1"}})["retryJob"]
     assert result["errors"] == []
     assert result["job"]["state"] == "QUEUED" and result["job"]["message"] == "Retried by owner."
     assert result["job"]["history"] == [{"event": "retried", "username": "owner"}]
+    assert Job.objects.get(pk=failed.pk).error_code == ""  # a retried job has not failed (yet)
     log = MutationLog.objects.get(client_mutation_id="retry-1")
     assert (log.mutation_name, log.status, log.user_id, log.affected_ids) == (
         "RetryJobMutation", MutationLog.SUCCESS, owner.pk, [str(failed.pk)])

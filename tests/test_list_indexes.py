@@ -106,6 +106,10 @@ _NOT_YET_INDEXED: dict[str, tuple[tuple[str, str], ...]] = {
         ("orderBy", "category"), ("orderBy", "date_of_incident"), ("orderBy", "due_date"),
         ("orderBy", "escalation_level"), ("orderBy", "priority"), ("orderBy", "title"), ("orderBy", "version"),
     ),
+    "user_history": (
+        ("filter", "changed_at__gte"), ("filter", "changed_at__lte"), ("filter", "operation"),
+        ("orderBy", "changed_at"),
+    ),
 }
 NOT_YET_INDEXED = frozenset((root, kind, term) for root, terms in _NOT_YET_INDEXED.items() for kind, term in terms)
 

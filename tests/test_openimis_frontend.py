@@ -99,6 +99,51 @@ def test_refresh_without_arguments_renews_the_cookies(browser: Client, officer: 
     assert gql(browser, JOURNAL, HTTP_ORIGIN=ORIGIN, HTTP_X_CSRFTOKEN=token).json()["data"]["mutationLogs"] is not None
 
 
+def test_two_tabs_refreshing_with_the_same_cookie_keep_the_log_in(browser: Client, officer: User) -> None:
+    """Both tabs of a browser send the one refresh cookie when their access tokens lapse
+    together: the second refresh is a race, not a stolen token. Later, or outside a cookie,
+    a spent token still ends the log-in."""
+    token = browser_login(browser, "officer")
+    spent = browser.cookies["JWT-refresh-token"].value
+    first = gql(browser, REFRESH, HTTP_ORIGIN=ORIGIN, HTTP_X_CSRFTOKEN=token)
+    current = first.cookies["JWT-refresh-token"].value
+    assert current not in ("", spent)
+    other_tab = Client(enforce_csrf_checks=True)
+    for name, morsel in browser.cookies.items():
+        other_tab.cookies[name] = morsel.value
+    other_tab.cookies["JWT-refresh-token"] = spent  # its request left before the first answer came back
+    second = gql(other_tab, REFRESH, HTTP_ORIGIN=ORIGIN, HTTP_X_CSRFTOKEN=token)
+    assert "errors" not in second.json(), second.json()
+    assert second.cookies["JWT"].value and "JWT-refresh-token" not in second.cookies  # the first one's stands
+    assert gql(other_tab, JOURNAL, HTTP_ORIGIN=ORIGIN, HTTP_X_CSRFTOKEN=token).json()["data"]["mutationLogs"] is not None
+    session = LoginSession.objects.get(user=officer)
+    assert session.revoked_at is None
+    # the current cookie refreshes as usual
+    assert "errors" not in gql(browser, REFRESH, HTTP_ORIGIN=ORIGIN, HTTP_X_CSRFTOKEN=token).json()
+
+    # the same token sent by a bearer client, or after the grace, is a replay: the log-in ends
+    replayed = gql(Client(), 'mutation($t: String!) { refreshToken(refreshToken: $t) { refreshExpiresIn } }',
+                   {"t": current}).json()
+    assert replayed["errors"][0]["extensions"]["code"] == "TOKEN_INVALID"
+    session.refresh_from_db()
+    assert session.revoked_reason == LoginSession.REVOKED_REUSE
+
+
+def test_a_cookie_spent_longer_ago_than_the_grace_ends_the_log_in(browser: Client, officer: User) -> None:
+    from core.auth.tokens import REFRESH_RACE_GRACE
+
+    token = browser_login(browser, "officer")
+    spent = browser.cookies["JWT-refresh-token"].value
+    gql(browser, REFRESH, HTTP_ORIGIN=ORIGIN, HTTP_X_CSRFTOKEN=token)
+    session = LoginSession.objects.get(user=officer)
+    LoginSession.objects.filter(pk=session.pk).update(refreshed_at=session.refreshed_at - REFRESH_RACE_GRACE * 2)
+    browser.cookies["JWT-refresh-token"] = spent
+    body = gql(browser, REFRESH, HTTP_ORIGIN=ORIGIN, HTTP_X_CSRFTOKEN=token).json()
+    assert body["errors"][0]["extensions"]["code"] == "TOKEN_INVALID"
+    session.refresh_from_db()
+    assert session.revoked_reason == LoginSession.REVOKED_REUSE
+
+
 def test_nobody_logged_in_is_a_clean_answer_at_start_up(browser: Client, db: Any) -> None:
     assert gql(browser, REFRESH).json() == {"data": {"refreshToken": None}}
     nobody = browser.get("/api/core/users/current_user/")

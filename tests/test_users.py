@@ -322,3 +322,39 @@ def test_an_administrator_resets_a_password_which_lifts_a_lockout(
     assert officer_client.execute("{ __typename users { totalCount } }")["errors"][0]["extensions"]["code"] == "TOKEN_INVALID"
     own = gql(province_admin).ok(RESET, {"u": str(province_admin.pk), "p": "a-reset-long-passphrase"})
     assert error_codes(own) == ["USE_CHANGE_PASSWORD"]
+
+
+# --- history ---------------------------------------------------------------------------------
+
+USER_HISTORY = """query($row: UUID) { userHistory(rowId: $row, orderBy: ["changedAt", "id"]) {
+  totalCount edges { node { tableName rowId operation data userId } } } }"""
+
+
+def test_user_accounts_and_their_roles_have_history_without_the_password_hash(
+        gql: Any, client: Any, make_user: Any, places: dict[str, Location], province_admin: User,
+        national: User) -> None:
+    role = make_user(["individual.registry.search"], username="role-source").roles.get()
+    created = gql(province_admin).ok(CREATE, {"input": {
+        "username": "officer", "password": PASSWORD, "roles": [str(role.pk)], "locations": [str(places["C11"].pk)]}})
+    officer = User.objects.get(pk=payload(created)["user"]["uuid"])
+    assert logs_in(client, "officer", PASSWORD)  # moves last_login only: not history
+    gql(province_admin).ok(UPDATE, {"input": {"uuid": str(officer.pk), "email": "o@example.org", "roles": []}})
+    gql(province_admin).ok(RESET, {"u": str(officer.pk), "p": "a-reset-long-passphrase"})
+
+    entries = [{**e["node"], "data": json.loads(e["node"]["data"])}
+               for e in gql(province_admin).ok(USER_HISTORY, {"row": str(officer.pk)})["userHistory"]["edges"]]
+    assert all(e["userId"] == str(province_admin.pk) for e in entries)
+    assert all("password" not in e["data"] and "last_login" not in e["data"] for e in entries)
+    changes = [(e["tableName"], e["operation"]) for e in entries]
+    assert changes.count(("core_user_roles", "I")) == 1 and changes.count(("core_user_roles", "D")) == 1
+    granted = next(e for e in entries if (e["tableName"], e["operation"]) == ("core_user_roles", "I"))
+    assert granted["data"] == {"role_id": str(role.pk)}
+    updates = [e["data"] for e in entries if (e["tableName"], e["operation"]) == ("core_user", "U")]
+    assert any(d["email"] == "o@example.org" and d["password_changed"] is False for d in updates)
+    assert updates[-1]["password_changed"] is True
+
+    # someone out of the administrator's province: their history is not visible either
+    outsider = scope(make_user(username="officer-p2"), places["P2"])
+    gql(national).ok(UPDATE, {"input": {"uuid": str(outsider.pk), "email": "p2@example.org"}})
+    assert gql(province_admin).ok(USER_HISTORY, {"row": str(outsider.pk)})["userHistory"]["totalCount"] == 0
+    assert gql(national).ok(USER_HISTORY, {"row": str(outsider.pk)})["userHistory"]["totalCount"] >= 1

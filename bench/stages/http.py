@@ -130,7 +130,7 @@ def _server(ctx: Context) -> dict[str, Any]:
     log = open(ROOT / "bench" / "out" / "http-server.log", "ab")  # open for the server's life
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "core.wsgi:application", "--bind", f"127.0.0.1:{PORT}",
-         "--workers", str(workers), "--access-logfile", "-"],
+         "--workers", str(workers), "--access-logfile", "-", "--no-control-socket"],  # not in ~/.gunicorn
         cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True)
 
     def stop() -> None:

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 from core.errors import CoreErrorCode, ModuleConfigurationError, ServiceError
 
 if TYPE_CHECKING:
+    from django.db.models import Q
+
     from core.jobs import JobContext
     from core.models import ApprovalTask, User
 
@@ -55,7 +57,16 @@ class ApprovalAction:
     the proposed ``data``. ``check_decider(task, checker)`` raises a ``ServiceError`` when this
     checker may not decide on this task although they are in its group (a payroll with
     payments outside their location scope); it runs before the decision is recorded, so the
-    refusal changes nothing.
+    refusal changes nothing. ``rejected(task, checker, comment)`` runs in the transaction of
+    the decision that failed the task, for an action whose entity was left waiting for it (an
+    import's staged rows): it undoes the wait; nothing of the action runs.
+
+    ``in_scope(user)`` returns a filter (``Q``) on :class:`ApprovalTask` rows of this action
+    that a checker of the task group may see: the tasks whose entity lies in the user's location
+    scope. A checker sees a group's task (its ``businessData``, its entity) only where it
+    admits it; without ``in_scope`` every task routed to the group is visible to its checkers,
+    which is right only for actions whose entity has no place (a role, a plan). The maker always
+    sees their own tasks; ``core.task.view_all`` sees every task.
     """
 
     execute: Callable[[ApprovalTask, ApprovalContext], Any]
@@ -64,6 +75,8 @@ class ApprovalAction:
     describe: Callable[[ApprovalTask], str] | None = None
     current_data: Callable[[ApprovalTask], Any] | None = None
     check_decider: Callable[[ApprovalTask, User], None] | None = None
+    in_scope: Callable[[User], Q] | None = None
+    rejected: Callable[[ApprovalTask, User, str], None] | None = None
 
     def is_large(self, task: ApprovalTask) -> bool:
         return bool(self.large(task)) if callable(self.large) else self.large

@@ -19,7 +19,7 @@ from django.db import transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from core.approvals.actions import ApprovalAction, ApprovalContext, get_action
+from core.approvals.actions import ApprovalAction, ApprovalContext, approval_actions, get_action
 from core.approvals.errors import ApprovalErrorCode
 from core.approvals.requests import _approvals_needed, _eligible_checkers
 from core.errors import CoreErrorCode, NotFound, PermissionDenied, ServiceError
@@ -36,11 +36,20 @@ EXECUTE_JOB_KIND = "core.approval_execute"
 
 
 def visible_tasks(queryset: QuerySet, user: Any) -> QuerySet:
-    """Tasks ``user`` made or may decide on (every task with ``core.task.view_all``)."""
+    """Tasks ``user`` made or may decide on (every task with ``core.task.view_all``).
+
+    A checker sees the tasks of their groups whose entity their location scope admits: each
+    action that has an ``in_scope`` filter narrows its own tasks; tasks of the others are seen
+    by every checker of the group."""
     if has_permission(user, TASK_VIEW_ALL):
         return queryset
     groups = TaskGroupChecker.objects.filter(user=user).values("task_group")
-    return queryset.filter(Q(maker=user) | Q(task_group__in=groups))
+    scoped = {name: action.in_scope for name, (_, action) in approval_actions().items()
+              if action.in_scope is not None}
+    admitted = ~Q(action__in=list(scoped))
+    for name, in_scope in scoped.items():
+        admitted |= Q(action=name) & in_scope(user)
+    return queryset.filter(Q(maker=user) | (Q(task_group__in=groups) & admitted))
 
 
 def _policy_met(group: TaskGroup, approvers: set[Any], eligible: set[Any]) -> bool:
@@ -88,6 +97,10 @@ def check_resolve_task(actor: User, task_id: Any, decision: str, comment: str = 
     task = ApprovalTask.objects.filter(pk=task_id).first()
     if task is None:
         raise NotFound("Task", task_id)
+    _, action = get_action(task.action)
+    # A task whose entity lies outside the checker's scope is not theirs to see, let alone decide.
+    if action.in_scope is not None and not ApprovalTask.objects.filter(Q(pk=task.pk) & action.in_scope(actor)).exists():
+        raise NotFound("Task", task_id)
     if task.maker_id is not None and task.maker_id == actor.pk:
         raise ServiceError(ApprovalErrorCode.SELF_APPROVAL,
                            "You made this request; another checker must decide on it.", "businessStatus")
@@ -95,7 +108,6 @@ def check_resolve_task(actor: User, task_id: Any, decision: str, comment: str = 
         raise ServiceError(ApprovalErrorCode.NOT_A_CHECKER,
                            "You are not a checker of the task group this task is assigned to.", "id")
     _refuse_decision(task, actor)
-    _, action = get_action(task.action)
     if action.permission and not has_permission(actor, action.permission):
         raise PermissionDenied(f"Deciding on '{task.action}' requires the permission '{action.permission}'.")
     if action.check_decider is not None:
@@ -121,7 +133,8 @@ def do_resolve_task(request: ResolveRequest) -> ApprovalTask:
         group = TaskGroup.all_objects.get(pk=task.task_group_id)
         approvers = {checker for checker, d in decisions if d == APPROVED}
         if any(d == REJECTED for _, d in decisions):
-            _move(task, user, ApprovalTask.FAILED, ApprovalTask.OPEN_STATUSES)
+            if _move(task, user, ApprovalTask.FAILED, ApprovalTask.OPEN_STATUSES) and action.rejected is not None:
+                action.rejected(task, user, request.comment)
         elif _policy_met(group, approvers, _eligible_checkers(group, task.maker_id)):
             if _move(task, user, ApprovalTask.COMPLETED, ApprovalTask.OPEN_STATUSES):
                 _run(task, user, action.is_large(task))

@@ -74,10 +74,9 @@ def set_token_cookies(request: HttpRequest, pair: TokenPair) -> None:
     access_expires = datetime.fromtimestamp(int(pair.payload["exp"]), tz=UTC)
     refresh_expires = datetime.fromtimestamp(pair.refresh_expires_in, tz=UTC)
     secure = _secure(request)
-    _pending(request).extend([
-        ("set", ACCESS_COOKIE, pair.token, access_expires, secure),
-        ("set", REFRESH_COOKIE, pair.refresh_token, refresh_expires, secure),
-    ])
+    _pending(request).append(("set", ACCESS_COOKIE, pair.token, access_expires, secure))
+    if pair.refresh_token:  # empty for a tab that raced another (core.auth.tokens.refresh)
+        _pending(request).append(("set", REFRESH_COOKIE, pair.refresh_token, refresh_expires, secure))
 
 
 def delete_cookie(request: HttpRequest, name: str) -> None:

@@ -32,6 +32,9 @@ log = logging.getLogger("coremis.auth")
 ALGORITHM = "HS256"
 # Sessions are kept a day past their expiry, so a late refresh is told "expired", not "invalid".
 PURGE_AFTER_SECONDS = 86400
+# Two tabs of one browser share the refresh cookie; when their access tokens lapse together
+# both spend it. The one that comes second within this window is a race, not a theft.
+REFRESH_RACE_GRACE = timedelta(seconds=10)
 
 
 @dataclass(frozen=True)
@@ -103,9 +106,16 @@ def _looks_like_access_token(token: str) -> bool:
         return False
 
 
-def refresh(refresh_token: str) -> TokenPair:
+def refresh(refresh_token: str, *, shared: bool = False) -> TokenPair:
     """Spend ``refresh_token`` for a new pair. A spent token revokes its session (committed
-    even though the caller gets an error)."""
+    even though the caller gets an error).
+
+    ``shared``: the token came from the browser's cookie, which every tab of that browser
+    sends. The token the session's last refresh spent, sent again within
+    ``REFRESH_RACE_GRACE`` of it, is then another tab's refresh racing the first: it gets a
+    new access token and no new refresh token (``refresh_token`` is empty: the cookie the
+    first refresh set is the current one), and the session goes on. Anything older, or any
+    reuse outside a cookie, still ends the session."""
     family_key, secret = _split(refresh_token)
     now = timezone.now()
     refusal: ServiceError | None = None
@@ -118,6 +128,15 @@ def refresh(refresh_token: str) -> TokenPair:
         user = session.user
         if session.revoked_at is not None:
             raise _invalid("This log-in was ended (logged out, password changed or token reused); log in again.")
+        if (shared and session.previous_token_hash and session.revoked_at is None
+                and hmac.compare_digest(session.previous_token_hash, _digest(secret))
+                and session.refreshed_at is not None and now - session.refreshed_at <= REFRESH_RACE_GRACE
+                and session.expires_at > now and user.is_active
+                and session.password_stamp == _password_stamp(user)):
+            log.info("a tab refreshed a moment after another with the same cookie; no new refresh token",
+                     extra={"username": user.username, "session": str(session.pk)})
+            token, payload = _access_token(user, session, now)
+            return TokenPair(token, "", payload, int(session.expires_at.timestamp()))
         if not hmac.compare_digest(session.token_hash, _digest(secret)):
             log.warning("refresh token reused; session revoked",
                         extra={"username": user.username, "session": str(session.pk)})
@@ -132,11 +151,13 @@ def refresh(refresh_token: str) -> TokenPair:
             refusal = _invalid("The token no longer belongs to an active account.")
         else:
             secret = secrets.token_urlsafe(32)
+            session.previous_token_hash = session.token_hash
             session.token_hash = _digest(secret)
             session.refreshed_at = now
             session.refresh_count += 1
             session.expires_at = now + settings.COREMIS["JWT_REFRESH_TTL"]
-            session.save(update_fields=["token_hash", "refreshed_at", "refresh_count", "expires_at"])
+            session.save(update_fields=["token_hash", "previous_token_hash", "refreshed_at", "refresh_count",
+                                        "expires_at"])
     if refusal is not None:
         raise refusal
     return _pair(user, session, family_key, secret, now)

@@ -24,7 +24,6 @@ from core.auth.cookies import (
 from core.auth.errors import AuthErrorCode
 from core.errors import RequestErrorCode, ServiceError
 from core.graphql.fields import ProtectedConnectionField, ProtectedField
-from core.graphql.jobs import JobType  # noqa: F401 - modules' payloads name it from here
 from core.graphql.jobs import Mutation as JobMutation
 from core.graphql.jobs import Query as JobQuery
 from core.graphql.mutations import CoreMutation
@@ -185,7 +184,9 @@ class RefreshToken(graphene.Mutation):
     """Spend a refresh token for a new pair. Each refresh token works once: keep the new one.
     Sending a spent one again ends that log-in everywhere (``TOKEN_INVALID``). Without
     ``refreshToken``, the ``JWT-refresh-token`` cookie is spent and both cookies are renewed;
-    without that cookie either, nobody is logged in and the answer is null."""
+    without that cookie either, nobody is logged in and the answer is null. Two tabs that spend
+    the same cookie within seconds of each other both keep the log-in: the second gets a new
+    ``JWT`` cookie only (its ``refreshToken`` is empty), the first one's refresh cookie stands."""
 
     class Arguments:
         refresh_token = graphene.String()
@@ -202,7 +203,7 @@ class RefreshToken(graphene.Mutation):
                 return None
             _cookie_request_checked(info)
         try:
-            pair = tokens.refresh(refresh_token)
+            pair = tokens.refresh(refresh_token, shared=from_cookie)
         except ServiceError as exc:
             raise _as_graphql_error(exc) from exc
         return _answer(info, pair, cookies=from_cookie)

@@ -113,8 +113,14 @@ class JobType(CoreNode):
         )
 
     state = graphene.String(required=True)
+    error_code = graphene.String(description="why a FAILED job failed, as a declared error code (INTERNAL for a "
+                                             "crash, RUNS_LOST when it gave up); null otherwise")
     history = graphene.List(graphene.NonNull(JobEventType), required=True,
                             description="what happened to the job, oldest first")
+
+    @staticmethod
+    def resolve_error_code(job: Job, info: Any) -> str | None:
+        return job.error_code or None
 
     @staticmethod
     def resolve_history(job: Job, info: Any) -> list[JobEvent]:

@@ -17,6 +17,7 @@ from core.auth import users as services
 from core.auth.errors import AuthErrorCode
 from core.errors import ModuleConfigurationError
 from core.graphql.fields import ProtectedConnectionField
+from core.graphql.history import HistoryEntryType
 from core.graphql.mutations import CoreMutation
 from core.graphql.permissions import AUTHENTICATED
 from core.graphql.scalars import UUID
@@ -115,11 +116,26 @@ UserGQLType: Any = type("UserGQLType", (_UserFields, CoreNode), {
 })
 
 
+def _visible_user_history(queryset: QuerySet, info: Any, args: dict[str, Any]) -> QuerySet:
+    """Changes of the accounts the caller may list, and of their roles (recorded under the user)."""
+    return queryset.filter(table_name__in=USER_HISTORY_TABLES,
+                           row_id__in=services.visible_users(info.context.user).values("pk"))
+
+
+USER_HISTORY_TABLES = (User._meta.db_table, User.roles.through._meta.db_table)
+
+
 class Query(graphene.ObjectType):
     users = ProtectedConnectionField(
         UserGQLType, permission=USER_VIEW,
         order_fields=["username", "last_name", "first_name", "email", "is_active", "date_joined",
                       "last_login"],
+    )
+    user_history = ProtectedConnectionField(
+        HistoryEntryType, permission=USER_VIEW, order_fields=["changed_at", "id"],
+        queryset_hook=_visible_user_history,
+        description="Changes of user accounts (tableName core_user: no password hash, passwordChanged instead) "
+                    "and of their roles (core_user_roles: roleId given or taken), within one's scope",
     )
 
 

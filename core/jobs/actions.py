@@ -120,7 +120,7 @@ def do_retry_job(request: JobRequest) -> Job:
         message = f"Retried by {user.username}."
         Job.objects.filter(pk=job.pk).update(
             state=Job.QUEUED, finished_at=None, available_at=None, dispatched_at=None, failures=0,
-            cancel_requested_at=None, cancel_requested_by=None, message=message,
+            cancel_requested_at=None, cancel_requested_by=None, message=message, error_code="",
             stage="queued" if job.is_final else job.stage)
         _event(job, JobEvent.RETRIED, job.attempts, Job.QUEUED, message, user=user, using="default")
         job.refresh_from_db()

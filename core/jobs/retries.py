@@ -14,6 +14,7 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from core.jobs.context import _in, progress_db, timing
+from core.jobs.errors import JobErrorCode
 from core.jobs.outbox import QUEUE, enqueue, rq_job_id
 from core.jobs.records import FINAL_STAGES, _count, _event
 from core.models import Job, JobEvent
@@ -56,6 +57,7 @@ def _lose_locked(job: Job, reason: str, event: str) -> str:
         kind = JobEvent.CANCELLED
     elif failures >= job.max_failures:
         changes.update(state=Job.FAILED, stage=FINAL_STAGES[Job.FAILED], finished_at=Now(),
+                       error_code=JobErrorCode.RUNS_LOST,
                        message=f"Gave up after {_count(failures, 'lost run')}: the last one stopped because "
                                f"{reason}. What it had committed stays; retry the job once the cause is fixed.")
         kind = JobEvent.GAVE_UP

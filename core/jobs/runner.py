@@ -15,7 +15,7 @@ from django.db import connection, connections
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce, Now
 
-from core.errors import ServiceError
+from core.errors import CoreErrorCode, ServiceError
 from core.jobs.context import (
     JobCancelled,
     JobContext,
@@ -25,6 +25,7 @@ from core.jobs.context import (
     progress_db,
     timing,
 )
+from core.jobs.errors import JobErrorCode
 from core.jobs.kinds import job_kinds
 from core.jobs.records import FINAL_STAGES, _count, _event
 from core.jobs.retries import lose_run
@@ -101,7 +102,8 @@ def run_job(job_id: str) -> Any:
     attempt = job.attempts
     _event(job, JobEvent.STARTED, attempt, Job.RUNNING, f"Run {attempt} started on {job.worker_name}.")
     if job.kind not in job_kinds():  # its module was disabled since the job was queued
-        _finish(job, attempt, Job.FAILED, message=f"No enabled module runs jobs of kind '{job.kind}'.")
+        _finish(job, attempt, Job.FAILED, message=f"No enabled module runs jobs of kind '{job.kind}'.",
+                error_code=JobErrorCode.KIND_UNAVAILABLE)
         return None
     _, handler = job_kinds()[job.kind]
     context = JobContext(job=job, user=job.created_by, params=job.params, attempt=attempt)
@@ -122,7 +124,7 @@ def run_job(job_id: str) -> Any:
         log.warning("job run stopped: another run holds the job", extra={"job": job_id, "attempt": attempt})
         return None
     except ServiceError as exc:
-        _finish(job, attempt, Job.FAILED, message=exc.message)
+        _finish(job, attempt, Job.FAILED, message=exc.message, error_code=str(exc.code))
         return None
     except Exception as exc:
         if is_transient(exc):
@@ -130,7 +132,7 @@ def run_job(job_id: str) -> Any:
             return None
         log.exception("job crashed", extra={"job": job_id, "kind": job.kind, "attempt": attempt})
         # The cause is in the log under the job's id; a user reads what to do, not a traceback.
-        _finish(job, attempt, Job.FAILED, trace=traceback.format_exc(),
+        _finish(job, attempt, Job.FAILED, trace=traceback.format_exc(), error_code=CoreErrorCode.INTERNAL,
                 message=f"Run {attempt} stopped on an internal error; the worker's log has the details "
                         f"under job {job.pk}. Retry the job once the cause is fixed.")
         raise
@@ -188,10 +190,13 @@ def _default_message(job: Job, state: str, result: Any) -> str:
 
 
 def _finish(job: Job, attempt: int, state: str, *, message: str, result: Any = None, trace: str = "",
-            resume_after: float | None = None) -> bool:
+            resume_after: float | None = None, error_code: str = "") -> bool:
     final = state in Job.FINAL_STATES
+    if state == Job.FAILED and not error_code and isinstance(result, dict):
+        error_code = str(result.get("error_code") or "")  # a handler that names its own refusal
     changes: dict[str, Any] = {
         "state": state, "message": message, "result": result, "lease_expires_at": None,
+        "error_code": str(error_code) if state == Job.FAILED else "",
         "finished_at": Now() if final else None,
         "stage": FINAL_STAGES.get(state, job.stage or "waiting"),
         "available_at": _in(resume_after) if state == Job.WAITING and resume_after is not None else None,

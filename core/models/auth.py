@@ -76,7 +76,9 @@ class LoginSession(models.Model):
     A refresh token is ``<family key>.<secret>``; only hashes of both are stored. Refreshing
     spends the token and gives the session a new secret, so each refresh token works once.
     A token of a known family whose secret is not the current one was already spent: someone
-    kept a copy, and the whole session is revoked. Access tokens name the session (``sid``),
+    kept a copy, and the whole session is revoked, except for the token spent by the last
+    refresh within a few seconds of it (``previous_token_hash``): two tabs of one browser that
+    share the cookie and refresh at the same moment are a race, not a theft. Access tokens name the session (``sid``),
     so revoking it ends them too, not only their refresh.
     """
 
@@ -89,6 +91,8 @@ class LoginSession(models.Model):
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="login_sessions")
     family_hash = models.CharField(max_length=64, unique=True)
     token_hash = models.CharField(max_length=64)
+    previous_token_hash = models.CharField(max_length=64, blank=True, default="",
+                                           help_text="the token the last refresh spent (accepted for a few seconds)")
     password_stamp = models.CharField(max_length=16)
     created_at = models.DateTimeField(default=timezone.now)
     refreshed_at = models.DateTimeField(null=True, blank=True)

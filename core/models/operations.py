@@ -79,6 +79,10 @@ class Job(models.Model):
     errors = models.JSONField(default=list)
     result = models.JSONField(null=True)
     message = models.TextField(blank=True, default="")
+    error_code = models.CharField(
+        max_length=60, blank=True, default="",
+        help_text="why the job failed, as a declared error code (a ServiceError's code, INTERNAL for a crash); "
+                  "empty unless FAILED")
     attempts = models.PositiveIntegerField(default=0, help_text="runs started")
     failures = models.PositiveIntegerField(
         default=0, help_text="runs lost: the lease lapsed, or the database or Redis failed under it")

@@ -55,7 +55,8 @@ def start_gunicorn(env: dict[str, str], workers: int = 2, timeout: int = 60) -> 
     log = tempfile.TemporaryFile()
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "core.wsgi:application", "--bind", f"127.0.0.1:{port}",
-         "--workers", str(workers), "--timeout", str(timeout)],
+         "--workers", str(workers), "--timeout", str(timeout),
+         "--no-control-socket"],  # it would sit in ~/.gunicorn, and nothing here uses it
         cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1", "COREMIS_LOG_LEVEL": "WARNING", **env},
         stdout=subprocess.DEVNULL, stderr=log,
     )

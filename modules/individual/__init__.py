@@ -1,5 +1,6 @@
 """The registry: individuals, households (groups), memberships, and the bulk import."""
 
+from core.approvals import APPROVALS_CONFIG_SCHEMA
 from core.module import ModuleSpec
 
 _JSON_SCHEMA = {
@@ -28,11 +29,9 @@ MODULE = ModuleSpec(
                 "uniqueItems": True,
                 "default": [],
             },
-            "import_requires_approval": {
-                "description": "A bulk import waits for a second user's approval before commit.",
-                "type": "boolean",
-                "default": False,
-            },
+            # {"individual.import": "<task group>"}: an import waits for a checker's approval
+            # before it writes (the key import_requires_approval it replaces is gone).
+            "approvals": APPROVALS_CONFIG_SCHEMA,
             "import_chunk_size": {"type": "integer", "minimum": 100, "maximum": 200000, "default": 20000},
             "export_max_rows": {"type": "integer", "minimum": 1, "default": 2000000},
         },

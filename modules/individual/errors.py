@@ -48,7 +48,11 @@ class IndividualErrorCode(ErrorCode):
     FILE_GONE = "FILE_GONE", "The uploaded file is no longer on disk."
     STAGING_LOST = "STAGING_LOST", "The import's staged rows were removed after part of it was written."
     NOT_AWAITING_APPROVAL = "NOT_AWAITING_APPROVAL", "The import is not waiting for approval."
-    SELF_APPROVAL = "SELF_APPROVAL", "The uploader of an import cannot approve it."
+    # the import's approval goes through core.approvals; its refusals, named for the import
+    SELF_APPROVAL = "SELF_APPROVAL", "The uploader of an import cannot decide on it."
+    NOT_A_CHECKER = "NOT_A_CHECKER", "Only a checker of the task group the import's approval is routed to decides on it."
+    ALREADY_DECIDED = "ALREADY_DECIDED", "The checker has already decided on this import; others must decide too."
+    ACTION_FAILED = "ACTION_FAILED", "The approval was recorded, but the import could not resume."
     # report lines of an import (a row refused, or noted)
     EXTRA_CELLS = "EXTRA_CELLS", "A row has more cells than the header has columns."
     INVALID_TYPE = "INVALID_TYPE", "A jsonExt column's text is not of the schema's type."

@@ -6,7 +6,7 @@ from typing import Any
 
 import graphene
 
-from core.graphql.core_schema import JobType
+from core.graphql.jobs import JobType
 from core.graphql.mutations import CoreMutation
 from core.graphql.scalars import UUID
 from modules.individual.errors import IndividualErrorCode

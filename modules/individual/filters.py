@@ -7,8 +7,8 @@ from typing import Any
 import django_filters
 from django.db.models import Exists, OuterRef, QuerySet
 
+from core import custom_filters
 from core.errors import CoreErrorCode
-from core.graphql import custom_filters
 from modules.individual.models import Group, GroupIndividual, Individual
 from modules.location.services import descendants_of
 

@@ -10,11 +10,11 @@ from typing import Any
 
 import graphene
 
-from core.graphql.core_schema import JobType, UserType
 from core.graphql.fields import ProtectedField
+from core.graphql.jobs import JobType
 from core.graphql.mutations import CoreMutation
 from core.graphql.scalars import UUID
-from core.graphql.types import ImportModeEnum
+from core.graphql.types import ImportModeEnum, UserType
 from core.imports import ImportMode
 from core.permissions import JOB_VIEW
 from modules.individual import bulk_import
@@ -101,7 +101,9 @@ class ImportIndividualsMutation(CoreMutation):
 
 
 class ApproveIndividualImportMutation(CoreMutation):
-    """Let an import that waits for approval write to the registry (not one's own)."""
+    """Approve an import that waits for approval: the core's decision on its approval task
+    (``individual.import``), for a checker of the task's group other than the uploader whose
+    locations cover every row. The job resumes once the group's policy is met."""
 
     permission = IMPORT_APPROVE
     error_codes = IndividualErrorCode
@@ -112,11 +114,13 @@ class ApproveIndividualImportMutation(CoreMutation):
 
     @classmethod
     def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
-        return {"job": bulk_import.approve_import(user, data["job_id"])}
+        done = bulk_import.do_decide_import(bulk_import.check_decide_import(user, data["job_id"], "APPROVED"))
+        return {"job": done.job, "errors": done.errors}
 
 
 class RejectIndividualImportMutation(CoreMutation):
-    """Refuse an import that waits for approval; nothing is written."""
+    """Reject an import that waits for approval (the core's decision on its approval task);
+    nothing is written."""
 
     permission = IMPORT_APPROVE
     error_codes = IndividualErrorCode
@@ -128,7 +132,9 @@ class RejectIndividualImportMutation(CoreMutation):
 
     @classmethod
     def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
-        return {"job": bulk_import.reject_import(user, data["job_id"], data["reason"])}
+        done = bulk_import.do_decide_import(
+            bulk_import.check_decide_import(user, data["job_id"], "REJECTED", data["reason"]))
+        return {"job": done.job, "errors": done.errors}
 
 
 class ImportMutation(graphene.ObjectType):

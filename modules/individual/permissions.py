@@ -2,8 +2,10 @@
 declaration (``declared(permissions)``) and by every check alike. The noun ``registry`` is
 individuals, households and their memberships together (one right covers all three).
 
-The upload purpose and the job kind ``individual.import`` are other vocabularies: uploading a
-file for the import needs ``IMPORT_START``, and so does starting it.
+The upload purpose, the job kind and the approval action ``individual.import`` are other
+vocabularies, one string on purpose (one import): uploading a file for the import needs
+``IMPORT_START``, and so does starting it; deciding on its approval needs ``IMPORT_APPROVE``
+(the action's permission) besides the core's ``core.task.resolve``.
 """
 
 from __future__ import annotations

@@ -26,6 +26,13 @@ def coremis_upload_purposes() -> list[Any]:
 
 
 @hookimpl
+def coremis_approval_actions() -> dict[str, Any]:
+    from modules.individual.bulk_import.approval import ACTIONS
+
+    return ACTIONS
+
+
+@hookimpl
 def coremis_graphql_query() -> type:
     from modules.individual.schema import Query
 

@@ -7,12 +7,15 @@ from typing import Any
 import graphene
 from django.db.models import QuerySet
 
-from core.graphql.core_schema import UserType  # noqa: F401 - resolves userCreated/userUpdated
 from core.graphql.fields import ProtectedConnectionField
 from core.graphql.history import history_connection
 from core.graphql.mutations import CoreMutation
 from core.graphql.scalars import UUID
-from core.graphql.types import CoreNode, CountableConnection
+from core.graphql.types import (
+    CoreNode,
+    CountableConnection,
+    UserType,  # noqa: F401 - resolves userCreated/userUpdated
+)
 from modules.individual import services
 from modules.individual.errors import IndividualErrorCode
 from modules.individual.export_schema import ExportMutation

@@ -30,7 +30,8 @@ from modules.location.services import create_location, set_user_locations
 HEADER = ("first_name", "last_name", "dob", "sex", "location_code", "household_code", "role",
           "recipient_type", "national_id", "phone", "disability", "vulnerability_score", "education_level")
 IMPORTER = ["individual.import.start", "individual.registry.search", "core.job.view"]
-APPROVER = ["individual.import.approve", "individual.registry.search", "core.job.view", "location.scope.national"]
+APPROVER = ["individual.import.approve", "core.task.resolve", "individual.registry.search", "core.job.view",
+            "location.scope.national"]
 
 IMPORT = """mutation($input: ImportIndividualsMutationInput!) { importIndividuals(input: $input) {
     errors { field code message } job { uuid state stage } } }"""
@@ -72,6 +73,27 @@ def p1_importer(make_user: Any, admin_user: Any, hierarchy: dict[str, Location])
 @pytest.fixture
 def approver(make_user: Any, hierarchy: dict[str, Location]) -> Any:
     return make_user(APPROVER, username="approver")
+
+
+@pytest.fixture
+def import_approval(admin_user: Any, approver: Any, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
+    """Route the approval action ``individual.import`` to the task group ``IMPORT-CHECKERS``,
+    whose checker is ``approver``; call it with more checkers to add them."""
+    from core.approvals.services import create_task_group
+    from core.loader import module_config
+    from modules.individual.bulk_import import IMPORT_APPROVAL
+
+    group = create_task_group(admin_user, code="IMPORT-CHECKERS", completion_policy="ANY", checker_ids=[approver.pk])
+    monkeypatch.setitem(module_config("individual")["approvals"], IMPORT_APPROVAL, group.code)
+
+    def add_checkers(*users: Any) -> Any:
+        from core.models import TaskGroupChecker
+
+        for user in users:
+            TaskGroupChecker.objects.get_or_create(task_group=group, user=user)
+        return group
+
+    return add_checkers
 
 
 def _csv_text(rows: Iterable[Iterable[Any]], header: Iterable[str] = HEADER) -> str:

@@ -8,12 +8,17 @@ import django_filters
 import graphene
 from django.db.models import QuerySet
 
-from core.graphql.core_schema import JobType, UserType  # noqa: F401 - UserType resolves userUpdated
 from core.graphql.fields import ProtectedConnectionField
 from core.graphql.history import history_connection
+from core.graphql.jobs import JobType
 from core.graphql.mutations import CoreMutation
 from core.graphql.scalars import UUID
-from core.graphql.types import CoreNode, CountableConnection, ImportModeEnum
+from core.graphql.types import (
+    CoreNode,
+    CountableConnection,
+    ImportModeEnum,
+    UserType,  # noqa: F401 - UserType resolves userUpdated
+)
 from core.imports import ImportMode
 from modules.location import services
 from modules.location.errors import LocationErrorCode

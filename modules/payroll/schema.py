@@ -15,11 +15,15 @@ from django.db.models import QuerySet
 
 from core.approvals.services import check_can_request, needs_approval
 from core.errors import ServiceError
-from core.graphql.core_schema import JobType, UserType  # noqa: F401 - user fields resolve to it
 from core.graphql.fields import ProtectedConnectionField, ProtectedField
+from core.graphql.jobs import JobType
 from core.graphql.mutations import CoreMutation
 from core.graphql.scalars import UUID
-from core.graphql.types import CoreNode, CountableConnection
+from core.graphql.types import (
+    CoreNode,
+    CountableConnection,
+    UserType,  # noqa: F401 - user fields resolve to it
+)
 from core.jobs import start_job
 from modules.individual.schema import GroupGQLType, IndividualGQLType  # noqa: F401 - recipients resolve to them
 from modules.location.services import scope_queryset

@@ -1,8 +1,9 @@
 """Actions of this module that deployers can put behind maker-checker approval.
 
-Each mutation checks ``needs_approval`` first: if the action is routed to a task group it
-records an approval task with the proposed data and changes nothing; the action below runs
-once the group's checkers approve, as the maker.
+Each use case's ``do_*`` (``use_cases.py``, where the action names are declared once) checks
+``needs_approval`` first: if the action is routed to a task group it records an approval task
+with the proposed data and changes nothing; the action below runs once the group's checkers
+approve, as the maker.
 """
 
 from __future__ import annotations
@@ -11,6 +12,12 @@ from typing import Any
 
 from core.approvals import ApprovalAction, ApprovalContext
 from core.errors import NotFound
+from modules.social_protection.use_cases import (
+    CHANGE_STATUS,
+    CLOSE_PLAN,
+    ENROLL,
+    RESOLVE_DUPLICATES,
+)
 
 
 def _enroll(task: Any, ctx: ApprovalContext) -> Any:
@@ -63,8 +70,8 @@ def _describe_enroll(task: Any) -> str:
 
 
 ACTIONS: dict[str, ApprovalAction] = {
-    "social_protection.enroll": ApprovalAction(execute=_enroll, large=True, describe=_describe_enroll),
-    "social_protection.change_status": ApprovalAction(execute=_change_status),
-    "social_protection.close_plan": ApprovalAction(execute=_close_plan, large=True, check_decider=_national_checker),
-    "social_protection.resolve_duplicates": ApprovalAction(execute=_resolve_duplicates),
+    ENROLL: ApprovalAction(execute=_enroll, large=True, describe=_describe_enroll),
+    CHANGE_STATUS: ApprovalAction(execute=_change_status),
+    CLOSE_PLAN: ApprovalAction(execute=_close_plan, large=True, check_decider=_national_checker),
+    RESOLVE_DUPLICATES: ApprovalAction(execute=_resolve_duplicates),
 }

@@ -7,8 +7,8 @@ from typing import Any
 import django_filters
 from django.db.models import Exists, OuterRef, QuerySet
 
+from core import custom_filters
 from core.errors import CoreErrorCode, ServiceError
-from core.graphql import custom_filters
 from core.graphql.choices import ChoiceTextFilter
 from modules.location.services import scope_queryset, unscoped_system
 from modules.social_protection import targeting

@@ -34,8 +34,9 @@ def coremis_graphql_mutation() -> type:
 @hookimpl
 def coremis_jobs() -> dict[str, Callable[..., Any]]:
     from modules.social_protection.jobs import run_bulk_status, run_enrollment
+    from modules.social_protection.use_cases import BULK_STATUS, ENROLL
 
-    return {"social_protection.enroll": run_enrollment, "social_protection.bulk_status": run_bulk_status}
+    return {ENROLL: run_enrollment, BULK_STATUS: run_bulk_status}
 
 
 @hookimpl

@@ -11,12 +11,16 @@ from graphql import GraphQLError
 
 from core.approvals.schema import TaskGQLType
 from core.errors import CoreErrorCode, ServiceError
-from core.graphql.core_schema import JobType, UserType  # noqa: F401 - user fields resolve to it
 from core.graphql.fields import ProtectedConnectionField, ProtectedField
 from core.graphql.history import history_connection
+from core.graphql.jobs import JobType
 from core.graphql.mutations import CoreMutation
 from core.graphql.scalars import UUID
-from core.graphql.types import CoreNode, CountableConnection
+from core.graphql.types import (
+    CoreNode,
+    CountableConnection,
+    UserType,  # noqa: F401 - user fields resolve to it
+)
 from core.models import ApprovalTask
 from modules.individual.schema import GroupGQLType, IndividualGQLType
 from modules.social_protection import services, use_cases

@@ -23,8 +23,8 @@ from typing import Any
 
 from django.db.models import Q
 
+from core import custom_filters
 from core.errors import FieldError, ServiceError, ValidationFailed
-from core.graphql import custom_filters
 from core.graphql.inputs import unstorable_path
 from modules.location.models import Location
 from modules.location.services import within_paths

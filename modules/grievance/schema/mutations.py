@@ -214,7 +214,7 @@ class ExportTicketsMutation(GrievanceMutation):
     """Export the tickets you may read (a background job; download from its result)."""
 
     permission = perm.TICKET_EXPORT
-    job = graphene.Field("core.graphql.core_schema.JobType")
+    job = graphene.Field("core.graphql.jobs.JobType")
 
     class Input(CoreMutation.Input):
         status = TicketStatusEnum()

@@ -15,9 +15,12 @@ from typing import Any
 import graphene
 from django.db.models import QuerySet
 
-from core.graphql.core_schema import UserType  # noqa: F401 - resolves userCreated / attendingStaff
 from core.graphql.scalars import UUID
-from core.graphql.types import CoreNode, CountableConnection
+from core.graphql.types import (
+    CoreNode,
+    CountableConnection,
+    UserType,  # noqa: F401 - resolves userCreated / attendingStaff
+)
 from modules.grievance import access
 from modules.grievance.configuration import PRIORITIES, config
 from modules.grievance.models import (
@@ -136,7 +139,7 @@ class TicketGQLType(CoreNode):
     reporter_first_name = graphene.String()
     reporter_last_name = graphene.String()
     reporter_dob = graphene.String()
-    attending_staff = graphene.Field("core.graphql.core_schema.UserType")
+    attending_staff = graphene.Field("core.graphql.types.UserType")
     location = graphene.Field("modules.location.schema.LocationGQLType")
     household_id = UUID()
     beneficiary_id = UUID()

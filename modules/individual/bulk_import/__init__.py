@@ -9,8 +9,10 @@ A million-row file is a pipeline, not a loop:
    codes and the uploader's scope, unique ``json_ext`` keys within the file and against the
    registry, households (one head, one primary recipient, one location), likely duplicates.
    Every reason becomes an :class:`ImportIssue`, a line of the downloadable report;
-3. **wait** (when ``import_requires_approval`` is set): the job pauses in state ``WAITING``
-   until a second user approves it (the registry is then checked again) or rejects it;
+3. **wait** (when the deployment routes the approval action ``individual.import`` to a task
+   group): the job asks the core's maker-checker for approval (``approval``) and pauses in
+   state ``WAITING`` until a checker other than the uploader approves it (the registry is then
+   checked again) or rejects it;
 4. **commit**: ``INSERT … SELECT`` from staging, batch by batch, several batches at once on
    their own connections (PostgreSQL does this work, one core per connection). Each batch is
    one transaction that also records an :class:`ImportBatch` marker; history is written by
@@ -50,7 +52,7 @@ Rules decided here:
   upload; when they run, the one that started later refuses itself (``DUPLICATE_FILE``),
   and a retry of it checks again.
 
-The parts: ``api`` (start, approve, reject, who may read), ``staging``, ``checks`` (row by
+The parts: ``api`` (start, who may read), ``approval`` (asking, deciding, the approval action), ``staging``, ``checks`` (row by
 row while staging, then set-based), ``commit`` (the engine), ``outcome`` (state and message),
 ``job`` (the handler that runs them in order).
 """
@@ -60,17 +62,22 @@ from __future__ import annotations
 from modules.individual.bulk_import.api import (
     KIND,
     MODES,
-    approve_import,
     can_see,
     imports_that_ran,
-    reject_import,
     report_of,
     report_url,
     start_import,
+)
+from modules.individual.bulk_import.approval import (
+    IMPORT_APPROVAL,
+    ImportDecision,
+    check_decide_import,
+    do_decide_import,
 )
 from modules.individual.bulk_import.commit import commit_workers
 from modules.individual.bulk_import.job import run_import
 from modules.individual.bulk_import.staging import Staging
 
-__all__ = ["KIND", "MODES", "Staging", "approve_import", "can_see", "commit_workers", "imports_that_ran",
-           "reject_import", "report_of", "report_url", "run_import", "start_import"]
+__all__ = ["IMPORT_APPROVAL", "KIND", "MODES", "ImportDecision", "Staging", "can_see", "check_decide_import",
+           "commit_workers", "do_decide_import", "imports_that_ran", "report_of", "report_url", "run_import",
+           "start_import"]

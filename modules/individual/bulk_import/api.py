@@ -1,4 +1,4 @@
-"""Starting, approving and rejecting an import, and who may read it and its report."""
+"""Starting an import, and who may read it and its report (its approval: ``approval``)."""
 
 from __future__ import annotations
 
@@ -7,17 +7,15 @@ from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q
-from django.utils import timezone
 
-from core.errors import CoreErrorCode, NotFound, ServiceError
+from core.errors import ServiceError
 from core.imports import ImportMode
-from core.jobs import dispatch_on_commit, start_job
-from core.loader import module_config
+from core.jobs import start_job
 from core.models import ImportReport, Job, Upload
 from core.permissions import JOB_VIEW_ALL, has_permission, require
-from core.uploads import discard_on_commit, get_upload
-from modules.individual.bulk_import.checks import rows_outside_scope
-from modules.individual.bulk_import.staging import Staging, drop_staging, report_writer
+from core.uploads import get_upload
+from modules.individual.bulk_import.approval import check_can_ask, import_needs_approval
+from modules.individual.bulk_import.staging import report_writer
 from modules.individual.errors import IndividualErrorCode
 from modules.individual.import_models import ImportBatch, ImportRun
 from modules.individual.permissions import IMPORT_APPROVE, IMPORT_START
@@ -76,6 +74,9 @@ def duplicate_file(previous: ImportRun, field: str | None) -> ServiceError:
 
 
 def _start(user: Any, upload: Upload, mode: str, allow_duplicate_file: bool) -> Job:
+    needs_approval = import_needs_approval()
+    if needs_approval:
+        check_can_ask(user)  # before a million rows are staged for nothing
     with transaction.atomic():
         # Two uploads of one file started at the same moment must not both pass the check.
         lock_file(upload.sha256)
@@ -89,65 +90,9 @@ def _start(user: Any, upload: Upload, mode: str, allow_duplicate_file: bool) -> 
         Job.objects.filter(pk=job.pk).update(stage=job.stage)
         ImportRun.objects.create(
             job=job, upload=upload, sha256=upload.sha256, mode=mode,
-            needs_approval=bool(module_config("individual")["import_requires_approval"]),
+            needs_approval=needs_approval,
         )
         report_writer(job, mode)
-    return job
-
-
-def _waiting_run(job_id: Any) -> ImportRun:
-    run = (ImportRun.objects.select_for_update(of=("self",)).select_related("job", "job__created_by", "upload")
-           .filter(job_id=job_id).first())
-    if run is None:
-        raise NotFound("Import", job_id)
-    if run.phase != ImportRun.WAITING or run.job.state != Job.WAITING:
-        raise ServiceError(IndividualErrorCode.NOT_AWAITING_APPROVAL,
-                           f"This import is not waiting for approval (it is {run.job.state.lower()}).", "jobId")
-    return run
-
-
-def approve_import(user: Any, job_id: Any) -> Job:
-    """A second user lets a validated import write to the registry; the job resumes."""
-    require(user, IMPORT_APPROVE)
-    with transaction.atomic():
-        run = _waiting_run(job_id)
-        if run.job.created_by_id is not None and run.job.created_by_id == getattr(user, "pk", None):
-            raise ServiceError(IndividualErrorCode.SELF_APPROVAL,
-                               "You started this import; another user with the right to approve imports must approve it.",
-                               "jobId")
-        outside = rows_outside_scope(run, user)
-        if outside:
-            raise ServiceError(CoreErrorCode.OUT_OF_SCOPE,
-                               f"{outside} of the rows to import are in locations outside yours; "
-                               "a user whose locations cover them must approve this import.", "jobId")
-        run.phase, run.decided_by, run.decided_at = ImportRun.APPROVED, user, timezone.now()
-        run.save(update_fields=["phase", "decided_by", "decided_at"])
-        job = run.job
-        job.state, job.stage = Job.QUEUED, "approved"
-        Job.objects.filter(pk=job.pk).update(state=job.state, stage=job.stage)
-        dispatch_on_commit(job)
-    return job
-
-
-def reject_import(user: Any, job_id: Any, reason: str) -> Job:
-    """Refuse a waiting import; nothing is written and its staged rows are dropped."""
-    require(user, IMPORT_APPROVE)
-    reason = (reason or "").strip()
-    if not reason:
-        raise ServiceError(CoreErrorCode.REQUIRED, "Say why the import is rejected; its uploader reads it.", "reason")
-    with transaction.atomic():
-        run = _waiting_run(job_id)
-        run.phase, run.decided_by, run.decided_at, run.decision_reason = (
-            ImportRun.REJECTED, user, timezone.now(), reason)
-        run.save(update_fields=["phase", "decided_by", "decided_at", "decision_reason"])
-        job = run.job
-        job.state, job.stage, job.finished_at = Job.CANCELLED, "rejected", timezone.now()
-        job.message = f"Rejected by {user.username}: {reason}"
-        Job.objects.filter(pk=job.pk).update(state=job.state, stage=job.stage, finished_at=job.finished_at,
-                                             message=job.message)
-        staging = Staging(job)
-        transaction.on_commit(lambda: drop_staging(staging))
-        discard_on_commit(run.upload)
     return job
 
 

@@ -15,6 +15,7 @@ from core.jobs import JobContext, ends_the_job, progress_db
 from core.models import Job
 from core.uploads import discard_file
 from modules.individual.bulk_import.api import KIND, duplicate_file, imports_that_ran, lock_file
+from modules.individual.bulk_import.approval import ask_for_approval
 from modules.individual.bulk_import.checks import check, validate
 from modules.individual.bulk_import.commit import commit
 from modules.individual.bulk_import.outcome import outcome
@@ -88,7 +89,9 @@ def _run(ctx: JobContext, run: ImportRun, staging: Staging) -> dict[str, Any]:
             discard_file(run.upload)  # refused before anything was written: nothing reads it again
             raise
     if run.phase == ImportRun.VALIDATED and run.needs_approval:
-        set_phase(run, ImportRun.WAITING)
+        with transaction.atomic():  # waiting and the task to decide on, together or neither
+            ask_for_approval(run)
+            set_phase(run, ImportRun.WAITING)
     if run.phase == ImportRun.APPROVED and not started_writing:
         # Others may have registered people or households since the uploader's checks.
         check(ctx, run, staging)

@@ -20,13 +20,6 @@ from modules.individual.models import Group, GroupIndividual, Individual
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("import_media_in_tmp")]
 
-APPROVE = """mutation($input: ApproveIndividualImportMutationInput!) { approveIndividualImport(input: $input) {
-    errors { field code message } job { uuid state stage } } }"""
-REJECT = """mutation($input: RejectIndividualImportMutationInput!) { rejectIndividualImport(input: $input) {
-    errors { field code message } job { uuid state stage message } } }"""
-DETAILS = """query($id: UUID!) { individualImport(jobId: $id) {
-    phase mode needsApproval fileName counts reportUrl decidedBy { username } decisionReason
-    job { uuid state stage processed total errorCount } } }"""
 
 @pytest.fixture
 def family(registry_files: Any) -> list[tuple[str, ...]]:
@@ -370,90 +363,6 @@ def test_a_file_whose_import_failed_may_be_sent_again(run_import, importer, hier
     content = registry_files.csv_text([registry_files.row("", "Nameless")])
     assert run_import(importer, content).state == Job.FAILED
     assert run_import(importer, content).state == Job.FAILED  # not refused as a duplicate
-
-
-# --- approval --------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def approval_required(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(get_registry().config("individual"), "import_requires_approval", True)
-
-
-@pytest.mark.usefixtures("approval_required")
-def test_an_import_waits_for_a_second_users_approval(run_import, run_jobs, gql, make_user, approver, hierarchy,
-                                                     django_capture_on_commit_callbacks, registry_files, family):
-    # the maker may approve imports too, just not this one
-    importer = make_user([*registry_files.IMPORTER, *registry_files.APPROVER], username="maker")
-    job = run_import(importer, registry_files.csv_text(family))
-    assert (job.state, job.stage, job.finished_at) == (Job.WAITING, "waiting_for_approval", None)
-    assert job.result["awaiting_approval"] is True and job.result["valid"] == 6
-    assert not Individual.objects.exists()
-    details = gql(approver).ok(DETAILS, {"id": str(job.pk)})["individualImport"]
-    assert (details["phase"], details["needsApproval"], details["job"]["state"]) == ("WAITING", True, "WAITING")
-    assert details["mode"] == "ALL_OR_NOTHING"  # the core's ImportMode enum
-
-    refused = gql(importer).ok(APPROVE, {"input": {"jobId": str(job.pk)}})["approveIndividualImport"]
-    assert refused["errors"][0]["code"] == "SELF_APPROVAL"
-    assert refresh(job).state == Job.WAITING
-
-    with django_capture_on_commit_callbacks(execute=True):
-        approved = gql(approver).ok(APPROVE, {"input": {"jobId": str(job.pk)}})["approveIndividualImport"]
-    assert approved["errors"] == [] and approved["job"]["state"] == "QUEUED"
-    with django_capture_on_commit_callbacks(execute=True):
-        assert run_jobs() == 1
-    assert (refresh(job).state, job.stage) == (Job.SUCCEEDED, "done")
-    assert Individual.objects.count() == 6
-    assert ImportRun.objects.get(job=job).decided_by == approver
-    # history names the uploader: the approver let the rows in, the uploader wrote them
-    assert set(HistoryEntry.objects.filter(table_name="individual_individual").values_list("user_id", flat=True)) == {
-        importer.pk}
-    again = gql(approver).ok(APPROVE, {"input": {"jobId": str(job.pk)}})["approveIndividualImport"]
-    assert again["errors"][0]["code"] == "NOT_AWAITING_APPROVAL"
-
-
-@pytest.mark.usefixtures("approval_required")
-def test_approval_checks_the_registry_again(run_import, run_jobs, gql, importer, approver, admin_user, hierarchy,
-                                            django_capture_on_commit_callbacks, report, registry_files, family):
-    job = run_import(importer, registry_files.csv_text(family))
-    # meanwhile someone registers a person with one of the file's national ids
-    services.create_individual(admin_user, first_name="Quick", last_name="Clerk", dob=datetime.date(1970, 1, 1),
-                               location_id=hierarchy["H111"].pk, json_ext={"national_id": "BI-0004"})
-    with django_capture_on_commit_callbacks(execute=True):
-        gql(approver).ok(APPROVE, {"input": {"jobId": str(job.pk)}})
-    with django_capture_on_commit_callbacks(execute=True):
-        run_jobs()
-    assert refresh(job).state == Job.FAILED
-    assert report(importer, job) == [
-        ["7", "national_id", "DUPLICATE_KEY", "Another individual in the registry already has national_id 'BI-0004'."]]
-    assert Individual.objects.count() == 1
-
-
-@pytest.mark.usefixtures("approval_required")
-def test_a_rejected_import_writes_nothing_and_tells_why(run_import, gql, importer, approver,
-                                                        django_capture_on_commit_callbacks, registry_files, family):
-    job = run_import(importer, registry_files.csv_text(family))
-    empty = gql(approver).ok(REJECT, {"input": {"jobId": str(job.pk), "reason": "  "}})["rejectIndividualImport"]
-    assert empty["errors"][0]["code"] == "REQUIRED"
-    with django_capture_on_commit_callbacks(execute=True):
-        rejected = gql(approver).ok(REJECT, {"input": {"jobId": str(job.pk), "reason": "Wrong province"}})
-    payload = rejected["rejectIndividualImport"]
-    assert payload["errors"] == []
-    assert payload["job"] == {"uuid": str(job.pk), "state": "CANCELLED", "stage": "rejected",
-                              "message": "Rejected by approver: Wrong province"}
-    assert not Individual.objects.exists()
-    assert staging_tables() == []
-    late = gql(approver).ok(APPROVE, {"input": {"jobId": str(job.pk)}})["approveIndividualImport"]
-    assert late["errors"][0]["code"] == "NOT_AWAITING_APPROVAL"
-    details = gql(importer).ok(DETAILS, {"id": str(job.pk)})["individualImport"]
-    assert (details["phase"], details["decidedBy"], details["decisionReason"]) == (
-        "REJECTED", {"username": "approver"}, "Wrong province")
-
-
-def test_approving_needs_the_permission(gql, importer, run_import, hierarchy, registry_files, family):
-    job = run_import(importer, registry_files.csv_text(family))
-    result = gql(importer).execute(APPROVE, {"input": {"jobId": str(job.pk)}})
-    assert result["errors"][0]["extensions"]["code"] == "PERMISSION_DENIED"
 
 
 # --- the report and the HTTP route -----------------------------------------------------------

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 
 from core.auth.tokens import issue
-from core.loader import get_registry
 from core.models import ImportIssue, Job, Upload
 from modules.individual.models import Individual
 
@@ -79,9 +78,8 @@ def test_an_import_refused_whole_leaves_no_file(run_import, importer, hierarchy,
     assert Upload.objects.count() == 1  # the record of what was sent stays
 
 
-def test_a_rejected_import_leaves_no_file(run_import, gql, importer, approver, settings, monkeypatch,
+def test_a_rejected_import_leaves_no_file(run_import, gql, importer, approver, settings, import_approval,
                                           django_capture_on_commit_callbacks, registry_files):
-    monkeypatch.setitem(get_registry().config("individual"), "import_requires_approval", True)
     job = run_import(importer, registry_files.csv_text([registry_files.row("Jean", "Ndayishimiye")]))
     assert job.state == Job.WAITING and len(stored_files(settings)) == 1
     with django_capture_on_commit_callbacks(execute=True):
