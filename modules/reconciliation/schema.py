@@ -8,8 +8,8 @@ from typing import Any
 import graphene
 from django.db.models import QuerySet
 
-from core.graphql.core_schema import JobType
 from core.graphql.fields import ProtectedConnectionField, ProtectedField
+from core.graphql.jobs import JobType
 from core.graphql.mutations import CoreMutation
 from core.graphql.scalars import UUID
 from core.graphql.types import CoreNode, CountableConnection, JSONString
