@@ -144,6 +144,53 @@ _EDUCATION = ("none", "primary", "primary", "secondary", "higher")
 _CHILD_ROLES = ("SON", "DAUGHTER")
 
 
+# The commonest Burundian surnames first: Kirundi names built from a few morphemes (Nda-,
+# Niyo-, Ntaki-, -imana, -kiza), so a handful of substrings are in a large share of the
+# registry, as officers' searches find. The generated Kirundi-sounding names come after them.
+_COMMON_SURNAMES = (
+    "Ndayishimiye", "Niyonzima", "Nkurunziza", "Hakizimana", "Ndikumana", "Bizimana", "Niyonkuru",
+    "Nshimirimana", "Havyarimana", "Ntakirutimana", "Manirakiza", "Nduwimana", "Niyongabo",
+    "Habonimana", "Kwizera", "Iradukunda", "Ndayisenga", "Nijimbere", "Bigirimana", "Irakoze",
+    "Ndayizeye", "Niyokwizera", "Nzeyimana", "Hatungimana", "Nahimana", "Sindayigaya",
+    "Ngendakumana", "Ndabaneze", "Nsengiyumva", "Barutwanayo", "Ciza", "Nimbona", "Uwimana",
+    "Ndagijimana", "Nizigiyimana", "Bukuru", "Ndacayisaba", "Ngabirano", "Mpawenimana", "Butoyi",
+)
+SURNAME_VOCABULARY = 5_000
+SURNAME_ZIPF = 0.8  # the k-th commonest surname is k^-0.8 as common as the commonest (about 4 %)
+# Five provinces of unequal size, as Burundi's are; fewer provinces share out the first ones.
+PROVINCE_SHARES = (0.35, 0.25, 0.20, 0.12, 0.08)
+ADULT_BIRTH_YEARS = (1936, 2006)
+CHILD_BIRTH_YEARS = (2006, 2025)  # together: 90 years of dates of birth
+_surname_tables: dict[int, tuple[tuple[str, ...], list[float]]] = {}
+
+
+def _surnames(seed: int) -> tuple[tuple[str, ...], list[float]]:
+    """The surname vocabulary of a seed and its cumulative Zipf weights."""
+    if seed not in _surname_tables:
+        names = list(_COMMON_SURNAMES)
+        seen = set(names)
+        index = 0
+        while len(names) < SURNAME_VOCABULARY:
+            name = place_name(rng(seed, "surname", index))
+            index += 1
+            if name not in seen:
+                seen.add(name)
+                names.append(name)
+        cumulative, total = [], 0.0
+        for rank in range(len(names)):
+            total += 1 / (rank + 1) ** SURNAME_ZIPF
+            cumulative.append(total)
+        _surname_tables[seed] = (tuple(names), [c / total for c in cumulative])
+    return _surname_tables[seed]
+
+
+def surname(random_: random.Random, seed: int = DEFAULT_SEED) -> str:
+    import bisect
+
+    names, cumulative = _surnames(seed)
+    return names[min(bisect.bisect_left(cumulative, random_.random()), len(names) - 1)]
+
+
 def household_size(index: int, seed: int = DEFAULT_SEED) -> int:
     """Between 2 and 6; households ``2k`` and ``2k + 1`` together have 8 people."""
     base = rng(seed, "household-size", index // 2).randint(2, 6)
@@ -152,6 +199,20 @@ def household_size(index: int, seed: int = DEFAULT_SEED) -> int:
 
 def colline_codes(scale: Scale, seed: int = DEFAULT_SEED) -> list[str]:
     return [row.code for row in iter_locations(scale, seed) if row.type == LOCATION_TYPES[2]]
+
+
+def _province_collines(scale: Scale, seed: int) -> tuple[list[list[str]], list[float]]:
+    """The collines of each province and the provinces' cumulative shares of the people."""
+    by_province: dict[str, list[str]] = {}
+    for code in colline_codes(scale, seed):
+        by_province.setdefault(code[:3], []).append(code)
+    groups = [by_province[key] for key in sorted(by_province)]
+    shares = [PROVINCE_SHARES[i % len(PROVINCE_SHARES)] for i in range(len(groups))]
+    cumulative, total = [], 0.0
+    for share in shares:
+        total += share
+        cumulative.append(total)
+    return groups, [c / total for c in cumulative]
 
 
 def _date(random_: random.Random, first_year: int, last_year: int) -> str:
@@ -167,16 +228,19 @@ def iter_individuals(scale: Scale = SCALES["national"], seed: int = DEFAULT_SEED
     spouse, the others children; adults have a national id and a phone, children neither.
     Household ``h`` is ``HH<h>`` and its people's values depend only on the seed and ``h``.
     """
+    import bisect
+
     total = scale.individuals if count is None else count
-    collines = colline_codes(scale, seed)
+    provinces, shares = _province_collines(scale, seed)
     made = 0
     household = 0
     while made < total:
         size = min(household_size(household, seed), total - made)
         r = rng(seed, "household", household)
         code = f"HH{household:07d}"
+        collines = provinces[min(bisect.bisect_left(shares, r.random()), len(provinces) - 1)]
         location = collines[r.randrange(len(collines))]
-        last_name = place_name(r)
+        last_name = surname(r, seed)
         head_is_male = r.random() < 0.7
         for member in range(size):
             if member == 0:
@@ -188,7 +252,7 @@ def iter_individuals(scale: Scale = SCALES["national"], seed: int = DEFAULT_SEED
                 role, recipient = _CHILD_ROLES[0 if male else 1], ""
             adult = member < 2
             first = r.choice(_MALE_NAMES if male else _FEMALE_NAMES)
-            dob = _date(r, 1950, 2000) if adult else _date(r, 2004, 2023)
+            dob = _date(r, *ADULT_BIRTH_YEARS) if adult else _date(r, *CHILD_BIRTH_YEARS)
             national_id = f"BI-{household:07d}-{member}" if adult else ""
             phone = f"+257 7{r.randrange(10)} {r.randrange(1000):03d} {r.randrange(1000):03d}" if adult else ""
             yield (first, last_name, dob, "M" if male else "F", location, code, role, recipient,

@@ -184,3 +184,12 @@ def coremis_custom_filter_schema(actor: Any, module_name: str, object_type_name:
     (openIMIS's ``customFilters(moduleName, objectTypeName, uuidOfObject, additionalParams)``),
     or None when the object type is not the module's. ``actor`` is checked by the module: an
     object out of their scope raises ``NotFound``."""
+
+
+@hookspec(firstresult=True)
+def coremis_upload_workflows(actor: Any, group: str) -> list[tuple[str, str]] | None:
+    """The ways an upload of openIMIS's ``group`` (``"individual"``, ``"socialProtection"``…) can
+    be processed for ``actor``, as ``(name, description)`` pairs (openIMIS's ``workflow(group)``,
+    listed in its upload dialogs), or None when the group is not the module's. A module answers
+    an empty list to a caller who may not upload, rather than an error: the dialog asks as it
+    opens."""

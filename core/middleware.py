@@ -17,7 +17,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import BadRequest, PermissionDenied, SuspiciousOperation
 from django.core.signals import got_request_exception
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.http import Http404, HttpRequest, HttpResponse
 
 from core.errors import CoreErrorCode, RequestErrorCode
@@ -87,21 +87,77 @@ class StatementTimeoutMiddleware:
     """No statement of an API request runs longer than ``COREMIS_STATEMENT_TIMEOUT_MS``.
 
     The setting is made on the request's connection as it starts (outside any transaction,
-    so a rollback cannot undo it); a statement past it is cancelled by PostgreSQL and the
-    request answers ``QUERY_TIMEOUT``. Background jobs run in workers and are not bound by
-    it. Opening the connection here is also what makes a request find out first thing that
-    the database is gone (503), instead of half-way through.
+    so a rollback cannot undo it) and put back to the connection's own default as the request
+    ends, so whatever uses that connection next (a job run in-process, the bench, a test) is
+    not bound by it. In a process that only serves requests (the WSGI server,
+    :func:`serve_requests_only`) nothing else ever uses its connections: there the setting is
+    made once per connection and kept, which spares every API request two round trips, and a
+    non-API request (the admin) takes it off first. A statement past it is cancelled by
+    PostgreSQL and the request answers ``QUERY_TIMEOUT``. Background jobs run in workers and
+    are not bound by it. Opening the connection here is also what makes a request find out
+    first thing that the database is gone (503), instead of half-way through.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if is_api(request):
-            set_statement_timeout(settings.COREMIS["STATEMENT_TIMEOUT_MS"])
-        return self.get_response(request)
+        api = is_api(request)
+        if _requests_only:
+            milliseconds = settings.COREMIS["STATEMENT_TIMEOUT_MS"] if api else None
+            connection.ensure_connection()
+            if _kept_timeout() != milliseconds:
+                if milliseconds is None:
+                    reset_statement_timeout()
+                else:
+                    set_statement_timeout(milliseconds)
+                _keep_timeout(milliseconds)
+            return self.get_response(request)
+        if not api:
+            return self.get_response(request)
+        set_statement_timeout(settings.COREMIS["STATEMENT_TIMEOUT_MS"])
+        try:
+            return self.get_response(request)
+        finally:
+            reset_statement_timeout()
+
+
+_requests_only = False
+KEPT_ATTR = "coremis_statement_timeout"
+
+
+def serve_requests_only() -> None:
+    """Declare that this process uses its database connections for requests only
+    (``core.wsgi`` does; a test, the bench or a worker never call it)."""
+    global _requests_only
+    _requests_only = True
+
+
+def _kept_timeout() -> int | None:
+    # Held per database connection: a reconnect (age, health check) starts with none.
+    kept = getattr(connection, KEPT_ATTR, None)
+    if kept is None or kept[0] is not connection.connection:
+        return None
+    return kept[1]
+
+
+def _keep_timeout(milliseconds: int | None) -> None:
+    setattr(connection, KEPT_ATTR, (connection.connection, milliseconds))
 
 
 def set_statement_timeout(milliseconds: int) -> None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT set_config('statement_timeout', %s, false)", [f"{int(milliseconds)}ms"])
+
+
+def reset_statement_timeout() -> None:
+    """Back to the connection's default (its role's, database's or server's setting)."""
+    if connection.connection is None:
+        return  # closed during the request (the database went away): nothing carries over
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET statement_timeout")
+    except DatabaseError:
+        # A broken connection is discarded at the request's end (close_old_connections), and an
+        # aborted transaction (a test's) takes the setting with it when it is rolled back.
+        pass

@@ -90,11 +90,14 @@ USER_CREATE = Permission("core.user.create", "Create users, with roles and locat
                          openimis=(121702,))
 USER_UPDATE = Permission("core.user.update", "Change users and reset their passwords", openimis=(121703,))
 USER_DELETE = Permission("core.user.delete", "Deactivate and reactivate users", openimis=(121704,))
-TASK_VIEW = Permission("core.task.view", "See approval tasks one made or may decide on", openimis=(190001,))
-TASK_VIEW_ALL = Permission("core.task.view_all", "See every approval task", openimis=(190001, 191005))
-TASK_RESOLVE = Permission("core.task.resolve", "Approve or reject tasks of one's task groups", openimis=(190003,))
+# openIMIS (tasks_management): 190xxx are task groups, 191xxx tasks; its frontend opens both task
+# screens only with 191005 (task search all), so a checker needs it: coremis scopes the list itself.
+# resolveTask has no right number there (membership of the task group decides), hence none here.
+TASK_VIEW = Permission("core.task.view", "See approval tasks one made or may decide on", openimis=(191001, 191005))
+TASK_VIEW_ALL = Permission("core.task.view_all", "See every approval task", openimis=(191001, 191005))
+TASK_RESOLVE = Permission("core.task.resolve", "Approve or reject tasks of one's task groups")
 TASK_GROUP_MANAGE = Permission("core.task_group.manage", "List, create and change task groups and their checkers",
-                               openimis=(191001, 191002, 191003, 191004))
+                               openimis=(190001, 190002, 190003, 190004))
 APPROVAL_ROUTE_MANAGE = Permission(
     "core.approval_route.manage",
     "See which task group approves each action, and route or unroute actions at run time")

@@ -20,6 +20,7 @@ from core.models import MutationLog, Role, User
 pytestmark = pytest.mark.django_db
 
 ROLES = "{ roles(first: 5) { totalCount } }"
+JOBS = "{ jobs(first: 5) { totalCount } }"
 
 
 def post(client: Any, user: User | None, body: Any, content_type: str = "application/json") -> Any:
@@ -173,11 +174,13 @@ def _file(content: bytes) -> Any:
 
 @pytest.fixture
 def locked_roles(settings) -> Any:
-    """Another session holds the role table locked, so any statement on it waits."""
+    """Another session holds the job table locked, so any statement on it waits, and the role
+    table against writes (every request's token check still reads the roles)."""
     cfg = connection.settings_dict
     holder = psycopg.connect(dbname=cfg["NAME"], user=cfg["USER"], password=cfg["PASSWORD"] or None,
                              host=cfg["HOST"] or None, port=cfg["PORT"] or None, autocommit=False)
-    holder.execute("LOCK TABLE core_role IN ACCESS EXCLUSIVE MODE")
+    holder.execute("LOCK TABLE core_job IN ACCESS EXCLUSIVE MODE")
+    holder.execute("LOCK TABLE core_role IN EXCLUSIVE MODE")
     settings.COREMIS = {**settings.COREMIS, "STATEMENT_TIMEOUT_MS": 300}
     try:
         yield holder
@@ -190,13 +193,13 @@ def locked_roles(settings) -> Any:
 @pytest.mark.django_db(transaction=True)
 def test_a_query_past_the_statement_timeout_is_a_typed_error(client, make_user, locked_roles):
     root = make_user(superuser=True)
-    response = post(client, root, {"query": ROLES})
+    response = post(client, root, {"query": JOBS})
     assert response.status_code == 200
     error = response.json()["errors"][0]
-    assert error["extensions"]["code"] == "QUERY_TIMEOUT" and error["path"] == ["roles"]
+    assert error["extensions"]["code"] == "QUERY_TIMEOUT" and error["path"] == ["jobs"]
     assert "0.3 s" in error["message"] and "canceling statement" not in response.content.decode()
     locked_roles.rollback()  # the lock is gone: the same request works at once
-    assert post(client, root, {"query": ROLES}).json() == {"data": {"roles": {"totalCount": 0}}}
+    assert post(client, root, {"query": JOBS}).json() == {"data": {"jobs": {"totalCount": 0}}}
 
 
 @pytest.mark.django_db(transaction=True)
@@ -215,6 +218,31 @@ def test_a_mutation_past_the_statement_timeout_changes_nothing_and_may_be_sent_a
     assert Role.objects.filter(name="Officers").count() == 1
 
 
+def _statement_timeout() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW statement_timeout")
+        return str(cursor.fetchone()[0])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_statement_timeout_ends_with_the_request(client, root, settings):
+    """A job, the bench or a test using the same connection after a request (as a worker
+    process reuses it) is not bound by the request's timeout, whatever the request answered."""
+    settings.COREMIS = {**settings.COREMIS, "STATEMENT_TIMEOUT_MS": 4321}
+    before = _statement_timeout()
+    assert before != "4321ms"
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        assert post(client, root, {"query": ROLES}).json() == {"data": {"roles": {"totalCount": 0}}}
+    assert any("'4321ms'" in q["sql"] for q in captured.captured_queries)  # the request ran under it
+    assert _statement_timeout() == before
+    assert code_of(post(client, root, {"query": "{ roles(first: 5) { nope } }"})) == "GRAPHQL_VALIDATION_FAILED"
+    assert _statement_timeout() == before
+    assert code_of(post(client, None, {"query": ROLES})) == "UNAUTHENTICATED"
+    assert _statement_timeout() == before
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_waiting_request_does_not_hold_the_others(client, make_user, locked_roles):
     root = make_user(superuser=True)
@@ -223,12 +251,12 @@ def test_a_waiting_request_does_not_hold_the_others(client, make_user, locked_ro
     def slow() -> None:
         from django.test import Client
 
-        answers.append(post(Client(), root, {"query": ROLES}).json())
+        answers.append(post(Client(), root, {"query": JOBS}).json())
         connection.close()
 
     thread = threading.Thread(target=slow)
     thread.start()
-    fast = post(client, root, {"query": "{ jobs(first: 1) { totalCount } }"}).json()
+    fast = post(client, root, {"query": ROLES}).json()
     thread.join(10)
-    assert fast == {"data": {"jobs": {"totalCount": 0}}}
+    assert fast == {"data": {"roles": {"totalCount": 0}}}
     assert answers[0]["errors"][0]["extensions"]["code"] == "QUERY_TIMEOUT"

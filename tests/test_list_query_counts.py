@@ -34,10 +34,7 @@ COUNTED_ELSEWHERE = {
 }
 
 # Node fields that still cost one statement per row, each with why; this may only shrink.
-PER_ROW_FIELDS = {
-    "isEligible": "the openIMIS beneficiary tabs: one indexed EXISTS per row against the plan's criteria, "
-                  "which differ per plan; batching it per page is still to do",
-}
+PER_ROW_FIELDS: dict[str, str] = {}
 
 
 def _unwrap(type_: Any) -> Any:

@@ -191,3 +191,32 @@ def test_with_redis_gone_work_that_needs_the_queue_is_accepted_and_waits_queued(
     finally:
         live.stop(process)
         proxy.close()
+
+
+# --- the statement timeout, kept on a server's connections ---------------------------------------
+
+
+def test_a_server_keeps_the_statement_timeout_on_its_connections_for_every_api_request(admin, live):
+    """The WSGI server sets it once per connection (no round trips per request): the second
+    and third requests of one worker run under it as the first did."""
+    import psycopg
+
+    process, base = live.start_gunicorn({**base_env(live), "COREMIS_STATEMENT_TIMEOUT_MS": "300"}, workers=1)
+    cfg = connection.settings_dict
+    holder = psycopg.connect(dbname=cfg["NAME"], user=cfg["USER"], password=cfg["PASSWORD"] or None,
+                             host=cfg["HOST"] or None, port=cfg["PORT"] or None, autocommit=False)
+    try:
+        token = login(live, base)
+        assert live.graphql(base, CHEAP, token)[1] == {"data": {"roles": {"totalCount": 0}}}
+        holder.execute("LOCK TABLE core_job IN ACCESS EXCLUSIVE MODE")
+        for _ in range(3):
+            started = time.monotonic()
+            status, body = live.graphql(base, "{ jobs(first: 1) { totalCount } }", token, timeout=20)
+            assert status == 200 and body["errors"][0]["extensions"]["code"] == "QUERY_TIMEOUT", body
+            assert body["errors"][0]["path"] == ["jobs"]
+            assert time.monotonic() - started < 5
+        holder.rollback()
+        assert live.graphql(base, CHEAP, token)[1] == {"data": {"roles": {"totalCount": 0}}}
+    finally:
+        holder.close()
+        live.stop(process)

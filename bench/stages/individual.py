@@ -21,8 +21,8 @@ COPY_TABLE = "bench_individual_copy"
 COPY_BLOCK = 1 << 20
 LIST_RUNS = 30
 PAGE_SIZE = 100
-NAME_FILTER = "nga"  # in about 5 % of the generated last names
-COMMON_NAME_FILTER = "nya"  # in about 14 %: a heavier page, reported alongside
+NAME_FILTER = "nga"  # in about 4 % of the generated last names
+COMMON_NAME_FILTER = "nya"  # in about 10 %: a heavier page, reported alongside
 LIST_QUERY = """{ individual(first: %d, lastName_Icontains: "%s",
   customFilters: ["vulnerability_score__lt__integer=30"]) {
   totalCount edges { node { id uuid firstName lastName dob jsonExt } } } }"""

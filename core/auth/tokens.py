@@ -20,12 +20,14 @@ from typing import Any
 
 import jwt
 from django.conf import settings
+from django.contrib.postgres.expressions import ArraySubquery
 from django.db import transaction
+from django.db.models import F, Func, OuterRef
 from django.utils import timezone
 
 from core.auth.errors import AuthErrorCode
 from core.errors import ServiceError
-from core.models import LoginSession, User
+from core.models import LoginSession, Role, User
 
 log = logging.getLogger("coremis.auth")
 
@@ -200,10 +202,15 @@ def decode(token: str) -> tuple[User, dict[str, Any]]:
         user_id, session_id = uuid.UUID(str(payload.get("sub"))), uuid.UUID(str(payload.get("sid")))
     except ValueError as exc:
         raise _invalid() from exc
-    # One query: the user, active, with this session still open.
+    # One query: the user, active, with this session still open, and the codes of its roles
+    # (every permission check of the request reads them; a second round trip otherwise).
     user = User.objects.filter(
         pk=user_id, is_active=True, login_sessions__pk=session_id, login_sessions__revoked_at__isnull=True,
-    ).first()
+    ).annotate(role_codes=ArraySubquery(
+        Role.objects.filter(users=OuterRef("pk"), is_deleted=False)
+        .annotate(code=Func(F("permissions"), function="unnest")).values("code"),
+    )).first()
     if user is None or payload.get("pwd") != _password_stamp(user):
         raise _invalid("The token no longer belongs to an active account or open log-in.")
+    user.remember_permission_codes(user.role_codes)  # type: ignore[attr-defined]
     return user, payload

@@ -28,7 +28,7 @@ from core.graphql.jobs import Mutation as JobMutation
 from core.graphql.jobs import Query as JobQuery
 from core.graphql.mutations import CoreMutation
 from core.graphql.node import NodeQuery
-from core.graphql.openimis import CustomFiltersQuery
+from core.graphql.openimis import CustomFiltersQuery, UploadWorkflowsQuery
 from core.graphql.openimis import Query as OpenimisQuery
 from core.graphql.openimis import UserQuery as OpenimisUserQuery
 from core.graphql.permissions import mark
@@ -108,7 +108,7 @@ class RoleType(CoreNode):
 
 
 class Query(ApprovalQuery, JobQuery, UsersQuery, NodeQuery, OpenimisQuery, OpenimisUserQuery,
-            CustomFiltersQuery):
+            CustomFiltersQuery, UploadWorkflowsQuery):
     mutation_logs = ProtectedConnectionField(
         MutationLogType, permission=MUTATION_LOG_VIEW,
         order_fields=["request_date_time", "status"],

@@ -253,3 +253,30 @@ class CustomFiltersQuery(graphene.ObjectType):
             raise GraphQLError(f"No enabled module has custom filters for {module_name}.{object_type_name}.",
                                extensions={"code": CoreErrorCode.NOT_FOUND, "field": "objectTypeName"})
         return custom_filters_of(schema)
+
+
+class WorkflowType(graphene.ObjectType):
+    """openIMIS's upload workflow: the upload dialog lists ``name``s and posts the chosen one back
+    (``workflow_name`` / ``workflow_group``)."""
+
+    name = graphene.String(required=True)
+    group = graphene.String(required=True)
+    description = graphene.String(required=True, description="what this way of processing the upload does")
+
+
+class UploadWorkflowsQuery(graphene.ObjectType):
+    workflow = ProtectedField(
+        graphene.List(graphene.NonNull(WorkflowType)), permission=AUTHENTICATED,
+        group=graphene.String(),
+        description="openIMIS's upload workflows of a group (its upload dialogs): the ways the module owning "
+                    "the group can process an upload for the caller, empty for one who may not upload there "
+                    "and for a group no enabled module owns.",
+    )
+
+    def resolve_workflow(self, info: Any, group: str | None = None) -> list[WorkflowType]:
+        from core.hooks import hook
+
+        if not group:
+            return []
+        answer = hook().coremis_upload_workflows(actor=info.context.user, group=group) or []
+        return [WorkflowType(name=name, group=group, description=description) for name, description in answer]

@@ -24,7 +24,9 @@ PUBLIC_FIELDS = frozenset({"tokenAuth", "refreshToken", "verifyToken", "revokeTo
 AUTHENTICATED = "authenticated"
 AUTHENTICATED_FIELDS = frozenset({"node", "changePassword", "languages", "user",
                                   # the owning module checks the right (coremis_custom_filter_schema)
-                                  "customFilters"})
+                                  "customFilters",
+                                  # the owning module checks the right (coremis_upload_workflows)
+                                  "workflow"})
 
 PERMISSION_ATTR = "coremis_permission"
 

@@ -29,7 +29,7 @@ from core.auth.cookies import apply_cookie_changes
 from core.errors import CoreErrorCode, ModuleConfigurationError, RequestErrorCode, ServiceError
 from core.graphql.cost import CostLimits, cost_limit_validator
 from core.graphql.inputs import NOT_TEXT_REASON, TextLiteralRule, unstorable_path
-from core.graphql.introspection import introspection_rules
+from core.graphql.introspection import introspection_allowed, introspection_rules
 from core.graphql.permissions import PUBLIC_FIELDS, declared_permission
 from core.http import classify
 
@@ -108,6 +108,12 @@ def _request_independent_errors(schema: Any, document: DocumentNode, query: str,
     if _valid_documents(schema, query, limit, max_depth):
         return []
     return validate(schema, document, _document_rules(max_depth))
+
+# (schema, document text, variables as JSON, limits and introspection answer) that passed the
+# request-dependent rules, oldest first; variables larger than this are checked every time.
+VARIABLES_CACHE_CHARS = 2048
+_passed_requests: dict[tuple[Any, ...], bool] = {}
+
 
 class RequestRefused(Exception):
     """A request answered with one GraphQL error and no ``data``."""
@@ -235,6 +241,33 @@ class CoreGraphQLView(GraphQLView):
                             max_page_size=config["MAX_PAGE_SIZE"])
         return (cost_limit_validator(variables, limits), *introspection_rules(getattr(request, "user", None)))
 
+    def _request_errors(self, request: HttpRequest, schema: Any, document: DocumentNode, query: str,
+                        variables: dict[str, Any] | None) -> list[GraphQLError]:
+        """The request-dependent rules' errors; a document that passed them with the same
+        variables, limits and introspection answer passes again without a walk (about 1.5 ms
+        of a small list's CPU: the frontends send the same pages over and over)."""
+        config = settings.COREMIS
+        try:
+            key = json.dumps(variables, sort_keys=True, separators=(",", ":")) if variables else ""
+        except (TypeError, ValueError):
+            key = None
+        if key is None or len(key) > VARIABLES_CACHE_CHARS:
+            return validate(schema, document, self.request_rules_for(request, variables))
+        settings_key = (config["GRAPHQL_MAX_COST"], config["GRAPHQL_CONNECTION_COST"], config["MAX_PAGE_SIZE"],
+                        config["GRAPHQL_INTROSPECTION"],
+                        introspection_allowed(getattr(request, "user", None)))
+        if (schema, query, key, settings_key) in _passed_requests:
+            return []
+        errors = validate(schema, document, self.request_rules_for(request, variables))
+        if not errors:
+            _passed_requests[(schema, query, key, settings_key)] = True
+            while len(_passed_requests) > DOCUMENT_CACHE_SIZE:
+                try:
+                    _passed_requests.pop(next(iter(_passed_requests)))
+                except (RuntimeError, StopIteration, KeyError):  # another thread trimmed it
+                    break
+        return errors
+
     def execute_graphql_request(self, request: HttpRequest, data: Any, query: Any, variables: Any,
                                 operation_name: Any, show_graphiql: bool = False) -> ExecutionResult | None:
         if not query:
@@ -263,7 +296,7 @@ class CoreGraphQLView(GraphQLView):
             raise RequestRefused(405, RequestErrorCode.METHOD_NOT_ALLOWED,
                                  f"A {operation.operation.value} must be sent with POST.")
         errors = _request_independent_errors(schema, document, query, limit, settings.COREMIS["GRAPHQL_MAX_DEPTH"])
-        errors = errors or validate(schema, document, self.request_rules_for(request, variables))
+        errors = errors or self._request_errors(request, schema, document, query, variables)
         if errors:
             return ExecutionResult(data=None, errors=[_coded(e, RequestErrorCode.GRAPHQL_VALIDATION_FAILED) for e in errors])
         request.graphql_operation = operation.operation.value if operation else None  # type: ignore[attr-defined]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 
 from django.contrib.auth.models import AbstractUser
 from django.contrib.postgres.fields import ArrayField
@@ -56,6 +57,10 @@ class User(AbstractUser):
             cached = frozenset(codes)
             self._permission_codes = cached
         return cached
+
+    def remember_permission_codes(self, codes: Iterable[str]) -> None:
+        """The codes of the user's live roles, read with the user (the token check does)."""
+        self._permission_codes = frozenset(codes)
 
     @property
     def is_system(self) -> bool:

@@ -26,8 +26,10 @@ class Individual(CoreModel):
         indexes = [
             models.Index(fields=["last_name", "first_name"], name="individual_name"),
             models.Index(fields=["dob"], name="individual_dob"),
-            # the frontend's first page: newest first (orderBy: ["-dateCreated"])
-            models.Index(fields=["date_created"], name="individual_date_created"),
+            # the frontend's first page: newest first (orderBy: ["-dateCreated"]), and the
+            # primary key that ends every ordering: an import gives thousands of people one
+            # date_created, and an index on it alone leaves them all to sort for a page of 10
+            models.Index(fields=["date_created", "id"], name="individual_created_id"),
         ]
 
     def __str__(self) -> str:
@@ -45,7 +47,7 @@ class Group(CoreModel):
         constraints = [
             models.UniqueConstraint(fields=["code"], condition=Q(is_deleted=False), name="individual_group_code_unique"),
         ]
-        indexes = [models.Index(fields=["date_created"], name="individual_group_date_created")]
+        indexes = [models.Index(fields=["date_created", "id"], name="individual_group_created_id")]
 
     def __str__(self) -> str:
         return self.code

@@ -26,3 +26,26 @@ def custom_filter_schema(actor: Any, module_name: str, object_type_name: str,
         raise ServiceError(CoreErrorCode.INVALID_VALUE, "additionalParams.type is INDIVIDUAL or GROUP.",
                            "additionalParams")
     return (group_schema() if kind == "GROUP" else individual_schema()).schema
+
+
+# openIMIS's individual upload dialog (``workflow(group: "individual")``) lists these; they are
+# the bulk import's modes, under the names ``importIndividuals(mode:)`` and
+# ``POST /api/individual/import?mode=`` take.
+UPLOAD_WORKFLOWS = {
+    "all_or_nothing": "Write nothing unless every row is valid; the report lists what to fix.",
+    "valid_rows": "Write the valid rows; the report lists the rows left out and why.",
+}
+
+
+def upload_workflows(actor: Any, group: str) -> list[tuple[str, str]] | None:
+    """The individual import's modes for openIMIS's group ``individual`` (none for one who may
+    not start an import); None for another group."""
+    from core.imports import ImportMode
+    from core.permissions import has_permission
+    from modules.individual.permissions import IMPORT_START
+
+    if group != "individual":
+        return None
+    if not has_permission(actor, IMPORT_START):
+        return []
+    return [(mode.value, UPLOAD_WORKFLOWS[mode.value]) for mode in ImportMode]

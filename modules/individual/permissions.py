@@ -15,7 +15,7 @@ from core.permissions import Permission
 REGISTRY_SEARCH = Permission("individual.registry.search", "List and read individuals, households and members", openimis=(159001, 180001))
 REGISTRY_CREATE = Permission("individual.registry.create", "Register individuals and households", openimis=(159002, 180002))
 REGISTRY_UPDATE = Permission("individual.registry.update", "Change individuals, households and memberships", openimis=(159003, 180003))
-REGISTRY_DELETE = Permission("individual.registry.delete", "Delete and restore individuals and households", openimis=(159004, 180004))
+REGISTRY_DELETE = Permission("individual.registry.delete", "Delete and restore individuals and households", openimis=(159004, 159005, 180004))
 REGISTRY_EXPORT = Permission("individual.registry.export", "Export individuals and households")
 IMPORT_START = Permission("individual.import.start", "Upload a registry file for bulk import")
 IMPORT_APPROVE = Permission("individual.import.approve", "Approve another user's bulk import")

@@ -82,6 +82,13 @@ def coremis_custom_filter_schema(actor: Any, module_name: str, object_type_name:
 
 
 @hookimpl
+def coremis_upload_workflows(actor: Any, group: str) -> list[tuple[str, str]] | None:
+    from modules.individual.openimis import upload_workflows
+
+    return upload_workflows(actor, group)
+
+
+@hookimpl
 def coremis_seed_demo(stdout: Any, actor: Any) -> None:
     from modules.individual.demo import seed_demo_registry as seed
 

@@ -15,6 +15,7 @@ RULE = {"fixed": 10000, "per_member": {"amount": 2000, "cap": 6000}}
 
 
 def seed_demo_payroll(actor: Any) -> int:
+    from modules.location.models import Location
     from modules.social_protection.models import BenefitPlan
 
     plan = BenefitPlan.objects.filter(code="DEMO-GRP").first()
@@ -22,8 +23,11 @@ def seed_demo_payroll(actor: Any) -> int:
         return 0
     cycle = PaymentCycle.all_objects.filter(code="DEMO-2026-01").first() or services.create_cycle(
         actor, code="DEMO-2026-01", start_date=datetime.date(2026, 1, 1), end_date=datetime.date(2026, 3, 31))
+    # the bank serves the demo's province (openIMIS's payment point screen shows it as the location)
+    province = Location.objects.filter(level=0, is_deleted=False).order_by("code").first()
     point = PaymentPoint.all_objects.filter(code="DEMO-BANK").first() or services.create_point(
-        actor, code="DEMO-BANK", name="Demo bank (file)", adaptor="file")
+        actor, code="DEMO-BANK", name="Demo bank (file)", adaptor="file",
+        routing={"locations": [str(province.pk)]} if province else None)
     payment_plan = PaymentPlan.all_objects.filter(code="DEMO-PP").first() or services.create_plan(
         actor, code="DEMO-PP", name="Demo household transfer", benefit_plan_id=plan.pk, calculation_rule=RULE,
         currency="BIF", minor_unit=0)

@@ -13,11 +13,12 @@ from core.permissions import PermissionSpec
 def coremis_permissions() -> list[PermissionSpec]:
     return [
         PermissionSpec("payroll.search", "List and read payment cycles, points, payrolls and payments", openimis=(200001, 201001, 202001)),
-        PermissionSpec("payroll.configure", "Create and change payment cycles and payment plans (national scope)", openimis=(200002, 200003, 201002, 201003, 201004)),
+        PermissionSpec("payroll.configure", "Create and change payment cycles and payment plans (national scope)", openimis=(200002, 200003)),
         PermissionSpec("payroll.configure_providers",
-                       "Create and change payment points: provider URLs and credential references (national scope)"),
+                       "Create and change payment points: provider URLs and credential references (national scope)",
+                       openimis=(201002, 201003, 201004)),
         PermissionSpec("payroll.create", "Generate payrolls and re-issue failed payments", openimis=(202002,)),
-        PermissionSpec("payroll.approve", "Approve or reject payrolls", openimis=(202003,)),
+        PermissionSpec("payroll.approve", "Approve or reject payrolls"),
         PermissionSpec("payroll.pay", "Send approved payrolls to payment providers"),
         PermissionSpec("payroll.close", "Close (reconcile) paid payrolls"),
         PermissionSpec("payroll.delete", "Delete payrolls from which nothing was sent", openimis=(202004,)),

@@ -7,6 +7,7 @@ say how to display them.
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import django_filters
@@ -26,7 +27,7 @@ from core.graphql.types import (
 )
 from core.jobs import start_job
 from modules.individual.schema import GroupGQLType, IndividualGQLType  # noqa: F401 - recipients resolve to them
-from modules.location.services import scope_queryset
+from modules.location.services import in_scope, scope_queryset
 from modules.payroll import services
 from modules.payroll.adaptors import payment_methods
 from modules.payroll.models import (
@@ -73,18 +74,52 @@ class PaymentPointGQLType(CoreNode):
     def resolve_configured_keys(self, info: Any) -> list[str]:
         return sorted((self.config or {}).keys())
 
-    # --- openIMIS frontend: a payment point there has a location and a manager (ppm); a
-    # coremis payment point is a provider serving wherever its routing says, with neither.
+    # --- openIMIS frontend: a payment point there has one location and a manager (ppm). A coremis
+    # point serves the locations its routing names; the one it names is openIMIS's location. It
+    # has no manager: who may change a point is a right (payroll.configure_providers), not a person.
     location = graphene.Field("modules.location.schema.LocationGQLType",
-                              description="openIMIS's field; always null (routing says where a point pays)")
+                              description="openIMIS's field: the location the point's routing names when it names "
+                                          "exactly one (null for none or several; routing has them all)")
     ppm = graphene.Field("core.graphql.openimis.CurrentUserType",
-                         description="openIMIS's payment point manager; always null")
+                         description="openIMIS's payment point manager; always null (coremis has no such person)")
 
-    def resolve_location(self, info: Any) -> None:
-        return None
+    def resolve_location(self, info: Any) -> Any:
+        location_id = routed_location_id(self)
+        if location_id is None:
+            return None
+        location = routed_locations(info).get(location_id)
+        if location is None or not in_scope(info.context.user, location):
+            return None
+        return location
 
     def resolve_ppm(self, info: Any) -> None:
         return None
+
+
+def routed_location_id(point: PaymentPoint) -> str | None:
+    """The one location a point's routing names (as a canonical UUID string), or None."""
+    locations = (point.routing or {}).get("locations") or []
+    if len(locations) != 1:
+        return None
+    try:
+        return str(uuid.UUID(str(locations[0])))
+    except ValueError:
+        return None  # routing is validated when set; an odd old value is just not shown
+
+
+def routed_locations(info: Any) -> dict[str, Any]:
+    """Once per request, every location a point's routing names alone, with the parents a
+    list shows (two statements whatever the page's size: points are few)."""
+    cached = getattr(info.context, "_coremis_routed_locations", None)
+    if cached is None:
+        from modules.location.models import Location
+
+        ids = {routed_location_id(point) for point in PaymentPoint.objects.only("routing")}
+        ids.discard(None)
+        cached = {str(loc.pk): loc for loc in Location.objects.filter(pk__in=ids, is_deleted=False)
+                  .select_related("parent__parent__parent")}
+        info.context._coremis_routed_locations = cached
+    return cached
 
 
 def openimis_plan_json(plan: Any) -> str:

@@ -8,9 +8,11 @@ from __future__ import annotations
 from core.permissions import Permission
 
 REPORT_SEARCH = Permission("reconciliation.report.search",
-                           "Read reconciliation reports, provider statements and uploads within one's locations")
+                           "Read reconciliation reports, provider statements and uploads within one's locations",
+                           openimis=(206001,))
 REPORT_INGEST = Permission("reconciliation.report.ingest",
-                           "Upload providers' result files and the openIMIS reconciliation CSV")
+                           "Upload providers' result files and the openIMIS reconciliation CSV",
+                           openimis=(206002,))
 MISMATCH_SEARCH = Permission("reconciliation.mismatch.search", "List and read mismatches within one's locations")
 MISMATCH_UPDATE = Permission("reconciliation.mismatch.update",
                              "Assign, comment on and resolve mismatches within one's locations")

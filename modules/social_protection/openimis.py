@@ -1,5 +1,6 @@
 """openIMIS's frontend shapes over benefit plans that need more than a field: whether a plan
-has payment plans (another module's answer), ``benefitPlanSchemaField`` and ``workflow``."""
+has payment plans (another module's answer) and ``benefitPlanSchemaField``. Its answer to
+``workflow(group: "socialProtection")`` (the core's field) is empty: see ``upload_workflows``."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 import graphene
 
-from core.graphql.fields import ProtectedField
+from core.graphql.fields import ProtectedField, once_per_page
 from core.hooks import hook
 from modules.social_protection.permissions import PLAN_SEARCH
 
@@ -31,22 +32,38 @@ class ProjectType(graphene.ObjectType):
 
 
 def is_eligible(info: Any, beneficiary: Any, subject_field: str) -> bool:
-    """Whether the beneficiary's person or household meets the plan's criteria now (one indexed
-    lookup per row asked; only the openIMIS beneficiary tabs ask for it)."""
+    """Whether the beneficiary's person or household meets its plan's criteria now, read for
+    the whole page at once (one statement, whatever the page's size and plans)."""
+    eligible_pairs = once_per_page(beneficiary, f"is_eligible:{subject_field}",
+                                   lambda rows: _eligible_pairs(rows, subject_field, info.context.user))
+    return (beneficiary.benefit_plan_id, getattr(beneficiary, f"{subject_field}_id")) in eligible_pairs
+
+
+def _eligible_pairs(beneficiaries: list[Any], subject_field: str, user: Any) -> set[tuple[Any, Any]]:
+    """``(plan id, subject id)`` for each of these beneficiaries whose subject meets its plan's
+    criteria: each plan's criteria over its rows' subjects, one ``UNION ALL`` for all plans."""
+    from django.db.models import UUIDField, Value
+
     from modules.social_protection.services import eligible
 
-    subject_id = getattr(beneficiary, f"{subject_field}_id")
-    return eligible(beneficiary.benefit_plan, info.context.user).filter(pk=subject_id).exists()
+    plans: dict[Any, Any] = {}
+    subjects: dict[Any, list[Any]] = {}
+    for row in beneficiaries:
+        plans.setdefault(row.benefit_plan_id, row.benefit_plan)
+        subjects.setdefault(row.benefit_plan_id, []).append(getattr(row, f"{subject_field}_id"))
+    parts = [eligible(plan, user).filter(pk__in=subjects[plan_id])
+             .annotate(coremis_plan=Value(plan_id, output_field=UUIDField())).values_list("pk", "coremis_plan")
+             .order_by()
+             for plan_id, plan in plans.items()]
+    if not parts:
+        return set()
+    query = parts[0].union(*parts[1:], all=True) if len(parts) > 1 else parts[0]
+    return {(plan_id, subject_id) for subject_id, plan_id in query}
 
 
 class SchemaFieldsType(graphene.ObjectType):
     schema_fields = graphene.List(graphene.NonNull(graphene.String), required=True,
                                   description="the beneficiary json_ext properties of the plans of this type")
-
-
-class WorkflowType(graphene.ObjectType):
-    name = graphene.String(required=True)
-    group = graphene.String(required=True)
 
 
 class BfTypeEnum(graphene.Enum):
@@ -58,12 +75,6 @@ class Query(graphene.ObjectType):
     benefit_plan_schema_field = ProtectedField(
         SchemaFieldsType, permission=PLAN_SEARCH, bf_type=BfTypeEnum(),
         description="The properties of the beneficiary data schemas of the live plans (of one type).",
-    )
-    workflow = ProtectedField(
-        graphene.List(graphene.NonNull(WorkflowType)), permission=PLAN_SEARCH,
-        group=graphene.String(),
-        description="openIMIS's upload workflows; coremis enrolls by confirmIndividualEnrollment/"
-                    "confirmGroupEnrollment, so the list is empty.",
     )
 
     def resolve_benefit_plan_schema_field(self, info: Any, bf_type: Any = None) -> SchemaFieldsType:
@@ -77,5 +88,10 @@ class Query(graphene.ObjectType):
             names.update(((schema or {}).get("properties") or {}).keys())
         return SchemaFieldsType(schema_fields=sorted(names))
 
-    def resolve_workflow(self, info: Any, group: str | None = None) -> list[WorkflowType]:
-        return []
+
+def upload_workflows(group: str) -> list[tuple[str, str]] | None:
+    """openIMIS's beneficiary upload dialog (``workflow(group: "socialProtection")``) uploads a
+    file of beneficiaries to a plan. coremis has no such upload: a plan's beneficiaries are the
+    registry's people or households that meet its criteria, enrolled by
+    ``confirmIndividualEnrollment`` / ``confirmGroupEnrollment``. So no workflow is offered."""
+    return [] if group == "socialProtection" else None

@@ -100,6 +100,13 @@ def grievance_beneficiaries(beneficiary_ids: list[Any]) -> dict[Any, dict[str, A
 
 
 @hookimpl
+def coremis_upload_workflows(actor: Any, group: str) -> list[tuple[str, str]] | None:
+    from modules.social_protection.openimis import upload_workflows
+
+    return upload_workflows(group)
+
+
+@hookimpl
 def coremis_seed_demo(stdout: Any, actor: Any) -> None:
     from modules.social_protection.demo import seed_demo_plans as seed
 

@@ -133,6 +133,37 @@ def test_beneficiary_list_in_openimis_shape_and_is_eligible(gql, make_user, hous
     assert eligible == sum(3 for i in range(24) if (i * 7) % 100 < 40)
 
 
+def test_is_eligible_is_read_for_the_whole_page_against_each_rows_own_plan(
+        gql, make_user, households, run_jobs, django_capture_on_commit_callbacks, create_plan, enroll,
+        plan_officer_rights):
+    from django.test.utils import CaptureQueriesContext
+
+    client = gql(make_user(plan_officer_rights))
+    plans = [create_plan(client, code=f"CT-{limit}", name=f"Transfer under {limit}",
+                         criteria={"filter": f"vulnerability_score__lt__integer={limit}"}) for limit in (40, 15)]
+    for plan in plans:
+        enroll(client, django_capture_on_commit_callbacks, run_jobs, plan, kind="Individual", status="ACTIVE",
+               criteria=json.dumps({}))
+    page = """query($n: Int) { beneficiary(first: $n, orderBy: ["individual_LastName"]) {
+        edges { node { uuid isEligible benefitPlan { uuid } } } } }"""
+    statements = {}
+    for first in (1, 100):
+        with CaptureQueriesContext(connection) as captured:
+            edges = client.ok(page, {"n": first})["beneficiary"]["edges"]
+        statements[first] = len(captured.captured_queries)
+    assert len(edges) == 100 and statements[1] == statements[100]
+    assert {e["node"]["benefitPlan"]["uuid"] for e in edges} == {p["uuid"] for p in plans}
+    flagged = {e["node"]["uuid"] for e in edges if e["node"]["isEligible"]}
+    filtered = set()
+    for plan in plans:  # the isEligible filter: the criteria as an EXISTS in the list's own query
+        filtered |= {e["node"]["uuid"] for e in client.ok(
+            """query($p: UUID) { beneficiary(benefitPlan_Id: $p, isEligible: true, first: 100) {
+                edges { node { uuid } } } }""", {"p": plan["uuid"]})["beneficiary"]["edges"]}
+    on_page = {e["node"]["uuid"] for e in edges}
+    assert flagged == filtered & on_page
+    assert 0 < len(flagged) < len(on_page)
+
+
 def test_plan_validity_queries(gql, make_user, create_plan, plan_officer_rights):
     client = gql(make_user(plan_officer_rights))
     create_plan(client)
