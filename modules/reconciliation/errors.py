@@ -28,6 +28,10 @@ class ReconciliationErrorCode(ErrorCode):
     COMMENT_REQUIRED = "COMMENT_REQUIRED", "Resolving a mismatch needs a comment that says why."
     ASSIGNEE_NOT_FOUND = "ASSIGNEE_NOT_FOUND", "The assignee is no active user."
     RESOLUTION_NOT_ALLOWED = "RESOLUTION_NOT_ALLOWED", "This resolution does not apply to this class of mismatch."
+    # report exports
+    INVALID_FORMAT = "INVALID_FORMAT", "Export the report as csv or xlsx."
+    NOT_READY = "NOT_READY", "The export job has not finished."
+    FILE_GONE = "FILE_GONE", "The exported file is no longer kept; export again."
     # closing
     NOT_RECONCILED = "NOT_RECONCILED", "Payments are not final or mismatches are unresolved."
     PREVIOUS_ROUND_OPEN = "PREVIOUS_ROUND_OPEN", "The previous round in this commune has unreconciled payments."

@@ -175,22 +175,10 @@ def _insert_mismatches(cursor: Any, uid: Any, select: str, params: list[Any] | N
 def _match(cursor: Any, uid: Any, *, apply: bool, user: Any, clock: _Clock) -> int:
     detected = 0
     new = (f"FROM {LEDGER} r JOIN recon_new n ON n.id = r.id ")
-    joined = (new + f"JOIN {PAYMENT} b ON b.id = r.payment_id "
-              "JOIN payroll_payroll p ON p.id = b.payroll_id JOIN payroll_paymentplan pp ON pp.id = p.payment_plan_id ")
-    detected += _insert_mismatches(cursor, uid, f"""
-        SELECT 'UNKNOWN_REFERENCE', r.id::text, NULL::uuid, NULL::uuid, r.payment_point_id, r.id, r.reference,
-               'no payment has the reference ' || r.reference
-        {new} WHERE r.payment_id IS NULL AND r.status = 'PAID'""")
-    detected += _insert_mismatches(cursor, uid, f"""
-        SELECT 'AMOUNT_DIFFERS', r.id::text, b.id, b.payroll_id, r.payment_point_id, r.id, r.reference,
-               format('ordered %%s, reported %%s (minor units)', b.amount, round(r.amount * power(10::numeric, pp.minor_unit)))
-        {joined} WHERE r.status = 'PAID' AND r.amount IS NOT NULL AND round(r.amount * power(10::numeric, pp.minor_unit)) <> b.amount""")
-    detected += _insert_mismatches(cursor, uid, f"""
-        SELECT 'CURRENCY_DIFFERS', r.id::text, b.id, b.payroll_id, r.payment_point_id, r.id, r.reference,
-               format('ordered in %%s, reported in %%s', b.currency, r.currency)
-        {joined} WHERE r.status = 'PAID' AND r.currency <> '' AND r.currency <> b.currency""")
-    # An account or phone the provider paid to, compared with the recipient's (letters and digits
-    # only; a country code in front of one of them is tolerated).
+    # What one paid line shows, in one pass over the new lines (each class a branch of one
+    # UNION ALL over them, read once). An account or phone the provider paid to is compared
+    # with the recipient's (letters and digits only; a country code in front of one of them is
+    # tolerated).
     norm = "regexp_replace(upper(coalesce({0}, '')), '[^0-9A-Z]', '', 'g')"
     paid_to = norm.format("r.account")
     known = [norm.format("i.json_ext->>'phone'"), norm.format("i.json_ext->>'account'")]
@@ -198,27 +186,62 @@ def _match(cursor: Any, uid: Any, *, apply: bool, user: Any, clock: _Clock) -> i
                        f"(right({k}, length({paid_to})) = {paid_to} OR right({paid_to}, length({k})) = {k}))))"
                        for k in known)
     detected += _insert_mismatches(cursor, uid, f"""
-        SELECT 'WRONG_RECIPIENT', r.id::text, b.id, b.payroll_id, r.payment_point_id, r.id, r.reference,
-               'paid to ' || r.account
-        {joined} JOIN individual_individual i ON i.id = b.individual_id
-        WHERE r.status = 'PAID' AND {paid_to} <> '' AND NOT ({same})""")
+        WITH line AS MATERIALIZED (
+            SELECT r.id, r.reference, r.payment_point_id, r.amount, r.currency, r.account, r.payment_id AS named,
+                   b.id AS payment_id,
+                   b.payroll_id, b.amount AS ordered, b.currency AS ordered_currency,
+                   round(r.amount * power(10::numeric, pp.minor_unit)) AS reported,
+                   {paid_to} <> '' AS names_recipient,
+                   CASE WHEN {paid_to} <> '' AND i.id IS NOT NULL THEN ({same}) END AS same_recipient
+            {new} LEFT JOIN {PAYMENT} b ON b.id = r.payment_id
+            LEFT JOIN payroll_payroll p ON p.id = b.payroll_id LEFT JOIN payroll_paymentplan pp ON pp.id = p.payment_plan_id
+            LEFT JOIN individual_individual i ON i.id = b.individual_id AND {paid_to} <> ''
+            WHERE r.status = 'PAID')
+        SELECT 'UNKNOWN_REFERENCE', id::text, NULL::uuid, NULL::uuid, payment_point_id, id, reference,
+               'no payment has the reference ' || reference
+        FROM line WHERE named IS NULL
+        UNION ALL
+        SELECT 'AMOUNT_DIFFERS', id::text, payment_id, payroll_id, payment_point_id, id, reference,
+               format('ordered %%s, reported %%s (minor units)', ordered, reported)
+        FROM line WHERE payment_id IS NOT NULL AND amount IS NOT NULL AND reported <> ordered
+        UNION ALL
+        SELECT 'CURRENCY_DIFFERS', id::text, payment_id, payroll_id, payment_point_id, id, reference,
+               format('ordered in %%s, reported in %%s', ordered_currency, currency)
+        FROM line WHERE payment_id IS NOT NULL AND currency <> '' AND currency <> ordered_currency
+        UNION ALL
+        SELECT 'WRONG_RECIPIENT', id::text, payment_id, payroll_id, payment_point_id, id, reference,
+               'paid to ' || account
+        FROM line WHERE payment_id IS NOT NULL AND names_recipient AND NOT same_recipient""")
     # Per payment, over everything the ledger holds about the payments this run touched.
     cursor.execute("CREATE TEMP TABLE recon_touched ON COMMIT DROP AS "
                    f"SELECT DISTINCT r.payment_id AS id {new} WHERE r.payment_id IS NOT NULL")
     cursor.execute("ANALYZE recon_touched")
+    # What the ledger says of each touched payment, in one aggregate over its lines: which
+    # transaction ids paid it, and whether anyone ever said FAILED. Only the payments it flags
+    # are read again (two transaction ids; a failed word, or a payment payroll holds FAILED).
+    cursor.execute(f"""
+        CREATE TEMP TABLE recon_said ON COMMIT DROP AS
+        SELECT r.payment_id AS id,
+               min(r.provider_transaction_id) FILTER (WHERE r.status = 'PAID' AND r.provider_transaction_id <> '')
+                   AS first_txn,
+               max(r.provider_transaction_id) FILTER (WHERE r.status = 'PAID' AND r.provider_transaction_id <> '')
+                   AS last_txn,
+               bool_or(r.status = 'FAILED') AS failed_said
+        FROM recon_touched t JOIN {LEDGER} r ON r.payment_id = t.id GROUP BY r.payment_id""")
     detected += _insert_mismatches(cursor, uid, f"""
         SELECT 'PAID_TWICE', b.id::text, b.id, b.payroll_id, b.payment_point_id, max(r.id), b.code,
                'paid by ' || string_agg(DISTINCT r.provider_transaction_id, ', ')
-        FROM recon_touched t JOIN {PAYMENT} b ON b.id = t.id JOIN {LEDGER} r ON r.payment_id = b.id
-        WHERE r.status = 'PAID' AND r.provider_transaction_id <> ''
-        GROUP BY b.id HAVING count(DISTINCT r.provider_transaction_id) > 1""")
-    # The provider's final word, in the order it was given (its value date, then arrival).
+        FROM recon_said s JOIN {PAYMENT} b ON b.id = s.id JOIN {LEDGER} r ON r.payment_id = b.id
+        WHERE s.first_txn <> s.last_txn AND r.status = 'PAID' AND r.provider_transaction_id <> ''
+        GROUP BY b.id""")
+    # The provider's final word, in the order it was given (its value date, then arrival), for
+    # the payments where one word can contradict another or payroll's status.
     cursor.execute(f"""
         CREATE TEMP TABLE recon_words ON COMMIT DROP AS
         SELECT r.payment_id, r.id, r.status,
                first_value(r.status) OVER w AS first_status
-        FROM recon_touched t JOIN {LEDGER} r ON r.payment_id = t.id
-        WHERE r.status IN ('PAID', 'FAILED')
+        FROM recon_said s JOIN {PAYMENT} b ON b.id = s.id JOIN {LEDGER} r ON r.payment_id = s.id
+        WHERE (s.failed_said OR b.status = 'FAILED') AND r.status IN ('PAID', 'FAILED')
         WINDOW w AS (PARTITION BY r.payment_id ORDER BY coalesce(r.value_date, r.received_at::date), r.received_at,
                                                       r.id)""")
     detected += _insert_mismatches(cursor, uid, f"""
@@ -247,7 +270,7 @@ def _match(cursor: Any, uid: Any, *, apply: bool, user: Any, clock: _Clock) -> i
     if apply:
         _apply_outcomes(cursor, user)
         clock.lap("apply")
-    cursor.execute("DROP TABLE recon_words; DROP TABLE recon_touched")
+    cursor.execute("DROP TABLE recon_words; DROP TABLE recon_said; DROP TABLE recon_touched")
     return detected
 
 

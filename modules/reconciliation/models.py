@@ -80,8 +80,10 @@ class ProviderReport(models.Model):
 
     id = models.BigAutoField(primary_key=True)
     source = models.CharField(max_length=20, choices=Source.choices)
+    # Indexed only where a statement reads it (the payment, the two ways of being stored once):
+    # every index is paid for by each of a national file's 315,000 lines.
     payment_point = models.ForeignKey("payroll.PaymentPoint", null=True, blank=True, on_delete=models.PROTECT,
-                                      related_name="+", db_constraint=False)
+                                      related_name="+", db_constraint=False, db_index=False)
     file = models.ForeignKey(ReportFile, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
                              db_constraint=False, db_index=False)
     line = models.PositiveIntegerField(default=0)
@@ -107,7 +109,6 @@ class ProviderReport(models.Model):
             models.UniqueConstraint(fields=["source", "payment_point", "provider_transaction_id", "status"],
                                     condition=~Q(provider_transaction_id=""), name="recon_report_txn_once"),
         ]
-        indexes = [models.Index(fields=["reference"], name="recon_report_reference")]
 
 
 class MismatchClass(models.TextChoices):
@@ -177,3 +178,24 @@ class MismatchEvent(models.Model):
     assignee = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
                                  related_name="+")
     resolution = models.CharField(max_length=24, blank=True, default="")
+
+
+class PullToken(models.Model):
+    """A bearer token the pull API issued to a payment point's provider: the token carries this
+    row's id, and every request looks the row up, so a revoked token is refused at once. A token
+    also names the credential it was issued under (``secret_digest``, a keyed digest of the
+    point's secret, never the secret): rotating the secret refuses tokens of the old one at once.
+    Revocations are in ``core_history`` (who, when, why)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    payment_point = models.ForeignKey("payroll.PaymentPoint", on_delete=models.PROTECT, related_name="+")
+    issued_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    secret_digest = models.CharField(max_length=64)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                   related_name="+")
+    revoked_reason = models.CharField(max_length=255, blank=True, default="")
+
+    class Meta:
+        indexes = [models.Index(fields=["payment_point", "-issued_at"], name="recon_pulltoken_point")]

@@ -16,3 +16,5 @@ REPORT_INGEST = Permission("reconciliation.report.ingest",
 MISMATCH_SEARCH = Permission("reconciliation.mismatch.search", "List and read mismatches within one's locations")
 MISMATCH_UPDATE = Permission("reconciliation.mismatch.update",
                              "Assign, comment on and resolve mismatches within one's locations")
+PULL_TOKEN_REVOKE = Permission("reconciliation.pull_token.revoke",
+                               "Revoke the pull-API tokens of a payment point's provider (national scope)")

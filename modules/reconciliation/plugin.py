@@ -33,9 +33,11 @@ def coremis_graphql_mutation() -> type:
 
 @hookimpl
 def coremis_jobs() -> dict[str, Callable[..., Any]]:
+    from modules.reconciliation.export import EXPORT_JOB, run_export_report
     from modules.reconciliation.jobs import run_deadlines, run_ingest
 
-    return {"reconciliation.ingest": run_ingest, "reconciliation.deadlines": run_deadlines}
+    return {"reconciliation.ingest": run_ingest, "reconciliation.deadlines": run_deadlines,
+            EXPORT_JOB: run_export_report}
 
 
 @hookimpl
@@ -55,10 +57,10 @@ def coremis_upload_purposes() -> list[Any]:
 
 @hookimpl
 def coremis_urls() -> list[Any]:
-    from modules.reconciliation import pull
+    from modules.reconciliation import export, pull
     from modules.reconciliation.views import urlpatterns
 
-    return [*urlpatterns, *pull.urlpatterns]
+    return [*urlpatterns, *pull.urlpatterns, *export.urlpatterns]
 
 
 @hookimpl

@@ -1,12 +1,15 @@
 """The pull API for providers that prefer to fetch their work: each payment point may let its
 provider in with OAuth2 client credentials (``pull_client_secret`` in the point's ``config``, an
 ``{"env": …}`` reference like every credential there). A token names one point and lasts an hour;
-everything it reads or says is limited to that point's payments.
+everything it reads or says is limited to that point's payments. Each token is a
+:class:`~modules.reconciliation.models.PullToken` row looked up on every request: revoking it
+(``revokeReconciliationPullTokens``) or rotating the point's secret refuses it at once.
 
 - ``POST /api/reconciliation/pull/token`` — ``grant_type=client_credentials``, ``client_id`` (the
   point's code), ``client_secret`` → ``{access_token, token_type, expires_in}``;
 - ``GET /api/reconciliation/pull/payments?cycle=<code>&commune=<code>&after=<reference>&limit=<n>``
-  — the point's payments waiting for a word (approved — stored CREATED — or SENT), in reference order, a page at a time;
+  — the point's payments waiting for a word (APPROVED or SENT, payroll's effective status) in an
+  approved payroll that is not closed (PARTIALLY_PAID included), in reference order, a page at a time;
 - ``POST /api/reconciliation/pull/acknowledgements`` — ``{"acknowledgements": [{"reference",
   "status": "ACCEPTED" | "REJECTED", "error_code"}]}``;
 - ``POST /api/reconciliation/pull/consolidations`` — ``{"consolidations": [{"reference",
@@ -18,26 +21,40 @@ mismatches opened; a reference of another point's payment is refused (``OUT_OF_S
 from __future__ import annotations
 
 import datetime
+import hashlib
 import hmac
 import json
+import uuid
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django.conf import settings
 from django.core import signing
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import path
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from core.errors import CoreErrorCode, RequestErrorCode, ServiceError
 from core.http import error_response
 from modules.reconciliation.errors import ReconciliationErrorCode as E
-from modules.reconciliation.models import ReportStatus, Source
+from modules.reconciliation.models import PullToken, ReportStatus, Source
 from modules.reconciliation.reading import Row
 
 SALT = "reconciliation.pull"
 LIFETIME = 3600
 MAX_ITEMS = 5000
 MAX_PAGE = 1000
+
+
+def _offered_payroll_statuses() -> tuple[str, ...]:
+    """The payrolls whose waiting payments a provider is offered: every approved one that is not
+    closed. PARTIALLY_PAID included: payroll settles it again as outcomes arrive, closing refuses
+    it while any payment is not final, so a payment of it still waiting for a word (approved or
+    sent) must reach its provider, or the payroll could never close."""
+    from modules.payroll.models import APPROVED_PAYROLL_STATUSES, PayrollStatus
+
+    return tuple(str(s) for s in APPROVED_PAYROLL_STATUSES if s != PayrollStatus.RECONCILED)
 
 
 def _point(code: str) -> Any:
@@ -56,23 +73,37 @@ def token(request: HttpRequest) -> HttpResponse:
     if data.get("grant_type") != "client_credentials":
         return JsonResponse({"error": "unsupported_grant_type"}, status=400)
     point = _point(str(data.get("client_id") or ""))
-    reference = (point.config or {}).get("pull_client_secret") if point else None
-    expected = None
-    if reference is not None:
-        from modules.payroll.adaptors.base import secret_from
-
-        try:
-            expected = secret_from(point, reference, "pull_client_secret")
-        except ServiceError:
-            expected = None
+    expected = _current_secret(point) if point is not None else None
     given = str(data.get("client_secret") or "")
     if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
         return JsonResponse({"error": "invalid_client"}, status=401)
-    access = signing.dumps({"point": point.code, "id": str(point.pk)}, salt=SALT)
+    issued = PullToken.objects.create(payment_point=point, expires_at=timezone.now() + datetime.timedelta(
+        seconds=LIFETIME), secret_digest=secret_digest(expected))
+    access = signing.dumps({"point": point.code, "id": str(point.pk), "token": str(issued.pk)}, salt=SALT)
     return JsonResponse({"access_token": access, "token_type": "Bearer", "expires_in": LIFETIME})
 
 
+def secret_digest(secret: str) -> str:
+    """Which credential a token was issued under, keyed by the deployment's secret key: the
+    stored digest says nothing about the secret to someone who reads the table."""
+    return hmac.new(settings.SECRET_KEY.encode(), secret.encode(), hashlib.sha256).hexdigest()
+
+
+def _current_secret(point: Any) -> str | None:
+    reference = (point.config or {}).get("pull_client_secret")
+    if reference is None:
+        return None
+    from modules.payroll.adaptors.base import secret_from
+
+    try:
+        return secret_from(point, reference, "pull_client_secret")
+    except ServiceError:
+        return None
+
+
 def _caller(request: HttpRequest) -> Any:
+    """The point whose live token the request carries: signed by us, its row neither revoked nor
+    expired, and issued under the point's current secret (a rotated secret ends its tokens)."""
     header = request.headers.get("Authorization", "")
     if not header.startswith("Bearer "):
         return None
@@ -80,8 +111,24 @@ def _caller(request: HttpRequest) -> Any:
         claims = signing.loads(header[7:], salt=SALT, max_age=LIFETIME)
     except signing.BadSignature:
         return None
-    point = _point(claims.get("point", ""))
-    return point if point is not None and str(point.pk) == claims.get("id") else None
+    issued = (PullToken.objects.select_related("payment_point")
+              .filter(pk=claims.get("token"), revoked_at__isnull=True, expires_at__gt=timezone.now(),
+                      payment_point__is_deleted=False).first() if _is_uuid(claims.get("token")) else None)
+    if issued is None or str(issued.payment_point_id) != claims.get("id"):
+        return None
+    point = issued.payment_point
+    secret = _current_secret(point)
+    if secret is None or not hmac.compare_digest(issued.secret_digest, secret_digest(secret)):
+        return None
+    return point
+
+
+def _is_uuid(value: Any) -> bool:
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
 
 
 def _body(request: HttpRequest) -> Any:
@@ -105,14 +152,20 @@ def payments(request: HttpRequest) -> HttpResponse:
     if point is None:
         return _unauthorised()
     from modules.location.models import Location
-    from modules.payroll.models import BenefitConsumption
+    from modules.payroll.models import (
+        BenefitConsumption,
+        InstructionStatus,
+        effective_status,
+        effective_status_q,
+    )
 
     try:
         limit = min(max(int(request.GET.get("limit", "500")), 1), MAX_PAGE)
     except ValueError:
         return error_response(400, CoreErrorCode.INVALID, "limit is a number of payments (1 to 1000).", "limit")
-    rows = BenefitConsumption.objects.filter(payment_point=point, status__in=("CREATED", "SENT"),  # CREATED reads APPROVED here
-                                             payroll__status__in=("APPROVED", "SENDING", "SENT"))
+    rows = BenefitConsumption.objects.filter(
+        effective_status_q([InstructionStatus.APPROVED, InstructionStatus.SENT]), payment_point=point,
+        payroll__status__in=_offered_payroll_statuses())
     if request.GET.get("cycle"):
         rows = rows.filter(payment_cycle__code=request.GET["cycle"])
     if request.GET.get("commune"):
@@ -123,7 +176,7 @@ def payments(request: HttpRequest) -> HttpResponse:
     if request.GET.get("after"):
         rows = rows.filter(code__gt=request.GET["after"])
     page = list(rows.order_by("code").values(
-        "code", "amount", "currency", "status", "payment_cycle__code", "payroll__payment_plan__minor_unit",
+        "code", "amount", "currency", "status", "payroll__status", "payment_cycle__code", "payroll__payment_plan__minor_unit",
         "individual__first_name", "individual__last_name", "individual__json_ext", "individual__location__code")
         [:limit])
     items = []
@@ -132,7 +185,8 @@ def payments(request: HttpRequest) -> HttpResponse:
         whole, part = divmod(p["amount"], 10 ** minor)
         ext = p["individual__json_ext"] or {}
         items.append({"reference": p["code"], "amount": f"{whole}.{part:0{minor}d}" if minor else str(whole),
-                      "currency": p["currency"], "cycle": p["payment_cycle__code"], "status": p["status"],
+                      "currency": p["currency"], "cycle": p["payment_cycle__code"],
+                      "status": effective_status(p["status"], p["payroll__status"]),
                       "location": p["individual__location__code"],
                       "recipient": {"first_name": p["individual__first_name"], "last_name": p["individual__last_name"],
                                     "phone": ext.get("phone", ""), "account": ext.get("account", "")}})

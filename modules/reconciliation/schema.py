@@ -9,11 +9,12 @@ import graphene
 from django.db.models import QuerySet
 
 from core.graphql.fields import ProtectedConnectionField, ProtectedField
+from core.graphql.jobs import JobType
 from core.graphql.mutations import CoreMutation
 from core.graphql.scalars import UUID
 from core.graphql.types import CoreNode, CountableConnection, JSONString
 from modules.payroll.schema import PayrollGQLType  # noqa: F401 - payroll fields resolve to it
-from modules.reconciliation import services
+from modules.reconciliation import export, services
 from modules.reconciliation.errors import ReconciliationErrorCode
 from modules.reconciliation.models import (
     FileStatus,
@@ -25,7 +26,12 @@ from modules.reconciliation.models import (
     Resolution,
     Source,
 )
-from modules.reconciliation.permissions import MISMATCH_SEARCH, MISMATCH_UPDATE, REPORT_SEARCH
+from modules.reconciliation.permissions import (
+    MISMATCH_SEARCH,
+    MISMATCH_UPDATE,
+    PULL_TOKEN_REVOKE,
+    REPORT_SEARCH,
+)
 
 FileStatusEnum = graphene.Enum("ReconciliationFileStatusEnum", [(s, s) for s in FileStatus.values])
 SourceEnum = graphene.Enum("ReconciliationSourceEnum", [(s, s) for s in Source.values])
@@ -149,6 +155,20 @@ def _row(row: dict[str, Any]) -> ReconciliationReportRowType:
                                                              for k in MismatchClass.values if row[k]])
 
 
+class PullTokenType(graphene.ObjectType):
+    """A token the pull API issued to a point's provider (never the token itself)."""
+
+    id = UUID(required=True)
+    issued_at = graphene.DateTime(required=True)
+    expires_at = graphene.DateTime(required=True)
+    revoked_at = graphene.DateTime()
+    revoked_by = graphene.String()
+    revoked_reason = graphene.String(required=True)
+
+    def resolve_revoked_by(self, info: Any) -> str | None:
+        return self.revoked_by.username if self.revoked_by_id else None
+
+
 class Query(graphene.ObjectType):
     csv_reconciliation_upload = ProtectedConnectionField(CsvReconciliationUploadGQLType, permission=REPORT_SEARCH,
                                                          order_fields=["date_created", "file_name", "status"])
@@ -159,6 +179,13 @@ class Query(graphene.ObjectType):
         payroll_id=UUID(), payment_cycle_id=UUID(), payment_point_id=UUID(), group_by=GroupByEnum(),
         location_level=graphene.Int(description="with groupBy LOCATION: 0 for provinces, 1 communes, 2 collines"),
     )
+
+    reconciliation_pull_token = ProtectedField(
+        graphene.List(graphene.NonNull(PullTokenType)), permission=PULL_TOKEN_REVOKE,
+        payment_point_id=UUID(required=True), description="the pull-API tokens a point was issued, newest first")
+
+    def resolve_reconciliation_pull_token(self, info: Any, payment_point_id: Any) -> list[Any]:
+        return list(services.pull_tokens(info.context.user, payment_point_id)[:200])
 
     def resolve_reconciliation_report(self, info: Any, group_by: Any = "payroll", **filters: Any) -> list[Any]:
         request = services.check_report(info.context.user, group_by=getattr(group_by, "value", group_by), **filters)
@@ -195,5 +222,62 @@ def _changes(data: dict[str, Any]) -> dict[str, Any]:
     return changes
 
 
+class RevokeReconciliationPullTokensMutation(CoreMutation):
+    """Revoke a payment point's pull-API tokens at once: one (``tokenId``) or every live one (a
+    leaked or rotated secret). The provider asks for a new token with the current secret."""
+
+    permission = PULL_TOKEN_REVOKE
+    error_codes = ReconciliationErrorCode
+    revoked = graphene.Int(description="how many live tokens were revoked")
+
+    class Input(CoreMutation.Input):
+        payment_point_id = UUID(required=True)
+        token_id = UUID()
+        reason = graphene.String(required=True)
+
+    @classmethod
+    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
+        request = services.check_revoke_pull_tokens(user, data["payment_point_id"], token_id=data.get("token_id"),
+                                                    reason=data.get("reason") or "")
+        return {"revoked": services.do_revoke_pull_tokens(request)}
+
+
+class ReportFormatEnum(graphene.Enum):
+    CSV = "csv"
+    XLSX = "xlsx"
+
+
+class ExportReconciliationReportMutation(CoreMutation):
+    """The ``reconciliationReport`` with these arguments as a CSV or XLSX file, within your
+    locations. Watch the returned job; when it succeeded, GET
+    ``/api/reconciliation/report/<job uuid>/download``."""
+
+    permission = REPORT_SEARCH
+    error_codes = ReconciliationErrorCode
+    job = graphene.Field(JobType)
+
+    class Input(CoreMutation.Input):
+        format = ReportFormatEnum(default_value=ReportFormatEnum.CSV.value)
+        payroll_id = UUID()
+        payment_cycle_id = UUID()
+        payment_point_id = UUID()
+        group_by = GroupByEnum()
+        location_level = graphene.Int(description="with groupBy LOCATION: 0 for provinces, 1 communes, 2 collines")
+
+    @classmethod
+    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
+        request = export.check_export_report(user, **_export_arguments(data))
+        return {"job": export.do_export_report(request)}
+
+
+def _export_arguments(data: dict[str, Any]) -> dict[str, Any]:
+    """The input as the use case takes it: enums as their values, the defaults of the report."""
+    file_format, group_by = data.pop("format", None), data.pop("group_by", None)
+    return {**data, "file_format": str(getattr(file_format, "value", file_format) or "csv"),
+            "group_by": str(getattr(group_by, "value", group_by) or "payroll")}
+
+
 class Mutation(graphene.ObjectType):
     update_reconciliation_mismatch = UpdateReconciliationMismatchMutation.Field()
+    revoke_reconciliation_pull_tokens = RevokeReconciliationPullTokensMutation.Field()
+    export_reconciliation_report = ExportReconciliationReportMutation.Field()

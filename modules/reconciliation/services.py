@@ -16,7 +16,7 @@ from core.errors import CoreErrorCode, FieldError, ServiceError, ValidationFaile
 from core.jobs import JobContext, start_job
 from core.models import Upload, User
 from core.permissions import require
-from modules.location.services import scope_paths, within_paths
+from modules.location.services import require_national, scope_paths, within_paths
 from modules.payroll.models import BenefitConsumption, PaymentPoint, Payroll
 from modules.payroll.services.selectors import visible_payrolls
 from modules.reconciliation import ledger, statements
@@ -27,6 +27,7 @@ from modules.reconciliation.models import (
     MismatchClass,
     MismatchEvent,
     MismatchStatus,
+    PullToken,
     ReportFile,
     ReportStatus,
     Resolution,
@@ -35,6 +36,7 @@ from modules.reconciliation.models import (
 from modules.reconciliation.permissions import (
     MISMATCH_SEARCH,
     MISMATCH_UPDATE,
+    PULL_TOKEN_REVOKE,
     REPORT_INGEST,
     REPORT_SEARCH,
 )
@@ -295,6 +297,56 @@ def _let_report_stand(mismatch: Mismatch, actor: User) -> None:
     if report is not None and report.status in (ReportStatus.PAID, ReportStatus.FAILED):
         status = PAID if report.status == ReportStatus.PAID else FAILED
         record_outcomes([Outcome(report.reference, status, report.provider_transaction_id, report.message)], actor)
+
+
+# --- pull-API tokens ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RevokePullTokensRequest:
+    actor: User
+    point: PaymentPoint
+    token_id: Any
+    reason: str
+
+
+def check_revoke_pull_tokens(actor: User, payment_point_id: Any, *, token_id: Any = None,
+                             reason: str = "") -> RevokePullTokensRequest:
+    """A point's credentials serve every location at once: revoking them is a national right.
+    Without ``token_id``, every live token of the point (a compromised or rotated secret)."""
+    require(actor, PULL_TOKEN_REVOKE)
+    require_national(actor, "Revoking a payment point's pull-API tokens")
+    point = PaymentPoint.objects.filter(pk=payment_point_id).first()
+    if point is None:
+        raise ServiceError(CoreErrorCode.NOT_FOUND, f"Payment point {payment_point_id} does not exist.",
+                           "paymentPointId")
+    if token_id is not None and not PullToken.objects.filter(pk=token_id, payment_point=point).exists():
+        raise ServiceError(CoreErrorCode.NOT_FOUND, f"The point {point.code} issued no token {token_id}.", "tokenId")
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationFailed([FieldError("reason", CoreErrorCode.REQUIRED, "Say why the tokens are revoked.")])
+    return RevokePullTokensRequest(actor, point, token_id, reason[:255])
+
+
+def do_revoke_pull_tokens(request: RevokePullTokensRequest) -> int:
+    """Revoke at once (the pull API looks every token up); returns how many were live. The
+    change is in ``core_history`` with the actor."""
+    from core.history import acting_as
+
+    live = PullToken.objects.filter(payment_point=request.point, revoked_at__isnull=True,
+                                    expires_at__gt=timezone.now())
+    if request.token_id is not None:
+        live = live.filter(pk=request.token_id)
+    with transaction.atomic(), acting_as(request.actor, action="reconciliation.pull_token.revoke"):
+        return live.update(revoked_at=timezone.now(), revoked_by=request.actor, revoked_reason=request.reason)
+
+
+def pull_tokens(actor: User, payment_point_id: Any) -> QuerySet:
+    """The tokens a point's provider was issued, newest first (who revoked which, and why)."""
+    require(actor, PULL_TOKEN_REVOKE)
+    require_national(actor, "Reading a payment point's pull-API tokens")
+    return PullToken.objects.filter(payment_point_id=payment_point_id).select_related("revoked_by").order_by(
+        "-issued_at")
 
 
 def flag_unreported(ctx: JobContext) -> dict[str, int]:

@@ -79,3 +79,85 @@ def test_a_provider_pulls_its_work_acknowledges_and_consolidates(pulling, client
     bad = client.post("/api/reconciliation/pull/consolidations", data="{not json", content_type="application/json",
                       HTTP_AUTHORIZATION=f"Bearer {token}")
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "INVALID"
+
+
+REVOKE = ('mutation($i: RevokeReconciliationPullTokensMutationInput!) { revokeReconciliationPullTokens(input: $i) '
+          '{ errors { field code } revoked } }')
+TOKENS = ('query($p: UUID!) { reconciliationPullToken(paymentPointId: $p) { id revokedAt revokedBy revokedReason } }')
+
+
+def token_id(token: str) -> str:
+    from django.core import signing
+
+    from modules.reconciliation.pull import SALT
+
+    return signing.loads(token, salt=SALT)["token"]
+
+
+def test_a_revoked_token_is_refused_at_once_and_the_revocation_is_on_record(pulling, client, gql, make_user):
+    from core.models import HistoryEntry
+
+    point = pulling.point
+    first, second = (get_token(client).json()["access_token"] for _ in range(2))
+
+    def listing(token: str) -> int:
+        return client.get("/api/reconciliation/pull/payments", HTTP_AUTHORIZATION=f"Bearer {token}").status_code
+
+    assert listing(first) == listing(second) == 200
+    officer = make_user(["reconciliation.pull_token.revoke", "location.scope.national"])
+    api = gql(officer)
+    one = {"paymentPointId": str(point.pk), "tokenId": token_id(first), "reason": "the provider's laptop was stolen"}
+    assert api.ok(REVOKE, {"i": one})["revokeReconciliationPullTokens"] == {"errors": [], "revoked": 1}
+    assert listing(first) == 401 and listing(second) == 200  # at once, and only that one
+    assert api.ok(REVOKE, {"i": one})["revokeReconciliationPullTokens"]["revoked"] == 0  # already revoked
+
+    every = {"paymentPointId": str(point.pk), "reason": "secret rotated"}
+    assert api.ok(REVOKE, {"i": every})["revokeReconciliationPullTokens"]["revoked"] == 1
+    assert listing(second) == 401
+    assert listing(get_token(client).json()["access_token"]) == 200  # the provider asks again
+
+    tokens = api.ok(TOKENS, {"p": str(point.pk)})["reconciliationPullToken"]
+    assert [(t["revokedBy"], t["revokedReason"]) for t in tokens] == [
+        (None, ""), (officer.username, "secret rotated"), (officer.username, "the provider's laptop was stolen")]
+    audit = HistoryEntry.objects.filter(table_name="reconciliation_pulltoken", operation="U", row_id=token_id(first))
+    assert [(str(h.user_id), h.data["revoked_reason"]) for h in audit] == [
+        (str(officer.pk), "the provider's laptop was stolen")]
+
+    # a reason is required; the right is national and granted separately
+    no_reason = api.ok(REVOKE, {"i": {"paymentPointId": str(point.pk), "reason": " "}})
+    assert no_reason["revokeReconciliationPullTokens"]["errors"] == [{"field": "reason", "code": "REQUIRED"}]
+    scoped = gql(make_user(["reconciliation.pull_token.revoke"])).ok(REVOKE, {"i": every})
+    assert scoped["revokeReconciliationPullTokens"]["errors"][0]["code"] == "OUT_OF_SCOPE"
+    refused = gql(make_user(["location.scope.national", "payroll.configure"])).execute(REVOKE, {"i": every})
+    assert refused["errors"] and refused["data"]["revokeReconciliationPullTokens"] is None
+    assert gql(make_user(["location.scope.national"])).execute(TOKENS, {"p": str(point.pk)})["errors"]
+
+
+def test_rotating_the_secret_ends_the_tokens_of_the_old_one(pulling, client, monkeypatch):
+    old = get_token(client).json()["access_token"]
+    monkeypatch.setenv("COREMIS_PSP_RECON_PULL", "the-new-secret")
+    assert client.get("/api/reconciliation/pull/payments", HTTP_AUTHORIZATION=f"Bearer {old}").status_code == 401
+    assert get_token(client).status_code == 401  # the old secret no longer gets one
+    new = get_token(client, secret="the-new-secret").json()["access_token"]
+    assert client.get("/api/reconciliation/pull/payments", HTTP_AUTHORIZATION=f"Bearer {new}").status_code == 200
+    forged = new[:-2] + ("AA" if not new.endswith("AA") else "BB")
+    assert client.get("/api/reconciliation/pull/payments", HTTP_AUTHORIZATION=f"Bearer {forged}").status_code == 401
+
+
+def test_a_partially_paid_payroll_offers_the_payments_still_waiting_and_a_closed_one_nothing(pulling, client):
+    """PARTIALLY_PAID is settled again as words arrive, and closing waits for every payment:
+    a payment of it still waiting must reach its provider. Statuses are payroll's effective
+    ones (an unsent payment of an approved payroll reads APPROVED)."""
+    sent = pulling
+    refs = sent.references
+    BenefitConsumption.objects.filter(code=refs[0]).update(status="FAILED")
+    BenefitConsumption.objects.filter(code=refs[1]).update(status="CREATED")  # unsent: reads APPROVED
+    BenefitConsumption.objects.filter(code__in=refs[2:4]).update(status="PAID")
+    Payroll.objects.filter(pk=sent.payroll.pk).update(status="PARTIALLY_PAID")
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {get_token(client).json()['access_token']}"}
+    offered = client.get("/api/reconciliation/pull/payments", **auth).json()["payments"]
+    assert [(p["reference"], p["status"]) for p in offered] == [(refs[1], "APPROVED"), (refs[4], "SENT"),
+                                                                 (refs[5], "SENT")]
+    for closed in ("RECONCILED", "REJECTED"):
+        Payroll.objects.filter(pk=sent.payroll.pk).update(status=closed)
+        assert client.get("/api/reconciliation/pull/payments", **auth).json()["payments"] == []

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
+from decimal import Decimal
+
 import pytest
 
 from modules.payroll.models import BenefitConsumption
@@ -47,3 +50,52 @@ def test_a_cut_camt053_keeps_the_entries_before_the_cut(sent_payroll, provider_f
     file = upload_result(sent.user, provider_files.camt053(entries(sent), cut=700), point="BANK")
     assert file.status == "PARTIAL_SUCCESS", file.error
     assert 0 < file.stored < 6 and "cut" in " ".join(file.error.values())
+
+CAMT_ENTRIES = [  # each shape a bank writes; the one-XPath read and the element walk must agree
+    '<Ntry><Amt Ccy="BIF">9000</Amt><CdtDbtInd>DBIT</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts><ValDt><Dt>2026-01-02</Dt>'
+    '</ValDt><NtryDtls><TxDtls><Refs><AcctSvcrRef>S-1</AcctSvcrRef><EndToEndId>PAY-1</EndToEndId></Refs>'
+    '<RltdPties><CdtrAcct><Id><Othr><Id>25771000001</Id></Othr></Id></CdtrAcct></RltdPties></TxDtls></NtryDtls>'
+    '</Ntry>',
+    # a reversal, the old status form, the booking date, an IBAN, the transaction's own amount
+    '<Ntry><NtryRef>N-2</NtryRef><Amt Ccy="BIF">9000</Amt><CdtDbtInd>DBIT</CdtDbtInd><RvslInd>true</RvslInd>'
+    '<Sts>BOOK</Sts><BookgDt><DtTm>2026-01-03T10:00:00</DtTm></BookgDt><NtryDtls><TxDtls><Refs><TxId>T-2</TxId>'
+    '<EndToEndId>PAY-2</EndToEndId></Refs><AmtDtls><TxAmt><Amt Ccy="usd">10.5</Amt></TxAmt></AmtDtls>'
+    '<RltdPties><CdtrAcct><Id><IBAN>BI4220001000010000123456</IBAN></Id></CdtrAcct></RltdPties>'
+    '<RmtInf><Ustrd>returned</Ustrd></RmtInf></TxDtls></NtryDtls></Ntry>',
+    # pending: ignored
+    '<Ntry><Amt Ccy="BIF">1</Amt><CdtDbtInd>DBIT</CdtDbtInd><Sts><Cd>PDNG</Cd></Sts></Ntry>',
+    # money coming back, no reference, no details
+    '<Ntry><AcctSvcrRef>S-4</AcctSvcrRef><Amt Ccy="BIF">500</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts><Cd>BOOK</Cd>'
+    '</Sts><AddtlNtryInf>came back</AddtlNtryInf></Ntry>',
+    # a batch booking: two transactions in one entry
+    '<Ntry><Amt Ccy="BIF">3000</Amt><CdtDbtInd>DBIT</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts><ValDt><Dt>2026-01-04'
+    '</Dt></ValDt><NtryDtls><TxDtls><Refs><EndToEndId>PAY-5</EndToEndId></Refs><Amt Ccy="BIF">1000</Amt>'
+    '</TxDtls><TxDtls><Refs><EndToEndId>NOTPROVIDED</EndToEndId></Refs><Amt Ccy="BIF">2000</Amt></TxDtls>'
+    '</NtryDtls></Ntry>',
+    # an amount that is not a number, and one that is empty
+    '<Ntry><Amt Ccy="BIF">lots</Amt><CdtDbtInd>DBIT</CdtDbtInd><NtryDtls><TxDtls><Refs><EndToEndId>PAY-6'
+    '</EndToEndId></Refs></TxDtls></NtryDtls></Ntry>',
+    '<Ntry><Amt Ccy="BIF"></Amt><CdtDbtInd>DBIT</CdtDbtInd><NtryDtls><TxDtls><Refs><EndToEndId>PAY-7'
+    '</EndToEndId></Refs></TxDtls></NtryDtls></Ntry>',
+]
+
+
+def test_a_camt053_entry_reads_the_same_by_xpath_and_by_walking(tmp_path):
+    from lxml import etree
+
+    from modules.reconciliation import statements
+    from modules.reconciliation.reading import Counts
+
+    path = tmp_path / "statement.xml"
+    path.write_text('<?xml version="1.0"?><Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.08">'
+                    f'<BkToCstmrStmt><Stmt>{"".join(CAMT_ENTRIES)}</Stmt></BkToCstmrStmt></Document>')
+    fast, walked = Counts(), Counts()
+    rows = list(statements.read_camt053(path, fast))
+    expected = [row for _, entry in etree.iterparse(str(path), tag="{*}Ntry")
+                for row in statements._walk_entry(entry, walked)]
+    assert rows == expected and (fast.rows, fast.ignored) == (walked.rows, walked.ignored) == (8, 1)
+    assert [(i.line, i.code) for i in fast.issues] == [(i.line, i.code) for i in walked.issues] == [
+        (7, "INVALID_AMOUNT"), (8, "INVALID_AMOUNT")]
+    assert [(r.reference, r.status, r.amount, r.currency, r.provider_transaction_id) for r in rows[:2]] == [
+        ("PAY-1", "PAID", 9000, "BIF", "S-1"), ("PAY-2", "FAILED", Decimal("10.5"), "USD", "T-2")]
+    assert rows[1].account.startswith("BI42") and rows[1].value_date == datetime.date(2026, 1, 3)
