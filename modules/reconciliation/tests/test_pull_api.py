@@ -128,7 +128,7 @@ def test_a_revoked_token_is_refused_at_once_and_the_revocation_is_on_record(pull
     assert no_reason["revokeReconciliationPullTokens"]["errors"] == [{"field": "reason", "code": "REQUIRED"}]
     scoped = gql(make_user(["reconciliation.pull_token.revoke"])).ok(REVOKE, {"i": every})
     assert scoped["revokeReconciliationPullTokens"]["errors"][0]["code"] == "OUT_OF_SCOPE"
-    refused = gql(make_user(["location.scope.national", "payroll.configure"])).execute(REVOKE, {"i": every})
+    refused = gql(make_user(["location.scope.national", "payroll.configuration.manage"])).execute(REVOKE, {"i": every})
     assert refused["errors"] and refused["data"]["revokeReconciliationPullTokens"] is None
     assert gql(make_user(["location.scope.national"])).execute(TOKENS, {"p": str(point.pk)})["errors"]
 

@@ -77,7 +77,7 @@ def test_the_report_downloads_with_the_rows_of_the_graphql_report(file_format, s
     other = make_user(["reconciliation.report.search", "location.scope.national"])
     assert download(client, other, job["uuid"]).status_code == 404
     # a scoped officer's export holds their locations only, like their GraphQL report
-    officer = make_user(["payroll.search", "reconciliation.report.search"])
+    officer = make_user(["payroll.payroll.search", "reconciliation.report.search"])
     assign_user_locations(officer, [sent.locations["C2"].pk])
     theirs = export(gql(officer), run_jobs, django_capture_on_commit_callbacks, format=file_format,
                     payrollId=str(sent.payroll.pk))
@@ -91,7 +91,7 @@ def test_a_bad_export_request_is_refused_before_any_job(sent_payroll, gql, make_
     api = gql(sent_payroll.user)
     unknown = api.ok(EXPORT, {"i": {"payrollId": "00000000-0000-0000-0000-000000000000"}})
     assert unknown["exportReconciliationReport"]["errors"][0]["code"] == "NOT_FOUND"
-    denied = gql(make_user(["payroll.search"])).execute(EXPORT, {"i": {}})
+    denied = gql(make_user(["payroll.payroll.search"])).execute(EXPORT, {"i": {}})
     assert denied["errors"] and denied["data"]["exportReconciliationReport"] is None
     assert not Job.objects.filter(kind="reconciliation.report_export").exists()
     assert client.get("/api/reconciliation/report/00000000-0000-0000-0000-000000000000/download").status_code == 401
