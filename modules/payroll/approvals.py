@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import CharField, Q
+from django.db.models.functions import Cast
+
 from core.approvals import ApprovalAction, ApprovalContext
 from modules.payroll.permissions import PAYROLL_APPROVE, PAYROLL_CLOSE
 
@@ -58,9 +61,22 @@ def _describe_close(task: Any) -> str:
     return f"Close (reconcile) payroll {data.get('name')}: {data.get('count')} payments totalling {data.get('sum')}"
 
 
+def _tasks_in_scope(user: Any) -> Q:
+    """A checker sees a payroll's task when they may see the payroll: some of its payments lie
+    in their locations (deciding needs all of them, ``check_decider``)."""
+    from modules.location.services import scope_paths
+    from modules.payroll.models import Payroll
+    from modules.payroll.services.selectors import visible_payrolls
+
+    if scope_paths(user) is None:
+        return Q()
+    ids = visible_payrolls(user, Payroll.all_objects.all()).annotate(text_id=Cast("id", CharField()))
+    return Q(entity_id__in=ids.values("text_id"))
+
+
 ACTIONS: dict[str, ApprovalAction] = {
     RECONCILE: ApprovalAction(execute=_reconcile, describe=_describe_close, permission=PAYROLL_CLOSE,
-                                        check_decider=_check_closer),
+                              check_decider=_check_closer, in_scope=_tasks_in_scope),
     APPROVE: ApprovalAction(execute=_approve, describe=_describe, permission=PAYROLL_APPROVE,
-                                      check_decider=_check_checker),
+                            check_decider=_check_checker, in_scope=_tasks_in_scope),
 }

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import CharField, Q
+from django.db.models.functions import Cast
+
 from core.approvals import ApprovalAction, ApprovalContext
 from core.errors import NotFound
 from modules.social_protection.use_cases import (
@@ -69,9 +72,24 @@ def _describe_enroll(task: Any) -> str:
     return f"Enroll eligible people as {data.get('status', 'POTENTIAL')} in plan {data.get('plan_id')}"
 
 
+def _status_changes_in_scope(user: Any) -> Q:
+    """A checker sees a proposed status change of a beneficiary who lives in their locations."""
+    from modules.location.services import scope_paths
+    from modules.social_protection.filters import scoped_beneficiaries
+    from modules.social_protection.models import Beneficiary, GroupBeneficiary, PlanType
+
+    if scope_paths(user) is None:
+        return Q()
+    admitted = Q(pk__in=[])
+    for model, plan_type in ((Beneficiary, PlanType.INDIVIDUAL), (GroupBeneficiary, PlanType.GROUP)):
+        ids = scoped_beneficiaries(user, model.objects.all(), plan_type).annotate(text_id=Cast("id", CharField()))
+        admitted |= Q(entity_id__in=ids.values("text_id"))
+    return admitted
+
+
 ACTIONS: dict[str, ApprovalAction] = {
     ENROLL: ApprovalAction(execute=_enroll, large=True, describe=_describe_enroll),
-    CHANGE_STATUS: ApprovalAction(execute=_change_status),
+    CHANGE_STATUS: ApprovalAction(execute=_change_status, in_scope=_status_changes_in_scope),
     CLOSE_PLAN: ApprovalAction(execute=_close_plan, large=True, check_decider=_national_checker),
     RESOLVE_DUPLICATES: ApprovalAction(execute=_resolve_duplicates),
 }

@@ -130,6 +130,29 @@ def test_a_checker_approves_only_a_payroll_wholly_in_their_scope(
     assert Payroll.objects.get(pk=created["payroll"]["uuid"]).status == "APPROVED"
 
 
+def test_a_checker_does_not_see_the_task_of_a_payroll_paying_only_elsewhere(
+        gql, make_user, admin_user, group_plan, country, create_payroll, payroll_rights, route_approvals, setup_payments):
+    checker = make_user(["core.task.view", "core.task.resolve", "payroll.payroll.approve", "payroll.payroll.search"])
+    set_user_locations(admin_user, checker, [country["C1"].pk])
+    national_checker = make_user(["core.task.view", "core.task.resolve", "payroll.payroll.approve",
+                                  "payroll.payroll.search", "location.scope.national"])
+    create_task_group(admin_user, code="PAY-CHECK", completion_policy="ANY", checker_ids=[checker.pk, national_checker.pk])
+    route_approvals("PAY-CHECK")
+    maker = gql(make_user(payroll_rights))
+    ids = setup_payments(maker, group_plan)
+    elsewhere = create_payroll(maker, ids, locationIds=[str(country["C2"].pk)])["task"]["uuid"]
+    spanning = create_payroll(maker, ids)["task"]["uuid"]
+
+    tasks = "{ task { edges { node { uuid businessData } } } }"
+    seen = {e["node"]["uuid"] for e in gql(checker).ok(tasks)["task"]["edges"]}
+    assert seen == {spanning}  # a payroll with payments in C1 is theirs to see (not to approve alone)
+    assert {e["node"]["uuid"] for e in gql(national_checker).ok(tasks)["task"]["edges"]} == {elsewhere, spanning}
+    resolve = "mutation($i: ResolveTaskMutationInput!) { resolveTask(input: $i) { errors { code } } }"
+    refused = gql(checker).ok(resolve, {"i": {"id": elsewhere, "businessStatus": "APPROVED"}})["resolveTask"]
+    assert [e["code"] for e in refused["errors"]] == ["NOT_FOUND"]
+    assert ApprovalTask.objects.get(pk=elsewhere).status == "RECEIVED" and not ApprovalDecision.objects.exists()
+
+
 def test_cycles_and_payment_plans_are_configured_nationally(gql, officer, group_plan, mutate):
     result = mutate(gql(officer), "createPaymentCycle", {"code": "LOCAL", "startDate": "2026-01-01",
                                                          "endDate": "2026-01-31"}, "paymentCycle { uuid }")

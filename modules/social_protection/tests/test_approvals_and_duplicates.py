@@ -109,3 +109,35 @@ def test_duplicate_summary_and_review_tasks(gql, make_user, admin_user, country,
     bad = client.execute("""query($p: UUID!) { beneficiaryDuplicatesSummary(benefitPlanId: $p, fields: ["password"]) { count } }""",
                          {"p": plan["uuid"]})
     assert "not one of" in bad["errors"][0]["message"]
+
+
+def test_a_status_change_task_is_seen_and_decided_only_where_the_beneficiary_lives(
+        gql, make_user, admin_user, country, households, checkers, run_jobs, django_capture_on_commit_callbacks,
+        create_plan, plan_officer_rights):
+    from core.models import ApprovalTask, TaskGroup, TaskGroupChecker
+    from modules.location.services import set_user_locations
+
+    client = gql(make_user(plan_officer_rights))
+    plan = create_plan(client)
+    module_config("social_protection")["approvals"].pop("social_protection.enroll")
+    with django_capture_on_commit_callbacks(execute=True):
+        client.ok('mutation { confirmIndividualEnrollment(input: {benefitPlanId: "%s", status: "POTENTIAL"}) { errors { code } } }' % plan["uuid"])
+    run_jobs()
+    row = Beneficiary.objects.filter(benefit_plan_id=plan["uuid"], individual__location=country["H1"]).first()
+    update = """mutation($i: UpdateBeneficiaryMutationInput!) { updateBeneficiary(input: $i) { errors { code } task { uuid } } }"""
+    task = client.ok(update, {"i": {"id": str(row.pk), "status": "ACTIVE"}})["updateBeneficiary"]["task"]["uuid"]
+
+    near, far = (make_user(["core.task.view", "core.task.resolve"]) for _ in range(2))
+    set_user_locations(admin_user, near, [country["C1"].pk])
+    set_user_locations(admin_user, far, [country["C2"].pk])
+    group = TaskGroup.objects.get(code="SP-CHECK")
+    TaskGroupChecker.objects.bulk_create([TaskGroupChecker(task_group=group, user=u) for u in (near, far)])
+    tasks = "{ task { edges { node { uuid } } } }"
+    assert [e["node"]["uuid"] for e in gql(near).ok(tasks)["task"]["edges"]] == [task]
+    assert gql(far).ok(tasks)["task"]["edges"] == []
+    refused = gql(far).ok(RESOLVE, {"i": {"id": task, "businessStatus": "APPROVED"}})["resolveTask"]
+    assert [e["code"] for e in refused["errors"]] == ["NOT_FOUND"]
+    assert ApprovalTask.objects.get(pk=task).status == "RECEIVED"
+    assert gql(near).ok(RESOLVE, {"i": {"id": task, "businessStatus": "APPROVED"}})["resolveTask"]["errors"] == []
+    row.refresh_from_db()
+    assert row.status == "ACTIVE"
