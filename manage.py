@@ -7,7 +7,7 @@ import sys
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "core.settings")
-    from core.loader import ModuleConfigurationError
+    from core.errors import ModuleConfigurationError
 
     try:
         from django.core.management import execute_from_command_line

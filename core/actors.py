@@ -51,11 +51,7 @@ def is_system(user: Any) -> bool:
 
 
 def checked_actor(actor: Any) -> Any:
-    """``actor``, refusing ``None`` — except from a module that has not been converted yet
-    (``core.transition.NONE_ACTOR``), for which ``None`` still means the system."""
+    """``actor``, refusing ``None``: "the system" is ``system_actor()``, never an absent user."""
     if actor is None:
-        from core.transition import none_actor_tolerated
-
-        if not none_actor_tolerated():
-            raise MissingActor()
+        raise MissingActor()
     return actor

@@ -63,11 +63,6 @@ class Permission(str):
         return (type(self), (str(self), self.description, self.openimis))
 
 
-# The old name of the declaration type; a module's ``PermissionSpec(code, description)`` still
-# builds a Permission.
-PermissionSpec = Permission
-
-
 def declared(namespace: ModuleType) -> list[Permission]:
     """Every :class:`Permission` constant of a ``permissions.py``, in the order written."""
     return [value for value in vars(namespace).values() if isinstance(value, Permission)]
@@ -144,7 +139,6 @@ def require(actor: Any, code: str) -> None:
     from core.actors import checked_actor
     from core.errors import PermissionDenied
 
-    if checked_actor(actor) is None:
-        return  # a module still passing None for the system (core/transition.py)
+    checked_actor(actor)
     if not has_permission(actor, code):
         raise PermissionDenied(f"This requires the permission '{code}'.")

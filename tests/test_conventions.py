@@ -1,7 +1,7 @@
 """The conventions of ``core/README.md``, checked over the whole code base.
 
-Modules not yet converted are skipped through the sets of ``core/transition.py``, which
-shrink to nothing; every check applies to the core already.
+Every check applies to the core and every module alike (the transition that let modules
+convert one by one is over).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 
-from core import transition
 from core.errors import ErrorCode
 from core.loader import REPO_ROOT, get_registry
 
@@ -37,7 +36,8 @@ def production_files() -> Iterator[Path]:
     for root in PRODUCTION_ROOTS:
         for path in sorted(root.rglob("*.py")):
             parts = path.relative_to(REPO_ROOT).parts
-            if "migrations" in parts or "tests" in parts or path.name == "testing.py":
+            # (simulators.py: simulated providers, speaking the providers' own codes and formats)
+            if "migrations" in parts or "tests" in parts or path.name in ("testing.py", "simulators.py"):
                 continue
             yield path
 
@@ -94,8 +94,6 @@ def undeclared(expression: ast.expr, namespace: dict[str, Any]) -> Iterator[str]
 def test_every_error_code_raised_is_a_declared_member() -> None:
     problems = []
     for path in production_files():
-        if owner_of(path) in transition.PLAIN_CODES:
-            continue
         tree = ast.parse(path.read_text())
         expressions = list(code_expressions(tree))
         if not expressions:
@@ -117,7 +115,7 @@ def test_the_check_finds_literals_and_non_members() -> None:
 
 def test_every_mutation_declares_its_error_enum(mutations: list[type]) -> None:
     missing = [f"{relative(source_of(m))}: {m.__name__}" for m in mutations
-               if m.error_codes is None and module_of(m) not in transition.PLAIN_CODES]
+               if m.error_codes is None]
     assert not missing, f"set error_codes on: {', '.join(missing)}"
 
 
@@ -181,8 +179,6 @@ def test_mutations_reach_jobs_and_approvals_only_through_use_cases(mutations: li
     problems = []
     for path in sorted({source_of(m) for m in mutations}):
         name = relative(path)
-        if name in transition.MUTATION_FILES_USING_MECHANISMS:
-            continue
         problems += [f"{name}: {p}" for p in mechanism_uses(ast.parse(path.read_text()), OWN_SURFACES.get(name))]
     assert not problems, ("a mutation's perform calls a check_*/do_* use case, which starts the job or asks "
                           "for approval:\n" + "\n".join(problems))
@@ -191,8 +187,6 @@ def test_mutations_reach_jobs_and_approvals_only_through_use_cases(mutations: li
 def test_every_perform_is_a_call_into_services(mutations: list[type]) -> None:
     long = []
     for mutation in mutations:
-        if relative(source_of(mutation)) in transition.MUTATION_FILES_USING_MECHANISMS:
-            continue
         perform = inspect.getsource(mutation.perform.__func__)
         (function,) = ast.parse(textwrap.dedent(perform)).body
         assert isinstance(function, ast.FunctionDef)
@@ -227,8 +221,6 @@ def test_permission_codes_are_module_noun_verb_constants() -> None:
 
     problems = []
     for code, module in declared_codes().items():
-        if module in transition.OLD_PERMISSION_STYLE:
-            continue
         if not CODE_STYLE.match(code):
             problems.append(f"{code} is not <module>.<noun>.<verb>")
         package = "core" if module == "core" else next(m.spec.app for m in get_registry().modules if m.name == module)
@@ -260,8 +252,6 @@ def permission_literals(tree: ast.AST) -> Iterator[str]:
 def test_permission_checks_and_declarations_name_constants() -> None:
     problems = []
     for path in production_files():
-        if owner_of(path) in transition.OLD_PERMISSION_STYLE:
-            continue
         problems += [f"{relative(path)} {p}" for p in permission_literals(ast.parse(path.read_text()))]
     assert not problems, "name the permission constant of permissions.py:\n" + "\n".join(problems)
 
@@ -275,7 +265,7 @@ def test_no_permission_shares_a_string_with_a_job_kind_an_action_or_a_purpose() 
     others = {**{k: "job kind" for k in job_kinds()}, **{a: "approval action" for a in approval_actions()},
               **{p: "upload purpose" for p in upload_purposes()}}
     shared = sorted(f"{name} is a permission and a {what}" for name, what in others.items()
-                    if name in codes and name.split(".", 1)[0] not in transition.OLD_PERMISSION_STYLE)
+                    if name in codes)
     assert not shared, "\n".join(shared)
 
 
@@ -303,15 +293,7 @@ def test_tests_and_the_bench_import_no_test_file() -> None:
     problems = []
     for root in roots:
         for path in sorted(root.rglob("*.py")):
-            if relative(path) in transition.TEST_FILES_IMPORTING_TEST_FILES | MECHANISM_TESTS:
+            if relative(path) in MECHANISM_TESTS:
                 continue
             problems += [f"{relative(path)}: {p}" for p in imported_test_code(ast.parse(path.read_text()))]
     assert not problems, "use the fixtures of a testing.py plug-in instead:\n" + "\n".join(problems)
-
-
-def test_the_allow_lists_name_files_that_exist() -> None:
-    listed = transition.MUTATION_FILES_USING_MECHANISMS | transition.TEST_FILES_IMPORTING_TEST_FILES
-    assert sorted(f for f in listed if not (REPO_ROOT / f).exists()) == []
-    modules = {m.name for m in get_registry().modules}
-    for tolerated in (transition.PLAIN_CODES, transition.OLD_PERMISSION_STYLE, transition.NONE_ACTOR):
-        assert tolerated <= modules

@@ -108,10 +108,3 @@ def test_the_core_and_its_areas_declare_their_enums() -> None:
 def test_a_request_level_refusal_uses_a_member(client: Any) -> None:
     response = client.post("/graphql", data="[1]", content_type="application/json")
     assert response.json()["errors"][0]["extensions"]["code"] == "INVALID_BODY"
-
-
-def test_the_old_import_path_of_module_configuration_error_still_works() -> None:
-    from core.errors import ModuleConfigurationError
-    from core.loader import ModuleConfigurationError as OldPath
-
-    assert OldPath is ModuleConfigurationError

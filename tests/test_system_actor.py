@@ -51,9 +51,9 @@ def test_none_is_refused_by_the_core(make_user: Any) -> None:
         checked_actor(None)
 
 
-def test_none_is_refused_from_a_converted_module_too() -> None:
-    # code of the module 'payroll', the last to leave core/transition.py NONE_ACTOR, run from
-    # its own namespace: None no longer means the system there either
+def test_none_is_refused_from_a_modules_code_too() -> None:
+    # code run from a module's namespace (payroll was the last module allowed None for "the
+    # system"): None means nobody there either
     namespace: dict[str, Any] = {"__name__": "modules.payroll.example", "require": require}
     exec("def act():\n    require(None, 'core.role.manage')\n", namespace)
     with pytest.raises(MissingActor):

@@ -31,7 +31,7 @@ RULE = {"fixed": 5000, "per_member": {"amount": 2000, "cap": 6000},
 def _provider(ctx: Context) -> dict[str, Any]:
     """One simulated mobile-money provider for the payroll stages (a real HTTP server)."""
     if "pay_provider" not in ctx.state:
-        from modules.payroll.testing import Provider, running
+        from modules.payroll.simulators import Provider, running
 
         provider = Provider(client_secret=secrets.token_hex(8), signing_key=secrets.token_hex(8),
                             callback_key=secrets.token_hex(8), token_lifetime=3600)

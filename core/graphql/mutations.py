@@ -101,8 +101,8 @@ class CoreMutation(relay.ClientIDMutation):
     use case and nothing else.
 
     ``error_codes`` names the module's :class:`core.errors.ErrorCode` enum; the payload's
-    ``errors`` are then typed with it (``core.graphql.errors``). Without it ``code`` is a plain
-    ``String``: tolerated only for modules listed in ``core.transition.PLAIN_CODES``.
+    ``errors`` are then typed with it (``core.graphql.errors``); ``tests/test_conventions.py``
+    fails for a mutation without it.
 
     ``perform`` runs in one transaction whose changes history attributes to the user and to
     the mutation log entry. A :class:`core.errors.ServiceError` rolls it back and comes out as

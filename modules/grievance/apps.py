@@ -10,7 +10,7 @@ class GrievanceConfig(AppConfig):
     def ready(self) -> None:
         # What JSON Schema cannot check (a flag or workflow named but not declared, a category
         # declared twice) stops the start, as the loader does for the schema itself.
-        from core.loader import ModuleConfigurationError
+        from core.errors import ModuleConfigurationError
         from modules.grievance.configuration import ConfigProblem, config
 
         try:

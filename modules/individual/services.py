@@ -12,6 +12,7 @@ from django.db.models.fields.json import KT
 from django.utils import timezone
 
 from core import events, services
+from core.actors import checked_actor
 from core.errors import (
     CoreErrorCode,
     FieldError,
@@ -37,17 +38,17 @@ log = logging.getLogger("coremis.individual")
 
 def visible_individuals(user: Any, queryset: QuerySet | None = None) -> QuerySet:
     qs = Individual.objects.all() if queryset is None else queryset
-    return qs if locations.unscoped_system(user, ("individual",)) else locations.scope_queryset(qs, user, "location")
+    return locations.scope_queryset(qs, checked_actor(user), "location")
 
 
 def visible_groups(user: Any, queryset: QuerySet | None = None) -> QuerySet:
     qs = Group.objects.all() if queryset is None else queryset
-    return qs if locations.unscoped_system(user, ("individual",)) else locations.scope_queryset(qs, user, "location")
+    return locations.scope_queryset(qs, checked_actor(user), "location")
 
 
 def visible_memberships(user: Any, queryset: QuerySet | None = None) -> QuerySet:
     qs = GroupIndividual.objects.all() if queryset is None else queryset
-    return qs if locations.unscoped_system(user, ("individual",)) else locations.scope_queryset(qs, user, "group__location")
+    return locations.scope_queryset(qs, checked_actor(user), "group__location")
 
 
 def _individual(user: Any, pk: Any, include_deleted: bool = False) -> Individual:
@@ -78,7 +79,7 @@ def _location(user: Any, pk: Any, errors: list[FieldError], field: str = "locati
     location = Location.objects.filter(pk=pk).first()
     if location is None:
         errors.append(FieldError(field, IndividualErrorCode.LOCATION_NOT_FOUND, f"No location {pk}."))
-    elif not locations.unscoped_system(user, ("individual",)) and not locations.in_scope(user, location):
+    elif not locations.in_scope(checked_actor(user), location):
         errors.append(FieldError(field, CoreErrorCode.OUT_OF_SCOPE, "This location is outside your locations."))
     return location
 

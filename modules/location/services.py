@@ -11,7 +11,7 @@ from django.db import connection
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from core import services
-from core.actors import MissingActor
+from core.actors import checked_actor
 from core.auth.errors import AuthErrorCode
 from core.errors import CoreErrorCode, FieldError, NotFound, ServiceError, ValidationFailed
 from core.hooks import hook
@@ -45,20 +45,6 @@ def levels() -> list[str]:
 
 def path_for(location_id: uuid.UUID, parent: Location | None) -> str:
     return (parent.path if parent else "") + location_id.hex + "/"
-
-
-def unscoped_system(user: Any, through: tuple[str, ...] = ()) -> bool:
-    """``True`` for ``None`` passed (through the helpers of the modules ``through``) by a
-    module still allowed to mean the system by it (``core/transition.py``); ``None`` from
-    anyone else is a bug (:class:`MissingActor`). The system actor itself is no exception:
-    it is national, so scope lets it through."""
-    if user is not None:
-        return False
-    from core.transition import none_actor_tolerated
-
-    if none_actor_tolerated(through=("location", *through)):
-        return True
-    raise MissingActor()
 
 
 # --- scoping ---------------------------------------------------------------------------------
@@ -115,7 +101,7 @@ def require_national(user: Any, action: str) -> None:
     For actions on a whole plan, a whole configuration, or anything else that changes rows in
     every location at once. The system actor is national.
     """
-    if not unscoped_system(user) and not is_national(user):
+    if not is_national(checked_actor(user)):
         raise ServiceError(CoreErrorCode.OUT_OF_SCOPE, f"{action} affects every location; it needs national scope "
                                            "(location.scope.national).")
 
@@ -131,7 +117,7 @@ def outside_scope(user: Any, queryset: QuerySet, location_field: str = "location
 def require_all_in_scope(user: Any, queryset: QuerySet, location_field: str, action: str, what: str) -> None:
     """Refuse ``action`` on a set of rows (``what``: "payments") unless every one of them is in
     the user's scope, so an action meant for one place never changes another's."""
-    if unscoped_system(user) or scope_paths(user) is None:
+    if scope_paths(checked_actor(user)) is None:
         return
     outside = outside_scope(user, queryset, location_field)
     if outside.exists():

@@ -8,9 +8,10 @@ import django_filters
 from django.db.models import Exists, OuterRef, QuerySet
 
 from core import custom_filters
+from core.actors import checked_actor
 from core.errors import CoreErrorCode, ServiceError
 from core.graphql.choices import ChoiceTextFilter
-from modules.location.services import scope_queryset, unscoped_system
+from modules.location.services import scope_queryset
 from modules.social_protection import targeting
 from modules.social_protection.models import (
     Beneficiary,
@@ -50,8 +51,7 @@ class BenefitPlanFilter(django_filters.FilterSet):
         # Always within the reader's scope: a FilterSet made without a request has no reader,
         # and None is no actor (MissingActor), not "everything".
         user = getattr(self.request, "user", None)
-        if not unscoped_system(user, ("social_protection",)):
-            rows = scoped_beneficiaries(user, rows, PlanType.GROUP if field == "group" else PlanType.INDIVIDUAL)
+        rows = scoped_beneficiaries(checked_actor(user), rows, PlanType.GROUP if field == "group" else PlanType.INDIVIDUAL)
         return queryset.filter(Exists(rows))
 
     def filter_individual(self, queryset: QuerySet, name: str, value: Any) -> QuerySet:

@@ -11,6 +11,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.db.models import Sum
 
+from core.actors import checked_actor
 from core.errors import ServiceError
 from core.jobs import JobContext
 from core.loader import module_config
@@ -20,7 +21,7 @@ from modules.individual.import_models import ImportBatch, ImportRun
 from modules.individual.import_reader import STAGED_COLUMNS, RowChecker, open_rows
 from modules.individual.unique_keys import unique_keys
 from modules.individual.validation import individual_schema
-from modules.location.services import scope_paths, unscoped_system
+from modules.location.services import scope_paths
 
 log = logging.getLogger("coremis.individual.import")
 
@@ -89,9 +90,7 @@ def validate(ctx: JobContext, run: ImportRun, staging: Staging) -> None:
 
 def scope_patterns(user: Any) -> list[str] | None:
     """``LIKE`` patterns of the locations ``user`` may act on; ``None`` for everywhere."""
-    if unscoped_system(user, ("individual",)):
-        return None
-    paths = scope_paths(user)
+    paths = scope_paths(checked_actor(user))
     return None if paths is None else [p + "%" for p in paths]
 
 
