@@ -368,14 +368,16 @@ def _slow_batches(system: System, sql: str) -> None:
 def test_postgresql_killed_mid_import(system: System, collines: list[str], slow_import_batches: Any) -> None:
     # Without the slow-batch trigger here: a backend held in its sleep when the postmaster is
     # killed kept the restarted server from coming up (seen on this machine; to look into).
+    # Without the sleep the import must be large enough to be still writing when the kill
+    # lands: 5,000 households are 200 batches of 100 rows, of which 3 are written first.
     _slow_batches(system, slow_import_batches(0))
     try:
-        job_id = start_import(system, "PG", 400, collines)
+        job_id = start_import(system, "PG", 5000, collines)
         old = system.postmaster_pid()
         assert old is not None
         os.kill(old, signal.SIGKILL)
         wait_for(lambda: system.postmaster_pid() not in (None, old), 60, "PostgreSQL to be restarted", system.log)
-        job = assert_imported_exactly(system, job_id, "PG", 400)
+        job = assert_imported_exactly(system, job_id, "PG", 5000)
         assert job["failures"] >= 1
         assert "the embedded PostgreSQL" in system.log.read_text()
     finally:
