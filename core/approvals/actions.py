@@ -15,10 +15,19 @@ from typing import TYPE_CHECKING, Any
 from core.errors import CoreErrorCode, ModuleConfigurationError, ServiceError
 
 if TYPE_CHECKING:
-    from django.db.models import Q
+    from django.db.models import Q, QuerySet
 
     from core.jobs import JobContext
     from core.models import ApprovalTask, User
+
+
+def tasks_about(entities: QuerySet) -> Q:
+    """The ``in_scope`` filter of an action whose task's ``entity_id`` is a row of ``entities``
+    (the rows a user may see): one subquery, with the ids compared as text as they are stored."""
+    from django.db.models import CharField, Q
+    from django.db.models.functions import Cast
+
+    return Q(entity_id__in=entities.annotate(entity_text_id=Cast("pk", CharField())).values("entity_text_id"))
 
 
 @dataclass

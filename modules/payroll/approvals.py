@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import CharField, Q
-from django.db.models.functions import Cast
+from django.db.models import Q
 
 from core.approvals import ApprovalAction, ApprovalContext
+from core.approvals.actions import tasks_about
 from modules.payroll.permissions import PAYROLL_APPROVE, PAYROLL_CLOSE
 
 # The approval actions (the keys of the ``approvals`` configuration); the permissions their
@@ -70,8 +70,7 @@ def _tasks_in_scope(user: Any) -> Q:
 
     if scope_paths(user) is None:
         return Q()
-    ids = visible_payrolls(user, Payroll.all_objects.all()).annotate(text_id=Cast("id", CharField()))
-    return Q(entity_id__in=ids.values("text_id"))
+    return tasks_about(visible_payrolls(user, Payroll.all_objects.all()))
 
 
 ACTIONS: dict[str, ApprovalAction] = {

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import CharField, Q
-from django.db.models.functions import Cast
+from django.db.models import Q
 
 from core.approvals import ApprovalAction, ApprovalContext
+from core.approvals.actions import tasks_about
 from core.errors import NotFound
 from modules.social_protection.use_cases import (
     CHANGE_STATUS,
@@ -82,8 +82,7 @@ def _status_changes_in_scope(user: Any) -> Q:
         return Q()
     admitted = Q(pk__in=[])
     for model, plan_type in ((Beneficiary, PlanType.INDIVIDUAL), (GroupBeneficiary, PlanType.GROUP)):
-        ids = scoped_beneficiaries(user, model.objects.all(), plan_type).annotate(text_id=Cast("id", CharField()))
-        admitted |= Q(entity_id__in=ids.values("text_id"))
+        admitted |= tasks_about(scoped_beneficiaries(user, model.objects.all(), plan_type))
     return admitted
 
 
