@@ -5,13 +5,25 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import django_filters
 import graphene
 from django.db.models import Model, QuerySet
 from graphene_django import DjangoObjectType
 
+from core.graphql.choices import ChoiceCodeFilter, choice_enum
 from core.graphql.fields import ProtectedConnectionField
 from core.graphql.types import CountableConnection
 from core.models import HistoryEntry
+
+HistoryOperation = choice_enum("HistoryOperation", HistoryEntry.OPERATIONS, "The change a history entry records.")
+
+
+class HistoryEntryFilter(django_filters.FilterSet):
+    operation = ChoiceCodeFilter(field_name="operation", choices=HistoryEntry.OPERATIONS)
+
+    class Meta:
+        model = HistoryEntry
+        fields = {"row_id": ["exact"], "operation": ["exact"], "changed_at": ["gte", "lte"]}
 
 
 class HistoryEntryType(DjangoObjectType):
@@ -21,10 +33,10 @@ class HistoryEntryType(DjangoObjectType):
         model = HistoryEntry
         interfaces = (graphene.relay.Node,)
         connection_class = CountableConnection
-        filter_fields = {"row_id": ["exact"], "operation": ["exact"], "changed_at": ["gte", "lte"]}
+        filterset_class = HistoryEntryFilter
         fields = ("id", "table_name", "row_id", "operation", "data", "changed_at", "user_id", "context")
 
-    operation = graphene.String(required=True, description="I insert, U update, D delete")
+    operation = graphene.Field(HistoryOperation, required=True, description="I insert, U update, D delete")
 
 
 def history_connection(

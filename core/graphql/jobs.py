@@ -20,6 +20,7 @@ from graphql_relay import from_global_id
 
 from core import jobs
 from core.errors import CoreErrorCode, ServiceError
+from core.graphql.choices import ChoiceCodeFilter, choice_enum
 from core.graphql.fields import ProtectedConnectionField
 from core.graphql.mutations import CoreMutation
 from core.graphql.types import CoreNode, CountableConnection
@@ -43,9 +44,14 @@ def job_uuid(value: str, field: str = "id") -> uuid.UUID:
     raise ServiceError(CoreErrorCode.INVALID_ID, f"'{value[:100]}' is neither a job's uuid nor its id.", field)
 
 
+JobState = choice_enum("JobState", Job.STATES, "Where a background job stands.")
+JobEventKind = choice_enum("JobEventKind", JobEvent.EVENTS, "What happened to a job.")
+
+
 class JobFilter(django_filters.FilterSet):
     id = django_filters.CharFilter(method="filter_id", label="the job's Relay id (or its uuid)")
     uuid = django_filters.UUIDFilter(field_name="id")
+    state = ChoiceCodeFilter(field_name="state", choices=Job.STATES)
 
     class Meta:
         model = Job
@@ -63,10 +69,9 @@ class JobEventType(graphene.ObjectType):
     or cancelled it."""
 
     at = graphene.DateTime(required=True)
-    event = graphene.String(required=True, description="started, lease_lapsed, interrupted, retry_scheduled, "
-                            "dispatched_again, resumed, finished, gave_up, retried, cancel_requested, cancelled")
+    event = graphene.Field(JobEventKind, required=True)
     attempt = graphene.Int(required=True, description="the run it is about")
-    state = graphene.String(required=True, description="the job's state after it")
+    state = graphene.Field(JobState, required=True, description="the job's state after it")
     message = graphene.String(required=True)
     username = graphene.String(description="who did it, for retried and cancelled")
 
@@ -112,7 +117,7 @@ class JobType(CoreNode):
             "cancel_requested_at",
         )
 
-    state = graphene.String(required=True)
+    state = graphene.Field(JobState, required=True)
     error_code = graphene.String(description="why a FAILED job failed, as a declared error code (INTERNAL for a "
                                              "crash, RUNS_LOST when it gave up); null otherwise")
     history = graphene.List(graphene.NonNull(JobEventType), required=True,

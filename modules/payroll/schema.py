@@ -14,6 +14,7 @@ import django_filters
 import graphene
 from django.db.models import QuerySet
 
+from core.graphql.choices import ChoiceCodeFilter, ChoiceCodesFilter, choice_enum
 from core.graphql.fields import ProtectedConnectionField, ProtectedField
 from core.graphql.jobs import JobType  # noqa: F401 - job fields resolve to it
 from core.graphql.scalars import UUID
@@ -27,11 +28,13 @@ from modules.location.services import in_scope, scope_queryset
 from modules.payroll.adaptors import payment_methods
 from modules.payroll.models import (
     BenefitConsumption,
+    CycleStatus,
     InstructionStatus,
     PaymentCycle,
     PaymentPlan,
     PaymentPoint,
     Payroll,
+    PayrollStatus,
     effective_status,
     effective_status_q,
 )
@@ -44,16 +47,32 @@ from modules.social_protection.schema import BenefitPlanGQLType
 AUDIT = ("id", "json_ext", "is_deleted", "version", "date_created", "date_updated", "user_created", "user_updated")
 
 
+PaymentCycleStatus = choice_enum("PaymentCycleStatus", CycleStatus.choices, "Where a payment cycle stands.")
+PayrollStatusEnum = choice_enum("PayrollStatus", PayrollStatus.choices, "Where a payroll stands.")
+BenefitConsumptionStatus = choice_enum(
+    "BenefitConsumptionStatus", InstructionStatus.choices,
+    "Where a payment stands (APPROVED for an unsent payment of an approved payroll).")
+
+
+class PaymentCycleFilter(django_filters.FilterSet):
+    status = ChoiceCodeFilter(field_name="status", choices=CycleStatus.choices)
+
+    class Meta:
+        model = PaymentCycle
+        # (status is declared above; named here to keep the arguments' order)
+        fields = {"code": ["exact", "icontains"], "status": ["exact"], "start_date": ["gte", "lte"],
+                  "end_date": ["gte", "lte"], "is_deleted": ["exact"]}
+
+
 class PaymentCycleGQLType(CoreNode):
     class Meta:
         model = PaymentCycle
         interfaces = (graphene.relay.Node,)
         connection_class = CountableConnection
         fields = (*AUDIT, "code", "start_date", "end_date", "status")
-        filter_fields = {"code": ["exact", "icontains"], "status": ["exact"], "start_date": ["gte", "lte"],
-                         "end_date": ["gte", "lte"], "is_deleted": ["exact"]}
+        filterset_class = PaymentCycleFilter
 
-    status = graphene.String(required=True)
+    status = graphene.Field(PaymentCycleStatus, required=True)
 
 
 class PaymentPointGQLType(CoreNode):
@@ -166,6 +185,8 @@ class PayrollFilter(django_filters.FilterSet):
     payment_point__id = django_filters.UUIDFilter(field_name="payment_point_id")
     payment_plan__id = django_filters.UUIDFilter(field_name="payment_plan_id")
     payment_method = django_filters.CharFilter(field_name="payment_point__adaptor")
+    status = ChoiceCodeFilter(field_name="status", choices=PayrollStatus.choices)
+    status__in = ChoiceCodesFilter(field_name="status", choices=PayrollStatus.choices)
 
     class Meta:
         model = Payroll
@@ -181,7 +202,7 @@ class PayrollGQLType(CoreNode):
         fields = (*AUDIT, "name", "payment_plan", "payment_cycle", "payment_point", "location_ids", "follows",
                   "status", "control_count", "control_sum")
 
-    status = graphene.String(required=True)
+    status = graphene.Field(PayrollStatusEnum, required=True)
     payment_method = graphene.String(description="the adaptor of its payment point")
     control_count = graphene.Int(required=True, description="payments generated; for a user with a location "
                                  "scope, those in their locations")
@@ -253,7 +274,8 @@ class BenefitConsumptionGQLType(CoreNode):
                   "payment_point", "amount", "currency", "status", "provider_transaction_id", "status_message",
                   "date_paid", "send_attempts", "dispatched_at")
 
-    status = graphene.String(required=True, description="APPROVED for an unsent payment of an approved payroll")
+    status = graphene.Field(BenefitConsumptionStatus, required=True,
+                            description="APPROVED for an unsent payment of an approved payroll")
     amount = graphene.Float(required=True, description="minor units")
     receipt = graphene.String(description="the provider's transaction id (openIMIS name)")
 

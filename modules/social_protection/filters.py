@@ -10,7 +10,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 from core import custom_filters
 from core.actors import checked_actor
 from core.errors import CoreErrorCode, ServiceError
-from core.graphql.choices import ChoiceTextFilter
+from core.graphql.choices import ChoiceCodeFilter, ChoiceCodesFilter, ChoiceTextFilter
 from modules.location.services import scope_queryset
 from modules.social_protection import targeting
 from modules.social_protection.models import (
@@ -18,6 +18,7 @@ from modules.social_protection.models import (
     BeneficiaryStatus,
     BenefitPlan,
     GroupBeneficiary,
+    PlanStatus,
     PlanType,
 )
 
@@ -28,6 +29,8 @@ class BenefitPlanFilter(django_filters.FilterSet):
     individual_id = django_filters.UUIDFilter(method="filter_individual")
     group_id = django_filters.UUIDFilter(method="filter_group")
     beneficiary_status = django_filters.CharFilter(method="filter_noop", label="with individualId/groupId")
+    type = ChoiceCodeFilter(field_name="type", choices=PlanType.choices)
+    status = ChoiceCodeFilter(field_name="status", choices=PlanStatus.choices)
 
     class Meta:
         model = BenefitPlan
@@ -70,6 +73,7 @@ class BeneficiaryFilter(django_filters.FilterSet):
     individual__id = django_filters.UUIDFilter(field_name="individual_id")
     # quoted or unquoted (openIMIS's frontend sends status: ACTIVE)
     status = ChoiceTextFilter(field_name="status", choices=BeneficiaryStatus.choices)
+    status__in = ChoiceCodesFilter(field_name="status", choices=BeneficiaryStatus.choices)
 
     class Meta:
         model = Beneficiary
@@ -87,6 +91,7 @@ class GroupBeneficiaryFilter(django_filters.FilterSet):
     benefit_plan__id = django_filters.UUIDFilter(field_name="benefit_plan_id")
     group__id = django_filters.UUIDFilter(field_name="group_id")
     status = ChoiceTextFilter(field_name="status", choices=BeneficiaryStatus.choices)
+    status__in = ChoiceCodesFilter(field_name="status", choices=BeneficiaryStatus.choices)
 
     class Meta:
         model = GroupBeneficiary

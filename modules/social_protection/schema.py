@@ -11,6 +11,7 @@ from graphql import GraphQLError
 
 from core.approvals.schema import TaskGQLType
 from core.errors import CoreErrorCode, ServiceError
+from core.graphql.choices import choice_enum
 from core.graphql.fields import ProtectedConnectionField, ProtectedField
 from core.graphql.history import history_connection
 from core.graphql.jobs import JobType
@@ -32,7 +33,14 @@ from modules.social_protection.filters import (
     eligible_only,
     scoped_beneficiaries,
 )
-from modules.social_protection.models import Beneficiary, BenefitPlan, GroupBeneficiary, PlanType
+from modules.social_protection.models import (
+    Beneficiary,
+    BeneficiaryStatus,
+    BenefitPlan,
+    GroupBeneficiary,
+    PlanStatus,
+    PlanType,
+)
 from modules.social_protection.permissions import (
     BENEFICIARY_ENROLL,
     BENEFICIARY_SEARCH,
@@ -50,6 +58,12 @@ PLAN_FIELDS = ("id", "code", "name", "type", "description", "institution", "max_
                "user_created", "user_updated")
 
 
+BenefitPlanType = choice_enum("BenefitPlanType", PlanType.choices, "Whom a benefit plan enrols: individuals or groups.")
+BenefitPlanStatus = choice_enum("BenefitPlanStatus", PlanStatus.choices, "Whether a benefit plan is open.")
+BeneficiaryStatusEnum = choice_enum("BeneficiaryStatus", BeneficiaryStatus.choices,
+                                    "Where a beneficiary (individual or group) stands in a plan.")
+
+
 class BenefitPlanGQLType(CoreNode):
     class Meta:
         model = BenefitPlan
@@ -58,8 +72,8 @@ class BenefitPlanGQLType(CoreNode):
         filterset_class = BenefitPlanFilter
         fields = PLAN_FIELDS
 
-    type = graphene.String(required=True)
-    status = graphene.String(required=True)
+    type = graphene.Field(BenefitPlanType, required=True)
+    status = graphene.Field(BenefitPlanStatus, required=True)
 
     # --- openIMIS frontend (modules/social_protection/openimis.py)
     replacement_uuid = UUID(description="openIMIS's plan replacing this one; coremis keeps one row per plan "
@@ -92,7 +106,7 @@ class BeneficiaryGQLType(CoreNode):
         filterset_class = BeneficiaryFilter
         fields = (*BENEFICIARY_FIELDS, "individual")
 
-    status = graphene.String(required=True)
+    status = graphene.Field(BeneficiaryStatusEnum, required=True)
 
     # --- openIMIS frontend (modules/social_protection/openimis.py)
     project = graphene.Field("modules.social_protection.openimis.ProjectType",
@@ -122,7 +136,7 @@ class GroupBeneficiaryGQLType(CoreNode):
         filterset_class = GroupBeneficiaryFilter
         fields = (*BENEFICIARY_FIELDS, "group")
 
-    status = graphene.String(required=True)
+    status = graphene.Field(BeneficiaryStatusEnum, required=True)
 
     # --- openIMIS frontend (modules/social_protection/openimis.py)
     project = graphene.Field("modules.social_protection.openimis.ProjectType",
