@@ -20,6 +20,7 @@ from typing import Any
 import django_filters
 import graphene
 from django import forms
+from django.db import models
 from graphene_django.filter import ListFilter, TypedFilter
 from graphene_django.forms.converter import convert_form_field
 from graphql import EnumValueNode, StringValueNode, Undefined
@@ -62,16 +63,27 @@ _ENUMS: dict[str, tuple[tuple[str, ...], type[graphene.Enum]]] = {}
 _NAME = re.compile(r"^[_A-Za-z][_0-9A-Za-z]*$")
 
 
-def choice_enum(name: str, choices: Iterable[tuple[Any, Any]], description: str | None = None) -> type[graphene.Enum]:
+def choice_enum(name: str, choices: type[models.Choices] | Iterable[tuple[Any, Any]],
+                description: str | None = None) -> type[graphene.Enum]:
     """The GraphQL enum of a model field's choices, named after the field (``PayrollStatus``).
 
-    Each member's name and value are the stored code, so an answer carries exactly what the
-    column holds (``"ACTIVE"``, ``"started"``); the label is the member's description. Unlike
-    graphene-django's automatic conversion, no code is renamed (``A_1``) or upper-cased. Output
-    types only: filters of the same field stay :class:`ChoiceText` (see :func:`choice_filters`),
-    so a client may send a code quoted or unquoted.
+    ``choices`` is the field's ``TextChoices`` class (pass the class, not ``.choices``: a model
+    instance not yet reloaded holds its members, which only that class's enum can answer) or its
+    ``(code, label)`` pairs. Each member's name is the stored code, so an answer carries exactly
+    what the column holds (``"ACTIVE"``, ``"started"``); the label is the member's description.
+    Unlike graphene-django's automatic conversion, no code is renamed (``A_1``) or upper-cased.
+    Output types only: the field's filters keep taking text (:class:`ChoiceTextFilter`,
+    :class:`ChoiceCodeFilter`, :class:`ChoiceCodesFilter`).
     """
-    labels = {str(code): str(label) for code, label in choices}
+    py_enum: type[PyEnum] | None = None
+    if isinstance(choices, type) and issubclass(choices, models.Choices):
+        py_enum = choices
+        renamed = [member.name for member in choices if member.name != member.value]
+        if renamed:
+            raise ValueError(f"{name}: members {renamed} are not named as their stored codes")
+        labels = {str(member.value): str(member.label) for member in choices}
+    else:
+        labels = {str(code): str(label) for code, label in choices}
     codes = tuple(labels)
     bad = [code for code in codes if not _NAME.match(code) or code in ("true", "false", "null")]
     if bad:
@@ -89,10 +101,11 @@ def choice_enum(name: str, choices: Iterable[tuple[Any, Any]], description: str 
         # a label that only restates the code ("queued" for QUEUED) says nothing
         return label if label.lower().replace(" ", "_") != member.value.lower() else None
 
-    enum = graphene.Enum.from_enum(PyEnum(name, [(code, code) for code in codes]), description=describe)
+    if py_enum is None:
+        py_enum = PyEnum(name, [(code, code) for code in codes])  # type: ignore[misc]
+    enum = graphene.Enum.from_enum(py_enum, name=name, description=describe)
     _ENUMS[name] = (codes, enum)
     return enum
-
 
 
 class ChoiceCodeFilter(TypedFilter):

@@ -47,10 +47,10 @@ from modules.social_protection.schema import BenefitPlanGQLType
 AUDIT = ("id", "json_ext", "is_deleted", "version", "date_created", "date_updated", "user_created", "user_updated")
 
 
-PaymentCycleStatus = choice_enum("PaymentCycleStatus", CycleStatus.choices, "Where a payment cycle stands.")
-PayrollStatusEnum = choice_enum("PayrollStatus", PayrollStatus.choices, "Where a payroll stands.")
+PaymentCycleStatus = choice_enum("PaymentCycleStatus", CycleStatus, "Where a payment cycle stands.")
+PayrollStatusEnum = choice_enum("PayrollStatus", PayrollStatus, "Where a payroll stands.")
 BenefitConsumptionStatus = choice_enum(
-    "BenefitConsumptionStatus", InstructionStatus.choices,
+    "BenefitConsumptionStatus", InstructionStatus,
     "Where a payment stands (APPROVED for an unsent payment of an approved payroll).")
 
 

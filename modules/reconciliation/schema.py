@@ -8,6 +8,7 @@ from typing import Any
 import graphene
 from django.db.models import QuerySet
 
+from core.graphql.choices import choice_enum
 from core.graphql.fields import ProtectedConnectionField, ProtectedField
 from core.graphql.jobs import JobType
 from core.graphql.mutations import CoreMutation
@@ -33,11 +34,11 @@ from modules.reconciliation.permissions import (
     REPORT_SEARCH,
 )
 
-FileStatusEnum = graphene.Enum("ReconciliationFileStatusEnum", [(s, s) for s in FileStatus.values])
-SourceEnum = graphene.Enum("ReconciliationSourceEnum", [(s, s) for s in Source.values])
-MismatchClassEnum = graphene.Enum("MismatchClassEnum", [(s, s) for s in MismatchClass.values])
-MismatchStatusEnum = graphene.Enum("MismatchStatusEnum", [(s, s) for s in MismatchStatus.values])
-ResolutionEnum = graphene.Enum("MismatchResolutionEnum", [(s, s) for s in Resolution.values])
+FileStatusEnum = choice_enum("ReconciliationFileStatusEnum", FileStatus, "Where a reconciliation file stands.")
+SourceEnum = choice_enum("ReconciliationSourceEnum", Source, "How a provider's report arrived.")
+MismatchClassEnum = choice_enum("MismatchClassEnum", MismatchClass, "What differs between a payment and its report.")
+MismatchStatusEnum = choice_enum("MismatchStatusEnum", MismatchStatus, "Whether a mismatch is still open.")
+ResolutionEnum = choice_enum("MismatchResolutionEnum", Resolution, "How a mismatch was resolved.")
 GroupByEnum = graphene.Enum("ReconciliationGroupByEnum", [(g.upper(), g) for g in services.GROUPS])
 
 

@@ -58,9 +58,9 @@ PLAN_FIELDS = ("id", "code", "name", "type", "description", "institution", "max_
                "user_created", "user_updated")
 
 
-BenefitPlanType = choice_enum("BenefitPlanType", PlanType.choices, "Whom a benefit plan enrols: individuals or groups.")
-BenefitPlanStatus = choice_enum("BenefitPlanStatus", PlanStatus.choices, "Whether a benefit plan is open.")
-BeneficiaryStatusEnum = choice_enum("BeneficiaryStatus", BeneficiaryStatus.choices,
+BenefitPlanType = choice_enum("BenefitPlanType", PlanType, "Whom a benefit plan enrols: individuals or groups.")
+BenefitPlanStatus = choice_enum("BenefitPlanStatus", PlanStatus, "Whether a benefit plan is open.")
+BeneficiaryStatusEnum = choice_enum("BeneficiaryStatus", BeneficiaryStatus,
                                     "Where a beneficiary (individual or group) stands in a plan.")
 
 

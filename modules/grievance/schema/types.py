@@ -15,6 +15,7 @@ from typing import Any
 import graphene
 from django.db.models import QuerySet
 
+from core.graphql.choices import choice_enum
 from core.graphql.scalars import UUID
 from core.graphql.types import (
     CoreNode,
@@ -34,11 +35,11 @@ from modules.grievance.models import (
 from modules.grievance.schema.filters import CommentFilter, RelatedFilter, TaskFilter, TicketFilter
 from modules.location.schema import LocationGQLType  # noqa: F401 - resolves location
 
-TicketStatusEnum = graphene.Enum("TicketStatusEnum", [(s, s) for s in TicketStatus.values])
+TicketStatusEnum = choice_enum("TicketStatusEnum", TicketStatus, "Where a ticket stands.")
 TicketPriorityEnum = graphene.Enum("TicketPriorityEnum", [(p, p) for p in PRIORITIES])
 ReporterTypeEnum = graphene.Enum("ReporterTypeEnum", [("individual", "individual"), ("beneficiary", "beneficiary"),
                                                       ("user", "user")])
-TaskStatusEnum = graphene.Enum("TicketTaskStatusEnum", [(s, s) for s in TaskStatus.values])
+TaskStatusEnum = choice_enum("TicketTaskStatusEnum", TaskStatus, "Where a step of a ticket's workflow stands.")
 AccessLevelEnum = graphene.Enum("TicketAccessLevelEnum", [(v, v) for v in (access.FULL, access.RESTRICTED)])
 
 
