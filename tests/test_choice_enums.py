@@ -162,3 +162,14 @@ def test_filters_take_codes_quoted_in_literals_and_string_variables_and_refuse_o
         error = client.execute(query)["errors"][0]
         assert error["extensions"]["code"] == "INVALID_FILTER", query
         assert error["message"].startswith(f"Invalid filter: {field}: Select a valid choice"), error["message"]
+
+
+@pytest.mark.django_db
+def test_a_choice_list_filter_left_out_filters_nothing_outside_graphql_too() -> None:
+    from modules.social_protection.filters import BeneficiaryFilter
+    from modules.social_protection.models import Beneficiary
+
+    everyone = Beneficiary.objects.all()
+    assert str(BeneficiaryFilter({}, queryset=everyone).qs.query) == str(everyone.query)
+    assert not BeneficiaryFilter({"status__in": []}, queryset=everyone).qs.exists()
+    assert not BeneficiaryFilter({"status__in": ["NOPE"]}, queryset=everyone).is_valid()

@@ -121,11 +121,30 @@ class ChoiceCodeFilter(TypedFilter):
         super().__init__(input_type=input_type, field_name=field_name, choices=list(choices), **kwargs)
 
 
+class _ListValue(forms.SelectMultiple):
+    def value_from_datadict(self, data: Any, files: Any, name: str) -> Any:
+        # the list as given; a select's getlist would turn a missing argument into []
+        return data.get(name)
+
+
+class _ChoiceCodesField(forms.MultipleChoiceField):
+    """No value is no filter (``None``), an empty list is a filter that matches nothing."""
+
+    widget = _ListValue
+
+    def to_python(self, value: Any) -> Any:
+        return None if value in (None, "") else super().to_python(value)
+
+    def validate(self, value: Any) -> None:
+        if value is not None:
+            super().validate(value)
+
+
 class ChoiceCodesFilter(ListFilter):
     """``<field>_In: [String]`` on a choice field: any of these codes; one outside the choices is
     refused by the filter form."""
 
-    field_class = forms.MultipleChoiceField
+    field_class = _ChoiceCodesField
 
     def __init__(self, *, field_name: str, choices: Iterable[tuple[Any, Any]], **kwargs: Any) -> None:
         super().__init__(input_type=graphene.List(graphene.String), field_name=field_name, lookup_expr="in",
