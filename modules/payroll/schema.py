@@ -218,6 +218,8 @@ class PayrollGQLType(CoreNode):
             queryset = queryset.select_related("payment_point")
         if selects(info, "dateValidFrom") or selects(info, "dateValidTo"):
             queryset = queryset.select_related("payment_cycle")
+        # No field shows the generation report (the job's result does): not read per page.
+        queryset = queryset.defer("generation_report")
         queryset = selectors.visible_payrolls(info.context.user, queryset)
         return selectors.with_scoped_totals(info.context.user, queryset)
 
