@@ -106,6 +106,30 @@ def test_a_user_without_the_permission_is_forbidden(client: Any, make_user: Any)
     assert error["extensions"] == {"code": "PERMISSION_DENIED", "permission": "core.mutation_log.view"}
 
 
+def test_the_token_check_reads_the_codes_of_live_roles_only_in_one_statement(client: Any, make_user: Any) -> None:
+    """The request's one token statement carries the user's role codes: a role soft-deleted
+    after log-in stops granting at once, another role of the same user keeps granting."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from core.models import Role
+
+    user = make_user(["core.mutation_log.view"], username="two-roles")
+    jobs_role = Role.objects.create(name="jobs viewer", permissions=["core.job.view"])
+    user.roles.add(jobs_role)
+    token = tokens_of(client, "two-roles")["token"]
+    with CaptureQueriesContext(connection) as captured:
+        assert not post(client, PROTECTED, token=token).get("errors")
+    assert sum("core_loginsession" in q["sql"] for q in captured.captured_queries) == 1
+    assert not any("core_user_roles" in q["sql"] and "core_loginsession" not in q["sql"]
+                   for q in captured.captured_queries), "the role codes took a statement of their own"
+    Role.objects.filter(name="role-two-roles").update(is_deleted=True)
+    refused = post(client, PROTECTED, token=token)
+    assert refused["data"]["mutationLogs"] is None
+    assert only_error(refused)["extensions"]["code"] == "PERMISSION_DENIED"
+    assert not post(client, "{ jobs { totalCount } }", token=token).get("errors")
+
+
 def test_refresh_gives_a_new_working_access_token(client: Any, reader: User) -> None:
     issued = tokens_of(client, "reader")
     result = post(client, REFRESH, {"t": issued["refreshToken"]})

@@ -18,7 +18,7 @@ from core.approvals import services
 from core.approvals.actions import approval_actions
 from core.approvals.errors import ApprovalErrorCode
 from core.errors import CoreErrorCode, FieldError, ServiceError, ValidationFailed
-from core.graphql.fields import ProtectedConnectionField, ProtectedField
+from core.graphql.fields import ProtectedConnectionField, ProtectedField, selects
 from core.graphql.history import history_connection
 from core.graphql.mutations import CoreMutation
 from core.graphql.scalars import UUID
@@ -117,7 +117,9 @@ class TaskGroupGQLType(CoreNode):
 
     @classmethod
     def list_queryset(cls, queryset: QuerySet, info: Any) -> QuerySet:
-        return queryset.prefetch_related("memberships__user")
+        if selects(info, "checkers") or selects(info, "taskexecutorSet"):
+            return queryset.prefetch_related("memberships__user")
+        return queryset
 
 
 class TaskDecisionGQLType(DjangoObjectType):
@@ -223,9 +225,14 @@ class TaskGQLType(CoreNode):
 
     @classmethod
     def list_queryset(cls, queryset: QuerySet, info: Any) -> QuerySet:
-        queryset = queryset.select_related("task_group", "maker", "job").prefetch_related(
-            "decisions__checker", "task_group__memberships__user"
-        )
+        # The foreign keys a request selects (taskGroup, maker, job) are joined by the list
+        # itself; what is read through a set is prefetched only when a field asks for it.
+        if selects(info, "decisions", "checker"):
+            queryset = queryset.prefetch_related("decisions__checker")
+        elif selects(info, "decisions") or selects(info, "businessStatus"):
+            queryset = queryset.prefetch_related("decisions")
+        if selects(info, "taskGroup", "checkers") or selects(info, "taskGroup", "taskexecutorSet"):
+            queryset = queryset.prefetch_related("task_group__memberships__user")
         return services.visible_tasks(queryset, info.context.user)
 
 

@@ -16,13 +16,12 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import jwt
 from django.conf import settings
-from django.contrib.postgres.expressions import ArraySubquery
 from django.db import transaction
-from django.db.models import F, Func, OuterRef
 from django.utils import timezone
 
 from core.auth.errors import AuthErrorCode
@@ -188,6 +187,33 @@ def _revoke(sessions: Any, reason: str, now: datetime) -> int:
     return int(sessions.filter(revoked_at__isnull=True).update(revoked_at=now, revoked_reason=reason))
 
 
+@lru_cache(maxsize=1)
+def _token_user_sql() -> str:
+    """The token check's one statement: the user, active, with this session still open, and
+    the codes of its live roles (every permission check of the request reads them; a second
+    round trip otherwise).
+
+    Written as SQL once rather than built by the ORM on every request: making and compiling
+    that filtered, annotated queryset cost about 2 ms of CPU, more than the rest of a small
+    list request's own work, for a statement whose shape never changes."""
+    columns = ", ".join(f'u."{f.column}"' for f in User._meta.concrete_fields)
+    user_roles = User.roles.through._meta.db_table  # type: ignore[attr-defined]
+    return f"""
+        SELECT {columns}, ARRAY(
+            SELECT unnest(r.permissions) FROM "{Role._meta.db_table}" r
+            JOIN "{user_roles}" ur ON ur.role_id = r.id
+            WHERE ur.user_id = u.id AND NOT r.is_deleted) AS role_codes
+        FROM "{User._meta.db_table}" u
+        WHERE u.id = %s AND u.is_active AND EXISTS (
+            SELECT 1 FROM "{LoginSession._meta.db_table}" s
+            WHERE s.id = %s AND s.user_id = u.id AND s.revoked_at IS NULL)"""
+
+
+def _token_user(user_id: uuid.UUID, session_id: uuid.UUID) -> User | None:
+    found = list(User.objects.raw(_token_user_sql(), [user_id, session_id]))
+    return found[0] if found else None
+
+
 def decode(token: str) -> tuple[User, dict[str, Any]]:
     """The user a valid access token belongs to, or a ServiceError saying why not."""
     try:
@@ -202,14 +228,7 @@ def decode(token: str) -> tuple[User, dict[str, Any]]:
         user_id, session_id = uuid.UUID(str(payload.get("sub"))), uuid.UUID(str(payload.get("sid")))
     except ValueError as exc:
         raise _invalid() from exc
-    # One query: the user, active, with this session still open, and the codes of its roles
-    # (every permission check of the request reads them; a second round trip otherwise).
-    user = User.objects.filter(
-        pk=user_id, is_active=True, login_sessions__pk=session_id, login_sessions__revoked_at__isnull=True,
-    ).annotate(role_codes=ArraySubquery(
-        Role.objects.filter(users=OuterRef("pk"), is_deleted=False)
-        .annotate(code=Func(F("permissions"), function="unnest")).values("code"),
-    )).first()
+    user = _token_user(user_id, session_id)
     if user is None or payload.get("pwd") != _password_stamp(user):
         raise _invalid("The token no longer belongs to an active account or open log-in.")
     user.remember_permission_codes(user.role_codes)  # type: ignore[attr-defined]

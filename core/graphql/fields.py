@@ -60,6 +60,25 @@ def _fields(selection_set: Any, info: Any) -> Iterator[FieldNode]:
             yield from _fields(info.fragments[selection.name.value].selection_set, info)
 
 
+def selects(info: Any, *path: str) -> bool:
+    """Whether the request asks for ``path`` (GraphQL field names, fragments followed) on the
+    nodes of the list being resolved (``edges { node { … } }``), or on the object itself when
+    the field is not a list (``node(id:)``).
+
+    For what a node type reads only when a field asks for it (a prefetch of a task's decisions,
+    a job's history): a list that does not show the field does not pay for it. Leaving the
+    prefetch out never changes an answer, the field's resolver reads the relation itself."""
+
+    def walk(selection_set: Any, rest: tuple[str, ...]) -> bool:
+        if not rest:
+            return True
+        return any(field.name.value == rest[0] and walk(field.selection_set, rest[1:])
+                   for field in _fields(selection_set, info))
+
+    return any(walk(root.selection_set, ("edges", "node", *path)) or walk(root.selection_set, path)
+               for root in info.field_nodes)
+
+
 def _relations(model: Any, selection_set: Any, info: Any, prefix: str, depth: int) -> Iterator[str]:
     for field_node in _fields(selection_set, info):
         name = to_snake_case(field_node.name.value)

@@ -9,19 +9,13 @@ from typing import Any
 import django_filters
 import graphene
 from django.db.models import Prefetch, QuerySet
-from graphql import (
-    FieldNode,
-    FragmentSpreadNode,
-    GraphQLError,
-    InlineFragmentNode,
-    SelectionSetNode,
-)
+from graphql import GraphQLError
 from graphql_relay import from_global_id
 
 from core import jobs
 from core.errors import CoreErrorCode, ServiceError
 from core.graphql.choices import ChoiceCodeFilter, choice_enum
-from core.graphql.fields import ProtectedConnectionField
+from core.graphql.fields import ProtectedConnectionField, selects
 from core.graphql.mutations import CoreMutation
 from core.graphql.types import CoreNode, CountableConnection
 from core.models import Job, JobEvent
@@ -84,26 +78,6 @@ def _events() -> Prefetch:
     return Prefetch("events", queryset=JobEvent.objects.select_related("user").order_by("at", "id"))
 
 
-def _selects(selection_set: SelectionSetNode | None, path: list[str], info: Any) -> bool:
-    """Whether the query asks for ``path`` (field names, fragments followed) under this set."""
-    if not path:
-        return True
-    if selection_set is None:
-        return False
-    for selection in selection_set.selections:
-        if isinstance(selection, FieldNode):
-            if selection.name.value == path[0] and _selects(selection.selection_set, path[1:], info):
-                return True
-        elif isinstance(selection, InlineFragmentNode):
-            if _selects(selection.selection_set, path, info):
-                return True
-        elif isinstance(selection, FragmentSpreadNode):
-            fragment = info.fragments.get(selection.name.value)
-            if fragment is not None and _selects(fragment.selection_set, path, info):
-                return True
-    return False
-
-
 class JobType(CoreNode):
     class Meta:
         model = Job
@@ -139,7 +113,7 @@ class JobType(CoreNode):
         user = info.context.user
         if not has_permission(user, JOB_VIEW_ALL):
             queryset = queryset.filter(created_by=user)
-        if any(_selects(node.selection_set, ["edges", "node", "history"], info) for node in info.field_nodes):
+        if selects(info, "history"):
             queryset = queryset.prefetch_related(_events())
         return queryset
 

@@ -44,8 +44,11 @@ class MutationError(graphene.ObjectType):
 class CoreNode(DjangoObjectType):
     """Base for model types: Relay ``id`` plus ``uuid``.
 
-    Subclasses limit lists to the user's scope and add ``select_related`` in
-    :meth:`list_queryset`. They do not override ``get_queryset``: graphene-django then runs one
+    Subclasses limit lists to the user's scope in :meth:`list_queryset`, and join or prefetch
+    there only what a resolver reads behind a field (a payroll's ``paymentMethod`` reads its
+    point), when the request asks for that field (``core.graphql.fields.selects``): the foreign
+    keys a request selects are joined by the list itself, and joining the others costs every
+    request their columns. They do not override ``get_queryset``: graphene-django then runs one
     query per related object to re-check it, which turns every list into N+1 queries.
     """
 

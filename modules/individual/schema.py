@@ -44,7 +44,6 @@ class IndividualGQLType(CoreNode):
 
     @classmethod
     def list_queryset(cls, queryset: QuerySet, info: Any) -> QuerySet:
-        queryset = queryset.select_related("location", "user_created", "user_updated")
         return services.visible_individuals(info.context.user, queryset)
 
 
@@ -58,7 +57,6 @@ class GroupGQLType(CoreNode):
 
     @classmethod
     def list_queryset(cls, queryset: QuerySet, info: Any) -> QuerySet:
-        queryset = queryset.select_related("location", "head", "user_created", "user_updated")
         return services.visible_groups(info.context.user, queryset)
 
 
@@ -72,8 +70,6 @@ class GroupIndividualGQLType(CoreNode):
 
     @classmethod
     def list_queryset(cls, queryset: QuerySet, info: Any) -> QuerySet:
-        queryset = queryset.select_related("group", "group__location", "individual", "individual__location",
-                                           "user_created", "user_updated")
         return services.visible_memberships(info.context.user, queryset)
 
 

@@ -66,7 +66,6 @@ class LocationGQLType(CoreNode):
 
     @classmethod
     def list_queryset(cls, queryset: QuerySet, info: Any) -> QuerySet:
-        queryset = queryset.select_related("parent", "user_created", "user_updated")
         return services.scope_queryset(queryset, info.context.user, location_field="")
 
 

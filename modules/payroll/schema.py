@@ -15,7 +15,7 @@ import graphene
 from django.db.models import QuerySet
 
 from core.graphql.choices import ChoiceCodeFilter, ChoiceCodesFilter, choice_enum
-from core.graphql.fields import ProtectedConnectionField, ProtectedField
+from core.graphql.fields import ProtectedConnectionField, ProtectedField, selects
 from core.graphql.jobs import JobType  # noqa: F401 - job fields resolve to it
 from core.graphql.scalars import UUID
 from core.graphql.types import (
@@ -230,9 +230,17 @@ class PayrollGQLType(CoreNode):
 
     @classmethod
     def list_queryset(cls, queryset: QuerySet, info: Any) -> QuerySet:
-        # (the plan's benefit plan: openIMIS's ``paymentPlan { benefitPlan }`` on every row)
-        queryset = queryset.select_related("payment_plan__benefit_plan", "payment_cycle", "payment_point", "follows",
-                                           "user_created", "user_updated")
+        # What the request selects (``paymentPlan { benefitPlanDetail { … } }``) the list joins
+        # itself; these fields read a relation the request does not name (openIMIS's
+        # ``paymentPlan { benefitPlan }`` is a JSON string of the plan's benefit plan).
+        if selects(info, "paymentPlan", "benefitPlan"):
+            queryset = queryset.select_related("payment_plan__benefit_plan")
+        if selects(info, "paymentMethod"):
+            queryset = queryset.select_related("payment_point")
+        if selects(info, "dateValidFrom") or selects(info, "dateValidTo"):
+            queryset = queryset.select_related("payment_cycle")
+        # No field shows the generation report (the job's result does): not read per page.
+        queryset = queryset.defer("generation_report")
         queryset = selectors.visible_payrolls(info.context.user, queryset)
         return selectors.with_scoped_totals(info.context.user, queryset)
 

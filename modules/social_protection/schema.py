@@ -89,10 +89,6 @@ class BenefitPlanGQLType(CoreNode):
 
         return self.pk in plans_with_payment_plans(info)
 
-    @classmethod
-    def list_queryset(cls, queryset: QuerySet, info: Any) -> QuerySet:
-        return queryset.select_related("user_created", "user_updated")
-
 
 BENEFICIARY_FIELDS = ("id", "benefit_plan", "status", "json_ext", "is_deleted", "version", "date_created",
                       "date_updated", "user_created", "user_updated")
