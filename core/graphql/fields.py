@@ -159,7 +159,7 @@ class ProtectedConnectionField(DjangoFilterConnectionField):
         if not isinstance(iterable, QuerySet):
             return super().resolve_connection(connection, args, iterable, max_limit)
         count = counting.total_count(iterable)
-        counted = _Counted(iterable, count.value)
+        counted = _Counted(counting.page_queryset(iterable, count), count.value)
         result = super().resolve_connection(connection, args, counted, max_limit)
         result.iterable = iterable
         result.length_is_estimate = count.is_estimate
