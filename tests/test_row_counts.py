@@ -114,3 +114,28 @@ def test_a_scoped_list_counts_from_the_counters_and_exactly(gql: Any, admin_user
     filtered = gql(officer).ok(PEOPLE, {"n": "kaze"})["individual"]
     assert filtered["totalCount"] == 3
     assert [e["node"]["lastName"] for e in filtered["edges"]] == ["Kaze2", "Kaze1"]
+
+
+BENEFICIARIES = "query($p: UUID, $s: ChoiceText) { groupBeneficiary(first: 2, benefitPlan_Id: $p, status: $s) " \
+                "{ totalCount edges { node { uuid } } } }"
+
+
+def test_a_plans_beneficiaries_are_counted_from_the_counters(gql: Any, admin_user: Any,
+                                                              hierarchy: dict[str, Any]) -> None:
+    from modules.individual.models import Group
+    from modules.social_protection.models import BenefitPlan, GroupBeneficiary
+
+    plans = [BenefitPlan.objects.create(code=f"RC{i}", name="Plan", type="GROUP", date_valid_from=datetime.date(2026, 1, 1),
+                                        date_valid_to=datetime.date(2027, 1, 1)) for i in range(2)]
+    groups = Group.objects.bulk_create([Group(code=f"RCG{i}", location=hierarchy["H111"]) for i in range(6)])
+    GroupBeneficiary.objects.bulk_create([GroupBeneficiary(benefit_plan=plans[i % 2], group=g, status="ACTIVE" if i < 4
+                                                           else "POTENTIAL") for i, g in enumerate(groups)])
+    GroupBeneficiary.objects.filter(group=groups[0]).update(is_deleted=True)
+    with CaptureQueriesContext(connection) as queries:
+        page = gql(admin_user).ok(BENEFICIARIES, {"p": str(plans[0].pk)})["groupBeneficiary"]
+    assert page["totalCount"] == 2  # groups 2 and 4; group 0's row is soft-deleted
+    assert any("core_row_count" in q["sql"] for q in queries.captured_queries)
+    # a status besides the plan is counted from the rows, exactly
+    active = gql(admin_user).ok(BENEFICIARIES, {"p": str(plans[0].pk), "s": "ACTIVE"})["groupBeneficiary"]
+    assert active["totalCount"] == 1
+    assert _counters("social_protection_groupbeneficiary", "benefit_plan_id") == {plans[0].pk: 2, plans[1].pk: 3}
