@@ -167,15 +167,25 @@ def total_count(queryset: QuerySet) -> Count:
     return Count(max(estimate(unordered), limit + 1), True)
 
 
-def page_queryset(queryset: QuerySet, count: Count) -> QuerySet:
-    """``queryset`` ordered so its page is sorted from its matches when there are few of them
-    and it is not a whole table (see above); otherwise as it is."""
-    if count.is_estimate or count.value > SORT_FROM_MATCHES_LIMIT or selects_whole_table(queryset.order_by()):
-        return queryset
+def page(queryset: QuerySet, count: Count, item: Any) -> Any:
+    """``queryset[item]``; for a list sorted from its matches (see above), in two statements:
+    the page's keys, sorted on the list's own table alone (the joins the nodes need would
+    otherwise widen every match before the sort), then those rows with their joins."""
+    if (not isinstance(item, slice) or count.is_estimate or count.value > SORT_FROM_MATCHES_LIMIT
+            or selects_whole_table(queryset.order_by())):
+        return queryset[item]
+    sorted_keys = _sorted_from_matches(queryset.values_list("pk", flat=True))
+    if sorted_keys is None:
+        return queryset[item]
+    keys = list(sorted_keys[item])
+    return queryset.filter(pk__in=keys)
+
+
+def _sorted_from_matches(queryset: QuerySet) -> QuerySet | None:
     terms = []
     for term in queryset.query.order_by:
         if not isinstance(term, str) or term == "?":
-            return queryset
+            return None
         path = term.lstrip("-")
         # COALESCE(x, x) is x, in the same order, but no index holds it: the planner reads the
         # matches through the filters' indexes and keeps the top of them
