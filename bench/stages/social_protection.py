@@ -69,6 +69,11 @@ def _build_registry(ctx: Context) -> dict[str, Any]:
             "CASE WHEN m = 0 THEN 'PRIMARY' END, 1, false, now(), now() FROM bench_sp_members")
         db.execute("UPDATE individual_group g SET head_id = b.id FROM bench_sp_members b "
                    "WHERE b.group_id = g.id AND b.m = 0")
+    # the replica role skipped the row-count triggers too: count these rows as a restore would
+    from core.row_counts import recount
+
+    recount("individual_individual", "location_id")
+    recount("individual_group", "location_id")
     db.execute("ANALYZE individual_group; ANALYZE individual_individual; ANALYZE individual_groupindividual")
     flooded = collines[: len(collines) // 3]
     ctx.state["sp"] = {"households": households, "people": people, "flooded": [str(c) for c in flooded]}

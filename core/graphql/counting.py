@@ -11,18 +11,40 @@ officer opens costs more than the page. The rule:
   planner's statistics, kept by autovacuum) and says so, ``totalCountIsEstimate: true``;
 - every other list (a filter, a scoped user) counts exactly, however many rows match: those
   counts are made fast by the indexes behind each filter (``tests/test_list_indexes.py``), not
-  skipped.
+  skipped;
+- a list whose only conditions are the soft-delete one and conditions on one counted foreign
+  key (``counted_by`` on the model: a location scope, ``benefitPlan_Id``, a payroll) is summed
+  from the counters triggers keep exact (``core.row_counts``): a province of 350,000 people is a
+  sum over its collines' counter rows, not a scan of the people.
+
+Its page is read after the count, so the count also chooses the page's plan: a list of at most
+``SORT_FROM_MATCHES_LIMIT`` matching rows that is not a whole table is sorted from its
+matches (top-N) instead of walking the ordering's index, which costs a walk past every row
+that does not match when the matches sit at the far end of the ordering (a name filter whose
+people are the oldest registered walked a million rows). Bounded by the limit, the sort costs
+at most what the exact count already did.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.db import connections
-from django.db.models import QuerySet
-from django.db.models.lookups import Exact
+from django.db.models import F, Q, QuerySet, Sum
+from django.db.models.expressions import Col, OrderBy
+from django.db.models.functions import Coalesce
+from django.db.models.lookups import Exact, In, Lookup
+from django.db.models.sql.datastructures import Join
+from django.db.models.sql.where import AND, WhereNode
+
+log = logging.getLogger("coremis.counting")
+
+# Above this many matches a filtered list's page keeps the ordering index's plan (see above).
+SORT_FROM_MATCHES_LIMIT = 50_000
 
 
 @dataclass(frozen=True)
@@ -57,8 +79,85 @@ def estimate(queryset: QuerySet) -> int:
     return int(plan[0]["Plan"]["Plan Rows"])
 
 
+def _is_live_condition(node: Any) -> bool:
+    return (isinstance(node, Exact) and isinstance(node.lhs, Col) and node.lhs.target.name == "is_deleted"
+            and node.rhs is False)
+
+
+def _key_condition(node: Any, query: Any, fields: dict[str, Any]) -> tuple[Any, Q] | None:
+    """``node`` as a condition on the related model of one counted foreign key: (field, Q), or
+    None when it reads anything else. ``(None, Q)`` is a condition that matches nothing."""
+    if isinstance(node, WhereNode):
+        if node.negated or not node.children:
+            return None
+        field, combined = None, Q()
+        for child in node.children:
+            found = _key_condition(child, query, fields)
+            if found is None or (found[0] is not None and field not in (None, found[0])):
+                return None
+            field = field or found[0]
+            combined = Q(combined, found[1], _connector=node.connector) if combined else found[1]
+        return field, combined
+    if not isinstance(node, Lookup) or not isinstance(node.lhs, Col) or hasattr(node.rhs, "resolve_expression"):
+        return None
+    column, alias = node.lhs.target, node.lhs.alias
+    if alias == query.base_table:
+        if isinstance(node, In) and not node.rhs:  # within_paths' empty start: nothing
+            return None, Q(pk__in=[])
+        if column.column in fields:
+            return fields[column.column], Q(**{f"pk__{node.lookup_name}": node.rhs})
+        return None
+    join = query.alias_map.get(alias)
+    if (isinstance(join, Join) and join.parent_alias == query.base_table and join.join_type is not None
+            and getattr(join.join_field, "column", None) in fields):
+        return fields[join.join_field.column], Q(**{f"{column.name}__{node.lookup_name}": node.rhs})
+    return None
+
+
+def maintained_count(queryset: QuerySet) -> int | None:
+    """The count of live rows selected by conditions on one counted foreign key, summed from
+    ``core_row_count``; None when the queryset is not of that shape (it is then counted)."""
+    model = queryset.model
+    counted = getattr(model, "counted_by", ())
+    query = queryset.query
+    if not counted or query.distinct or query.group_by or query.combinator or query.is_sliced:
+        return None
+    where = query.where
+    if where.negated or where.connector != AND:
+        return None
+    fields = {f.column: f for f in (model._meta.get_field(name) for name in counted)}
+    live, key_conditions = False, []
+    for child in where.children:
+        if _is_live_condition(child):
+            live = True
+            continue
+        found = _key_condition(child, query, fields)
+        if found is None:
+            return None
+        key_conditions.append(found)
+    chosen = {field for field, _ in key_conditions if field is not None}
+    if not live or len(chosen) != 1:
+        return None
+    from core.models import RowCount
+
+    field = chosen.pop()
+    # the base manager: the rows of a soft-deleted location still count, as the list's join does
+    keys = field.related_model._base_manager.using(queryset.db).filter(
+        *(condition for _, condition in key_conditions)).values("pk")
+    total = RowCount.objects.using(queryset.db).filter(
+        table_name=model._meta.db_table, column_name=field.column, key__in=keys).aggregate(total=Sum("live"))["total"]
+    if total is not None and total < 0:  # writes bypassed the triggers: count, and say so in the log
+        log.error("core_row_count of %s.%s is negative for a list; counting its rows (run core.row_counts.recount)",
+                  model._meta.db_table, field.column)
+        return None
+    return int(total or 0)
+
+
 def total_count(queryset: QuerySet) -> Count:
     unordered = queryset.order_by()
+    maintained = maintained_count(unordered)
+    if maintained is not None:
+        return Count(maintained, False)
     if not selects_whole_table(unordered):
         return Count(unordered.count(), False)  # one statement, as exact as it is fast
     limit = exact_limit()
@@ -66,3 +165,30 @@ def total_count(queryset: QuerySet) -> Count:
     if bounded <= limit:
         return Count(bounded, False)
     return Count(max(estimate(unordered), limit + 1), True)
+
+
+def page(queryset: QuerySet, count: Count, item: Any) -> Any:
+    """``queryset[item]``; for a list sorted from its matches (see above), in two statements:
+    the page's keys, sorted on the list's own table alone (the joins the nodes need would
+    otherwise widen every match before the sort), then those rows with their joins."""
+    if (not isinstance(item, slice) or count.is_estimate or count.value > SORT_FROM_MATCHES_LIMIT
+            or selects_whole_table(queryset.order_by())):
+        return queryset[item]
+    sorted_keys = _sorted_from_matches(queryset.values_list("pk", flat=True))
+    if sorted_keys is None:
+        return queryset[item]
+    keys = list(sorted_keys[item])
+    return queryset.filter(pk__in=keys)
+
+
+def _sorted_from_matches(queryset: QuerySet) -> QuerySet | None:
+    terms = []
+    for term in queryset.query.order_by:
+        if not isinstance(term, str) or term == "?":
+            return None
+        path = term.lstrip("-")
+        # COALESCE(x, x) is x, in the same order, but no index holds it: the planner reads the
+        # matches through the filters' indexes and keeps the top of them
+        key = Coalesce(F(path), F(path))
+        terms.append(OrderBy(key, descending=term.startswith("-")))
+    return queryset.order_by(*terms)

@@ -178,7 +178,7 @@ class ProtectedConnectionField(DjangoFilterConnectionField):
         if not isinstance(iterable, QuerySet):
             return super().resolve_connection(connection, args, iterable, max_limit)
         count = counting.total_count(iterable)
-        counted = _Counted(iterable, count.value)
+        counted = _Counted(iterable, count)
         result = super().resolve_connection(connection, args, counted, max_limit)
         result.iterable = iterable
         result.length_is_estimate = count.is_estimate
@@ -235,14 +235,14 @@ def once_per_page(node: Any, key: str, compute: Callable[[list[Any]], T]) -> T:
 class _Counted:
     """A queryset whose length is already known: graphene-django slices it and takes ``len``."""
 
-    def __init__(self, queryset: QuerySet, length: int) -> None:
-        self.queryset, self.length = queryset, length
+    def __init__(self, queryset: QuerySet, count: counting.Count) -> None:
+        self.queryset, self.count = queryset, count
 
     def __len__(self) -> int:
-        return self.length
+        return self.count.value
 
     def __getitem__(self, item: Any) -> Any:
-        return self.queryset[item]
+        return counting.page(self.queryset, self.count, item)
 
 
 def _narrowing(full: type) -> Callable[..., Any]:

@@ -71,9 +71,12 @@ class Ticket(CoreModel):
             # the escalation job's scan: open tickets by when they are next due
             models.Index(fields=["next_escalation_at"], name="grievance_ticket_escalation",
                          condition=Q(status__in=["RECEIVED", "OPEN", "IN_PROGRESS"], is_deleted=False)),
-            models.Index(fields=["-date_created", "id"], name="grievance_ticket_created"),
-            # the frontend filters by status on every list, and counts what it filtered
-            models.Index(fields=["status"], name="grievance_ticket_status", condition=Q(is_deleted=False)),
+            # newest first, the primary key ending the ordering as every list's does (date_created
+            # DESC, id DESC is this index read backwards; "-date_created", "id" left the ids to sort)
+            models.Index(fields=["date_created", "id"], name="grievance_ticket_created_id"),
+            # the frontend filters by status on every list, newest first, and counts what it filtered
+            models.Index(fields=["status", "date_created", "id"], name="grievance_ticket_status_date",
+                         condition=Q(is_deleted=False)),
             models.Index(fields=["attending_staff", "status"], name="grievance_ticket_staff"),
             # anonymous complaints (many) have no reporter to look up
             models.Index(fields=["reporter_id"], name="grievance_ticket_reporter", condition=Q(reporter_id__isnull=False)),

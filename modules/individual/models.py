@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from django.db import models
 from django.db.models import Q
 
@@ -21,6 +23,8 @@ class Individual(CoreModel):
     dob = models.DateField()
     sex = models.CharField(max_length=1, choices=Sex.choices, blank=True, default="")
     location = models.ForeignKey(Location, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    # live rows per location kept by triggers (core.row_counts): a scoped totalCount is a sum
+    counted_by: ClassVar[tuple[str, ...]] = ("location",)
 
     class Meta:
         indexes = [
@@ -42,6 +46,8 @@ class Group(CoreModel):
     code = models.CharField(max_length=64)
     location = models.ForeignKey(Location, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     head = models.ForeignKey(Individual, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    # live rows per location kept by triggers (core.row_counts): a scoped totalCount is a sum
+    counted_by: ClassVar[tuple[str, ...]] = ("location",)
 
     class Meta:
         constraints = [

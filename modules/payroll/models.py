@@ -6,6 +6,8 @@ for BIF), so sums and control totals are exact.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -192,6 +194,8 @@ class BenefitConsumption(CoreModel):
     code = models.CharField(max_length=40)
     payroll = models.ForeignKey(Payroll, on_delete=models.PROTECT, related_name="instructions", db_index=False,
                                 db_constraint=False)
+    # live payments per payroll kept by triggers (core.row_counts): a payroll's totalCount is one row
+    counted_by: ClassVar[tuple[str, ...]] = ("payroll",)
     payment_cycle = models.ForeignKey(PaymentCycle, on_delete=models.PROTECT, related_name="+", db_index=False,
                                       db_constraint=False)
     beneficiary_id = models.UUIDField(help_text="the Beneficiary or GroupBeneficiary row paid")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from django.db import models
 from django.db.models import Q
 
@@ -64,6 +66,8 @@ class Beneficiary(CoreModel):
 
     benefit_plan = models.ForeignKey(BenefitPlan, on_delete=models.PROTECT, related_name="beneficiaries")
     individual = models.ForeignKey(Individual, on_delete=models.PROTECT, related_name="+")
+    # live rows per plan kept by triggers (core.row_counts): a plan's totalCount is one row
+    counted_by: ClassVar[tuple[str, ...]] = ("benefit_plan",)
     status = models.CharField(max_length=10, choices=BeneficiaryStatus.choices, default=BeneficiaryStatus.POTENTIAL)
 
     class Meta:
@@ -83,6 +87,8 @@ class GroupBeneficiary(CoreModel):
 
     benefit_plan = models.ForeignKey(BenefitPlan, on_delete=models.PROTECT, related_name="group_beneficiaries")
     group = models.ForeignKey(Group, on_delete=models.PROTECT, related_name="+")
+    # live rows per plan kept by triggers (core.row_counts): a plan's totalCount is one row
+    counted_by: ClassVar[tuple[str, ...]] = ("benefit_plan",)
     status = models.CharField(max_length=10, choices=BeneficiaryStatus.choices, default=BeneficiaryStatus.POTENTIAL)
 
     class Meta:

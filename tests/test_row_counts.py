@@ -1,0 +1,141 @@
+"""The counters of ``core_row_count`` stay equal to ``count(*)`` of live rows whatever writes the
+table (one row or a bulk statement, insert, soft delete, restore, move, hard delete, truncate),
+and the lists answer their exact ``totalCount`` from them."""
+
+from __future__ import annotations
+
+import datetime
+import random
+from typing import Any
+
+import pytest
+from django.apps import apps
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from core.row_counts import counted_columns, recount
+
+pytestmark = pytest.mark.django_db
+
+
+def _counters(table: str, column: str) -> dict[Any, int]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT key, live FROM core_row_count WHERE table_name = %s AND column_name = %s AND live <> 0",
+                       [table, column])
+        return dict(cursor.fetchall())
+
+
+def _counted(table: str, column: str) -> dict[Any, int]:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {column}, count(*) FROM {table} WHERE NOT is_deleted AND {column} IS NOT NULL "
+                       f"GROUP BY 1")
+        return dict(cursor.fetchall())
+
+
+def test_every_declared_counted_column_has_its_triggers_and_no_other_does() -> None:
+    declared = {(model._meta.db_table, model._meta.get_field(name).column)
+                for model in apps.get_models() for name in getattr(model, "counted_by", ())}
+    assert declared == counted_columns()
+    assert ("individual_individual", "location_id") in declared
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_writes_keep_the_counters_exact(seed: int, hierarchy: dict[str, Any]) -> None:
+    from modules.individual.models import Individual
+
+    rng = random.Random(seed)
+    places = [hierarchy[code] for code in ("H111", "H112", "H211", "P2")] + [None]
+    people = Individual._base_manager
+    for step in range(60):
+        op = rng.choice(("create", "bulk", "soft_delete", "restore", "move", "bulk_move", "delete", "save"))
+        ids = list(people.values_list("pk", flat=True))
+        picked = rng.sample(ids, min(len(ids), rng.randint(1, 5))) if ids else []
+        if op == "create":
+            Individual.objects.create(first_name="A", last_name=f"N{step}", dob=datetime.date(1990, 1, 1),
+                                      location=rng.choice(places))
+        elif op == "bulk":
+            people.bulk_create([Individual(first_name="B", last_name=f"M{step}{i}", dob=datetime.date(1980, 1, 1),
+                                           location=rng.choice(places), is_deleted=rng.random() < 0.2)
+                                for i in range(rng.randint(1, 30))])
+        elif op == "soft_delete":
+            people.filter(pk__in=picked).update(is_deleted=True)
+        elif op == "restore":
+            people.filter(pk__in=picked).update(is_deleted=False)
+        elif op in ("move", "bulk_move"):
+            people.filter(pk__in=picked if op == "move" else ids).update(location=rng.choice(places))
+        elif op == "delete":
+            people.filter(pk__in=picked).delete()
+        elif picked:  # a save of every column, the location unchanged or not
+            person = people.get(pk=picked[0])
+            person.location = rng.choice(places)
+            person.save()
+        assert _counters("individual_individual", "location_id") == _counted("individual_individual", "location_id"), op
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute("TRUNCATE individual_individual CASCADE")
+    assert _counters("individual_individual", "location_id") == {}
+
+
+def test_recount_rebuilds_counters_lost_outside_the_triggers(hierarchy: dict[str, Any]) -> None:
+    from modules.individual.models import Individual
+
+    Individual.objects.bulk_create([Individual(first_name="C", last_name=str(i), dob=datetime.date(2000, 1, 1),
+                                               location=hierarchy["H111"]) for i in range(7)])
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE core_row_count SET live = 0 WHERE table_name = 'individual_individual'")
+    recount("individual_individual", "location_id")
+    assert _counters("individual_individual", "location_id") == {hierarchy["H111"].pk: 7}
+    with pytest.raises(ValueError, match="not a counted column"):
+        recount("individual_individual", "dob")
+
+
+PEOPLE = "query($n: String) { individual(first: 2, lastName_Icontains: $n, orderBy: [\"-dateCreated\"]) " \
+         "{ totalCount edges { node { lastName } } } }"
+
+
+def test_a_scoped_list_counts_from_the_counters_and_exactly(gql: Any, admin_user: Any, make_user: Any,
+                                                            hierarchy: dict[str, Any]) -> None:
+    from modules.individual.models import Individual
+    from modules.location.services import set_user_locations
+
+    for i, code in enumerate(("H111", "H111", "H112", "H211", "H111")):
+        Individual.objects.create(first_name="D", last_name=f"Kaze{i}", dob=datetime.date(1970, 1, 1),
+                                  location=hierarchy[code])
+    Individual.objects.filter(last_name="Kaze4").update(is_deleted=True)
+    officer = make_user(["individual.registry.search"])
+    set_user_locations(admin_user, officer, [hierarchy["P1"].pk])
+    with CaptureQueriesContext(connection) as queries:
+        page = gql(officer).ok(PEOPLE)["individual"]
+    assert page["totalCount"] == 3  # H111 twice and H112; the soft-deleted one and P2's do not count
+    assert any("core_row_count" in q["sql"] for q in queries.captured_queries)
+    assert not any("COUNT(*)" in q["sql"].upper() and "individual_individual" in q["sql"]
+                   for q in queries.captured_queries)
+    # a name filter besides the scope is counted by the rows themselves, exactly too
+    filtered = gql(officer).ok(PEOPLE, {"n": "kaze"})["individual"]
+    assert filtered["totalCount"] == 3
+    assert [e["node"]["lastName"] for e in filtered["edges"]] == ["Kaze2", "Kaze1"]
+
+
+BENEFICIARIES = "query($p: UUID, $s: ChoiceText) { groupBeneficiary(first: 2, benefitPlan_Id: $p, status: $s) " \
+                "{ totalCount edges { node { uuid } } } }"
+
+
+def test_a_plans_beneficiaries_are_counted_from_the_counters(gql: Any, admin_user: Any,
+                                                              hierarchy: dict[str, Any]) -> None:
+    from modules.individual.models import Group
+    from modules.social_protection.models import BenefitPlan, GroupBeneficiary
+
+    plans = [BenefitPlan.objects.create(code=f"RC{i}", name="Plan", type="GROUP", date_valid_from=datetime.date(2026, 1, 1),
+                                        date_valid_to=datetime.date(2027, 1, 1)) for i in range(2)]
+    groups = Group.objects.bulk_create([Group(code=f"RCG{i}", location=hierarchy["H111"]) for i in range(6)])
+    GroupBeneficiary.objects.bulk_create([GroupBeneficiary(benefit_plan=plans[i % 2], group=g, status="ACTIVE" if i < 4
+                                                           else "POTENTIAL") for i, g in enumerate(groups)])
+    GroupBeneficiary.objects.filter(group=groups[0]).update(is_deleted=True)
+    with CaptureQueriesContext(connection) as queries:
+        page = gql(admin_user).ok(BENEFICIARIES, {"p": str(plans[0].pk)})["groupBeneficiary"]
+    assert page["totalCount"] == 2  # groups 2 and 4; group 0's row is soft-deleted
+    assert any("core_row_count" in q["sql"] for q in queries.captured_queries)
+    # a status besides the plan is counted from the rows, exactly
+    active = gql(admin_user).ok(BENEFICIARIES, {"p": str(plans[0].pk), "s": "ACTIVE"})["groupBeneficiary"]
+    assert active["totalCount"] == 1
+    assert _counters("social_protection_groupbeneficiary", "benefit_plan_id") == {plans[0].pk: 2, plans[1].pk: 3}
