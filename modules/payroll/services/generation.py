@@ -180,6 +180,11 @@ def _like_prefix(path: str) -> str:
 
 
 BIGINT_MAX = 2**63 - 1
+# For the generation's transaction: its statement hashes the recipients (a million people at
+# national scale), materialises the candidates and the inserted rows, and the history and
+# reference triggers read its 315,000 new rows from a transition table; with the server's
+# default (4 MB) all of these spill to temporary files.
+GENERATION_WORK_MEM = "256MB"
 
 
 def ceiling_in_minor_units(plan: PaymentPlan) -> int | None:
@@ -219,6 +224,7 @@ def generate(user: User, payroll: Payroll, selection: QuerySet | None = None) ->
     with connection.cursor() as cursor:
         # Compiling this one statement to machine code costs about a second and saves less.
         cursor.execute("SET LOCAL jit = off")
+        cursor.execute(f"SET LOCAL work_mem = '{GENERATION_WORK_MEM}'")
         cursor.execute(
             f"WITH candidates AS MATERIALIZED ({select_sql}), "
             f"inserted AS (INSERT INTO {table} (id, date_created, date_updated, user_created_id, "
