@@ -233,4 +233,7 @@ class BenefitConsumption(CoreModel):
         ]
         indexes = [
             models.Index(fields=["payroll", "status"], name="payroll_instruction_status"),
+            # the payments without a place (made before it was recorded): empty for generated
+            # ones, so generation never writes to it, and the report finds the others at once
+            models.Index(fields=["payroll"], condition=Q(place__isnull=True), name="payroll_instruction_no_place"),
         ]

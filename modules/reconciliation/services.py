@@ -395,30 +395,31 @@ def report_rows(request: dict[str, Any]) -> list[dict[str, Any]]:
     unit, key, label = {"payroll": ("b.payroll_id::text", "u.unit", "p.name"),
                         "cycle": ("b.payment_cycle_id::text", "u.unit", "c.code"),
                         "point": ("b.payment_point_id::text", "u.unit", "pt.code"),
-                        "location": ("coalesce(b.place_id, {lives})", f"split_part(pl.path, '/', {level + 1})",
+                        "location": ("b.place_id", f"split_part(pl.path, '/', {level + 1})",
                                      "g.name")}[request["group_by"]]
     # The recipients are read only for the scope (where they live now). A payment is grouped by
     # the place it was generated for (payroll's ``place``: a national report then reads the
-    # locations, not a million people), or, for a row without one, where its recipient lives.
+    # locations, not a million people), or, for a row without one, where its recipient lives:
+    # those rows are a branch of their own, so the planner sees one grouping column with its
+    # statistics (hashed into a few thousand places) instead of an expression it cannot count.
     places, units = "", ""
     if paths is not None:
         places = ("JOIN individual_individual i ON i.id = b.individual_id "
                   "JOIN location_location l ON l.id = i.location_id")
+    branches = [(unit, places, where)]
     if request["group_by"] == "location":
-        unit = unit.format(lives="i.location_id" if paths is not None else
-                           "(SELECT x.location_id FROM individual_individual x WHERE x.id = b.individual_id)")
         units = "JOIN location_location pl ON pl.id = u.unit"
+        lives = (("i.location_id", places) if paths is not None else
+                 ("x.location_id", "JOIN individual_individual x ON x.id = b.individual_id"))
+        branches = [(unit, places, [*where, "b.place_id IS NOT NULL"]),
+                    (lives[0], lives[1], [*where, "b.place_id IS NULL"])]
+        params = params * 2
     # Open mismatches counted per payment first (a few hundred rows, hashed), so the payments
     # are read once, by one aggregate: no per-row lookup and no second pass over them.
     classes = ", ".join(f"count(*) FILTER (WHERE m.klass = '{k}') AS \"{k}\"" for k in MismatchClass.values)
     class_sums = ", ".join(f"coalesce(sum(o.\"{k}\"), 0) AS \"{k}\"" for k in MismatchClass.values)
     totals = ", ".join(f"sum(u.\"{c}\")::bigint AS \"{c}\"" for c in (*REPORT_TOTALS, *MismatchClass.values))
-    sql = f"""
-        WITH open AS (
-            SELECT m.payment_id, {classes} FROM {ledger.MISMATCH} m
-            WHERE m.status = 'OPEN' AND m.payment_id IS NOT NULL GROUP BY m.payment_id),
-        units AS (
-            SELECT {unit} AS unit, count(*) AS ordered_count, coalesce(sum(b.amount), 0) AS ordered_sum,
+    measures = f"""count(*) AS ordered_count, coalesce(sum(b.amount), 0) AS ordered_sum,
                    count(*) FILTER (WHERE {STATE_SQL} = 'PAID') AS paid_count,
                    coalesce(sum(b.amount) FILTER (WHERE {STATE_SQL} = 'PAID'), 0) AS paid_sum,
                    count(*) FILTER (WHERE {STATE_SQL} = 'FAILED') AS failed_count,
@@ -427,10 +428,14 @@ def report_rows(request: dict[str, Any]) -> list[dict[str, Any]]:
                    coalesce(sum(b.amount) FILTER (WHERE {STATE_SQL} = 'PENDING'), 0) AS pending_sum,
                    count(*) FILTER (WHERE {STATE_SQL} = 'MISMATCHED') AS mismatched_count,
                    coalesce(sum(b.amount) FILTER (WHERE {STATE_SQL} = 'MISMATCHED'), 0) AS mismatched_sum,
-                   {class_sums}
-            FROM {ledger.PAYMENT} b LEFT JOIN open o ON o.payment_id = b.id {places}
-            WHERE {' AND '.join(where)}
-            GROUP BY 1),
+                   {class_sums}"""
+    sql = f"""
+        WITH open AS (
+            SELECT m.payment_id, {classes} FROM {ledger.MISMATCH} m
+            WHERE m.status = 'OPEN' AND m.payment_id IS NOT NULL GROUP BY m.payment_id),
+        units AS ({" UNION ALL ".join(
+            f"SELECT {unit_sql} AS unit, {measures} FROM {ledger.PAYMENT} b LEFT JOIN open o ON o.payment_id = b.id "
+            f"{joins} WHERE {' AND '.join(conditions)} GROUP BY 1" for unit_sql, joins, conditions in branches)}),
         totals AS (SELECT {key} AS key, {totals} FROM units u {units} GROUP BY 1)
         SELECT t.*, n.label
         FROM totals t
