@@ -98,7 +98,9 @@ def coremis_jobs() -> dict[str, Callable[[JobContext], Any]]:
 def coremis_schedules() -> list[dict[str, Any]]:
     """Periodic jobs: ``[{"kind": "location.rebuild_paths", "cron": "0 3 * * *", "params": {}}]``.
 
-    The scheduler process enqueues them; the kind must be one of the module's job kinds.
+    The scheduler process enqueues them; the kind must be one of the module's job kinds. A
+    handler that found nothing to do says so with ``{core.jobs.NOTHING_TO_DO: True}`` in its
+    result, and the run then logs only at DEBUG.
     """
 
 

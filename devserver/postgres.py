@@ -7,6 +7,7 @@ import os
 import pwd
 import shlex
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -236,6 +237,7 @@ class EmbeddedPostgres(EmbeddedServer):
             if time.monotonic() > deadline:
                 break
             time.sleep(0.05)
+        self._stop_orphans(crashed)
         (self.pgdata / "postmaster.pid").unlink(missing_ok=True)
         for directory in {crashed.socket_dir, self.data_dir}:
             if directory is None:
@@ -244,6 +246,60 @@ class EmbeddedPostgres(EmbeddedServer):
             with suppress(FileNotFoundError, ValueError, IndexError):
                 if not process_alive(int(lock.read_text().split()[0]), "postgres"):
                     lock.unlink()
+
+    def _orphans(self) -> list[int]:
+        """Server processes still running on this data directory although its postmaster is
+        dead: the backends and helpers of a postmaster that was killed.
+
+        They are recognised by what they are, not by a name pattern: a process of our
+        ``postgres`` binary whose working directory is this PGDATA (the postmaster changes to
+        it and its children inherit it). No other server uses this directory, and the caller
+        knows its own postmaster is gone.
+        """
+        binary = os.path.realpath(self._bin / "postgres")
+        pgdata = os.path.realpath(self.pgdata)
+        found = []
+        for entry in Path("/proc").glob("[0-9]*") if Path("/proc/self").exists() else []:
+            with suppress(OSError):
+                if os.readlink(entry / "exe") == binary and os.readlink(entry / "cwd") == pgdata:
+                    pid = int(entry.name)
+                    state = process_state(pid)
+                    if state is not None and state[1] not in ("Z", "X"):
+                        found.append(pid)
+        return found
+
+    def _stop_orphans(self, crashed: Postmaster, grace: float = 2.0, patience: float = 5.0) -> None:
+        """End what a killed postmaster left running, before a new one starts.
+
+        Its backends keep the shared memory segment attached until they exit, and a new
+        postmaster refuses to start while they do ("pre-existing shared memory block is still
+        in use"); worse, one of them could still commit on the data directory. An idle one
+        notices its postmaster died and exits by itself; one inside a long statement does not
+        until the statement ends. So: a moment's grace, then SIGQUIT (what PostgreSQL itself
+        sends its children after a crash: exit at once, the WAL replay at the next start
+        covers what they did), then SIGKILL. Crash recovery at the next start makes this safe.
+        """
+        pending = self._orphans()
+        if not pending:
+            return
+        print(f"coremis: the PostgreSQL postmaster (pid {crashed.pid}) of {self.pgdata} is gone but "
+              f"{len(pending)} of its server processes still run ({', '.join(map(str, pending))}); "
+              "stopping them before starting it again", file=sys.stderr, flush=True)
+        for signum, wait in ((None, grace), (signal.SIGQUIT, patience), (signal.SIGKILL, patience)):
+            if signum is not None:
+                for pid in pending:
+                    with suppress(ProcessLookupError):
+                        os.kill(pid, signum)
+            deadline = time.monotonic() + wait
+            while pending and time.monotonic() < deadline:
+                time.sleep(0.05)
+                pending = [pid for pid in pending if pid in self._orphans()]
+            if not pending:
+                return
+        raise EmbeddedServiceError(
+            f"server processes of the dead PostgreSQL postmaster (pid {crashed.pid}) still run on "
+            f"{self.pgdata} after SIGKILL: {', '.join(map(str, pending))}"
+        )
 
     def _run(self, account: pwd.struct_passwd | None, args: list[str], what: str) -> None:
         log_start = log_size(self.log_file)

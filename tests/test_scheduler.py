@@ -3,6 +3,7 @@ survives the database going away; as a process it retries lost jobs with nobody'
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -12,13 +13,17 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.db import connections
+from django.db import connections, transaction
 from django.utils import timezone
 
+import core.jobs.outbox
+import core.jobs.runner
 from core.actors import SYSTEM_ACTOR_ID
 from core.cron import SWEEP, Schedule, fire_due, schedules, tick
+from core.errors import ServiceError
+from core.jobs import NOTHING_TO_DO, JobContext, start_job
 from core.loader import REPO_ROOT
-from core.models import Job, ScheduleRun
+from core.models import Job, Role, ScheduleRun
 
 POLL = Schedule("payroll:payroll.poll", "payroll.poll", "*/15 * * * *")
 
@@ -89,3 +94,75 @@ def test_the_scheduler_process_retries_a_lost_job_by_itself_and_stops_on_sigterm
             process.kill()
             raise
     assert code == 0, process.stderr.read().decode()[-2000:] if process.stderr else ""
+
+
+@pytest.fixture
+def tidy(monkeypatch: pytest.MonkeyPatch) -> Schedule:
+    """A periodic job of a module named ``test`` that removes stale roles, if there are any."""
+
+    def remove_stale_roles(ctx: JobContext) -> dict[str, Any]:
+        if ctx.params.get("refuse"):
+            raise ServiceError("NOT_NOW", "The roles are locked for an audit.")
+        removed, _ = Role.objects.filter(name__startswith="stale ").delete()
+        return {"removed": removed, NOTHING_TO_DO: removed == 0}
+
+    registered = {"test.tidy": ("test", remove_stale_roles)}
+    for where in (core.jobs.outbox, core.jobs.runner):  # who looks kinds up
+        monkeypatch.setattr(where, "job_kinds", lambda: registered)
+    return Schedule("test:test.tidy", "test.tidy", "* * * * *")
+
+
+def fire_and_run(schedule: Schedule, run_jobs: Any, caplog: pytest.LogCaptureFixture) -> tuple[Job, list[Any]]:
+    """Fire ``schedule`` as the scheduler does when it is due, run its job in a worker, and
+    return the job with the log records of both."""
+    ScheduleRun.objects.update_or_create(name=schedule.name, defaults={
+        "kind": schedule.kind, "cron": schedule.cron, "since": timezone.now() - timedelta(minutes=2),
+        "last_run_at": None})
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG):
+        job = fire_due(schedule)
+        assert job is not None
+        assert run_jobs() == 1
+    job.refresh_from_db()
+    return job, [r for r in caplog.records if r.name.startswith("coremis.")]
+
+
+def said(records: list[Any], level: int) -> list[str]:
+    return [r.getMessage() for r in records if r.levelno == level]
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "progress"])
+def test_a_scheduled_run_with_nothing_to_do_logs_at_debug_only(
+    tidy: Schedule, run_jobs: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    job, records = fire_and_run(tidy, run_jobs, caplog)
+    assert (job.state, job.result) == (Job.SUCCEEDED, {"removed": 0})  # the marker is not stored
+    assert said(records, logging.DEBUG) == ["schedule fired", "job started", "job finished"]
+    assert [r for r in records if r.levelno >= logging.INFO] == []
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "progress"])
+def test_a_scheduled_run_that_did_work_or_failed_still_logs_its_outcome_at_info(
+    tidy: Schedule, run_jobs: Any, caplog: pytest.LogCaptureFixture, admin_user: Any
+) -> None:
+    Role.objects.create(name="stale clerk")
+    job, records = fire_and_run(tidy, run_jobs, caplog)
+    assert (job.state, job.result) == (Job.SUCCEEDED, {"removed": 1})
+    [finished] = [r for r in records if r.levelno == logging.INFO]
+    assert (finished.getMessage(), finished.kind, finished.state) == ("job finished", "test.tidy", Job.SUCCEEDED)
+
+    refusing = Schedule("test:test.tidy:refuse", "test.tidy", "* * * * *", {"refuse": True})
+    job, records = fire_and_run(refusing, run_jobs, caplog)
+    assert (job.state, job.error_code) == (Job.FAILED, "NOT_NOW")
+    [finished] = [r for r in records if r.levelno == logging.INFO]
+    assert (finished.getMessage(), finished.state) == ("job finished", Job.FAILED)
+
+    # the same kind started by a person: its start is news too
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG):
+        with transaction.atomic():
+            mine = start_job("test.tidy", {}, admin_user)
+        assert run_jobs() == 1
+    mine.refresh_from_db()
+    assert mine.state == Job.SUCCEEDED
+    assert said([r for r in caplog.records if r.name == "coremis.jobs"], logging.INFO) == ["job started"]

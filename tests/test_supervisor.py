@@ -16,6 +16,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import suppress
 from pathlib import Path
 
 import psycopg
@@ -211,3 +212,51 @@ def test_embedded_servers_killed_under_us_are_restarted_with_their_data(
             assert conn.execute("SELECT name FROM household").fetchall() == [("Ndayishimiye",)]
         assert redis.Redis.from_url(services.env["REDIS_URL"]).get("greeting") == b"muraho"
         assert services.revive() == []
+
+
+@pytest.mark.slow
+def test_a_postmaster_killed_while_a_backend_works_comes_back_without_that_backend(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A backend inside a long statement does not notice its postmaster died, and keeps the
+    shared memory attached; the restart ends it (its transaction rolled back) instead of
+    failing "pre-existing shared memory block is still in use" until the statement ends."""
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")  # this case needs PostgreSQL only
+    with embedded_services(workdir) as services:
+        url = services.env["DATABASE_URL"]
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CREATE TABLE household (name text)")
+            conn.execute("INSERT INTO household VALUES ('Ndayishimiye')")
+
+        def busy() -> None:
+            with suppress(psycopg.Error), psycopg.connect(url) as conn:
+                conn.execute("INSERT INTO household VALUES ('uncommitted')")
+                conn.execute("SELECT count(*) FROM generate_series(1, 10000000000)")  # minutes
+
+        worker = threading.Thread(target=busy, daemon=True)
+        worker.start()
+        with psycopg.connect(url, autocommit=True) as conn:
+            deadline = time.monotonic() + 10
+            while not conn.execute("SELECT pid FROM pg_stat_activity WHERE query LIKE '%generate_series%' "
+                                   "AND pid <> pg_backend_pid()").fetchall():
+                assert time.monotonic() < deadline, "the busy statement did not start"
+                time.sleep(0.05)
+            [(backend,)] = conn.execute("SELECT pid FROM pg_stat_activity WHERE query LIKE '%generate_series%' "
+                                        "AND pid <> pg_backend_pid()").fetchall()
+        postmaster = EmbeddedPostgres(workdir / "var" / "postgres").postmaster()
+        assert postmaster is not None
+        os.kill(postmaster.pid, signal.SIGKILL)
+
+        messages: list[str] = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any("restarted it" in m for m in messages):
+            messages += services.revive()
+            time.sleep(0.2)
+        assert [m for m in messages if m.startswith("the embedded PostgreSQL")] == [
+            m for m in messages if "restarted it" in m], messages  # at the first try
+        assert f"still run ({backend})" in capsys.readouterr().err
+        assert not Path(f"/proc/{backend}").exists() or "Z" in Path(f"/proc/{backend}/stat").read_text().split()[2]
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT name FROM household").fetchall() == [("Ndayishimiye",)]
+        worker.join(timeout=10)

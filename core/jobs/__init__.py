@@ -45,6 +45,7 @@ from core.jobs.actions import (
 )
 from core.jobs.context import (
     MAX_STORED_ERRORS,
+    NOTHING_TO_DO,
     Handler,
     JobCancelled,
     JobContext,
@@ -65,7 +66,7 @@ from core.jobs.retries import SWEEP_BATCH, SweepReport, lapsed_lease_cutoff, los
 from core.jobs.runner import LeaseKeeper, run_job
 
 __all__ = [
-    "FINAL_STAGES", "MAX_STORED_ERRORS", "QUEUE", "SWEEP_BATCH", "Handler", "JobCancelled", "JobContext",
+    "FINAL_STAGES", "MAX_STORED_ERRORS", "NOTHING_TO_DO", "QUEUE", "SWEEP_BATCH", "Handler", "JobCancelled", "JobContext",
     "JobErrorCode", "JobInterrupted", "JobRequest", "LeaseKeeper", "LeaseLost", "SweepReport", "Timing",
     "can_act_on", "cancel_job", "check_cancel_job", "check_retry_job", "dispatch_on_commit", "do_cancel_job",
     "do_retry_job", "ends_the_job", "enqueue", "env_number", "is_transient", "job_kinds", "lapsed_lease_cutoff",

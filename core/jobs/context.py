@@ -17,6 +17,11 @@ from core.models import Job, User
 
 MAX_STORED_ERRORS = 1000
 
+# A handler's result may carry ``{NOTHING_TO_DO: True}``: the run found no work (a periodic
+# job with nothing due). Its finish is then logged at DEBUG, so an idle system's log stays
+# quiet; the key is not stored in the job's result.
+NOTHING_TO_DO = "nothing_to_do"
+
 
 # --- timing ----------------------------------------------------------------------------------
 

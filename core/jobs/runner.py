@@ -15,8 +15,10 @@ from django.db import connection, connections
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce, Now
 
+from core.actors import is_system
 from core.errors import CoreErrorCode, ServiceError
 from core.jobs.context import (
+    NOTHING_TO_DO,
     JobCancelled,
     JobContext,
     LeaseLost,
@@ -107,7 +109,10 @@ def run_job(job_id: str) -> Any:
         return None
     _, handler = job_kinds()[job.kind]
     context = JobContext(job=job, user=job.created_by, params=job.params, attempt=attempt)
-    log.info("job started", extra={"job": job_id, "kind": job.kind, "attempt": attempt})
+    # The system's own runs (schedules, event redelivery) mostly find nothing to do; whether
+    # one did is said by its finish line, so its start alone is not news.
+    log.log(logging.DEBUG if is_system(job.created_by) else logging.INFO, "job started",
+            extra={"job": job_id, "kind": job.kind, "attempt": attempt})
     # Inside an open transaction (a caller running a job synchronously) nobody else could see
     # a renewed lease, and the run is as long as the caller's request anyway.
     in_transaction = connection.in_atomic_block or connections[progress_db()].in_atomic_block
@@ -136,8 +141,9 @@ def run_job(job_id: str) -> Any:
                 message=f"Run {attempt} stopped on an internal error; the worker's log has the details "
                         f"under job {job.pk}. Retry the job once the cause is fixed.")
         raise
-    state, message, resume_after = _outcome(job, result)
-    _finish(job, attempt, state, message=message, result=result, resume_after=resume_after)
+    state, message, resume_after, idle = _outcome(job, result)
+    _finish(job, attempt, state, message=message, result=result, resume_after=resume_after,
+            quiet=idle and state == Job.SUCCEEDED)
     return result
 
 
@@ -154,8 +160,9 @@ def _give_back(job: Job, attempt: int, exc: BaseException) -> None:
                     extra={"job": str(job.pk)})
 
 
-def _outcome(job: Job, result: Any) -> tuple[str, str, float | None]:
-    """The state, message and resume delay a handler's result asks for.
+def _outcome(job: Job, result: Any) -> tuple[str, str, float | None, bool]:
+    """The state, message and resume delay a handler's result asks for, and whether it says
+    the run found nothing to do (:data:`~core.jobs.context.NOTHING_TO_DO`).
 
     A handler may name the final state (an all-or-nothing import that refused is FAILED), or
     WAITING when it stopped short: for a person (``resume_after`` absent) or until it may try
@@ -164,13 +171,15 @@ def _outcome(job: Job, result: Any) -> tuple[str, str, float | None]:
     state = Job.PARTIAL if job.error_count else Job.SUCCEEDED
     message = job.message
     resume_after = None
+    idle = False
     if isinstance(result, dict):
+        idle = result.pop(NOTHING_TO_DO, False) is True
         if result.get("state") in Job.FINAL_STATES | {Job.WAITING}:
             state = result.pop("state")
         message = str(result.pop("message", "") or message)
         if state == Job.WAITING and result.get("resume_after") is not None:
             resume_after = float(result.pop("resume_after"))
-    return state, message or _default_message(job, state, result), resume_after
+    return state, message or _default_message(job, state, result), resume_after, idle
 
 
 def _default_message(job: Job, state: str, result: Any) -> str:
@@ -190,7 +199,7 @@ def _default_message(job: Job, state: str, result: Any) -> str:
 
 
 def _finish(job: Job, attempt: int, state: str, *, message: str, result: Any = None, trace: str = "",
-            resume_after: float | None = None, error_code: str = "") -> bool:
+            resume_after: float | None = None, error_code: str = "", quiet: bool = False) -> bool:
     final = state in Job.FINAL_STATES
     if state == Job.FAILED and not error_code and isinstance(result, dict):
         error_code = str(result.get("error_code") or "")  # a handler that names its own refusal
@@ -208,7 +217,9 @@ def _finish(job: Job, attempt: int, state: str, *, message: str, result: Any = N
         return False
     job.refresh_from_db(using=progress_db())
     _event(job, JobEvent.CANCELLED if state == Job.CANCELLED else JobEvent.FINISHED, attempt, state, message)
-    log.info("job finished", extra={"job": str(job.pk), "state": state, "trace": trace or None})
+    log.log(logging.DEBUG if quiet else logging.INFO, "job finished",
+            extra={"job": str(job.pk), "kind": job.kind, "attempt": attempt, "state": state,
+                   "trace": trace or None})
     return True
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.jobs import JobContext
+from core.jobs import NOTHING_TO_DO, JobContext
 
 
 def run_escalation(ctx: JobContext) -> dict[str, Any]:
@@ -13,7 +13,7 @@ def run_escalation(ctx: JobContext) -> dict[str, Any]:
 
     result = escalate_overdue(job_id=ctx.job.pk)
     ctx.progress(result["examined"], result["examined"], "done", stoppable=False)
-    return result
+    return {**result, NOTHING_TO_DO: not (result["escalated"] or result["marked_overdue"])}
 
 
 def run_delivery(ctx: JobContext) -> dict[str, Any]:
@@ -21,7 +21,8 @@ def run_delivery(ctx: JobContext) -> dict[str, Any]:
     marked with its outcome in the same transaction, so a rerun never resends a sent one."""
     from modules.grievance.notifications import deliver_due
 
-    return deliver_due()
+    result = deliver_due()
+    return {**result, NOTHING_TO_DO: not any(result.values())}
 
 
 def run_export(ctx: JobContext) -> dict[str, Any]:

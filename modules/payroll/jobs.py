@@ -9,7 +9,7 @@ from django.db import transaction
 
 from core.approvals.services import needs_approval, request_approval
 from core.history import acting_as
-from core.jobs import JobContext
+from core.jobs import NOTHING_TO_DO, JobContext
 from core.models import ApprovalTask
 from modules.payroll.approvals import APPROVE
 from modules.payroll.models import Payroll
@@ -80,5 +80,6 @@ def run_poll(ctx: JobContext) -> dict[str, Any]:
     """Ask providers about payments still SENT; asking again is harmless (outcomes only move
     forward)."""
     result = poll_sent(ctx.user)
-    return {**result, "message": f"Asked the providers about {result['asked']:,} payments; "
-                                 f"{result['changed']:,} changed status."}
+    return {**result, NOTHING_TO_DO: not result["asked"],
+            "message": f"Asked the providers about {result['asked']:,} payments; "
+                       f"{result['changed']:,} changed status."}

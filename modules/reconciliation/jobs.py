@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.jobs import JobContext
+from core.jobs import NOTHING_TO_DO, JobContext
 
 
 def run_ingest(ctx: JobContext) -> dict[str, Any]:
@@ -16,4 +16,5 @@ def run_ingest(ctx: JobContext) -> dict[str, Any]:
 def run_deadlines(ctx: JobContext) -> dict[str, Any]:
     from modules.reconciliation.services import flag_unreported
 
-    return flag_unreported(ctx)
+    result = flag_unreported(ctx)
+    return {**result, NOTHING_TO_DO: not result["flagged"]}
