@@ -34,6 +34,11 @@ STAGED = ("seq", "line", "reference", "provider_transaction_id", "amount", "curr
           "message", "raw", "checksum")
 # Sources whose outcomes payroll has already applied itself (its callback route and polls).
 APPLIED_BY_PAYROLL = (Source.CALLBACK, Source.POLL)
+# For the ingestion's transaction: a national file joins, sorts and hashes 315,000 staged lines
+# against the payments, and payroll's outcome UPDATE and the history trigger it fires hold as
+# many rows in their transition tables; with the server's default (4 MB) each of those spills
+# to temporary files (hundreds of MB written and read back at national scale).
+MATCH_WORK_MEM = "256MB"
 
 
 def store(rows: Iterable[Row], *, source: str, point_id: Any, file_id: Any, user: Any,
@@ -48,6 +53,7 @@ def store(rows: Iterable[Row], *, source: str, point_id: Any, file_id: Any, user
     uid = getattr(user, "pk", None)
     clock = _Clock()
     with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"SET LOCAL work_mem = '{MATCH_WORK_MEM}'")
         cursor.execute("CREATE TEMP TABLE recon_stage (seq int, line int, reference text, provider_transaction_id text, "
                        "amount numeric, currency text, status text, value_date date, account text, message text, "
                        "raw text, checksum text) ON COMMIT DROP")
@@ -58,6 +64,9 @@ def store(rows: Iterable[Row], *, source: str, point_id: Any, file_id: Any, user
                                 row.status, row.value_date, row.account, row.message, row.raw,
                                 row.checksum(source, point_id)))
                 staged += 1
+        # (autovacuum never sees a temporary table: without this the joins below are planned
+        # for a guess of its size)
+        cursor.execute("ANALYZE recon_stage")
         clock.lap("read_and_stage")
         if point_id is not None:
             match_by_rule(cursor, point_id)

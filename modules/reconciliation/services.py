@@ -355,11 +355,13 @@ def flag_unreported(ctx: JobContext) -> dict[str, int]:
 
 # --- reports ---------------------------------------------------------------------------------
 
-STATE_SQL = f"""CASE WHEN EXISTS (SELECT 1 FROM {ledger.MISMATCH} m WHERE m.payment_id = b.id AND m.status = 'OPEN')
-                     THEN 'MISMATCHED'
+# Each payment in exactly one state; ``o`` is the payment's row of open mismatches (below).
+STATE_SQL = """CASE WHEN o.payment_id IS NOT NULL THEN 'MISMATCHED'
                      WHEN b.status IN ('PAID', 'RECONCILED') THEN 'PAID'
                      WHEN b.status = 'FAILED' THEN 'FAILED' ELSE 'PENDING' END"""
 GROUPS = ("payroll", "cycle", "point", "location")
+REPORT_TOTALS = ("ordered_count", "ordered_sum", "paid_count", "paid_sum", "failed_count", "failed_sum", "pending_count",
+                 "pending_sum", "mismatched_count", "mismatched_sum")
 
 
 def check_report(actor: User, *, payroll_id: Any = None, payment_cycle_id: Any = None, payment_point_id: Any = None,
@@ -388,35 +390,56 @@ def report_rows(request: dict[str, Any]) -> list[dict[str, Any]]:
         where.append("l.path LIKE ANY(%s)")
         params.append([p + "%" for p in paths] or ["-"])
     level = int(request["location_level"])
-    group = {"payroll": ("b.payroll_id::text", "p.name"), "cycle": ("b.payment_cycle_id::text", "c.code"),
-             "point": ("b.payment_point_id::text", "pt.code"),
-             "location": (f"split_part(l.path, '/', {level + 1})", "g.name")}[request["group_by"]]
-    # The recipients and their places are read only when the scope or the grouping needs them.
-    places = ("JOIN individual_individual i ON i.id = b.individual_id JOIN location_location l ON l.id = i.location_id"
-              if paths is not None or request["group_by"] == "location" else "")
+    # Payments are counted per ``unit`` first, then per group (``key``): by location the unit is
+    # the payment's place, so the place's path is read once per location, not once per payment.
+    unit, key, label = {"payroll": ("b.payroll_id::text", "u.unit", "p.name"),
+                        "cycle": ("b.payment_cycle_id::text", "u.unit", "c.code"),
+                        "point": ("b.payment_point_id::text", "u.unit", "pt.code"),
+                        "location": ("b.place_id", f"split_part(pl.path, '/', {level + 1})",
+                                     "g.name")}[request["group_by"]]
+    # The recipients are read only for the scope (where they live now). A payment is grouped by
+    # the place it was generated for (payroll's ``place``: a national report then reads the
+    # locations, not a million people), or, for a row without one, where its recipient lives:
+    # those rows are a branch of their own, so the planner sees one grouping column with its
+    # statistics (hashed into a few thousand places) instead of an expression it cannot count.
+    places, units = "", ""
+    if paths is not None:
+        places = ("JOIN individual_individual i ON i.id = b.individual_id "
+                  "JOIN location_location l ON l.id = i.location_id")
+    branches = [(unit, places, where)]
+    if request["group_by"] == "location":
+        units = "JOIN location_location pl ON pl.id = u.unit"
+        lives = (("i.location_id", places) if paths is not None else
+                 ("x.location_id", "JOIN individual_individual x ON x.id = b.individual_id"))
+        branches = [(unit, places, [*where, "b.place_id IS NOT NULL"]),
+                    (lives[0], lives[1], [*where, "b.place_id IS NULL"])]
+        params = params * 2
+    # Open mismatches counted per payment first (a few hundred rows, hashed), so the payments
+    # are read once, by one aggregate: no per-row lookup and no second pass over them.
     classes = ", ".join(f"count(*) FILTER (WHERE m.klass = '{k}') AS \"{k}\"" for k in MismatchClass.values)
+    class_sums = ", ".join(f"coalesce(sum(o.\"{k}\"), 0) AS \"{k}\"" for k in MismatchClass.values)
+    totals = ", ".join(f"sum(u.\"{c}\")::bigint AS \"{c}\"" for c in (*REPORT_TOTALS, *MismatchClass.values))
+    measures = f"""count(*) AS ordered_count, coalesce(sum(b.amount), 0) AS ordered_sum,
+                   count(*) FILTER (WHERE {STATE_SQL} = 'PAID') AS paid_count,
+                   coalesce(sum(b.amount) FILTER (WHERE {STATE_SQL} = 'PAID'), 0) AS paid_sum,
+                   count(*) FILTER (WHERE {STATE_SQL} = 'FAILED') AS failed_count,
+                   coalesce(sum(b.amount) FILTER (WHERE {STATE_SQL} = 'FAILED'), 0) AS failed_sum,
+                   count(*) FILTER (WHERE {STATE_SQL} = 'PENDING') AS pending_count,
+                   coalesce(sum(b.amount) FILTER (WHERE {STATE_SQL} = 'PENDING'), 0) AS pending_sum,
+                   count(*) FILTER (WHERE {STATE_SQL} = 'MISMATCHED') AS mismatched_count,
+                   coalesce(sum(b.amount) FILTER (WHERE {STATE_SQL} = 'MISMATCHED'), 0) AS mismatched_sum,
+                   {class_sums}"""
     sql = f"""
-        WITH rows AS (
-            SELECT {group[0]} AS key, b.id, b.amount, {STATE_SQL} AS state
-            FROM {ledger.PAYMENT} b {places}
-            WHERE {' AND '.join(where)}),
-        totals AS (
-            SELECT key, count(*) AS ordered_count, coalesce(sum(amount), 0) AS ordered_sum,
-                   count(*) FILTER (WHERE state = 'PAID') AS paid_count,
-                   coalesce(sum(amount) FILTER (WHERE state = 'PAID'), 0) AS paid_sum,
-                   count(*) FILTER (WHERE state = 'FAILED') AS failed_count,
-                   coalesce(sum(amount) FILTER (WHERE state = 'FAILED'), 0) AS failed_sum,
-                   count(*) FILTER (WHERE state = 'PENDING') AS pending_count,
-                   coalesce(sum(amount) FILTER (WHERE state = 'PENDING'), 0) AS pending_sum,
-                   count(*) FILTER (WHERE state = 'MISMATCHED') AS mismatched_count,
-                   coalesce(sum(amount) FILTER (WHERE state = 'MISMATCHED'), 0) AS mismatched_sum
-            FROM rows GROUP BY key),
-        classes AS (
-            SELECT r.key, {classes} FROM rows r JOIN {ledger.MISMATCH} m ON m.payment_id = r.id AND m.status = 'OPEN'
-            WHERE r.state = 'MISMATCHED' GROUP BY r.key)
-        SELECT t.*, {', '.join(f'coalesce(k."{k}", 0) AS "{k}"' for k in MismatchClass.values)}, n.label
-        FROM totals t LEFT JOIN classes k ON k.key = t.key
-        LEFT JOIN LATERAL (SELECT {group[1]} AS label FROM (SELECT 1) one
+        WITH open AS (
+            SELECT m.payment_id, {classes} FROM {ledger.MISMATCH} m
+            WHERE m.status = 'OPEN' AND m.payment_id IS NOT NULL GROUP BY m.payment_id),
+        units AS ({" UNION ALL ".join(
+            f"SELECT {unit_sql} AS unit, {measures} FROM {ledger.PAYMENT} b LEFT JOIN open o ON o.payment_id = b.id "
+            f"{joins} WHERE {' AND '.join(conditions)} GROUP BY 1" for unit_sql, joins, conditions in branches)}),
+        totals AS (SELECT {key} AS key, {totals} FROM units u {units} GROUP BY 1)
+        SELECT t.*, n.label
+        FROM totals t
+        LEFT JOIN LATERAL (SELECT {label} AS label FROM (SELECT 1) one
             LEFT JOIN payroll_payroll p ON p.id::text = t.key LEFT JOIN payroll_paymentcycle c ON c.id::text = t.key
             LEFT JOIN payroll_paymentpoint pt ON pt.id::text = t.key
             LEFT JOIN location_location g ON replace(g.id::text, '-', '') = t.key) n ON true

@@ -112,7 +112,7 @@ def _refuse_count(unrouted: int) -> None:
 
 def _generation_sql(user: User, payroll: Payroll, selection: QuerySet | None) -> tuple[str, list[Any], dict[str, Any]]:
     """One row per candidate: ``x_id`` (the beneficiary row), ``x_recipient``, ``x_group``,
-    ``x_point`` (the point that will pay it), ``x_amount`` (the rule applied, see
+    ``x_place`` (the recipient's location), ``x_point`` (the point that will pay it), ``x_amount`` (the rule applied, see
     ``rules.amount_sql``), ``x_routed`` (some point serves its location) and ``x_wanted`` (the
     first such point). Also returns the points in play, by id.
 
@@ -122,8 +122,7 @@ def _generation_sql(user: User, payroll: Payroll, selection: QuerySet | None) ->
     A point pays only recipients who have one of the identifiers its adaptor pays to (a phone
     number for mobile money): a routed payment whose recipient lacks them goes to the next
     routing rule covering the location that can pay them, else ``x_point`` is NULL and the
-    recipient is refused. When no point in play needs an identifier the recipient's row is not
-    even read.
+    recipient is refused.
     """
     plan = payroll.payment_plan
     plan_type = plan.benefit_plan.type
@@ -147,8 +146,9 @@ def _generation_sql(user: User, payroll: Payroll, selection: QuerySet | None) ->
     else:
         recipient, group = "c.x_subject", "NULL::uuid"
     pay, pay_params = "c.x_point", []
+    # the recipient's row: its place (``x_place``) and the identifiers points pay to
+    joins += f" LEFT JOIN {Individual._meta.db_table} r ON r.id = {recipient}"
     if needs:
-        joins += f" LEFT JOIN {Individual._meta.db_table} r ON r.id = {recipient}"
 
         def has(keys: list[str]) -> str:
             pay_params.extend(keys)
@@ -169,7 +169,8 @@ def _generation_sql(user: User, payroll: Payroll, selection: QuerySet | None) ->
                 pay_params.append(str(point.pk))
                 fallback += f" WHEN {condition} THEN %s"
             pay = f"coalesce({pay}, {fallback} END)"
-    sql = (f"SELECT c.x_id, {recipient} AS x_recipient, {group} AS x_group, ({pay})::uuid AS x_point, "
+    sql = (f"SELECT c.x_id, {recipient} AS x_recipient, {group} AS x_group, r.location_id AS x_place, "
+           f"({pay})::uuid AS x_point, "
            f"({amount})::bigint AS x_amount, c.x_point IS NOT NULL AS x_routed, c.x_point AS x_wanted "
            f"FROM ({base_sql}) c {joins}")
     return sql, [*pay_params, *base_params, *amount_params], {str(p.pk): p for p in points}
@@ -180,6 +181,11 @@ def _like_prefix(path: str) -> str:
 
 
 BIGINT_MAX = 2**63 - 1
+# For the generation's transaction: its statement hashes the recipients (a million people at
+# national scale), materialises the candidates and the inserted rows, and the history and
+# reference triggers read its 315,000 new rows from a transition table; with the server's
+# default (4 MB) all of these spill to temporary files.
+GENERATION_WORK_MEM = "256MB"
 
 
 def ceiling_in_minor_units(plan: PaymentPlan) -> int | None:
@@ -219,15 +225,16 @@ def generate(user: User, payroll: Payroll, selection: QuerySet | None = None) ->
     with connection.cursor() as cursor:
         # Compiling this one statement to machine code costs about a second and saves less.
         cursor.execute("SET LOCAL jit = off")
+        cursor.execute(f"SET LOCAL work_mem = '{GENERATION_WORK_MEM}'")
         cursor.execute(
             f"WITH candidates AS MATERIALIZED ({select_sql}), "
             f"inserted AS (INSERT INTO {table} (id, date_created, date_updated, user_created_id, "
             "user_updated_id, version, is_deleted, code, payroll_id, payment_cycle_id, beneficiary_id, "
-            "individual_id, group_id, payment_point_id, amount, currency, status, send_attempts, "
+            "individual_id, group_id, place_id, payment_point_id, amount, currency, status, send_attempts, "
             "provider_transaction_id, status_message) "
             "SELECT coremis_uuid7(), now(), now(), %s, %s, 1, false, "
             "'PAY-' || upper(replace(coremis_uuid7()::text, '-', '')), %s, %s, s.x_id, "
-            "s.x_recipient, s.x_group, s.x_point, s.x_amount, %s, 'CREATED', 0, '', '' "
+            "s.x_recipient, s.x_group, s.x_place, s.x_point, s.x_amount, %s, 'CREATED', 0, '', '' "
             "FROM candidates s WHERE s.x_recipient IS NOT NULL AND s.x_point IS NOT NULL "
             "ON CONFLICT (payment_cycle_id, beneficiary_id) WHERE NOT is_deleted "
             "AND NOT status IN ('FAILED', 'CANCELLED') DO NOTHING RETURNING amount) "

@@ -74,6 +74,39 @@ def test_the_report_adds_up_per_payroll_and_location_and_follows_scope(sent_payr
     assert denied["errors"][0]["extensions"]["code"] == "NOT_FOUND"
 
 
+def test_the_per_location_report_groups_by_the_place_a_payment_was_generated_for(sent_payroll, gql, make_user):
+    """Generation records the recipient's place on the payment; the report groups by it (a
+    recipient who moved since stays in the round they were paid in) while scope follows where
+    the recipient lives now, and a payment without a place (made before it was recorded) is
+    grouped by its recipient's place."""
+    from django.db import connection
+
+    from modules.individual.models import Individual
+    from modules.location.services import assign_user_locations
+    from modules.payroll.models import BenefitConsumption
+
+    sent = sent_payroll
+    payments = BenefitConsumption.objects.filter(payroll=sent.payroll)
+    assert all(p.place_id == p.individual.location_id for p in payments.select_related("individual"))
+    moved = next(r for r in sent.references if sent.colline[r] == "H1")
+    person = payments.get(code=moved).individual_id
+    Individual.objects.filter(pk=person).update(location=sent.locations["H3"])  # moved to commune C2 after generation
+    api = gql(sent.user)
+
+    def by_colline() -> dict[str, int]:
+        rows = api.ok(REPORT, {"p": str(sent.payroll.pk), "g": "LOCATION", "l": 2})["reconciliationReport"]
+        return {r["label"]: r["orderedCount"] for r in rows}
+
+    assert by_colline() == {"H1": 2, "H2": 2, "H3": 2}
+    officer = make_user(["payroll.payroll.search", "reconciliation.report.search"])
+    assign_user_locations(officer, [sent.locations["C2"].pk])
+    rows = gql(officer).ok(REPORT, {"p": str(sent.payroll.pk), "g": "LOCATION", "l": 2})["reconciliationReport"]
+    assert {r["label"]: r["orderedCount"] for r in rows} == {"H1": 1, "H3": 2}  # lives in C2 now, paid in H1's round
+    with connection.cursor() as cursor:  # a payment from before places were recorded
+        cursor.execute("UPDATE payroll_benefitconsumption SET place_id = NULL WHERE code = %s", [moved])
+    assert by_colline() == {"H1": 1, "H2": 2, "H3": 3}
+
+
 def test_no_word_by_the_deadline_is_a_mismatch_that_a_late_word_resolves(sent_payroll, provider_files, upload_result):
     import datetime
 
