@@ -16,7 +16,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('location', '0003_permission_codes'),
-        ('payroll', '0007_permission_codes'),
+        ('payroll', '0008_row_counts'),
     ]
 
     operations = [
