@@ -55,6 +55,9 @@ MODULE = ModuleSpec(
             "round_level": {"description": "The location level (type) whose payrolls are rounds.",
                             "type": "string", "default": "Commune"},
             "default_deadline_days": {"type": "integer", "minimum": 1, "maximum": 365, "default": 14},
+            "pull_token_retention_days": {"description": "Days after a pull-API token expired or was revoked "
+                                                         "before the daily purge deletes it (core_history keeps it).",
+                                          "type": "integer", "minimum": 1, "maximum": 3650, "default": 90},
         },
     },
 )

@@ -1,4 +1,5 @@
-"""Background jobs: reading a handed-in file, and flagging payments nobody reported on."""
+"""Background jobs: reading a handed-in file, flagging payments nobody reported on, and purging
+dead pull-API tokens."""
 
 from __future__ import annotations
 
@@ -18,3 +19,10 @@ def run_deadlines(ctx: JobContext) -> dict[str, Any]:
 
     result = flag_unreported(ctx)
     return {**result, NOTHING_TO_DO: not result["flagged"]}
+
+
+def run_pull_token_purge(ctx: JobContext) -> dict[str, Any]:
+    from modules.reconciliation.services import purge_pull_tokens
+
+    result = purge_pull_tokens(ctx)
+    return {**result, NOTHING_TO_DO: not result["deleted"]}

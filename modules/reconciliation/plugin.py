@@ -34,16 +34,18 @@ def coremis_graphql_mutation() -> type:
 @hookimpl
 def coremis_jobs() -> dict[str, Callable[..., Any]]:
     from modules.reconciliation.export import EXPORT_JOB, run_export_report
-    from modules.reconciliation.jobs import run_deadlines, run_ingest
+    from modules.reconciliation.jobs import run_deadlines, run_ingest, run_pull_token_purge
 
     return {"reconciliation.ingest": run_ingest, "reconciliation.deadlines": run_deadlines,
-            EXPORT_JOB: run_export_report}
+            "reconciliation.pull_token_purge": run_pull_token_purge, EXPORT_JOB: run_export_report}
 
 
 @hookimpl
 def coremis_schedules() -> list[dict[str, Any]]:
     # Silence is a mismatch too: payments past their point's deadline with no word become NOT_REPORTED.
-    return [{"kind": "reconciliation.deadlines", "cron": "17 * * * *", "params": {}}]
+    # Dead pull-API tokens pile up (a provider asks for one every hour or so): a daily purge.
+    return [{"kind": "reconciliation.deadlines", "cron": "17 * * * *", "params": {}},
+            {"kind": "reconciliation.pull_token_purge", "cron": "43 2 * * *", "params": {}}]
 
 
 @hookimpl

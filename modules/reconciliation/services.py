@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from core.errors import CoreErrorCode, FieldError, ServiceError, ValidationFailed
@@ -347,6 +348,22 @@ def pull_tokens(actor: User, payment_point_id: Any) -> QuerySet:
     require_national(actor, "Reading a payment point's pull-API tokens")
     return PullToken.objects.filter(payment_point_id=payment_point_id).select_related("revoked_by").order_by(
         "-issued_at")
+
+
+def purge_pull_tokens(ctx: JobContext) -> dict[str, int]:
+    """Delete the pull-API tokens that expired or were revoked more than
+    ``pull_token_retention_days`` (default 90) ago: a provider asks for a token every hour or
+    so, and a dead token is no use but as a record, which ``core_history`` keeps (the issue,
+    the revocation with who and why, and this deletion by the system actor)."""
+    from core.history import acting_as
+    from core.loader import module_config
+
+    days = module_config("reconciliation").get("pull_token_retention_days", 90)  # checked by the module's schema
+    cutoff = timezone.now() - timedelta(days=days)
+    dead = PullToken.objects.filter(Q(expires_at__lt=cutoff) | Q(revoked_at__lt=cutoff))
+    with transaction.atomic(), acting_as(ctx.user, action="reconciliation.pull_token.purge"):
+        deleted, _ = dead.delete()
+    return {"deleted": deleted, "retention_days": days}
 
 
 def flag_unreported(ctx: JobContext) -> dict[str, int]:

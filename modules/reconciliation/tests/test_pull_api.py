@@ -161,3 +161,42 @@ def test_a_partially_paid_payroll_offers_the_payments_still_waiting_and_a_closed
     for closed in ("RECONCILED", "REJECTED"):
         Payroll.objects.filter(pk=sent.payroll.pk).update(status=closed)
         assert client.get("/api/reconciliation/pull/payments", **auth).json()["payments"] == []
+
+
+def test_dead_tokens_are_purged_after_the_retention_and_their_record_stays(pulling, client):
+    import datetime
+    import uuid
+
+    from django.utils import timezone
+
+    from core.actors import system_actor
+    from core.jobs import run_job, start_job
+    from core.models import HistoryEntry, Job
+    from modules.reconciliation.models import PullToken
+
+    ids = [token_id(get_token(client).json()["access_token"]) for _ in range(4)]
+    now = timezone.now()
+    long_expired, long_revoked, recently_expired, live = ids
+    PullToken.objects.filter(pk=long_expired).update(expires_at=now - datetime.timedelta(days=91))
+    PullToken.objects.filter(pk=long_revoked).update(revoked_at=now - datetime.timedelta(days=91),
+                                                     revoked_reason="secret rotated")
+    PullToken.objects.filter(pk=recently_expired).update(expires_at=now - datetime.timedelta(days=89))
+
+    def purge() -> Any:
+        job = start_job("reconciliation.pull_token_purge", {}, system_actor())
+        run_job(str(job.pk))  # what the worker runs (the queue hears of it only after a commit)
+        job.refresh_from_db()
+        return job
+
+    job = purge()
+    assert job.state == Job.SUCCEEDED and job.result["deleted"] == 2 and job.result["retention_days"] == 90
+    assert set(PullToken.objects.values_list("pk", flat=True).iterator()) == {
+        uuid.UUID(recently_expired), uuid.UUID(live)}
+    gone = HistoryEntry.objects.filter(table_name="reconciliation_pulltoken", operation="D")
+    assert sorted(str(h.row_id) for h in gone) == sorted([long_expired, long_revoked])
+    assert {str(h.user_id) for h in gone} == {str(system_actor().pk)}
+    assert purge().result["deleted"] == 0  # nothing left to purge
+
+    from core.cron import schedules
+
+    assert any(s.kind == "reconciliation.pull_token_purge" for s in schedules())
