@@ -186,6 +186,9 @@ COREMIS = {
     # Per statement of an API request (background jobs are not bound by it).
     "STATEMENT_TIMEOUT_MS": int(os.environ.get("COREMIS_STATEMENT_TIMEOUT_MS", "30000")),
     "MAX_PAGE_SIZE": int(os.environ.get("COREMIS_MAX_PAGE_SIZE", "100")),
+    # openIMIS's payroll page reads a payroll's payments inline (payroll { benefitConsumption }):
+    # at most this many in one request (modules/payroll/schema.py).
+    "INLINE_PAYMENTS_LIMIT": int(os.environ.get("COREMIS_INLINE_PAYMENTS_LIMIT", "10000")),
     # totalCount is exact up to this many rows; above it a list of a whole table (no filter, no
     # location scope) answers the planner's estimate with totalCountIsEstimate: true
     # (core/graphql/counting.py).

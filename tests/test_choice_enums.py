@@ -154,8 +154,12 @@ def test_filters_take_codes_quoted_in_literals_and_string_variables_and_refuse_o
                   '{ beneficiary(status: "ACTIVE", status_In: ["ACTIVE"]) { totalCount } }',
                   '{ jobs(state: "QUEUED") { totalCount } }'):
         assert "errors" not in client.execute(query), query
-    assert "errors" not in client.execute('query($s: String, $i: [String]) { payroll(status: $s, status_In: $i) '
+    # payroll's status takes openIMIS's unquoted enum values too, hence the ChoiceText variable
+    assert "errors" not in client.execute('query($s: ChoiceText, $i: [String]) { payroll(status: $s, status_In: $i) '
                                           '{ totalCount } }', {"s": "PAID", "i": ["PAID"]})
+    for query in ('{ payroll(status: PENDING_APPROVAL) { totalCount } }',
+                  '{ payroll(status: APPROVE_FOR_PAYMENT) { totalCount } }'):
+        assert "errors" not in client.execute(query), query
     for query, field in (('{ payroll(status_In: ["APPROVED", "NOPE"]) { totalCount } }', "status_In"),
                          ('{ jobs(state: "done") { totalCount } }', "state"),
                          ('{ benefitPlan(type: "HOUSEHOLD") { totalCount } }', "type")):

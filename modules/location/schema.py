@@ -69,6 +69,35 @@ class LocationGQLType(CoreNode):
         return services.scope_queryset(queryset, info.context.user, location_field="")
 
 
+# openIMIS names its four levels by letter: region, district, ward (municipality), village.
+OPENIMIS_LEVEL_LETTERS = {"R": 0, "D": 1, "W": 2, "M": 2, "V": 3}
+
+
+class LocationStrFilter(django_filters.FilterSet):
+    """openIMIS's ``locationsStr(type, str)``: the location pickers' search as you type."""
+
+    type = django_filters.CharFilter(method="filter_type", label="a level: its name (Province), or openIMIS's "
+                                                                  "letter (R, D, W, V: the first four levels)")
+    parent__uuid = django_filters.UUIDFilter(field_name="parent_id")
+
+    class Meta:
+        model = Location
+        fields = {"is_deleted": ["exact"]}
+
+    def filter_type(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        level = OPENIMIS_LEVEL_LETTERS.get(value.strip().upper()) if len(value.strip()) == 1 else None
+        return queryset.filter(level=level) if level is not None else queryset.filter(type=value)
+
+
+def _search_text(queryset: QuerySet, info: Any, args: dict[str, Any]) -> QuerySet:
+    from django.db.models import Q
+
+    text = (args.get("str") or "").strip()
+    if not text:
+        return queryset
+    return queryset.filter(Q(code__istartswith=text) | Q(name__icontains=text))
+
+
 def _visible_locations(queryset: QuerySet, user: Any) -> QuerySet:
     return services.scope_queryset(queryset, user, location_field="")
 
@@ -79,6 +108,12 @@ class Query(graphene.ObjectType):
         order_fields=["code", "name", "type", "level", "date_created", "date_updated"],
     )
     location_history = history_connection(Location, LOCATION_SEARCH, _visible_locations)
+    locations_str = ProtectedConnectionField(
+        LocationGQLType, permission=LOCATION_SEARCH, filterset_class=LocationStrFilter, queryset_hook=_search_text,
+        str=graphene.String(description="code starting with, or name containing, this text"),
+        order_fields=["code", "name", "level"],
+        description="openIMIS's location search as you type: locations of a level whose code starts with or name "
+                    "contains `str`, in your locations (orderBy: name, code or level)")
 
 
 class CreateLocationMutation(CoreMutation):

@@ -14,8 +14,8 @@ import django_filters
 import graphene
 from django.db.models import QuerySet
 
-from core.graphql.choices import ChoiceCodeFilter, ChoiceCodesFilter, choice_enum
-from core.graphql.fields import ProtectedConnectionField, ProtectedField, selects
+from core.graphql.choices import ChoiceCodeFilter, ChoiceCodesFilter, ChoiceTextFilter, choice_enum
+from core.graphql.fields import ProtectedConnectionField, ProtectedField, once_per_page, selects
 from core.graphql.jobs import JobType  # noqa: F401 - job fields resolve to it
 from core.graphql.scalars import UUID
 from core.graphql.types import (
@@ -179,18 +179,33 @@ class PaymentPlanGQLType(CoreNode):
         return queryset.select_related("benefit_plan")
 
 
+# openIMIS's payroll statuses are four; its "Approved payrolls" page asks for
+# ``status: APPROVE_FOR_PAYMENT``: every approved payroll not yet reconciled.
+OPENIMIS_PAYROLL_STATUSES = {
+    "APPROVE_FOR_PAYMENT": (PayrollStatus.APPROVED, PayrollStatus.SENDING, PayrollStatus.SENT,
+                            PayrollStatus.PARTIALLY_PAID, PayrollStatus.PAID),
+}
+
+
 class PayrollFilter(django_filters.FilterSet):
     uuid = django_filters.UUIDFilter(field_name="id")
+    # openIMIS's payroll page asks for one payroll as ``payroll(id: "<uuid>")``
+    id = django_filters.UUIDFilter(field_name="id", label="the payroll's UUID (openIMIS's form of uuid)")
     payment_cycle__id = django_filters.UUIDFilter(field_name="payment_cycle_id")
     payment_point__id = django_filters.UUIDFilter(field_name="payment_point_id")
     payment_plan__id = django_filters.UUIDFilter(field_name="payment_plan_id")
     payment_method = django_filters.CharFilter(field_name="payment_point__adaptor")
-    status = ChoiceCodeFilter(field_name="status", choices=PayrollStatus.choices)
+    # quoted or not (openIMIS's frontend sends ``status: PENDING_APPROVAL``, an enum value)
+    status = ChoiceTextFilter(field_name="status", method="filter_status", choices=[
+        *PayrollStatus.choices, ("APPROVE_FOR_PAYMENT", "openIMIS: approved, not yet reconciled")])
     status__in = ChoiceCodesFilter(field_name="status", choices=PayrollStatus.choices)
 
     class Meta:
         model = Payroll
         fields = {"name": ["exact", "icontains"], "status": ["exact", "in"], "is_deleted": ["exact"]}
+
+    def filter_status(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        return queryset.filter(status__in=OPENIMIS_PAYROLL_STATUSES.get(value, (value,)))
 
 
 class PayrollGQLType(CoreNode):
@@ -222,6 +237,19 @@ class PayrollGQLType(CoreNode):
     def resolve_date_valid_to(self, info: Any) -> Any:
         return self.payment_cycle.end_date if self.payment_cycle_id else None
 
+    # --- openIMIS frontend: its payroll page reads every payment of the payroll inline (its
+    # summary counts them in the browser). Bounded: a national payroll is paged by
+    # ``benefitConsumptionByPayroll`` and counted by ``benefitsSummary`` instead.
+    benefit_consumption = graphene.List(
+        graphene.NonNull("modules.payroll.schema.BenefitConsumptionGQLType"),
+        description="openIMIS's field: the payroll's payments in your locations, by code, at most "
+                    "COREMIS_INLINE_PAYMENTS_LIMIT (10,000) for the whole request (RESPONSE_TOO_LARGE above it); "
+                    "use benefitConsumptionByPayroll and benefitsSummary for larger payrolls")
+
+    def resolve_benefit_consumption(self, info: Any) -> list[Any]:
+        by_payroll = once_per_page(self, "benefit_consumption", lambda page: _inline_payments(page, info))
+        return by_payroll.get(self.pk, [])
+
     def resolve_control_count(self, info: Any) -> int:
         return _totals(self, info)[0]
 
@@ -243,6 +271,34 @@ class PayrollGQLType(CoreNode):
         queryset = queryset.defer("generation_report")
         queryset = selectors.visible_payrolls(info.context.user, queryset)
         return selectors.with_scoped_totals(info.context.user, queryset)
+
+
+def inline_payments_limit() -> int:
+    from django.conf import settings
+
+    return int(settings.COREMIS.get("INLINE_PAYMENTS_LIMIT", 10_000))
+
+
+def _inline_payments(payrolls: list[Payroll], info: Any) -> dict[Any, list[Any]]:
+    """The payments of a page of payrolls in one statement, in the caller's scope, at most
+    :func:`inline_payments_limit` in all (one more is read to tell that there are more)."""
+    from graphql import GraphQLError
+
+    from core.errors import RequestErrorCode
+
+    limit = inline_payments_limit()
+    rows = BenefitConsumptionGQLType.list_queryset(
+        BenefitConsumption.objects.filter(payroll__in=[p.pk for p in payrolls], is_deleted=False), info)
+    found = list(rows.order_by("payroll_id", "code")[: limit + 1])
+    if len(found) > limit:
+        raise GraphQLError(
+            f"benefitConsumption lists at most {limit:,} payments per request and these payrolls have more: "
+            "page them with benefitConsumptionByPayroll(payrollUuid:) and total them with benefitsSummary.",
+            extensions={"code": RequestErrorCode.RESPONSE_TOO_LARGE})
+    by_payroll: dict[Any, list[Any]] = {}
+    for row in found:
+        by_payroll.setdefault(row.payroll_id, []).append(row)
+    return by_payroll
 
 
 def _totals(payroll: Payroll, info: Any) -> tuple[int, int]:
@@ -294,12 +350,58 @@ class BenefitConsumptionGQLType(CoreNode):
     def resolve_receipt(self, info: Any) -> str:
         return self.provider_transaction_id
 
+    # --- openIMIS frontend: its payment fields. A payment is valid for its payroll's cycle and
+    # due by the cycle's end; its ``type`` is how it is paid (the point's adaptor); coremis keeps
+    # no photo of a payment, and its bill is the payment itself (no separate invoice).
+    date_valid_from = graphene.Date(description="openIMIS's name: the payment cycle's start date")
+    date_valid_to = graphene.Date(description="openIMIS's name: the payment cycle's end date")
+    date_due = graphene.Date(description="openIMIS's name: the day it is due, its payment cycle's end date")
+    type = graphene.String(description="openIMIS's name: how it is paid, its payment point's adaptor")
+    photo = graphene.String(description="openIMIS's field; always null (coremis keeps no photo of a payment)")
+    benefit_attachment = graphene.List(
+        graphene.NonNull(lambda: BenefitAttachmentGQLType), required=True,
+        description="openIMIS's field: the payment's bill, one per payment (the payment itself)")
+
+    def resolve_date_valid_from(self, info: Any) -> Any:
+        return self.payroll.payment_cycle.start_date
+
+    def resolve_date_valid_to(self, info: Any) -> Any:
+        return self.payroll.payment_cycle.end_date
+
+    def resolve_date_due(self, info: Any) -> Any:
+        return self.payroll.payment_cycle.end_date
+
+    def resolve_type(self, info: Any) -> str:
+        return self.payment_point.adaptor
+
+    def resolve_photo(self, info: Any) -> None:
+        return None
+
+    def resolve_benefit_attachment(self, info: Any) -> list[Any]:
+        return [BenefitAttachmentGQLType(bill=BillGQLType(
+            id=str(self.pk), code=self.code, terms=self.payroll.name, amount_total=self.amount,
+            date_payed=self.date_paid.date() if self.date_paid else None))]
+
     @classmethod
     def list_queryset(cls, queryset: QuerySet, info: Any) -> QuerySet:
         # (the payroll's point: its ``paymentMethod``; its cycle: its ``dateValidFrom``/``dateValidTo``)
         queryset = queryset.select_related("individual", "group", "payment_point", "payroll__payment_point",
                                            "payroll__payment_cycle", "payment_cycle")
         return scope_queryset(queryset, info.context.user, "individual__location")
+
+
+class BillGQLType(graphene.ObjectType):
+    """openIMIS's invoice of a payment; in coremis the payment is its own bill."""
+
+    id = graphene.ID(required=True, description="the payment's UUID")
+    code = graphene.String(required=True, description="the payment's reference")
+    terms = graphene.String(required=True, description="the payroll's name")
+    amount_total = graphene.Float(required=True, description="the amount, minor units")
+    date_payed = graphene.Date(description="the day the provider paid it")
+
+
+class BenefitAttachmentGQLType(graphene.ObjectType):
+    bill = graphene.Field(BillGQLType, required=True)
 
 
 def _by_payroll(queryset: QuerySet, info: Any, args: dict[str, Any]) -> QuerySet:

@@ -69,6 +69,11 @@ class CsvReconciliationUploadGQLType(CoreNode):
         return services.visible_files(info.context.user, queryset).select_related("payroll")
 
 
+def _files_never_deleted(queryset: QuerySet, info: Any, args: dict[str, Any]) -> QuerySet:
+    # a handed-in file is part of the payroll's record: it is kept, never soft-deleted
+    return queryset.none() if args.get("is_deleted") else queryset
+
+
 class MismatchEventGQLType(graphene.ObjectType):
     at = graphene.DateTime(required=True)
     action = graphene.String(required=True)
@@ -171,8 +176,10 @@ class PullTokenType(graphene.ObjectType):
 
 
 class Query(graphene.ObjectType):
-    csv_reconciliation_upload = ProtectedConnectionField(CsvReconciliationUploadGQLType, permission=REPORT_SEARCH,
-                                                         order_fields=["date_created", "file_name", "status"])
+    csv_reconciliation_upload = ProtectedConnectionField(
+        CsvReconciliationUploadGQLType, permission=REPORT_SEARCH, queryset_hook=_files_never_deleted,
+        is_deleted=graphene.Boolean(description="openIMIS's filter: files are never deleted, so true lists none"),
+        order_fields=["date_created", "file_name", "status"])
     reconciliation_mismatch = ProtectedConnectionField(MismatchGQLType, permission=MISMATCH_SEARCH,
                                                        order_fields=["date_created", "reference", "klass"])
     reconciliation_report = ProtectedField(

@@ -105,3 +105,88 @@ def test_an_open_mismatch_holds_the_close_until_it_is_resolved(sent_payroll, gql
     assert closed["errors"] == [] and closed["payroll"]["status"] == "RECONCILED"
     again = api.ok(update, {"i": {"id": str(case.pk), "comment": "late"}})
     assert again["updateReconciliationMismatch"]["errors"][0]["code"] == "MISMATCH_RESOLVED"
+
+
+# What the openIMIS payroll pages ask for (fe-payroll 1.5): the approved payrolls' list, one
+# payroll with its payments inline, the payments' tab and the payment files' tab.
+APPROVED_PAGE = ('{ payroll(isDeleted: false, status: APPROVE_FOR_PAYMENT, first: 10) { totalCount edges { node '
+                 '{ id name status paymentPlan { code benefitPlan } dateValidFrom } } } }')
+PAYROLL_PAGE = ('query($p: UUID) { payroll(id: $p) { totalCount edges { node { id name status '
+                'benefitConsumption { id status code dateDue receipt individual { firstName lastName } '
+                'benefitAttachment { bill { id code terms amountTotal } } } } } } }')
+PAYMENTS_TAB = ('query($p: UUID!) { benefitConsumptionByPayroll(isDeleted: false, payrollUuid: $p, first: 10) '
+                '{ totalCount edges { node { id isDeleted jsonExt dateCreated dateUpdated dateValidFrom dateValidTo '
+                'code individual { firstName lastName } benefitAttachment { bill { id code terms datePayed } } '
+                'receipt photo amount type status dateDue } } } }')
+FILES_TAB = ('query($p: ID, $d: Boolean) { csvReconciliationUpload(isDeleted: $d, payroll_Id: $p, first: 10) '
+             '{ totalCount edges { node { fileName status error jsonExt } } } }')
+
+
+def test_the_openimis_payroll_pages_read_a_payroll_its_payments_and_files(
+        sent_payroll, gql, make_user, admin_user, upload_result, provider_files, settings):
+    from modules.location.services import set_user_locations
+
+    sent = sent_payroll
+    api = gql(sent.user)
+    pid = str(sent.payroll.pk)
+    approved = api.ok(APPROVED_PAGE)["payroll"]
+    assert approved["totalCount"] == 1 and approved["edges"][0]["node"]["status"] == "SENT"
+    assert api.ok('{ payroll(status: RECONCILED) { totalCount } }')["payroll"]["totalCount"] == 0
+    assert api.ok('{ payroll(status: PENDING_APPROVAL) { totalCount } }')["payroll"]["totalCount"] == 0
+
+    page = api.ok(PAYROLL_PAGE, {"p": pid})["payroll"]
+    assert page["totalCount"] == 1
+    payments = page["edges"][0]["node"]["benefitConsumption"]
+    assert [p["code"] for p in payments] == sent.references
+    assert {p["dateDue"] for p in payments} == {"2026-12-31"} and {p["status"] for p in payments} == {"SENT"}
+    bills = [p["benefitAttachment"] for p in payments]
+    assert all(len(b) == 1 for b in bills)
+    assert {(b[0]["bill"]["code"], b[0]["bill"]["amountTotal"]) for b in bills} == set(sent.amounts.items())
+    assert api.ok(PAYROLL_PAGE, {"p": "00000000-0000-0000-0000-000000000000"})["payroll"]["totalCount"] == 0
+
+    tab = api.ok(PAYMENTS_TAB, {"p": pid})["benefitConsumptionByPayroll"]
+    assert tab["totalCount"] == 6
+    node = tab["edges"][0]["node"]
+    assert (node["type"], node["photo"], node["dateValidFrom"], node["dateValidTo"]) == ("file", None, "2026-01-01",
+                                                                                       "2026-12-31")
+
+    upload_result(sent.user, provider_files.csv(["reference", "status", "transaction_id"],
+                                                [[sent.references[0], "PAID", "T-1"]]), point="BANK",
+                  payroll_id=sent.payroll.pk)
+    assert api.ok(FILES_TAB, {"p": pid, "d": False})["csvReconciliationUpload"]["totalCount"] == 1
+    assert api.ok(FILES_TAB, {"p": pid, "d": None})["csvReconciliationUpload"]["totalCount"] == 1
+    assert api.ok(FILES_TAB, {"p": pid, "d": True})["csvReconciliationUpload"]["totalCount"] == 0  # never deleted
+    paid = api.ok(PAYROLL_PAGE, {"p": pid})["payroll"]["edges"][0]["node"]["benefitConsumption"]
+    assert [p["receipt"] for p in paid if p["status"] == "PAID"] == ["T-1"]
+
+    # a commune officer sees the payroll's payments in the commune only
+    officer = make_user(["payroll.payroll.search", "individual.registry.search"])
+    set_user_locations(admin_user, officer, [sent.locations["C2"].pk])
+    mine = gql(officer).ok(PAYROLL_PAGE, {"p": pid})["payroll"]["edges"][0]["node"]["benefitConsumption"]
+    assert sorted(p["code"] for p in mine) == sorted(r for r in sent.references if sent.colline[r] == "H3")
+
+    # a payroll too large to read inline says so, and points to the paged list
+    settings.COREMIS = {**settings.COREMIS, "INLINE_PAYMENTS_LIMIT": 5}
+    refused = api.execute(PAYROLL_PAGE, {"p": pid})
+    assert refused["errors"][0]["extensions"]["code"] == "RESPONSE_TOO_LARGE"
+    assert "benefitConsumptionByPayroll" in refused["errors"][0]["message"]
+    assert "SELECT" not in str(refused) and "Traceback" not in str(refused)
+
+
+def test_the_openimis_location_picker_searches_by_level_letter_and_text(sent_payroll, gql, make_user, admin_user):
+    from modules.location.services import set_user_locations
+
+    api = gql(make_user(["location.location.search", "location.scope.national"]))
+    query = ('query($t: String, $s: String) { locationsStr(type: $t, str: $s) { pageInfo { hasNextPage } '
+             'edges { node { id uuid type code name parent { code } } } } }')
+    regions = api.ok(query, {"t": "R", "s": ""})["locationsStr"]["edges"]
+    assert [e["node"]["code"] for e in regions] == ["P1"]
+    communes = api.ok(query, {"t": "D", "s": "c2"})["locationsStr"]["edges"]
+    assert [(e["node"]["code"], e["node"]["parent"]["code"]) for e in communes] == [("C2", "P1")]
+    assert sorted(e["node"]["code"] for e in api.ok(query, {"t": "Colline", "s": "H"})["locationsStr"]["edges"]) == [
+        "H1", "H2", "H3"]
+    officer = make_user(["location.location.search"])
+    set_user_locations(admin_user, officer, [sent_payroll.locations["C1"].pk])
+    assert sorted(e["node"]["code"] for e in gql(officer).ok(query, {"t": "W", "s": ""})["locationsStr"]["edges"]) == [
+        "H1", "H2"]
+    assert gql(make_user(["payroll.payroll.search"])).execute(query, {"t": "R"})["errors"]
