@@ -145,7 +145,8 @@ def dataset(admin_user: Any, make_user: Any) -> dict[str, Any]:
 
 
 def _arguments(name: str, data: dict[str, Any]) -> dict[str, Any]:
-    return {"payrollUuid": str(data["payroll"].pk)} if name == "benefitConsumptionByPayroll" else {}
+    by_payroll = ("benefitConsumptionByPayroll", "benefitAttachmentByPayroll")
+    return {"payrollUuid": str(data["payroll"].pk)} if name in by_payroll else {}
 
 
 def test_every_list_costs_the_same_queries_for_one_row_and_for_a_page(gql: Any, admin_user: Any, dataset: Any,

@@ -378,9 +378,7 @@ class BenefitConsumptionGQLType(CoreNode):
         return None
 
     def resolve_benefit_attachment(self, info: Any) -> list[Any]:
-        return [BenefitAttachmentGQLType(bill=BillGQLType(
-            id=str(self.pk), code=self.code, terms=self.payroll.name, amount_total=self.amount,
-            date_payed=self.date_paid.date() if self.date_paid else None))]
+        return [self]  # the payment is its own bill (BenefitAttachmentGQLType reads both from it)
 
     @classmethod
     def list_queryset(cls, queryset: QuerySet, info: Any) -> QuerySet:
@@ -400,8 +398,43 @@ class BillGQLType(graphene.ObjectType):
     date_payed = graphene.Date(description="the day the provider paid it")
 
 
-class BenefitAttachmentGQLType(graphene.ObjectType):
+def bill_of(payment: BenefitConsumption) -> BillGQLType:
+    return BillGQLType(id=str(payment.pk), code=payment.code, terms=payment.payroll.name, amount_total=payment.amount,
+                       date_payed=payment.date_paid.date() if payment.date_paid else None)
+
+
+class BenefitAttachmentFilter(django_filters.FilterSet):
+    class Meta:
+        model = BenefitConsumption
+        fields = {"is_deleted": ["exact"]}
+
+
+class BenefitAttachmentGQLType(CoreNode):
+    """openIMIS's pairing of a payment (``benefit``) with its invoice (``bill``); a coremis
+    payment is its own bill, so there is one per payment. Its reconciliation summary lists them
+    (``benefitAttachmentByPayroll``)."""
+
+    class Meta:
+        model = BenefitConsumption
+        name = "BenefitAttachmentGQLType"
+        interfaces = (graphene.relay.Node,)
+        connection_class = CountableConnection
+        filterset_class = BenefitAttachmentFilter
+        fields = ("id",)
+        skip_registry = True  # BenefitConsumptionGQLType is the payment's type everywhere else
+
+    benefit = graphene.Field(BenefitConsumptionGQLType, required=True)
     bill = graphene.Field(BillGQLType, required=True)
+
+    def resolve_benefit(self, info: Any) -> Any:
+        return self
+
+    def resolve_bill(self, info: Any) -> BillGQLType:
+        return bill_of(self)
+
+    @classmethod
+    def list_queryset(cls, queryset: QuerySet, info: Any) -> QuerySet:
+        return BenefitConsumptionGQLType.list_queryset(queryset, info)
 
 
 def _by_payroll(queryset: QuerySet, info: Any, args: dict[str, Any]) -> QuerySet:
@@ -443,6 +476,12 @@ class Query(graphene.ObjectType):
         BenefitConsumptionGQLType, permission=PAYROLL_SEARCH, queryset_hook=_by_payroll,
         payroll_uuid=UUID(required=True), filter_only_unpaid=graphene.Boolean(),
         order_fields=["code", "amount", "status", "date_paid", "individual__last_name"],
+    )
+    benefit_attachment_by_payroll = ProtectedConnectionField(
+        BenefitAttachmentGQLType, permission=PAYROLL_SEARCH, queryset_hook=_by_payroll,
+        payroll_uuid=UUID(required=True), filter_only_unpaid=graphene.Boolean(),
+        order_fields=["code", "status"],
+        description="openIMIS's reconciliation summary: a payroll's payments with their bills, in your locations",
     )
     benefits_summary = ProtectedField(
         BenefitsSummaryGQLType, permission=PAYROLL_SEARCH, payroll_id=UUID(),

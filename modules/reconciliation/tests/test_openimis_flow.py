@@ -118,6 +118,9 @@ PAYMENTS_TAB = ('query($p: UUID!) { benefitConsumptionByPayroll(isDeleted: false
                 '{ totalCount edges { node { id isDeleted jsonExt dateCreated dateUpdated dateValidFrom dateValidTo '
                 'code individual { firstName lastName } benefitAttachment { bill { id code terms datePayed } } '
                 'receipt photo amount type status dateDue } } } }')
+SUMMARY = ('query($p: UUID!) { benefitAttachmentByPayroll(isDeleted: false, payrollUuid: $p, first: 10) { totalCount '
+           'edges { node { benefit { id status code dateDue receipt individual { firstName lastName } jsonExt type '
+           'amount } bill { id code terms amountTotal datePayed } } } } }')
 FILES_TAB = ('query($p: ID, $d: Boolean) { csvReconciliationUpload(isDeleted: $d, payroll_Id: $p, first: 10) '
              '{ totalCount edges { node { fileName status error jsonExt } } } }')
 
@@ -143,6 +146,11 @@ def test_the_openimis_payroll_pages_read_a_payroll_its_payments_and_files(
     assert all(len(b) == 1 for b in bills)
     assert {(b[0]["bill"]["code"], b[0]["bill"]["amountTotal"]) for b in bills} == set(sent.amounts.items())
     assert api.ok(PAYROLL_PAGE, {"p": "00000000-0000-0000-0000-000000000000"})["payroll"]["totalCount"] == 0
+
+    summary = api.ok(SUMMARY, {"p": pid})["benefitAttachmentByPayroll"]
+    assert summary["totalCount"] == 6
+    assert {(e["node"]["benefit"]["code"], e["node"]["bill"]["amountTotal"]) for e in summary["edges"]} == set(
+        sent.amounts.items())
 
     tab = api.ok(PAYMENTS_TAB, {"p": pid})["benefitConsumptionByPayroll"]
     assert tab["totalCount"] == 6
