@@ -289,7 +289,8 @@ def test_payroll_list_with_the_plan_in_openimis_form(client: Any, make_user: Any
     assert node["dateValidFrom"] == "2026-01-01" and node["dateValidTo"] == "2026-01-31"
     # a point whose routing names no location has none in openIMIS's form, and never a manager
     assert node["paymentPoint"]["location"] is None and node["paymentPoint"]["ppm"] is None
-    assert node["paymentMethod"] == "file"
+    # openIMIS's address answers openIMIS's words: its payment strategy, its status of a payroll
+    assert node["paymentMethod"] == "StrategyOfflinePayment" and node["status"] == "PENDING_APPROVAL"
     # the payroll screen does JSON.parse(JSON.parse(benefitPlan)).id
     carried = json.loads(json.loads(node["paymentPlan"]["benefitPlan"]))
     assert carried["id"] == str(plan.pk) and carried["code"] == "FE-G" and carried["type"] == "GROUP"

@@ -1,6 +1,14 @@
 """The start-up queries of openIMIS's frontend that belong to no module: ``moduleConfigurations``
 (what each enabled module's frontend package is configured with, from the ``frontend``
-section of ``modules_config.json``) and ``languages``."""
+section of ``modules_config.json``) and ``languages``; and :func:`speaks_openimis`.
+
+One schema answers at two addresses: ``/graphql`` (coremis's clients) and ``/api/graphql``,
+openIMIS's own address, where its frontends talk. The few values whose vocabulary differs
+between the two systems (a payroll's status and payment method, a payment's status: openIMIS
+has four payroll statuses where coremis tracks eight) are answered in openIMIS's words at
+openIMIS's address, so its screens' conditions (``status === "APPROVE_FOR_PAYMENT"``) hold, and
+in coremis's words at coremis's. Filters on them take openIMIS's words too (at its address,
+where the same word may mean more: its RECONCILED payment is one the provider paid)."""
 
 from __future__ import annotations
 
@@ -13,6 +21,20 @@ from django.utils.translation import get_language_info
 
 from core.graphql.fields import ProtectedField
 from core.graphql.permissions import AUTHENTICATED, mark
+
+OPENIMIS_PATH = "/api/graphql"
+
+
+def speaks_openimis(info: Any) -> bool:
+    """Whether the request came to openIMIS's address: the values of differing vocabulary are
+    then answered in openIMIS's words (module docstring)."""
+    return request_speaks_openimis(info.context)
+
+
+def request_speaks_openimis(request: Any) -> bool:
+    """:func:`speaks_openimis` for a filter, which has the request and not the resolve info."""
+    path = getattr(request, "path", "") or ""
+    return path.rstrip("/") == OPENIMIS_PATH
 
 
 class ModuleConfigurationControlType(graphene.ObjectType):

@@ -17,6 +17,7 @@ from django.db.models import QuerySet
 from core.graphql.choices import ChoiceCodeFilter, ChoiceCodesFilter, ChoiceTextFilter, choice_enum
 from core.graphql.fields import ProtectedConnectionField, ProtectedField, once_per_page, selects
 from core.graphql.jobs import JobType  # noqa: F401 - job fields resolve to it
+from core.graphql.openimis import request_speaks_openimis, speaks_openimis
 from core.graphql.scalars import UUID
 from core.graphql.types import (
     CoreNode,
@@ -48,9 +49,35 @@ AUDIT = ("id", "json_ext", "is_deleted", "version", "date_created", "date_update
 
 
 PaymentCycleStatus = choice_enum("PaymentCycleStatus", CycleStatus, "Where a payment cycle stands.")
-PayrollStatusEnum = choice_enum("PayrollStatus", PayrollStatus, "Where a payroll stands.")
-BenefitConsumptionStatus = choice_enum(
-    "BenefitConsumptionStatus", InstructionStatus,
+# openIMIS's words for the same facts, answered at its address (core.graphql.openimis): four
+# payroll statuses, and its payment statuses; with the payment method named as its strategies.
+OPENIMIS_PAYROLL_WORDS = {
+    PayrollStatus.APPROVED: "APPROVE_FOR_PAYMENT", PayrollStatus.SENDING: "APPROVE_FOR_PAYMENT",
+    PayrollStatus.SENT: "APPROVE_FOR_PAYMENT", PayrollStatus.PARTIALLY_PAID: "APPROVE_FOR_PAYMENT",
+    PayrollStatus.PAID: "APPROVE_FOR_PAYMENT",
+}
+OPENIMIS_PAYMENT_WORDS = {
+    InstructionStatus.APPROVED: "APPROVE_FOR_PAYMENT", InstructionStatus.SENT: "ACCEPTED",
+    InstructionStatus.PAID: "RECONCILED", InstructionStatus.FAILED: "REJECTED", InstructionStatus.CANCELLED: "REJECTED",
+}
+# what openIMIS's payment status picker means, at its address (its RECONCILED: the provider paid)
+OPENIMIS_PAYMENT_STATUSES = {
+    "APPROVE_FOR_PAYMENT": (InstructionStatus.APPROVED,), "ACCEPTED": (InstructionStatus.SENT,),
+    "RECONCILED": (InstructionStatus.PAID, InstructionStatus.RECONCILED),
+    "REJECTED": (InstructionStatus.FAILED, InstructionStatus.CANCELLED),
+}
+OPENIMIS_PAYMENT_METHODS = {"file": "StrategyOfflinePayment", "mobile_money": "StrategyMobilePayment",
+                            "g2p_connect": "StrategyOnlinePayment"}
+
+PayrollStatusEnum = choice_enum("PayrollStatus", [
+    *PayrollStatus.choices,
+    ("APPROVE_FOR_PAYMENT", "openIMIS's word, at /api/graphql: approved and not yet reconciled")],
+    "Where a payroll stands.")
+BenefitConsumptionStatus = choice_enum("BenefitConsumptionStatus", [
+    *InstructionStatus.choices,
+    ("APPROVE_FOR_PAYMENT", "openIMIS's word, at /api/graphql: approved, not yet sent"),
+    ("ACCEPTED", "openIMIS's word, at /api/graphql: sent, the provider has it"),
+    ("REJECTED", "openIMIS's word, at /api/graphql: failed or cancelled")],
     "Where a payment stands (APPROVED for an unsent payment of an approved payroll).")
 
 
@@ -224,8 +251,15 @@ class PayrollGQLType(CoreNode):
     control_sum = graphene.BigInt(required=True, description="their total in minor units; for a user with a "
                                   "location scope, the total in their locations")
 
+    def resolve_status(self, info: Any) -> str:
+        status = str(self.status)
+        return OPENIMIS_PAYROLL_WORDS.get(status, status) if speaks_openimis(info) else status
+
     def resolve_payment_method(self, info: Any) -> str | None:
-        return self.payment_point.adaptor if self.payment_point_id else None
+        if not self.payment_point_id:
+            return None
+        adaptor = self.payment_point.adaptor
+        return OPENIMIS_PAYMENT_METHODS.get(adaptor, adaptor) if speaks_openimis(info) else adaptor
 
     # --- openIMIS frontend: a payroll's validity is its payment cycle's period.
     date_valid_from = graphene.Date(description="openIMIS's name: the payment cycle's start date")
@@ -323,6 +357,8 @@ class BenefitConsumptionFilter(django_filters.FilterSet):
 
     def filter_status(self, queryset: QuerySet, name: str, value: Any) -> QuerySet:
         statuses = [value] if isinstance(value, str) else list(value or [])
+        if request_speaks_openimis(self.request):  # openIMIS's words, as its status picker sends them
+            statuses = [ours for word in statuses for ours in OPENIMIS_PAYMENT_STATUSES.get(word, (word,))]
         return queryset.filter(effective_status_q(statuses))
 
 
@@ -345,7 +381,8 @@ class BenefitConsumptionGQLType(CoreNode):
 
     def resolve_status(self, info: Any) -> str:
         # ``payroll`` is joined by every list (list_queryset) and by a payroll's own payments.
-        return effective_status(self.status, self.payroll.status)
+        status = str(effective_status(self.status, self.payroll.status))
+        return OPENIMIS_PAYMENT_WORDS.get(status, status) if speaks_openimis(info) else status
 
     def resolve_receipt(self, info: Any) -> str:
         return self.provider_transaction_id

@@ -198,3 +198,44 @@ def test_the_openimis_location_picker_searches_by_level_letter_and_text(sent_pay
     assert sorted(e["node"]["code"] for e in gql(officer).ok(query, {"t": "W", "s": ""})["locationsStr"]["edges"]) == [
         "H1", "H2"]
     assert gql(make_user(["payroll.payroll.search"])).execute(query, {"t": "R"})["errors"]
+
+
+def test_openimis_address_answers_openimis_words_and_coremis_address_its_own(sent_payroll, client, gql):
+    """openIMIS's payroll page shows the reconciliation upload only for a payroll whose status is
+    APPROVE_FOR_PAYMENT and whose payment method is StrategyOfflinePayment: at its address
+    (/api/graphql) a sent file-paid payroll says exactly that; at /graphql coremis's words."""
+    import json as json_
+
+    from core.auth.tokens import issue
+
+    sent = sent_payroll
+    query = ('query($p: UUID!, $s: String) { payroll(id: $p) { edges { node { status paymentMethod '
+             'benefitConsumption { code status } } } } '
+             'benefitConsumptionByPayroll(payrollUuid: $p, status: $s) { totalCount edges { node { status } } } }')
+
+    def ask(path: str, status: str) -> dict[str, Any]:
+        response = client.post(path, data=json_.dumps({"query": query, "variables": {"p": str(sent.payroll.pk),
+                                                                                     "s": status}}),
+                               content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {issue(sent.user).token}")
+        body = response.json()
+        assert "errors" not in body, body
+        return body["data"]
+
+    theirs = ask("/api/graphql", "ACCEPTED")
+    node = theirs["payroll"]["edges"][0]["node"]
+    assert (node["status"], node["paymentMethod"]) == ("APPROVE_FOR_PAYMENT", "StrategyOfflinePayment")
+    assert {p["status"] for p in node["benefitConsumption"]} == {"ACCEPTED"}
+    assert theirs["benefitConsumptionByPayroll"]["totalCount"] == 6
+    ours = ask("/graphql", "SENT")
+    node = ours["payroll"]["edges"][0]["node"]
+    assert (node["status"], node["paymentMethod"]) == ("SENT", "file")
+    assert {p["status"] for p in node["benefitConsumption"]} == {"SENT"}
+    assert ours["benefitConsumptionByPayroll"]["totalCount"] == 6
+    assert ask("/graphql", "ACCEPTED")["benefitConsumptionByPayroll"]["totalCount"] == 0  # not a coremis word
+
+    # paid by the provider: openIMIS's RECONCILED, coremis's PAID, found by either word at its own address
+    ref = sent.references[0]
+    BenefitConsumption.objects.filter(code=ref).update(status="PAID")
+    assert ask("/api/graphql", "RECONCILED")["benefitConsumptionByPayroll"]["totalCount"] == 1
+    assert ask("/graphql", "RECONCILED")["benefitConsumptionByPayroll"]["totalCount"] == 0
+    assert ask("/graphql", "PAID")["benefitConsumptionByPayroll"]["totalCount"] == 1
