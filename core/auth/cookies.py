@@ -5,8 +5,9 @@ HttpOnly, SameSite=Strict cookies, so page scripts never hold them. A cookie is 
 browser on its own, so a request authenticated by cookie must also prove it comes from the
 frontend: Django's CSRF check (the ``csrftoken`` cookie, the ``X-CSRFToken`` header the frontend
 copies from ``getCsrfToken``, and the ``Origin`` header matching the host or
-``COREMIS_CSRF_TRUSTED_ORIGINS``). A request failing it is treated as not logged in, with the
-reason ``CSRF_FAILED``. Bearer tokens (``Authorization: Bearer``) need no CSRF token: a browser
+``COREMIS_CSRF_TRUSTED_ORIGINS``); an upload dialog's multipart POST to a module route passes
+on the ``Origin`` alone (:func:`csrf_refusal`). A request failing it is treated as not logged in,
+with the reason ``CSRF_FAILED``. Bearer tokens (``Authorization: Bearer``) need no CSRF token: a browser
 never adds them by itself.
 """
 
@@ -50,11 +51,28 @@ _CHECK = _CsrfCheck(_view)
 
 
 def csrf_refusal(request: HttpRequest) -> ServiceError | None:
-    """None when the request passes the CSRF check (safe methods always do), else why not."""
+    """None when the request passes the CSRF check (safe methods always do), else why not.
+
+    One exception to the token: openIMIS's upload dialogs (the reconciliation CSV, the
+    individual and beneficiary imports) post their ``FormData`` with the cookie and no CSRF
+    header. A multipart upload to a module route (not GraphQL) passes without the token when its
+    ``Origin`` header names this site: the cookies are SameSite=Strict, so another site's page
+    cannot send them, and a browser always sends ``Origin`` with such a POST, which no page can
+    forge. Without ``Origin`` the token is required, as everywhere else."""
     outcome = _CHECK.process_view(request, _view, (), {})
-    if isinstance(outcome, _Refused):
-        return ServiceError(AuthErrorCode.CSRF_FAILED, f"{CSRF_MESSAGE} ({outcome})")
-    return None
+    if not isinstance(outcome, _Refused):
+        return None
+    if _origin_only_upload(request):
+        return None
+    return ServiceError(AuthErrorCode.CSRF_FAILED, f"{CSRF_MESSAGE} ({outcome})")
+
+
+def _origin_only_upload(request: HttpRequest) -> bool:
+    if request.method != "POST" or request.content_type != "multipart/form-data":
+        return False
+    if request.path.rstrip("/") in ("/graphql", "/api/graphql") or "HTTP_ORIGIN" not in request.META:
+        return False
+    return bool(_CHECK._origin_verified(request))
 
 
 def _secure(request: HttpRequest) -> bool:

@@ -239,3 +239,36 @@ def test_openimis_address_answers_openimis_words_and_coremis_address_its_own(sen
     assert ask("/api/graphql", "RECONCILED")["benefitConsumptionByPayroll"]["totalCount"] == 1
     assert ask("/graphql", "RECONCILED")["benefitConsumptionByPayroll"]["totalCount"] == 0
     assert ask("/graphql", "PAID")["benefitConsumptionByPayroll"]["totalCount"] == 1
+
+
+def test_the_upload_dialog_posts_with_the_cookie_and_no_csrf_header(sent_payroll, provider_files, django_capture_on_commit_callbacks):
+    """openIMIS's upload dialog posts FormData with its cookies and no CSRF header: accepted when
+    the browser's Origin names this site, refused from another site or with no Origin."""
+    import json as json_
+
+    from django.test import Client
+
+    sent = sent_payroll
+    browser = Client(enforce_csrf_checks=True)
+    sent.user.set_password("correct-horse-battery")
+    sent.user.save()
+    login = browser.post("/api/graphql", data=json_.dumps({"query": 'mutation { tokenAuth(username: "%s", password: '
+                                                                    '"correct-horse-battery") { refreshExpiresIn } }'
+                                                                    % sent.user.username}),
+                         content_type="application/json", HTTP_ORIGIN="http://testserver")
+    assert "errors" not in login.json(), login.json()
+    path = provider_files.csv(["Code", "Paid", "Receipt"], [[sent.references[0], "Yes", "R-1"]])
+    url = f"/api/payroll/csv_reconciliation/?payroll_id={sent.payroll.pk}"
+
+    def post(**headers: Any) -> Any:
+        with open(path, "rb") as handle, django_capture_on_commit_callbacks(execute=False):
+            return browser.post(url, {"file": handle}, **headers)
+
+    assert post(HTTP_ORIGIN="https://evil.example").status_code == 401
+    assert post().status_code == 401  # no Origin: the token is required
+    accepted = post(HTTP_ORIGIN="http://testserver")
+    assert accepted.status_code == 202, accepted.content
+    # GraphQL keeps requiring the token with a cookie, whatever the Origin
+    journal = browser.post("/api/graphql", data=json_.dumps({"query": "{ mutationLogs(first: 1) { totalCount } }"}),
+                           content_type="application/json", HTTP_ORIGIN="http://testserver").json()
+    assert journal["errors"][0]["extensions"]["code"] == "CSRF_FAILED"
