@@ -20,7 +20,7 @@ that lets readers through but holds writers back for that one scan). ``TRUNCATE`
 table's counters. :func:`recount` rebuilds one column's counters from the table, for an
 operator who restored the table's data without its triggers (``session_replication_role =
 replica`` skips them too, as the bench's set-up writes do: it runs :func:`recount_sql` in the
-same transaction). A sum that comes out negative can only mean such a bypass: the list then
+same transaction); ``manage.py recount_rows`` runs it for every counted column. A sum that comes out negative can only mean such a bypass: the list then
 counts its rows and logs it.
 
 A bulk path whose transactions run side by side (the import's batch writers) counts its own
