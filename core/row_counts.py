@@ -20,8 +20,8 @@ that lets readers through but holds writers back for that one scan). ``TRUNCATE`
 table's counters. :func:`recount` rebuilds one column's counters from the table, for an
 operator who restored the table's data without its triggers (``session_replication_role =
 replica`` skips them too, as the bench's set-up writes do: it runs :func:`recount_sql` in the
-same transaction); ``manage.py recount_rows`` runs it for every counted column. A sum that comes out negative can only mean such a bypass: the list then
-counts its rows and logs it.
+same transaction); ``manage.py recount_rows`` runs it for every counted column. A sum that
+comes out negative can only mean such a bypass: the list then counts its rows and logs it.
 
 A bulk path whose transactions run side by side (the import's batch writers) counts its own
 statements with :func:`counted_by_caller`: each trigger's upsert keeps its counter rows locked
@@ -194,6 +194,10 @@ class Tally:
             if key is not None and delta:
                 deltas[key] = deltas.get(key, 0) + int(delta)
 
+    def columns(self) -> set[tuple[str, str]]:
+        """The (table, column) pairs added to so far."""
+        return set(self._deltas)
+
     def rows(self) -> list[tuple[str, str, Any, int]]:
         """The non-zero changes in the order the counter rows are locked: table, column, key."""
         return sorted((table, column, key, delta) for (table, column), deltas in self._deltas.items()
@@ -226,11 +230,10 @@ def counted_by_caller(*tables: str) -> Iterator[Tally]:
         names = sorted(set(filter(None, previous.split(","))) | set(tables))
         cursor.execute("SELECT set_config('coremis.counted_by_caller', %s, true)", [",".join(names)])
         tally = Tally(tables)
-        yield tally
-        missing = {(t, c) for t, c in counted if t in tables} - set(tally._deltas)
+        yield tally  # (on an exception the rollback undoes the setting and the rows alike)
+        missing = {(t, c) for t, c in counted if t in tables} - tally.columns()
         if missing:
             raise ValueError("the block did not count " + ", ".join(sorted(f"{t}.{c}" for t, c in missing)))
-        # (On an exception the rollback of the block undoes the setting and the rows alike.)
         cursor.execute("SELECT set_config('coremis.counted_by_caller', %s, true)", [previous])
         changes = tally.rows()
         if changes:
