@@ -19,12 +19,20 @@ installs them with :class:`CountRows`, which also counts the rows already there 
 that lets readers through but holds writers back for that one scan). ``TRUNCATE`` clears the
 table's counters. :func:`recount` rebuilds one column's counters from the table, for an
 operator who restored the table's data without its triggers (``session_replication_role =
-replica`` skips them too, as the bench's set-up writes do). A sum that comes out negative can
-only mean such a bypass: the list then counts its rows and logs it.
+replica`` skips them too, as the bench's set-up writes do: it runs :func:`recount_sql` in the
+same transaction); ``manage.py recount_rows`` runs it for every counted column. A sum that
+comes out negative can only mean such a bypass: the list then counts its rows and logs it.
+
+A bulk path whose transactions run side by side (the import's batch writers) counts its own
+statements with :func:`counted_by_caller`: each trigger's upsert keeps its counter rows locked
+until the commit, and batches touching the same keys then wait for each other's whole
+transaction; counted by the caller, the upsert is the transaction's last statement.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.db import connection, transaction
@@ -36,6 +44,12 @@ DECLARE
     col text := TG_ARGV[0];
     changes text;
 BEGIN
+    -- a bulk path that counts its own statements (row_counts.counted_by_caller) names the
+    -- tables it counts in this transaction-local setting
+    IF TG_TABLE_NAME = ANY(string_to_array(nullif(current_setting('coremis.counted_by_caller', true), ''), ','))
+    THEN
+        RETURN NULL;
+    END IF;
     IF TG_OP = 'INSERT' THEN
         changes := format('SELECT %1$I AS key, count(*) AS delta FROM new_rows '
                           'WHERE NOT is_deleted AND %1$I IS NOT NULL GROUP BY 1', col);
@@ -142,10 +156,91 @@ def counted_columns() -> set[tuple[str, str]]:
             if name.startswith(f"{table}_count_")}
 
 
+def recount_sql(table: str, column: str) -> str:
+    """The statements that rebuild ``column``'s counters of ``table`` from its rows, the table
+    locked against writes (not reads) until the end of the transaction they run in. For a
+    connection that is not Django's (the bench's set-up), to run in the very transaction that
+    bypassed the triggers, so a crash leaves the rows and their counts both before or both after."""
+    if (table, column) not in counted_columns():
+        raise ValueError(f"{table}.{column} is not a counted column")
+    return f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE;" + _recount_sql(table, column)
+
+
 def recount(table: str, column: str) -> None:
     """Rebuild ``column``'s counters of ``table`` from its rows (in the caller's transaction,
     the table locked against writes while it is counted)."""
-    if (table, column) not in counted_columns():
-        raise ValueError(f"{table}.{column} is not a counted column")
+    sql = recount_sql(table, column)
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE;" + _recount_sql(table, column))
+        cursor.execute(sql)
+
+
+class Tally:
+    """The live-row changes of the statements a bulk path counts itself, per counted column and
+    key, written to ``core_row_count`` by :func:`counted_by_caller` as its block ends."""
+
+    def __init__(self, tables: tuple[str, ...]) -> None:
+        self.tables = tables
+        self._deltas: dict[tuple[str, str], dict[Any, int]] = {}
+
+    def add(self, table: str, column: str, changes: Iterable[tuple[Any, int]]) -> None:
+        """Add ``(key, live rows added)`` pairs (negative for rows removed; a null key is not
+        counted, as the triggers do not count it). Every counted column of the block's tables
+        must be added to, if only with no pairs, or the block fails: a column forgotten would
+        drift."""
+        if table not in self.tables:
+            raise ValueError(f"{table} is not counted by this block")
+        deltas = self._deltas.setdefault((table, column), {})
+        for key, delta in changes:
+            if key is not None and delta:
+                deltas[key] = deltas.get(key, 0) + int(delta)
+
+    def columns(self) -> set[tuple[str, str]]:
+        """The (table, column) pairs added to so far."""
+        return set(self._deltas)
+
+    def rows(self) -> list[tuple[str, str, Any, int]]:
+        """The non-zero changes in the order the counter rows are locked: table, column, key."""
+        return sorted((table, column, key, delta) for (table, column), deltas in self._deltas.items()
+                      for key, delta in deltas.items() if delta)
+
+
+@contextmanager
+def counted_by_caller(*tables: str) -> Iterator[Tally]:
+    """A block of one transaction whose statements on ``tables`` the counting triggers skip:
+    the caller adds each statement's live-row change to the yielded :class:`Tally`, and the
+    block's last statement adds them all to ``core_row_count`` in one upsert.
+
+    Why: the triggers upsert a statement's counter rows as the statement ends, and those row
+    locks are held until the commit, so side-by-side batches that touch the same keys (an
+    import's batches all touch most of the country's collines) wait for each other's whole
+    transaction. Counted last, the locks are held only for the commit. The setting is
+    transaction-local and the upsert is in the same transaction as the rows: a crash or a
+    rollback leaves the rows and their counts both before or both after. Only the caller's
+    statements on ``tables`` are skipped; other tables' triggers still count.
+    """
+    counted = counted_columns()
+    for table in tables:
+        if not any(t == table for t, _ in counted):
+            raise ValueError(f"{table} has no counted column")
+    # No savepoint of its own: rows written in a subtransaction cost every later visibility
+    # check a lookup; on an exception the enclosing block rolls back (or is marked to).
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('coremis.counted_by_caller', true)")
+        previous = cursor.fetchone()[0] or ""
+        names = sorted(set(filter(None, previous.split(","))) | set(tables))
+        cursor.execute("SELECT set_config('coremis.counted_by_caller', %s, true)", [",".join(names)])
+        tally = Tally(tables)
+        yield tally  # (on an exception the rollback undoes the setting and the rows alike)
+        missing = {(t, c) for t, c in counted if t in tables} - tally.columns()
+        if missing:
+            raise ValueError("the block did not count " + ", ".join(sorted(f"{t}.{c}" for t, c in missing)))
+        cursor.execute("SELECT set_config('coremis.counted_by_caller', %s, true)", [previous])
+        changes = tally.rows()
+        if changes:
+            table_names, columns, keys, deltas = zip(*changes, strict=True)
+            cursor.execute(
+                "INSERT INTO core_row_count AS c (table_name, column_name, key, live) "
+                "SELECT t, c, k, d FROM unnest(%s::text[], %s::text[], %s::uuid[], %s::bigint[]) AS x(t, c, k, d) "
+                "ORDER BY t, c, k "
+                "ON CONFLICT (table_name, column_name, key) DO UPDATE SET live = c.live + EXCLUDED.live",
+                [list(table_names), list(columns), list(keys), list(deltas)])

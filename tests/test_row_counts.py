@@ -139,3 +139,144 @@ def test_a_plans_beneficiaries_are_counted_from_the_counters(gql: Any, admin_use
     active = gql(admin_user).ok(BENEFICIARIES, {"p": str(plans[0].pk), "s": "ACTIVE"})["groupBeneficiary"]
     assert active["totalCount"] == 1
     assert _counters("social_protection_groupbeneficiary", "benefit_plan_id") == {plans[0].pk: 2, plans[1].pk: 3}
+
+
+# --- paths that write counted tables without the counting triggers --------------------------
+
+
+def _all_counters_exact() -> None:
+    for table, column in sorted(counted_columns()):
+        assert _counters(table, column) == _counted(table, column), f"{table}.{column}"
+
+
+@pytest.mark.usefixtures("import_media_in_tmp")
+def test_an_import_counts_its_people_and_households_itself_and_exactly(
+        run_import: Any, importer: Any, admin_user: Any, hierarchy: dict[str, Any], registry_files: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.loader import get_registry
+    from core.models import HistoryEntry
+    from modules.individual import services
+    from modules.individual.import_models import ImportBatch
+
+    monkeypatch.setitem(get_registry().config("individual"), "import_chunk_size", 100)
+    services.create_group(admin_user, code="HH-OLD", location_id=hierarchy["H112"].pk)
+    rows = [registry_files.row("Joins", "Old", household="HH-OLD", role="SON", location="")]
+    for n in range(80):  # households of three in the three collines, and people on their own
+        place = ("H111", "H112", "H211")[n % 3]
+        rows += [registry_files.row("Head", f"F{n}", household=f"HH-{n}", role="HEAD", recipient="PRIMARY",
+                                    location=place, national_id=f"BI-{n:04d}"),
+                 registry_files.row("Child", f"F{n}", household=f"HH-{n}", role="SON", location=place),
+                 registry_files.row("Alone", f"F{n}", location=place, national_id=f"BI-A{n:04d}")]
+    job = run_import(importer, registry_files.csv_text(rows))
+    assert job.state == "SUCCEEDED", job.errors
+    assert ImportBatch.objects.filter(job=job).count() > 1
+    _all_counters_exact()
+    assert _counters("individual_individual", "location_id")[hierarchy["H112"].pk] == 1 + 27 * 3
+    assert _counters("individual_group", "location_id") == {hierarchy["H111"].pk: 27, hierarchy["H112"].pk: 1 + 27,
+                                                           hierarchy["H211"].pk: 26}
+    assert HistoryEntry.objects.filter(table_name="individual_individual", operation="I",
+                                       context__job=str(job.pk)).count() == len(rows)
+
+
+def test_a_block_counted_by_its_caller_is_skipped_by_the_triggers_and_counted_at_its_end(
+        hierarchy: dict[str, Any]) -> None:
+    from django.db import transaction
+
+    from core.row_counts import counted_by_caller
+    from modules.individual.models import Group, Individual
+
+    def person(place: str) -> Individual:
+        return Individual(first_name="E", last_name=place, dob=datetime.date(1990, 1, 1), location=hierarchy[place])
+
+    Individual.objects.bulk_create([person("H111")])
+    with counted_by_caller("individual_individual") as tally:
+        Individual.objects.bulk_create([person("H111"), person("H211"), person("H211")])
+        Group.objects.create(code="CBC", location=hierarchy["H211"])  # not the block's table: counted at once
+        assert _counters("individual_individual", "location_id") == {hierarchy["H111"].pk: 1}
+        assert _counters("individual_group", "location_id") == {hierarchy["H211"].pk: 1}
+        tally.add("individual_individual", "location_id",
+                  [(hierarchy["H111"].pk, 1), (hierarchy["H211"].pk, 2), (None, 5)])
+    _all_counters_exact()
+    Individual.objects.bulk_create([person("H112")])  # after the block the triggers count again
+    _all_counters_exact()
+    with pytest.raises(ValueError, match="individual_group is not counted by this block"), transaction.atomic():
+        with counted_by_caller("individual_individual") as tally:
+            tally.add("individual_group", "location_id", [])
+
+
+def test_a_block_that_forgets_a_counted_column_or_fails_changes_nothing(hierarchy: dict[str, Any]) -> None:
+    from django.db import transaction
+
+    from core.row_counts import counted_by_caller
+    from modules.individual.models import Individual
+
+    before = Individual.objects.count()
+    with pytest.raises(ValueError, match="did not count individual_individual.location_id"), transaction.atomic():
+        with counted_by_caller("individual_individual"):
+            Individual.objects.create(first_name="F", last_name="Forgot", dob=datetime.date(1990, 1, 1),
+                                      location=hierarchy["H111"])
+    with pytest.raises(RuntimeError), transaction.atomic():
+        with counted_by_caller("individual_individual") as tally:
+            Individual.objects.create(first_name="F", last_name="Failed", dob=datetime.date(1990, 1, 1),
+                                      location=hierarchy["H111"])
+            tally.add("individual_individual", "location_id", [(hierarchy["H111"].pk, 1)])
+            raise RuntimeError("the batch failed")
+    assert Individual.objects.count() == before
+    _all_counters_exact()
+    with pytest.raises(ValueError, match="location_location has no counted column"), transaction.atomic():
+        with counted_by_caller("location_location"):
+            pass
+
+
+def test_writes_under_the_replica_role_are_recounted_in_their_own_transaction(hierarchy: dict[str, Any]) -> None:
+    """As the bench's set-up does (and an operator restoring a table's rows would)."""
+    from core.row_counts import recount_sql
+
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL session_replication_role = replica")
+        cursor.execute("INSERT INTO individual_group (id, code, location_id, json_ext, version, is_deleted, "
+                       "date_created, date_updated) SELECT gen_random_uuid(), 'RR' || g, %s, '{}', 1, g = 3, now(), now() "
+                       "FROM generate_series(1, 5) g", [hierarchy["H111"].pk])
+        cursor.execute("SET LOCAL session_replication_role = origin")
+        assert _counters("individual_group", "location_id") == {}  # the triggers did not fire
+        cursor.execute(recount_sql("individual_group", "location_id"))
+    assert _counters("individual_group", "location_id") == {hierarchy["H111"].pk: 4}
+    with pytest.raises(ValueError, match="not a counted column"):
+        recount_sql("individual_group", "code")
+
+
+def test_a_truncate_that_cascades_clears_the_counters_of_every_table_it_empties(hierarchy: dict[str, Any]) -> None:
+    from modules.individual.models import Group, Individual
+
+    Individual.objects.create(first_name="G", last_name="T", dob=datetime.date(1990, 1, 1), location=hierarchy["H111"])
+    Group.objects.create(code="TRC", location=hierarchy["H211"])
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute("TRUNCATE location_location CASCADE")  # empties people and households too
+    assert not Individual._base_manager.exists()
+    _all_counters_exact()
+    assert _counters("individual_group", "location_id") == {}
+
+
+def test_the_operators_recount_command_rebuilds_every_counter(hierarchy: dict[str, Any]) -> None:
+    """For rows written or restored with the counting triggers off, or counters restored from
+    another moment than their rows."""
+    import io
+
+    from django.core.management import CommandError, call_command
+
+    from modules.individual.models import Group, Individual
+
+    Individual.objects.create(first_name="H", last_name="R", dob=datetime.date(1990, 1, 1), location=hierarchy["H111"])
+    Group.objects.create(code="RCC", location=hierarchy["H211"])
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE core_row_count SET live = live * 2 + 3")
+    out = io.StringIO()
+    call_command("recount_rows", "individual_group", stdout=out)
+    assert out.getvalue() == "recounted individual_group.location_id\n"
+    assert _counters("individual_group", "location_id") == {hierarchy["H211"].pk: 1}
+    assert _counters("individual_individual", "location_id") == {hierarchy["H111"].pk: 5}  # left as it was
+    call_command("recount_rows", stdout=io.StringIO())
+    _all_counters_exact()
+    with pytest.raises(CommandError, match="Not a counted table: location_location"):
+        call_command("recount_rows", "location_location")

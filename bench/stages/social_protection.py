@@ -31,6 +31,8 @@ def _scale_name(ctx: Context) -> str:
 
 def _build_registry(ctx: Context) -> dict[str, Any]:
     """Households and people written set-based, with history triggers off (setup, not timed)."""
+    from core.row_counts import recount_sql
+
     if "sp" in ctx.state:
         return ctx.state["sp"]
     households, people = HOUSEHOLDS[_scale_name(ctx)], PEOPLE[_scale_name(ctx)]
@@ -69,11 +71,11 @@ def _build_registry(ctx: Context) -> dict[str, Any]:
             "CASE WHEN m = 0 THEN 'PRIMARY' END, 1, false, now(), now() FROM bench_sp_members")
         db.execute("UPDATE individual_group g SET head_id = b.id FROM bench_sp_members b "
                    "WHERE b.group_id = g.id AND b.m = 0")
-    # the replica role skipped the row-count triggers too: count these rows as a restore would
-    from core.row_counts import recount
-
-    recount("individual_individual", "location_id")
-    recount("individual_group", "location_id")
+        # the replica role skipped the row-count triggers too: count these rows as a restore
+        # would, in the same transaction, so the counters never miss them
+        db.execute("SET LOCAL session_replication_role = origin")
+        for table in ("individual_individual", "individual_group"):
+            db.execute(recount_sql(table, "location_id"))
     db.execute("ANALYZE individual_group; ANALYZE individual_individual; ANALYZE individual_groupindividual")
     flooded = collines[: len(collines) // 3]
     ctx.state["sp"] = {"households": households, "people": people, "flooded": [str(c) for c in flooded]}

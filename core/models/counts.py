@@ -8,8 +8,9 @@ from django.db import models
 class RowCount(models.Model):
     """How many live rows (``is_deleted = false``) of ``table_name`` have ``key`` in ``column_name``.
 
-    Written only by the ``coremis_row_count_changed`` trigger function, one upsert per key and
-    statement, so a list's exact ``totalCount`` over a location scope, a plan or a payroll is a
+    Written by the ``coremis_row_count_changed`` trigger function, one upsert per key and
+    statement (or, for a bulk path that counts its own statements, one upsert per transaction:
+    ``core.row_counts.counted_by_caller``), so a list's exact ``totalCount`` over a location scope, a plan or a payroll is a
     sum over a few of these rows instead of a scan of every matching row.
     """
 

@@ -19,6 +19,7 @@ from core import events
 from core.history import acting_as
 from core.hooks import hook
 from core.jobs import JobContext
+from core.row_counts import counted_by_caller
 from modules.individual.bulk_import.checks import check
 from modules.individual.bulk_import.staging import OK, Staging
 from modules.individual.import_models import ImportBatch, ImportRun
@@ -133,11 +134,25 @@ def _write_batches(ctx: JobContext, staging: Staging, pending: list[int]) -> Ite
         raise error
 
 
+# What a batch's INSERT … SELECT returns instead of its rows: per location, the live rows it
+# added (what core_row_count counts) and every row it wrote (the marker's figure).
+_PER_LOCATION = """
+    SELECT location_id, count(*) FILTER (WHERE NOT is_deleted), count(*) FROM written GROUP BY 1"""
+
+
 def _write_batch(user: Any, job_id: Any, staging: Staging, batch: int) -> ImportBatch:
+    """One batch in one transaction: its people, new households, heads of existing households
+    and memberships, history by the triggers, and the per-location counters added last
+    (``counted_by_caller``): side-by-side batches touch the same collines, and counter rows
+    upserted by each statement's trigger would stay locked until the batch's commit, making
+    the other batches wait for it."""
     s, h = staging.rows, staging.households
     params = {"batch": batch, "user": getattr(user, "pk", None)}
-    with acting_as(user, job=str(job_id)), connection.cursor() as cursor:
+    with (acting_as(user, job=str(job_id)),
+          counted_by_caller("individual_individual", "individual_group") as tally,
+          connection.cursor() as cursor):
         cursor.execute(f"""
+            WITH written AS (
             INSERT INTO individual_individual (id, date_created, date_updated, user_created_id,
                 user_updated_id, version, is_deleted, json_ext, first_name, last_name, dob, sex, location_id)
             SELECT {staging.id_sql("s.row", Staging.INDIVIDUAL)}, now(), now(), %(user)s, %(user)s, 1, false,
@@ -146,15 +161,21 @@ def _write_batch(user: Any, job_id: Any, staging: Staging, batch: int) -> Import
             FROM {s} s
             LEFT JOIN {h} h ON h.code = s.household_code AND h.batch = %(batch)s
             LEFT JOIN location_location l ON l.code = s.location_code AND NOT l.is_deleted
-            WHERE s.batch = %(batch)s AND {OK}""", params)
-        individuals = cursor.rowcount
+            WHERE s.batch = %(batch)s AND {OK}
+            RETURNING location_id, is_deleted){_PER_LOCATION}""", params)
+        people = cursor.fetchall()
+        tally.add("individual_individual", "location_id", ((key, live) for key, live, _ in people))
         cursor.execute(f"""
+            WITH written AS (
             INSERT INTO individual_group (id, date_created, date_updated, user_created_id,
                 user_updated_id, version, is_deleted, json_ext, code, location_id, head_id)
             SELECT h.id, now(), now(), %(user)s, %(user)s, 1, false, '{{}}'::jsonb, h.code,
                    h.location_id, h.head_id
-            FROM {h} h WHERE h.batch = %(batch)s AND h.existing_id IS NULL AND NOT h.rejected""", params)
-        households = cursor.rowcount
+            FROM {h} h WHERE h.batch = %(batch)s AND h.existing_id IS NULL AND NOT h.rejected
+            RETURNING location_id, is_deleted){_PER_LOCATION}""", params)
+        groups = cursor.fetchall()
+        tally.add("individual_group", "location_id", ((key, live) for key, live, _ in groups))
+        # Changes neither location_id nor is_deleted: no counter moves (its trigger is skipped).
         cursor.execute(f"""
             UPDATE individual_group g SET head_id = h.head_id, version = g.version + 1,
                    date_updated = now(), user_updated_id = %(user)s
@@ -169,8 +190,10 @@ def _write_batch(user: Any, job_id: Any, staging: Staging, batch: int) -> Import
                    coalesce(s.role, 'OTHER_RELATIVE'), s.recipient_type
             FROM {s} s JOIN {h} h ON h.code = s.household_code AND h.batch = %(batch)s
             WHERE s.batch = %(batch)s AND {OK}""", params)
-        marker = ImportBatch.objects.create(job_id=job_id, batch=batch, individuals=individuals,
-                                            households=households, memberships=cursor.rowcount)
+        marker = ImportBatch.objects.create(job_id=job_id, batch=batch,
+                                            individuals=sum(written for *_, written in people),
+                                            households=sum(written for *_, written in groups),
+                                            memberships=cursor.rowcount)
     return marker
 
 
