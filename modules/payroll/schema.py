@@ -543,4 +543,7 @@ class Query(graphene.ObjectType):
                                       count=totals["count"])
 
     def resolve_payment_methods(self, info: Any) -> PaymentMethodListGQLType:
-        return PaymentMethodListGQLType(payment_methods=[PaymentMethodGQLType(name=n) for n in payment_methods()])
+        names = payment_methods()
+        if speaks_openimis(info):  # the names its payroll form picks from, as its payrolls say them
+            names = [OPENIMIS_PAYMENT_METHODS.get(n, n) for n in names]
+        return PaymentMethodListGQLType(payment_methods=[PaymentMethodGQLType(name=n) for n in names])

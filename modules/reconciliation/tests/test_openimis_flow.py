@@ -221,6 +221,10 @@ def test_openimis_address_answers_openimis_words_and_coremis_address_its_own(sen
         assert "errors" not in body, body
         return body["data"]
 
+    methods = '{ paymentMethods { paymentMethods { name } } }'
+    named = client.post("/api/graphql", data=json_.dumps({"query": methods}), content_type="application/json",
+                        HTTP_AUTHORIZATION=f"Bearer {issue(sent.user).token}").json()
+    assert {"name": "StrategyOfflinePayment"} in named["data"]["paymentMethods"]["paymentMethods"]
     theirs = ask("/api/graphql", "ACCEPTED")
     node = theirs["payroll"]["edges"][0]["node"]
     assert (node["status"], node["paymentMethod"]) == ("APPROVE_FOR_PAYMENT", "StrategyOfflinePayment")
