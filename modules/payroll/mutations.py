@@ -8,6 +8,7 @@ from typing import Any
 
 import graphene
 
+from core.errors import CoreErrorCode, FieldError, ValidationFailed
 from core.graphql.jobs import JobType
 from core.graphql.mutations import CoreMutation
 from core.graphql.scalars import UUID
@@ -161,6 +162,22 @@ class DeleteInput(CoreMutation.Input):
     version = graphene.Int()
 
 
+def one_payroll_id(data: dict[str, Any]) -> Any:
+    """The payroll a payroll mutation acts on: ``id``, or openIMIS's form ``ids: [<one uuid>]``
+    (its payroll screens send that). Exactly one is required."""
+    ids = [i for i in [data.get("id"), *(data.get("ids") or [])] if i is not None]
+    if len(set(ids)) != 1:
+        raise ValidationFailed([FieldError("id", CoreErrorCode.REQUIRED if not ids else CoreErrorCode.INVALID,
+                                           "Name one payroll: id, or ids with one id." if not ids else
+                                           "These mutations act on one payroll at a time; send one id.")])
+    return ids[0]
+
+
+class PayrollsInput(CoreMutation.Input):
+    id = UUID(description="the payroll")
+    ids = graphene.List(graphene.NonNull(UUID), description="openIMIS's form: a list holding the one payroll's id")
+
+
 def _delete_mutation(name: str, doc: str | None, permission: str, field: str, node: type,
                      action: Any) -> type[CoreMutation]:
     """``input: {id, version}`` → ``action(user, id, version)``, the deleted row as ``field``."""
@@ -213,8 +230,6 @@ class CreatePayrollMutation(CoreMutation):
         return {"job": generation.do_create_payroll(generation.check_create_payroll(user, **data))}
 
 
-class PayrollIdInput(CoreMutation.Input):
-    id = UUID(required=True)
 
 
 class MakePaymentForPayrollMutation(CoreMutation):
@@ -225,12 +240,12 @@ class MakePaymentForPayrollMutation(CoreMutation):
     payroll = graphene.Field(PayrollGQLType)
     job = graphene.Field(JobType)
 
-    class Input(PayrollIdInput):
+    class Input(PayrollsInput):
         pass
 
     @classmethod
     def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
-        payroll, job = lifecycle.do_send_payroll(lifecycle.check_send_payroll(user, data["id"]))
+        payroll, job = lifecycle.do_send_payroll(lifecycle.check_send_payroll(user, one_payroll_id(data)))
         return {"payroll": payroll, "job": job}
 
 
@@ -243,12 +258,12 @@ class ClosePayrollMutation(CoreMutation):
     payroll = graphene.Field(PayrollGQLType)
     task = graphene.Field("core.approvals.schema.TaskGQLType")
 
-    class Input(PayrollIdInput):
+    class Input(PayrollsInput):
         pass
 
     @classmethod
     def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
-        closure = lifecycle.do_close_payroll(lifecycle.check_close_payroll(user, data["id"]))
+        closure = lifecycle.do_close_payroll(lifecycle.check_close_payroll(user, one_payroll_id(data)))
         return {"payroll": closure.payroll, "task": closure.task}
 
 
@@ -257,16 +272,25 @@ class RejectPayrollMutation(CoreMutation):
     error_codes = PayrollErrorCode
     payroll = graphene.Field(PayrollGQLType)
 
-    class Input(PayrollIdInput):
+    class Input(PayrollsInput):
         pass
 
     @classmethod
     def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
-        return {"payroll": lifecycle.reject_payroll(user, data["id"])}
+        return {"payroll": lifecycle.reject_payroll(user, one_payroll_id(data))}
 
 
-DeletePayrollMutation = _delete_mutation(
-    "DeletePayrollMutation", None, PAYROLL_DELETE, "payroll", PayrollGQLType, lifecycle.delete_payroll)
+class DeletePayrollMutation(CoreMutation):
+    permission = PAYROLL_DELETE
+    error_codes = PayrollErrorCode
+    payroll = graphene.Field(PayrollGQLType)
+
+    class Input(PayrollsInput):
+        version = graphene.Int()
+
+    @classmethod
+    def perform(cls, info: Any, user: Any, **data: Any) -> dict[str, Any]:
+        return {"payroll": lifecycle.delete_payroll(user, one_payroll_id(data), data.get("version"))}
 
 
 class Mutation(graphene.ObjectType):

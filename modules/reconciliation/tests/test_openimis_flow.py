@@ -276,3 +276,16 @@ def test_the_upload_dialog_posts_with_the_cookie_and_no_csrf_header(sent_payroll
     journal = browser.post("/api/graphql", data=json_.dumps({"query": "{ mutationLogs(first: 1) { totalCount } }"}),
                            content_type="application/json", HTTP_ORIGIN="http://testserver").json()
     assert journal["errors"][0]["extensions"]["code"] == "CSRF_FAILED"
+
+
+def test_payroll_mutations_take_openimis_ids_form_with_one_payroll(sent_payroll, gql, make_payroll):
+    sent = sent_payroll
+    api = gql(sent.user)
+    other = make_payroll(name="Other", cycle_code="2026-02")
+    two = api.ok(CLOSE, {"i": {"ids": [str(sent.payroll.pk), str(other.payroll.pk)]}})["closePayroll"]
+    assert [e["code"] for e in two["errors"]] == ["INVALID"]
+    assert [e["code"] for e in api.ok(CLOSE, {"i": {}})["closePayroll"]["errors"]] == ["REQUIRED"]
+    # as the frontend sends it: ids with the one payroll (refused here because it is not paid yet)
+    one = api.ok(CLOSE, {"i": {"ids": [str(sent.payroll.pk)]}})["closePayroll"]
+    assert one["errors"][0]["code"] in ("INVALID_PAYROLL_STATUS", "NOT_RECONCILED"), one
+    assert Payroll.objects.get(pk=sent.payroll.pk).status == "SENT"
