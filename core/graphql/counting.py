@@ -170,15 +170,41 @@ def total_count(queryset: QuerySet) -> Count:
 def page(queryset: QuerySet, count: Count, item: Any) -> Any:
     """``queryset[item]``; for a list sorted from its matches (see above), in two statements:
     the page's keys, sorted on the list's own table alone (the joins the nodes need would
-    otherwise widen every match before the sort), then those rows with their joins."""
-    if (not isinstance(item, slice) or count.is_estimate or count.value > SORT_FROM_MATCHES_LIMIT
-            or selects_whole_table(queryset.order_by())):
+    otherwise widen every match before the sort), then those rows with their joins.
+
+    graphene-django first asks for everything from the page's offset on (``[start:]``) and
+    only then cuts the page from that; the keys are read at the cut (:class:`KeyedRows`), so
+    a statement never carries more keys than the page has rows."""
+    if (not isinstance(item, slice) or item.step not in (None, 1) or count.is_estimate
+            or count.value > SORT_FROM_MATCHES_LIMIT or selects_whole_table(queryset.order_by())):
         return queryset[item]
     sorted_keys = _sorted_from_matches(queryset.values_list("pk", flat=True))
     if sorted_keys is None:
         return queryset[item]
-    keys = list(sorted_keys[item])
-    return queryset.filter(pk__in=keys)
+    rows = KeyedRows(queryset, sorted_keys, item.start or 0)
+    return rows if item.stop is None else rows[: item.stop - (item.start or 0)]
+
+
+class KeyedRows:
+    """The rows of ``queryset`` from ``start`` on, in ``sorted_keys``' order, read only when a
+    closed slice is cut from them: that slice's keys in one statement, their rows in another."""
+
+    def __init__(self, queryset: QuerySet, sorted_keys: QuerySet, start: int) -> None:
+        self.queryset, self.sorted_keys, self.start = queryset, sorted_keys, start
+
+    def __getitem__(self, item: slice) -> Any:
+        if not isinstance(item, slice) or item.step not in (None, 1) or (item.start or 0) < 0 or (
+                item.stop is not None and item.stop < 0):
+            raise TypeError("a list's rows are cut by a slice of non-negative bounds")
+        begin = self.start + (item.start or 0)
+        end = None if item.stop is None else self.start + item.stop
+        if end is not None and end <= begin:
+            return []
+        keys = list(self.sorted_keys[begin:end])
+        if not keys:
+            return []
+        # the rows keep the list's own ordering, so they come back in the keys' order
+        return self.queryset.filter(pk__in=keys)
 
 
 def _sorted_from_matches(queryset: QuerySet) -> QuerySet | None:
