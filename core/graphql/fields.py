@@ -252,7 +252,7 @@ class ProtectedConnectionField(DjangoFilterConnectionField):
                     raise GraphQLError(exc.message, extensions={"code": exc.code}) from exc
             if self.queryset_hook is not None:
                 queryset = self.queryset_hook(queryset, info, args)
-            if isinstance(queryset, QuerySet):
+            if isinstance(queryset, QuerySet) and not queryset.query.combinator:  # (a union takes neither)
                 queryset = select_selection(queryset, info)
             return apply_order_by(queryset, args.get("orderBy"), self.order_fields)
 
