@@ -64,3 +64,12 @@ def test_ratio_compares_time_per_row():
     loaded = Result(STAGES["location.bulk_load"], Measurement(500, 0.05))
     assert ratio_to(loaded, baseline) == pytest.approx(10.0)
     assert ratio_to(loaded, Result(STAGES["location.pg_copy"], error="boom")) is None
+
+
+def test_a_plan_in_a_results_cell_shows_long_arrays_by_their_size():
+    from bench.stages.http import readable_plan
+
+    keys = ",".join(f"{n:08d}-0000-4000-8000-000000000000" for n in range(2_945))
+    plan = f"Index Scan using pk / Index Cond: (id = ANY ('{{{keys}}}'::uuid[])) / Filter: (a | b) / x = ANY ('{{1,2}}')"
+    assert readable_plan(plan) == ("Index Scan using pk / Index Cond: (id = ANY ('{…2,945 ids…}'::uuid[])) / "
+                                   "Filter: (a ¦ b) / x = ANY ('{1,2}')")

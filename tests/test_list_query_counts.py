@@ -56,6 +56,10 @@ def _scalars(object_type: GraphQLObjectType) -> list[str]:
 def _selection(node: GraphQLObjectType) -> str:
     """Every field of ``node`` without required arguments; objects one level deep (their scalar
     fields); connections inside a node with their count and ids."""
+    return " ".join(_selection_parts(node))
+
+
+def _selection_parts(node: GraphQLObjectType) -> list[str]:
     parts = []
     for name, field in node.fields.items():
         if any(isinstance(arg.type, GraphQLNonNull) for arg in field.args.values()) or name in PER_ROW_FIELDS:
@@ -69,7 +73,7 @@ def _selection(node: GraphQLObjectType) -> str:
             inner = _scalars(target)
             if inner:
                 parts.append(f"{name} {{ {' '.join(inner)} }}")
-    return " ".join(parts)
+    return parts
 
 
 def root_lists() -> dict[str, tuple[Any, GraphQLObjectType]]:
@@ -82,12 +86,13 @@ def root_lists() -> dict[str, tuple[Any, GraphQLObjectType]]:
     return lists
 
 
-def _query(name: str, field: Any, node: GraphQLObjectType, arguments: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+def _query(name: str, field: Any, node: GraphQLObjectType, arguments: dict[str, Any],
+           selection: str | None = None) -> tuple[str, dict[str, Any]]:
     declared = ["$n: Int"] + [f"${arg}: {field.args[arg].type}" for arg in arguments]
     passed = ["first: $n"] + [f"{arg}: ${arg}" for arg in arguments]
     count = "totalCount" if "totalCount" in get_named_type(field.type).fields else ""
     text = (f"query({', '.join(declared)}) {{ {name}({', '.join(passed)}) {{ {count} "
-            f"edges {{ node {{ {_selection(node)} }} }} }} }}")
+            f"edges {{ node {{ {selection or _selection(node)} }} }} }} }}")
     return text, arguments
 
 
@@ -178,6 +183,29 @@ def test_a_location_scoped_user_costs_the_same_too(gql: Any, admin_user: Any, ma
     set_user_locations(admin_user, scoped, [Location.objects.get(code="QC0").pk])
     problems, _ = _compare(gql(scoped), dataset, refusals=True)
     assert not problems, "lists whose statements grow with the page, for a scoped user:\n" + "\n".join(problems)
+
+
+def test_each_field_alone_costs_the_same_for_one_row_and_for_a_page(gql: Any, admin_user: Any, dataset: Any) -> None:
+    """A page reads only what its selection reads (``core.graphql.fields.select_selection``:
+    joins and wide columns follow the fields asked for), so a resolver that reads a relation or
+    a deferred column its type does not declare (``selection_reads``) costs a statement per row
+    when its field is asked for alone."""
+    client = gql(admin_user)
+    problems = []
+    for name, (field, node) in sorted(root_lists().items()):
+        arguments = _arguments(name, dataset)
+        for part in _selection_parts(node):
+            query, _ = _query(name, field, node, arguments, selection=f"id {part}")
+            counts, rows = {}, {}
+            for first in (1, 50):
+                with CaptureQueriesContext(connection) as captured:
+                    result = client.execute(query, {"n": first, **arguments})
+                assert not result.get("errors"), (name, part, result["errors"])
+                rows[first] = len(result["data"][name]["edges"])
+                counts[first] = len(captured.captured_queries)
+            if rows[50] >= 2 and counts[1] != counts[50]:
+                problems.append(f"{name} {{ {part} }}: {counts[1]} statements for 1 row, {counts[50]} for {rows[50]}")
+    assert not problems, "fields that cost a statement per row when asked for alone:\n" + "\n".join(problems)
 
 
 def _compare(client: Any, dataset: dict[str, Any], refusals: bool = False) -> tuple[list[str], list[str]]:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 pytestmark = pytest.mark.django_db
 
@@ -59,3 +60,31 @@ def test_a_scoped_user_counts_exactly(gql: Any, admin_user: Any, make_user: Any,
     page = gql(scoped).ok(LIST)["locations"]
     assert page["totalCountIsEstimate"] is False
     assert page["totalCount"] == 7  # the province and its six communes, counted
+
+
+PAGED = ("query($n: Int, $after: String) { locations(first: $n, after: $after, name_Icontains: \"ngozi\", "
+         "orderBy: [\"-name\"]) { totalCount edges { cursor node { id name } } } }")
+
+
+def test_a_page_sorted_from_its_matches_reads_only_its_own_keys(gql: Any, admin_user: Any) -> None:
+    """A filtered list (sorted from its matches) reads the page's keys, then their rows: no
+    statement names a row of another page, and the statements do not grow with the page."""
+    made = _made(admin_user, 24)
+    ngozi = sorted((m for m in made if m.name.startswith("Ngozi")), key=lambda m: (m.name, m.pk), reverse=True)
+    client = gql(admin_user)
+    seen, statements, after = [], {}, None
+    for size in (2, 5, 5):
+        with CaptureQueriesContext(connection) as captured:
+            page = client.ok(PAGED, {"n": size, "after": after})["locations"]
+        assert page["totalCount"] == 12
+        ids = [edge["node"]["id"] for edge in page["edges"]]
+        assert len(ids) == size
+        statements.setdefault(size, len(captured.captured_queries))
+        # keys are sent as hex (psycopg's form of a uuid)
+        others = {m.pk.hex for m in made} - {m.pk.hex for m in ngozi[len(seen):len(seen) + size]}
+        leaked = [q["sql"][:120] for q in captured.captured_queries if any(key in q["sql"] for key in others)]
+        assert not leaked, leaked
+        seen += [edge["node"]["name"] for edge in page["edges"]]
+        after = page["edges"][-1]["cursor"]
+    assert seen == [m.name for m in ngozi[:12]]
+    assert statements[2] == statements[5]

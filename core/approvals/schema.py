@@ -186,6 +186,11 @@ class TaskGQLType(CoreNode):
                                                               "description, else '<entity type> <id>'")
     json_ext = graphene.JSONString(description="openIMIS's json_ext of a task: the proposal and the result")
 
+    # the wide columns these resolvers read (core.graphql.fields.select_selection); an action's
+    # describe and current_data read the proposal
+    selection_reads = {"businessData": ("data",), "description": ("data",), "entityString": ("data",),
+                       "currentEntityData": ("data",), "jsonExt": ("data", "result", "error")}
+
     def resolve_entity_string(self, info: Any) -> str:
         described = TaskGQLType.resolve_description(self, info)
         return described or f"{self.entity_type} {self.entity_id}"

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,9 +139,12 @@ def maintained_count(queryset: QuerySet) -> int | None:
     chosen = {field for field, _ in key_conditions if field is not None}
     if not live or len(chosen) != 1:
         return None
+    field = chosen.pop()
+    direct = _direct_keys(key_conditions)
+    if direct is not None:
+        return _summed(queryset.db, model._meta.db_table, field.column, direct)
     from core.models import RowCount
 
-    field = chosen.pop()
     # the base manager: the rows of a soft-deleted location still count, as the list's join does
     keys = field.related_model._base_manager.using(queryset.db).filter(
         *(condition for _, condition in key_conditions)).values("pk")
@@ -149,6 +153,40 @@ def maintained_count(queryset: QuerySet) -> int | None:
     if total is not None and total < 0:  # writes bypassed the triggers: count, and say so in the log
         log.error("core_row_count of %s.%s is negative for a list; counting its rows (run core.row_counts.recount)",
                   model._meta.db_table, field.column)
+        return None
+    return int(total or 0)
+
+
+def _direct_keys(key_conditions: list[tuple[Any, Q]]) -> list[uuid.UUID] | None:
+    """The keys of one condition on the list's own foreign key column (``benefit_plan_id = X``,
+    ``payroll_id IN (…)``), or None for any other shape. Such keys need no look-up in the
+    related table: a row can only name a key that exists, and a key no row names has no
+    counter (or a zero one)."""
+    if len(key_conditions) != 1 or key_conditions[0][0] is None:
+        return None
+    condition = key_conditions[0][1]
+    if condition.negated or len(condition.children) != 1 or not isinstance(condition.children[0], tuple):
+        return None
+    lookup, value = condition.children[0]
+    values = [value] if lookup == "pk__exact" else list(value) if lookup == "pk__in" else None
+    if values is None:
+        return None
+    try:
+        return [v if isinstance(v, uuid.UUID) else uuid.UUID(str(v)) for v in values]
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
+def _summed(db: str, table: str, column: str, keys: list[uuid.UUID]) -> int | None:
+    """The live rows of ``table`` under ``keys`` of ``column``, from their counters: one
+    statement, written out rather than built by the ORM (it is on every such list's path)."""
+    with connections[db].cursor() as cursor:
+        cursor.execute("SELECT sum(live) FROM core_row_count WHERE table_name = %s AND column_name = %s "
+                       "AND key = ANY(%s)", [table, column, keys])
+        total = cursor.fetchone()[0]
+    if total is not None and total < 0:
+        log.error("core_row_count of %s.%s is negative for a list; counting its rows (run core.row_counts.recount)",
+                  table, column)
         return None
     return int(total or 0)
 
@@ -170,15 +208,41 @@ def total_count(queryset: QuerySet) -> Count:
 def page(queryset: QuerySet, count: Count, item: Any) -> Any:
     """``queryset[item]``; for a list sorted from its matches (see above), in two statements:
     the page's keys, sorted on the list's own table alone (the joins the nodes need would
-    otherwise widen every match before the sort), then those rows with their joins."""
-    if (not isinstance(item, slice) or count.is_estimate or count.value > SORT_FROM_MATCHES_LIMIT
-            or selects_whole_table(queryset.order_by())):
+    otherwise widen every match before the sort), then those rows with their joins.
+
+    graphene-django first asks for everything from the page's offset on (``[start:]``) and
+    only then cuts the page from that; the keys are read at the cut (:class:`KeyedRows`), so
+    a statement never carries more keys than the page has rows."""
+    if (not isinstance(item, slice) or item.step not in (None, 1) or count.is_estimate
+            or count.value > SORT_FROM_MATCHES_LIMIT or selects_whole_table(queryset.order_by())):
         return queryset[item]
     sorted_keys = _sorted_from_matches(queryset.values_list("pk", flat=True))
     if sorted_keys is None:
         return queryset[item]
-    keys = list(sorted_keys[item])
-    return queryset.filter(pk__in=keys)
+    rows = KeyedRows(queryset, sorted_keys, item.start or 0)
+    return rows if item.stop is None else rows[: item.stop - (item.start or 0)]
+
+
+class KeyedRows:
+    """The rows of ``queryset`` from ``start`` on, in ``sorted_keys``' order, read only when a
+    closed slice is cut from them: that slice's keys in one statement, their rows in another."""
+
+    def __init__(self, queryset: QuerySet, sorted_keys: QuerySet, start: int) -> None:
+        self.queryset, self.sorted_keys, self.start = queryset, sorted_keys, start
+
+    def __getitem__(self, item: slice) -> Any:
+        if not isinstance(item, slice) or item.step not in (None, 1) or (item.start or 0) < 0 or (
+                item.stop is not None and item.stop < 0):
+            raise TypeError("a list's rows are cut by a slice of non-negative bounds")
+        begin = self.start + (item.start or 0)
+        end = None if item.stop is None else self.start + item.stop
+        if end is not None and end <= begin:
+            return []
+        keys = list(self.sorted_keys[begin:end])
+        if not keys:
+            return []
+        # the rows keep the list's own ordering, so they come back in the keys' order
+        return self.queryset.filter(pk__in=keys)
 
 
 def _sorted_from_matches(queryset: QuerySet) -> QuerySet | None:

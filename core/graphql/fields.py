@@ -9,10 +9,17 @@ from typing import Any, TypeVar, cast
 
 import graphene
 from django.core.exceptions import FieldDoesNotExist, ValidationError
-from django.db.models import QuerySet
+from django.db.models import BinaryField, JSONField, QuerySet, TextField
 from graphene.utils.str_converters import to_camel_case, to_snake_case
 from graphene_django.filter import DjangoFilterConnectionField
-from graphql import FieldNode, FragmentSpreadNode, GraphQLError, InlineFragmentNode
+from graphql import (
+    FieldNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    GraphQLObjectType,
+    InlineFragmentNode,
+    get_named_type,
+)
 
 from core import custom_filters
 from core.errors import CoreErrorCode, ServiceError
@@ -79,33 +86,127 @@ def selects(info: Any, *path: str) -> bool:
                for root in info.field_nodes)
 
 
-def _relations(model: Any, selection_set: Any, info: Any, prefix: str, depth: int) -> Iterator[str]:
+# Columns a page does not read unless the request shows them: programme fields, free text.
+WIDE_COLUMNS = (JSONField, TextField, BinaryField)
+_WHOLE = "*"  # a relation a resolver reads as a whole row (kept, nothing of it deferred)
+
+
+class _ReadPlan:
+    """What a list's page reads for one request: the relations to join and, per model reached
+    (by its path from the list's rows, ``""`` for them), the names kept from deferral."""
+
+    def __init__(self) -> None:
+        self.joins: set[str] = set()
+        self.models: dict[str, Any] = {}
+        self.kept: dict[str, set[str]] = {}
+
+    def reach(self, prefix: str, model: Any) -> set[str]:
+        self.models.setdefault(prefix, model)
+        return self.kept.setdefault(prefix, set())
+
+    def read(self, model: Any, prefix: str, path: str) -> None:
+        """A resolver reads ``path`` (``payment_point__adaptor``, or a relation, ``benefit_plan``,
+        read as a whole) from the model at ``prefix``: join its relations, keep its column."""
+        kept = self.reach(prefix, model)
+        name, _, rest = path.partition("__")
+        field = model._meta.get_field(name)
+        if not (field.is_relation and (field.many_to_one or field.one_to_one)):
+            kept.add(name)
+            return
+        self.joins.add(prefix + name)
+        kept.add(name)
+        if rest:
+            self.read(field.related_model, f"{prefix}{name}__", rest)
+        else:
+            self.reach(f"{prefix}{name}__", field.related_model).add(_WHOLE)
+
+    def deferred(self) -> list[str]:
+        out = []
+        for prefix, model in self.models.items():
+            if prefix and prefix[:-2] not in self.joins:
+                continue
+            kept = self.kept[prefix]
+            if _WHOLE in kept:
+                continue
+            out += [prefix + f.name for f in model._meta.concrete_fields
+                    if isinstance(f, WIDE_COLUMNS) and not f.primary_key and f.name not in kept]
+        return out
+
+
+def _object_type(type_: Any) -> Any:
+    named = get_named_type(type_) if type_ is not None else None
+    return named if isinstance(named, GraphQLObjectType) else None
+
+
+def _plan_node(plan: _ReadPlan, model: Any, object_type: Any, selection_set: Any, info: Any, prefix: str,
+               depth: int) -> None:
+    """Walk one node's selection: the foreign keys it selects (``depth`` levels), the columns
+    it names, and what its type's ``selection_reads`` says a named field's resolver reads."""
+    kept = plan.reach(prefix, model)
+    node_type = getattr(object_type, "graphene_type", None)
+    reads: dict[str, Iterable[str]] = getattr(node_type, "selection_reads", None) or {}
     for field_node in _fields(selection_set, info):
-        name = to_snake_case(field_node.name.value)
+        graphql_name = field_node.name.value
+        for path in reads.get(graphql_name, ()):
+            plan.read(model, prefix, path)
+        name = to_snake_case(graphql_name)
+        kept.add(name)
         try:
             field = model._meta.get_field(name)
         except FieldDoesNotExist:
             continue
-        if field.concrete and (field.many_to_one or field.one_to_one) and field_node.selection_set is not None:
-            yield prefix + name
-            if depth > 1:
-                yield from _relations(field.related_model, field_node.selection_set, info, f"{prefix}{name}__",
-                                      depth - 1)
+        if (depth > 0 and field.concrete and (field.many_to_one or field.one_to_one)
+                and field_node.selection_set is not None):
+            plan.joins.add(prefix + name)
+            inner = object_type.fields.get(graphql_name) if object_type is not None else None
+            _plan_node(plan, field.related_model, _object_type(inner.type) if inner is not None else None,
+                       field_node.selection_set, info, f"{prefix}{name}__", depth - 1)
 
 
-def select_selected_relations(queryset: QuerySet, info: Any, depth: int = 2) -> QuerySet:
-    """``select_related`` for every foreign key the request selects on the list's nodes (two
-    levels: ``payroll { paymentPlan { code } }``), so a page reads them in its own query and
-    no node type has to list them by hand (``userCreated { username }`` included)."""
-    paths: set[str] = set()
+def select_selection(queryset: QuerySet, info: Any, depth: int = 2) -> QuerySet:
+    """The page reads what the request's selection reads, and only that.
+
+    - ``select_related`` for every foreign key the request selects on the list's nodes (two
+      levels: ``payroll { paymentPlan { code } }``), so a page reads them in its own query and
+      no node type lists them by hand (``userCreated { username }`` included);
+    - what a node field's resolver reads behind its name, declared on the node type as
+      ``selection_reads = {"paymentMethod": ("payment_point__adaptor",)}`` (a path to a column,
+      or to a relation read whole), joined only when that field is asked for, at any depth;
+    - the wide columns (:data:`WIDE_COLUMNS`: ``json_ext``, free text) of the rows and of
+      every joined relation are deferred unless a field of their name or a declared read
+      needs them: an officer's page of ten rows does not carry ten people's programme fields.
+
+    ``tests/test_list_query_counts.py`` asks each list for each field alone, so a resolver that
+    reads a deferred column without declaring it shows up as a statement per row."""
+    plan = _ReadPlan()
+    root_type = _object_type(info.return_type)
+    edges_type = _object_type(root_type.fields["edges"].type) if root_type and "edges" in root_type.fields else None
+    node_type = _object_type(edges_type.fields["node"].type) if edges_type and "node" in edges_type.fields else None
     for root in info.field_nodes:
         for edges in _fields(root.selection_set, info):
             if edges.name.value != "edges":
                 continue
             for node in _fields(edges.selection_set, info):
                 if node.name.value == "node":
-                    paths.update(_relations(queryset.model, node.selection_set, info, "", depth))
-    return queryset.select_related(*sorted(paths)) if paths else queryset
+                    _plan_node(plan, queryset.model, node_type, node.selection_set, info, "", depth)
+    if plan.joins:
+        queryset = queryset.select_related(*sorted(plan.joins))
+    deferred = plan.deferred()
+    return queryset.defer(*sorted(deferred)) if deferred else queryset
+
+
+def select_list_selection(queryset: QuerySet, info: Any, depth: int = 2) -> QuerySet:
+    """:func:`select_selection` for a plain list field (``payroll { benefitConsumption { … } }``):
+    the selection of the field itself is the rows' selection."""
+    plan = _ReadPlan()
+    node_type = _object_type(info.return_type)
+    for root in info.field_nodes:
+        if root.selection_set is not None:
+            _plan_node(plan, queryset.model, node_type, root.selection_set, info, "", depth)
+    if plan.joins:
+        queryset = queryset.select_related(*sorted(plan.joins))
+    deferred = plan.deferred()
+    return queryset.defer(*sorted(deferred)) if deferred else queryset
 
 
 class ProtectedConnectionField(DjangoFilterConnectionField):
@@ -165,8 +266,8 @@ class ProtectedConnectionField(DjangoFilterConnectionField):
                     raise GraphQLError(exc.message, extensions={"code": exc.code}) from exc
             if self.queryset_hook is not None:
                 queryset = self.queryset_hook(queryset, info, args)
-            if isinstance(queryset, QuerySet):
-                queryset = select_selected_relations(queryset, info)
+            if isinstance(queryset, QuerySet) and not queryset.query.combinator:  # (a union takes neither)
+                queryset = select_selection(queryset, info)
             return apply_order_by(queryset, args.get("orderBy"), self.order_fields)
 
         return resolve

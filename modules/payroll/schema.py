@@ -15,7 +15,12 @@ import graphene
 from django.db.models import QuerySet
 
 from core.graphql.choices import ChoiceCodeFilter, ChoiceCodesFilter, ChoiceTextFilter, choice_enum
-from core.graphql.fields import ProtectedConnectionField, ProtectedField, once_per_page, selects
+from core.graphql.fields import (
+    ProtectedConnectionField,
+    ProtectedField,
+    once_per_page,
+    select_list_selection,
+)
 from core.graphql.jobs import JobType  # noqa: F401 - job fields resolve to it
 from core.graphql.openimis import request_speaks_openimis, speaks_openimis
 from core.graphql.scalars import UUID
@@ -116,6 +121,9 @@ class PaymentPointGQLType(CoreNode):
     configured_keys = graphene.List(graphene.NonNull(graphene.String), required=True,
                                     description="names of the settings the point has, without values")
 
+    # (core.graphql.fields.select_selection: the wide columns these resolvers read)
+    selection_reads = {"configuredKeys": ("config",), "location": ("routing",)}
+
     def resolve_configured_keys(self, info: Any) -> list[str]:
         return sorted((self.config or {}).keys())
 
@@ -189,6 +197,9 @@ class PaymentPlanGQLType(CoreNode):
         fields = (*AUDIT, "code", "name", "calculation_rule", "currency", "minor_unit")
         filter_fields = {"code": ["exact", "icontains"], "benefit_plan__id": ["exact"], "is_deleted": ["exact"]}
 
+    # (core.graphql.fields.select_selection: what these resolvers read, joined when asked for)
+    selection_reads = {"benefitPlanDetail": ("benefit_plan",), "benefitPlan": ("benefit_plan",)}
+
     benefit_plan_detail = graphene.Field(BenefitPlanGQLType, required=True, description="the benefit plan it pays")
     # openIMIS's form (its PaymentPlan.benefitPlan): the plan as JSON text, which its payroll screen
     # decodes twice (a JSON string whose content is the plan's JSON), then reads ``id`` from.
@@ -201,9 +212,6 @@ class PaymentPlanGQLType(CoreNode):
     def resolve_benefit_plan(self, info: Any) -> str:
         return openimis_plan_json(self.benefit_plan)
 
-    @classmethod
-    def list_queryset(cls, queryset: QuerySet, info: Any) -> QuerySet:
-        return queryset.select_related("benefit_plan")
 
 
 # openIMIS's payroll statuses are four; its "Approved payrolls" page asks for
@@ -251,6 +259,9 @@ class PayrollGQLType(CoreNode):
     control_sum = graphene.BigInt(required=True, description="their total in minor units; for a user with a "
                                   "location scope, the total in their locations")
 
+    selection_reads = {"paymentMethod": ("payment_point__adaptor",), "dateValidFrom": ("payment_cycle__start_date",),
+                       "dateValidTo": ("payment_cycle__end_date",)}
+
     def resolve_status(self, info: Any) -> str:
         status = str(self.status)
         return OPENIMIS_PAYROLL_WORDS.get(status, status) if speaks_openimis(info) else status
@@ -292,16 +303,8 @@ class PayrollGQLType(CoreNode):
 
     @classmethod
     def list_queryset(cls, queryset: QuerySet, info: Any) -> QuerySet:
-        # What the request selects (``paymentPlan { benefitPlanDetail { … } }``) the list joins
-        # itself; these fields read a relation the request does not name (openIMIS's
-        # ``paymentPlan { benefitPlan }`` is a JSON string of the plan's benefit plan).
-        if selects(info, "paymentPlan", "benefitPlan"):
-            queryset = queryset.select_related("payment_plan__benefit_plan")
-        if selects(info, "paymentMethod"):
-            queryset = queryset.select_related("payment_point")
-        if selects(info, "dateValidFrom") or selects(info, "dateValidTo"):
-            queryset = queryset.select_related("payment_cycle")
-        # No field shows the generation report (the job's result does): not read per page.
+        # What the request selects, and what its fields read (``selection_reads``), the list
+        # joins itself. No field shows the generation report (the job's result does).
         queryset = queryset.defer("generation_report")
         queryset = selectors.visible_payrolls(info.context.user, queryset)
         return selectors.with_scoped_totals(info.context.user, queryset)
@@ -323,6 +326,7 @@ def _inline_payments(payrolls: list[Payroll], info: Any) -> dict[Any, list[Any]]
     limit = inline_payments_limit()
     rows = BenefitConsumptionGQLType.list_queryset(
         BenefitConsumption.objects.filter(payroll__in=[p.pk for p in payrolls], is_deleted=False), info)
+    rows = select_list_selection(rows, info)
     found = list(rows.order_by("payroll_id", "code")[: limit + 1])
     if len(found) > limit:
         raise GraphQLError(
@@ -379,8 +383,13 @@ class BenefitConsumptionGQLType(CoreNode):
     amount = graphene.Float(required=True, description="minor units")
     receipt = graphene.String(description="the provider's transaction id (openIMIS name)")
 
+    selection_reads = {"status": ("payroll__status",), "dateValidFrom": ("payroll__payment_cycle__start_date",),
+                       "dateValidTo": ("payroll__payment_cycle__end_date",),
+                       "dateDue": ("payroll__payment_cycle__end_date",), "type": ("payment_point__adaptor",),
+                       "benefitAttachment": ("payroll__name", "code", "amount", "date_paid")}
+
     def resolve_status(self, info: Any) -> str:
-        # ``payroll`` is joined by every list (list_queryset) and by a payroll's own payments.
+        # ``payroll`` is joined by the lists that show ``status`` (selection_reads)
         status = str(effective_status(self.status, self.payroll.status))
         return OPENIMIS_PAYMENT_WORDS.get(status, status) if speaks_openimis(info) else status
 
@@ -419,9 +428,6 @@ class BenefitConsumptionGQLType(CoreNode):
 
     @classmethod
     def list_queryset(cls, queryset: QuerySet, info: Any) -> QuerySet:
-        # (the payroll's point: its ``paymentMethod``; its cycle: its ``dateValidFrom``/``dateValidTo``)
-        queryset = queryset.select_related("individual", "group", "payment_point", "payroll__payment_point",
-                                           "payroll__payment_cycle", "payment_cycle")
         return scope_queryset(queryset, info.context.user, "individual__location")
 
 
@@ -462,6 +468,10 @@ class BenefitAttachmentGQLType(CoreNode):
 
     benefit = graphene.Field(BenefitConsumptionGQLType, required=True)
     bill = graphene.Field(BillGQLType, required=True)
+    # ``benefit`` is this same row, shown as a payment: what its fields read, joined whole
+    selection_reads = {"benefit": ("individual", "payroll__status", "payroll__payment_cycle", "payment_point",
+                                   "json_ext"),
+                       "bill": ("payroll__name", "code", "amount", "date_paid")}
 
     def resolve_benefit(self, info: Any) -> Any:
         return self

@@ -9,7 +9,7 @@ import graphene
 from django.db.models import QuerySet
 
 from core.graphql.choices import choice_enum
-from core.graphql.fields import ProtectedConnectionField, ProtectedField
+from core.graphql.fields import ProtectedConnectionField, ProtectedField, selects
 from core.graphql.jobs import JobType
 from core.graphql.mutations import CoreMutation
 from core.graphql.scalars import UUID
@@ -66,7 +66,7 @@ class CsvReconciliationUploadGQLType(CoreNode):
 
     @classmethod
     def list_queryset(cls, queryset: QuerySet, info: Any) -> QuerySet:
-        return services.visible_files(info.context.user, queryset).select_related("payroll")
+        return services.visible_files(info.context.user, queryset)
 
 
 def _files_never_deleted(queryset: QuerySet, info: Any, args: dict[str, Any]) -> QuerySet:
@@ -100,6 +100,7 @@ class MismatchGQLType(CoreNode):
     assignee = graphene.String(description="the assignee's username")
     payment_id = UUID()
     history = graphene.List(graphene.NonNull(MismatchEventGQLType), required=True)
+    selection_reads = {"assignee": ("assignee__username",)}  # (core.graphql.fields.select_selection)
 
     def resolve_klass(self, info: Any) -> str:
         return str(self.klass)
@@ -123,9 +124,11 @@ class MismatchGQLType(CoreNode):
     def list_queryset(cls, queryset: QuerySet, info: Any) -> QuerySet:
         from django.db.models import Prefetch
 
-        events = Prefetch("events", MismatchEvent.objects.select_related("actor", "assignee").order_by("at", "id"))
-        return (services.visible_mismatches(info.context.user, queryset)
-                .select_related("assignee", "payroll").prefetch_related(events))
+        queryset = services.visible_mismatches(info.context.user, queryset)
+        if selects(info, "history"):
+            events = Prefetch("events", MismatchEvent.objects.select_related("actor", "assignee").order_by("at", "id"))
+            queryset = queryset.prefetch_related(events)
+        return queryset
 
 
 class MismatchCountType(graphene.ObjectType):

@@ -108,6 +108,7 @@ class BeneficiaryGQLType(CoreNode):
     project = graphene.Field("modules.social_protection.openimis.ProjectType",
                              description="openIMIS's project; always null (coremis has no projects)")
     is_eligible = graphene.Boolean(required=True, description="whether the individual meets the plan's criteria now")
+    selection_reads = {"isEligible": ("benefit_plan",)}  # its criteria (core.graphql.fields.select_selection)
 
     def resolve_project(self, info: Any) -> None:
         return None
@@ -119,8 +120,6 @@ class BeneficiaryGQLType(CoreNode):
 
     @classmethod
     def list_queryset(cls, queryset: QuerySet, info: Any) -> QuerySet:
-        queryset = queryset.select_related("benefit_plan", "individual", "individual__location",
-                                           "user_created", "user_updated")
         return scoped_beneficiaries(info.context.user, queryset, PlanType.INDIVIDUAL)
 
 
@@ -138,6 +137,7 @@ class GroupBeneficiaryGQLType(CoreNode):
     project = graphene.Field("modules.social_protection.openimis.ProjectType",
                              description="openIMIS's project; always null (coremis has no projects)")
     is_eligible = graphene.Boolean(required=True, description="whether the group meets the plan's criteria now")
+    selection_reads = {"isEligible": ("benefit_plan",)}  # its criteria (core.graphql.fields.select_selection)
 
     def resolve_project(self, info: Any) -> None:
         return None
@@ -149,8 +149,6 @@ class GroupBeneficiaryGQLType(CoreNode):
 
     @classmethod
     def list_queryset(cls, queryset: QuerySet, info: Any) -> QuerySet:
-        queryset = queryset.select_related("benefit_plan", "group", "group__location", "group__head",
-                                           "user_created", "user_updated")
         return scoped_beneficiaries(info.context.user, queryset, PlanType.GROUP)
 
 

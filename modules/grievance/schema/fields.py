@@ -11,7 +11,7 @@ from django.db.models.fields.related import ForeignKey
 from graphql import GraphQLError
 
 from core.errors import CoreErrorCode
-from core.graphql.fields import ProtectedConnectionField
+from core.graphql.fields import ProtectedConnectionField, selects
 from core.graphql.scalars import UUID
 from core.models import HistoryEntry
 from modules.grievance import access
@@ -111,26 +111,32 @@ class TicketVersions:
         return iter(tickets)
 
 
-def _prefetch_links(tickets: list[Ticket]) -> None:
-    """What a page's tickets point to, read once for the page (not once per ticket): their
-    resolution comments and the payments they are about."""
+def _prefetch_links(tickets: list[Ticket], info: Any, *under: str) -> None:
+    """What a page's tickets point to, read once for the page (not once per ticket) when the
+    request shows it: their resolution comments (``jsonExt``), the payments they are about
+    (``payment``) and their tasks (``tasks``), on the nodes or ``under`` them (a comment's
+    ``ticket``). A page that shows none reads none of them."""
     from modules.grievance import links
     from modules.grievance.models import Comment
 
-    resolution: dict[Any, list[str]] = {t.pk: [] for t in tickets}
-    for ticket_id, comment_id in Comment.objects.filter(ticket_id__in=list(resolution), is_resolution=True
-                                                        ).values_list("ticket_id", "pk"):
-        resolution[ticket_id].append(str(comment_id))
-    payments = links.payments({t.payment_id for t in tickets if t.payment_id})
-    from django.db.models import Prefetch, prefetch_related_objects
+    if selects(info, *under, "jsonExt"):
+        resolution: dict[Any, list[str]] = {t.pk: [] for t in tickets}
+        for ticket_id, comment_id in Comment.objects.filter(ticket_id__in=list(resolution), is_resolution=True
+                                                            ).values_list("ticket_id", "pk"):
+            resolution[ticket_id].append(str(comment_id))
+        for ticket in tickets:
+            ticket._resolution_comment_ids = resolution.get(ticket.pk, [])
+    if selects(info, *under, "payment"):
+        payments = links.payments({t.payment_id for t in tickets if t.payment_id})
+        for ticket in tickets:
+            ticket._payment_ref = payments.get(ticket.payment_id) if ticket.payment_id else None
+    if selects(info, *under, "tasks"):
+        from django.db.models import Prefetch, prefetch_related_objects
 
-    from modules.grievance.models import TicketTask
+        from modules.grievance.models import TicketTask
 
-    prefetch_related_objects([t for t in tickets if not getattr(t, "_is_history", False)],
-                             Prefetch("tasks", queryset=TicketTask.objects.select_related("assignee")))
-    for ticket in tickets:
-        ticket._resolution_comment_ids = resolution.get(ticket.pk, [])
-        ticket._payment_ref = payments.get(ticket.payment_id) if ticket.payment_id else None
+        prefetch_related_objects([t for t in tickets if not getattr(t, "_is_history", False)],
+                                 Prefetch("tasks", queryset=TicketTask.objects.select_related("assignee")))
 
 
 class TicketConnectionField(ProtectedConnectionField):
@@ -165,7 +171,7 @@ class TicketConnectionField(ProtectedConnectionField):
             connection = resolve(root, info, **args)
             nodes = [edge.node for edge in connection.edges]
             detail = args.get("id") is not None
-            _prefetch_links(nodes)
+            _prefetch_links(nodes, info)
             for node in nodes:
                 node._grievance_detail = detail
             access.log_reads(info.context.user, nodes, "detail" if detail else
@@ -189,7 +195,7 @@ class TicketPartsField(ProtectedConnectionField):
 
         def logged(root: Any, info: Any, **args: Any) -> Any:
             connection = resolve(root, info, **args)
-            _prefetch_links([edge.node.ticket for edge in connection.edges])  # their jsonExt, tasks: once a page
+            _prefetch_links([edge.node.ticket for edge in connection.edges], info, "ticket")  # once a page
             tickets = {edge.node.ticket_id: edge.node.ticket for edge in connection.edges}
             access.log_reads(info.context.user, tickets.values(), path)
             return connection

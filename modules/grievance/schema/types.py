@@ -152,10 +152,17 @@ class TicketGQLType(CoreNode):
     access_level = AccessLevelEnum(description="FULL or RESTRICTED: what of this ticket you may see")
     tasks = graphene.List(graphene.NonNull(lambda: TicketTaskGQLType))
 
+    # what these resolvers read, joined only when asked for (core.graphql.fields.select_selection)
+    selection_reads = {
+        "reporter": ("reporter_individual", "reporter_user"),
+        "reporterFirstName": ("reporter_individual__first_name",),
+        "reporterLastName": ("reporter_individual__last_name",),
+        "reporterDob": ("reporter_individual__dob",),
+        "contact": ("contact",),
+    }
+
     @classmethod
     def list_queryset(cls, queryset: QuerySet, info: Any) -> QuerySet:
-        queryset = queryset.select_related("reporter_individual", "reporter_user", "attending_staff", "location",
-                                           "contact")
         return access.visible_tickets(info.context.user, queryset)
 
     @classmethod
