@@ -287,16 +287,22 @@ def _apply_outcomes(cursor: Any, user: Any) -> None:
     """What the new lines say, for payments without an open mismatch, goes to payroll as
     outcomes (forward only: a final payment does not move again); the provider's transaction id
     becomes the payment's receipt. A payment's final word (PAID, FAILED) comes before an
-    acknowledgement of the same run."""
-    from modules.payroll.sending import record_outcomes_from
+    acknowledgement of the same run.
 
+    Only lines of payments that can still move are picked and sorted: a second source, or a
+    re-delivered word, about payments already final (the camt.053 after the result file: 315,000
+    lines) would otherwise be sorted in full for an UPDATE that changes nothing. payroll checks
+    the forward rules again on the rows it updates."""
+    from modules.payroll.sending import FORWARD, record_outcomes_from
+
+    movable = sorted({str(status) for sources in FORWARD.values() for status in sources})
     record_outcomes_from(f"""
         SELECT DISTINCT ON (r.reference) r.reference, CASE r.status WHEN 'ACCEPTED' THEN 'SENT' ELSE r.status END,
                r.provider_transaction_id, r.message
         FROM recon_new n JOIN {LEDGER} r ON r.id = n.id
-        WHERE r.payment_id IS NOT NULL
-          AND NOT EXISTS (SELECT 1 FROM {MISMATCH} m WHERE m.payment_id = r.payment_id AND m.status = 'OPEN')
-        ORDER BY r.reference, r.status = 'ACCEPTED', r.id DESC""", [], user)
+        JOIN {PAYMENT} b ON b.id = r.payment_id AND b.status = ANY(%s)
+        WHERE NOT EXISTS (SELECT 1 FROM {MISMATCH} m WHERE m.payment_id = r.payment_id AND m.status = 'OPEN')
+        ORDER BY r.reference, r.status = 'ACCEPTED', r.id DESC""", [movable], user)
 
 
 def flag_unreported(user: Any, now: datetime.datetime | None = None) -> int:
