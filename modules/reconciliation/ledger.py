@@ -56,7 +56,7 @@ def store(rows: Iterable[Row], *, source: str, point_id: Any, file_id: Any, user
         cursor.execute(f"SET LOCAL work_mem = '{MATCH_WORK_MEM}'")
         cursor.execute("CREATE TEMP TABLE recon_stage (seq int, line int, reference text, provider_transaction_id text, "
                        "amount numeric, currency text, status text, value_date date, account text, message text, "
-                       "raw text, checksum text) ON COMMIT DROP")
+                       "raw text, checksum uuid) ON COMMIT DROP")
         staged = 0
         with cursor.copy(f"COPY recon_stage ({', '.join(STAGED)}) FROM STDIN") as copy:
             for row in rows:
