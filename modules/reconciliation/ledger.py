@@ -72,25 +72,36 @@ def store(rows: Iterable[Row], *, source: str, point_id: Any, file_id: Any, user
             match_by_rule(cursor, point_id)
         issues = _refuse(cursor, payroll_id, scope)
         refused = len(issues)
-        cursor.execute("SELECT s.line, s.reference FROM recon_stage s WHERE NOT EXISTS (SELECT 1 FROM "
-                       f"{PAYMENT} b WHERE b.code = s.reference AND NOT b.is_deleted) ORDER BY s.line")
-        unknown = cursor.fetchall()
-        issues += [(line, "UNKNOWN_REFERENCE", f"Line {line}: no payment has the reference {ref} (a paid line "
-                    "opens an UNKNOWN_REFERENCE mismatch).") for line, ref in unknown[:1000]]
         cursor.execute("CREATE TEMP TABLE recon_new (id bigint PRIMARY KEY) ON COMMIT DROP")
+        # One join of the staged lines with the payments serves both the insert (which payment
+        # each line names) and the report of the references nobody ordered; the first row
+        # answered carries how many lines were stored.
         cursor.execute(f"""
-            WITH added AS (
+            WITH matched AS MATERIALIZED (
+                SELECT s.seq, s.line, s.reference, s.provider_transaction_id, s.amount, s.currency, s.status,
+                       s.value_date, s.account, s.message, s.raw, s.checksum, b.id AS payment_id, b.payroll_id
+                FROM recon_stage s LEFT JOIN {PAYMENT} b ON b.code = s.reference AND NOT b.is_deleted),
+            added AS (
                 INSERT INTO {LEDGER} (source, payment_point_id, file_id, line, received_at, reference,
                                       provider_transaction_id, amount, currency, status, value_date, account,
                                       message, raw, checksum, payment_id, payroll_id)
-                SELECT %s, %s, %s, s.line, coalesce(%s, now()), s.reference, s.provider_transaction_id, s.amount,
-                       s.currency, s.status, s.value_date, s.account, s.message, s.raw, s.checksum, b.id, b.payroll_id
-                FROM recon_stage s LEFT JOIN {PAYMENT} b ON b.code = s.reference AND NOT b.is_deleted
-                ORDER BY s.seq
+                SELECT %s, %s, %s, m.line, coalesce(%s, now()), m.reference, m.provider_transaction_id, m.amount,
+                       m.currency, m.status, m.value_date, m.account, m.message, m.raw, m.checksum, m.payment_id,
+                       m.payroll_id
+                FROM matched m
+                ORDER BY m.seq
                 ON CONFLICT DO NOTHING
-                RETURNING id)
-            INSERT INTO recon_new SELECT id FROM added""", [source, point_id, file_id, received_at])
-        stored = cursor.rowcount
+                RETURNING id),
+            kept AS (INSERT INTO recon_new SELECT id FROM added RETURNING id)
+            SELECT NULL::int, NULL::text, (SELECT count(*) FROM kept)
+            UNION ALL
+            SELECT line, reference, NULL FROM matched WHERE payment_id IS NULL""",
+                       [source, point_id, file_id, received_at])
+        answered = cursor.fetchall()
+        stored = int(next(count for line, _, count in answered if line is None))
+        unknown = sorted((line, ref) for line, ref, _ in answered if line is not None)
+        issues += [(line, "UNKNOWN_REFERENCE", f"Line {line}: no payment has the reference {ref} (a paid line "
+                    "opens an UNKNOWN_REFERENCE mismatch).") for line, ref in unknown[:1000]]
         cursor.execute("ANALYZE recon_new")
         clock.lap("store")
         detected = _match(cursor, uid, apply=source not in APPLIED_BY_PAYROLL, user=user, clock=clock)
