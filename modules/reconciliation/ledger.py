@@ -32,6 +32,10 @@ EVENT = "reconciliation_mismatchevent"
 PAYMENT = "payroll_benefitconsumption"
 STAGED = ("seq", "line", "reference", "provider_transaction_id", "amount", "currency", "status", "value_date", "account",
           "message", "raw", "checksum")
+# The columns of the lines a run added that matching reads (``recon_new``).
+NEW = (("id", "bigint"), ("reference", "text"), ("payment_point_id", "uuid"), ("amount", "numeric"),
+       ("currency", "text"), ("account", "text"), ("payment_id", "uuid"), ("status", "text"),
+       ("provider_transaction_id", "text"), ("message", "text"))
 # Sources whose outcomes payroll has already applied itself (its callback route and polls).
 APPLIED_BY_PAYROLL = (Source.CALLBACK, Source.POLL)
 # For the ingestion's transaction: a national file joins, sorts and hashes 315,000 staged lines
@@ -72,7 +76,10 @@ def store(rows: Iterable[Row], *, source: str, point_id: Any, file_id: Any, user
             match_by_rule(cursor, point_id)
         issues = _refuse(cursor, payroll_id, scope)
         refused = len(issues)
-        cursor.execute("CREATE TEMP TABLE recon_new (id bigint PRIMARY KEY) ON COMMIT DROP")
+        # The lines this run added, with what matching reads of them: the statements below read
+        # this table alone instead of joining it back to the whole ledger (which they scanned).
+        cursor.execute(f"CREATE TEMP TABLE recon_new ({', '.join(f'{name} {kind}' for name, kind in NEW)}) "
+                       "ON COMMIT DROP")
         # One join of the staged lines with the payments serves both the insert (which payment
         # each line names) and the report of the references nobody ordered; the first row
         # answered carries how many lines were stored.
@@ -91,8 +98,8 @@ def store(rows: Iterable[Row], *, source: str, point_id: Any, file_id: Any, user
                 FROM matched m
                 ORDER BY m.seq
                 ON CONFLICT DO NOTHING
-                RETURNING id),
-            kept AS (INSERT INTO recon_new SELECT id FROM added RETURNING id)
+                RETURNING {', '.join(name for name, _ in NEW)}),
+            kept AS (INSERT INTO recon_new SELECT * FROM added RETURNING id)
             SELECT NULL::int, NULL::text, (SELECT count(*) FROM kept)
             UNION ALL
             SELECT line, reference, NULL FROM matched WHERE payment_id IS NULL""",
@@ -194,7 +201,7 @@ def _insert_mismatches(cursor: Any, uid: Any, select: str, params: list[Any] | N
 
 def _match(cursor: Any, uid: Any, *, apply: bool, user: Any, clock: _Clock) -> int:
     detected = 0
-    new = (f"FROM {LEDGER} r JOIN recon_new n ON n.id = r.id ")
+    new = "FROM recon_new r "
     # What one paid line shows, in one pass over the new lines (each class a branch of one
     # UNION ALL over them, read once). An account or phone the provider paid to is compared
     # with the recipient's (letters and digits only; a country code in front of one of them is
@@ -311,7 +318,7 @@ def _apply_outcomes(cursor: Any, user: Any) -> None:
     record_outcomes_from(f"""
         SELECT DISTINCT ON (r.reference) r.reference, CASE r.status WHEN 'ACCEPTED' THEN 'SENT' ELSE r.status END,
                r.provider_transaction_id, r.message
-        FROM recon_new n JOIN {LEDGER} r ON r.id = n.id
+        FROM recon_new r
         JOIN {PAYMENT} b ON b.id = r.payment_id AND b.status = ANY(%s)
         WHERE NOT EXISTS (SELECT 1 FROM {MISMATCH} m WHERE m.payment_id = r.payment_id AND m.status = 'OPEN')
         ORDER BY r.reference, r.status = 'ACCEPTED', r.id DESC""", [movable], user)
