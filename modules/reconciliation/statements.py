@@ -36,38 +36,84 @@ def kind_of(path: Path) -> str | None:
     return None
 
 
-Paths = dict[tuple[str, ...], Any]
+# camt.053 is read in one streaming walk: ``iterparse`` hands over one entry at a time, the
+# entry is read by descending only the branches that lead to a wanted field (a tree of local
+# names, below), and it is forgotten (with what came before it) once its rows are out. No
+# per-entry XPath and no scan of the fields nobody reads.
+TX = ("NtryDtls", "TxDtls")
+# Read from a transaction (relative to its TxDtls) or, in an entry without details, from the
+# entry itself.
+TX_FIELDS = (("AmtDtls", "TxAmt", "Amt"), ("Amt",), ("Refs", "EndToEndId"), ("RltdPties", "CdtrAcct", "Id", "IBAN"),
+             ("RltdPties", "CdtrAcct", "Id", "Othr", "Id"), ("Refs", "AcctSvcrRef"), ("Refs", "TxId"),
+             ("RmtInf", "Ustrd"))
+# Read from the entry (relative to its Ntry).
+ENTRY_FIELDS = (*TX_FIELDS, ("Sts", "Cd"), ("Sts",), ("RvslInd",), ("CdtDbtInd",), ("ValDt", "Dt"),
+                ("ValDt", "DtTm"), ("BookgDt", "Dt"), ("BookgDt", "DtTm"), ("AcctSvcrRef",), ("NtryRef",),
+                ("AddtlNtryInf",))
+
+Fields = dict[tuple[str, ...], Any]
+# local name -> (the path to it if it is a field, else None; the tree under it)
+Wanted = dict[str, tuple[tuple[str, ...] | None, "Wanted"]]
 
 
-def _paths(node: Any, skip: str | None = None) -> Paths:
-    """Every element under ``node`` by its path of local names (the first of each path), in one
-    walk: an entry is read with a few dictionary look-ups instead of a child scan per field,
-    which at 315,000 entries is most of the time of reading a statement. ``skip`` names a child
-    whose subtree is left out (the transactions, read on their own)."""
-    found: Paths = {}
-    stack: list[tuple[Any, tuple[str, ...]]] = [(node, ())]
-    while stack:
-        parent, prefix = stack.pop()
-        for child in parent:
-            tag = child.tag
-            if not isinstance(tag, str):  # a comment or a processing instruction
-                continue
-            key = (*prefix, tag[tag.rfind("}") + 1:])
-            if key in found or (not prefix and key[0] == skip):
-                continue
-            found[key] = child
-            if len(child):
-                stack.append((child, key))
-    return found
+def _wanted(paths: tuple[tuple[str, ...], ...]) -> Wanted:
+    tree: Wanted = {}
+    for path in paths:
+        level = tree
+        for depth, name in enumerate(path):
+            field, below = level.get(name, (None, {}))
+            if depth == len(path) - 1:
+                field = path
+            level[name] = (field, below)
+            level = below
+    return tree
 
 
-def _text(paths: Paths, *path: str) -> str:
-    found = paths.get(path)
+ENTRY_TREE = _wanted(ENTRY_FIELDS)
+TX_TREE = _wanted(TX_FIELDS)
+
+
+def _local(tag: Any) -> str:
+    return tag[tag.rfind("}") + 1:] if isinstance(tag, str) else ""
+
+
+def _collect(node: Any, tree: Wanted, found: Fields) -> None:
+    """The first element at each wanted path under ``node``, in document order."""
+    for child in node:
+        wanted = tree.get(child.tag)  # (a comment's or a processing instruction's tag is no name)
+        if wanted is not None:
+            field, below = wanted
+            if field is not None and field not in found:
+                found[field] = child
+            if below:
+                _collect(child, below, found)
+
+
+def _in(namespace: str, tree: Wanted) -> Wanted:
+    """``tree`` keyed by the elements' tags in ``namespace`` (as lxml spells them)."""
+    prefix = "{" + namespace + "}" if namespace else ""
+    return {prefix + name: (field, _in(namespace, below)) for name, (field, below) in tree.items()}
+
+
+_trees: dict[str, tuple[Wanted, Wanted, str, str]] = {}
+
+
+def _trees_for(tag: str) -> tuple[Wanted, Wanted, str, str]:
+    namespace = tag[1:tag.index("}")] if tag.startswith("{") else ""
+    if namespace not in _trees:
+        prefix = "{" + namespace + "}" if namespace else ""
+        _trees[namespace] = (_in(namespace, ENTRY_TREE), _in(namespace, TX_TREE), prefix + "NtryDtls",
+                             prefix + "TxDtls")
+    return _trees[namespace]
+
+
+def _text(fields: Fields, *path: str) -> str:
+    found = fields.get(path)
     return (found.text or "").strip() if found is not None else ""
 
 
-def _date(paths: Paths, *path: str) -> datetime.date | None:
-    text = _text(paths, *path, "Dt") or _text(paths, *path, "DtTm")[:10]
+def _date(fields: Fields, *path: str) -> datetime.date | None:
+    text = _text(fields, *path, "Dt") or _text(fields, *path, "DtTm")[:10]
     try:
         return datetime.date.fromisoformat(text) if text else None
     except ValueError:
@@ -80,8 +126,19 @@ def read_camt053(path: Path, counts: Counts) -> Iterator[Row]:
     try:
         for _, entry in etree.iterparse(str(path), events=("end",), tag="{*}Ntry", huge_tree=True,
                                         resolve_entities=False, no_network=True):
-            yield from _entry_rows(entry, counts)
-            entry.clear()
+            entry_tree, tx_tree, details_tag, tx_tag = _trees_for(entry.tag)
+            head: Fields = {}
+            _collect(entry, entry_tree, head)
+            details: list[Fields] = []
+            for part in entry:
+                if part.tag == details_tag:
+                    for tx in part:
+                        if tx.tag == tx_tag:
+                            found: Fields = {}
+                            _collect(tx, tx_tree, found)
+                            details.append(found)
+            yield from _entry_rows(head, details, counts)
+            entry.clear(keep_tail=False)
             while entry.getprevious() is not None:
                 del entry.getparent()[0]
     except etree.XMLSyntaxError as exc:
@@ -90,91 +147,7 @@ def read_camt053(path: Path, counts: Counts) -> Iterator[Row]:
                                       "entries before it were read.", ""))
 
 
-def _local(tag: Any) -> str:
-    return tag[tag.rfind("}") + 1:] if isinstance(tag, str) else ""
-
-
-# An entry with one transaction (a payout) is read by one compiled XPath, in C: the fields
-# below, first match of each step, joined by U+E000 (private use; an entry whose text carries it
-# splits into more parts and is walked instead). Entries with several transactions, or without a
-# namespace, take the element walk below.
-SEP = "\ue000"
-TX = ("NtryDtls", "TxDtls")
-FIELDS: tuple[tuple[str, ...], ...] = (
-    ("Sts", "Cd"), ("RvslInd",), ("CdtDbtInd",), ("ValDt", "Dt"), ("ValDt", "DtTm"), ("BookgDt", "Dt"),
-    ("BookgDt", "DtTm"), (*TX, "AmtDtls", "TxAmt", "Amt"), (*TX, "Amt"), ("Amt",), (*TX, "Refs", "EndToEndId"),
-    (*TX, "RltdPties", "CdtrAcct", "Id", "IBAN"), (*TX, "RltdPties", "CdtrAcct", "Id", "Othr", "Id"),
-    (*TX, "Refs", "AcctSvcrRef"), (*TX, "Refs", "TxId"), ("AcctSvcrRef",), ("NtryRef",), (*TX, "RmtInf", "Ustrd"),
-    ("AddtlNtryInf",))
-AMOUNTS = (7, 8, 9)  # the transaction's amount, else its Amt, else the entry's
-WIDTH = 2 + len(FIELDS) + 2 * len(AMOUNTS)
-_compiled: dict[str, Any] = {}
-
-
-def _one_transaction_reader(namespace: str) -> Any:
-    if namespace not in _compiled:
-        from lxml import etree
-
-        def step(path: tuple[str, ...]) -> str:
-            return "/".join(f"n:{name}[1]" for name in path)
-
-        parts = ["concat(count(n:NtryDtls), count(n:NtryDtls/n:TxDtls))", "n:Sts[1]/text()[1]"]
-        for i, path in enumerate(FIELDS):
-            parts.append(step(path))
-            if i in AMOUNTS:
-                parts += [f"count({step(path)})", f"{step(path)}/@Ccy"]
-        expression = "concat(" + f", '{SEP}', ".join(parts) + ")"
-        _compiled[namespace] = etree.XPath(expression, namespaces={"n": namespace})
-    return _compiled[namespace]
-
-
-def _entry_rows(entry: Any, counts: Counts) -> Iterator[Row]:
-    tag = entry.tag
-    if tag.startswith("{"):
-        values = _one_transaction_reader(tag[1:tag.index("}")])(entry).split(SEP)
-        if values[0] == "11" and len(values) == WIDTH:  # one NtryDtls holding one TxDtls
-            yield from _read_one(values, counts)
-            return
-    yield from _walk_entry(entry, counts)
-
-
-def _read_one(values: list[str], counts: Counts) -> Iterator[Row]:
-    (_, sts_text, sts_code, reversal, side, val_dt, val_dttm, book_dt, book_dttm, tx_amount, tx_amounts, tx_ccy,
-     amt, amts, amt_ccy, entry_amt, entry_amts, entry_ccy, reference, iban, other_id, servicer_ref, tx_id,
-     entry_servicer_ref, entry_ref, remittance, entry_info) = (v.strip() for v in values)
-    booked = sts_code or sts_text
-    counts.rows += 1
-    if booked and booked != "BOOK":
-        counts.ignored += 1
-        return
-    line = counts.rows
-    status = ReportStatus.PAID if side == "DBIT" and reversal.lower() != "true" else ReportStatus.FAILED
-    value_date = _iso_date(val_dt or val_dttm[:10]) or _iso_date(book_dt or book_dttm[:10])
-    amount_text, currency, present = ((tx_amount, tx_ccy, True) if tx_amounts != "0" else
-                                      (amt, amt_ccy, True) if amts != "0" else
-                                      (entry_amt, entry_ccy, entry_amts != "0"))
-    try:
-        amount = Decimal(amount_text) if present else None
-    except InvalidOperation:
-        counts.issues.append(RowIssue(line, "Amt", E.INVALID_AMOUNT, f"Entry at line {line}: the amount is "
-                                      "not a number.", ""))
-        return
-    txn = servicer_ref or tx_id or entry_servicer_ref or entry_ref
-    yield Row(line=line, reference="" if reference.upper() in NO_REFERENCE else reference[:100], status=status,
-              provider_transaction_id=txn[:100], amount=amount, currency=currency.upper()[:3],
-              value_date=value_date, account=(iban or other_id)[:100],
-              message=remittance[:255] or entry_info[:255], raw=f"Ntry@{line} {reference} {amount} {txn}"[:2000])
-
-
-def _iso_date(text: str) -> datetime.date | None:
-    try:
-        return datetime.date.fromisoformat(text) if text else None
-    except ValueError:
-        return None
-
-
-def _walk_entry(entry: Any, counts: Counts) -> Iterator[Row]:
-    head = _paths(entry, skip="NtryDtls")
+def _entry_rows(head: Fields, details: list[Fields], counts: Counts) -> Iterator[Row]:
     booked = _text(head, "Sts", "Cd") or _text(head, "Sts")
     if booked and booked != "BOOK":
         counts.rows += 1
@@ -184,17 +157,15 @@ def _walk_entry(entry: Any, counts: Counts) -> Iterator[Row]:
     debit = _text(head, "CdtDbtInd") == "DBIT"
     status = ReportStatus.PAID if debit and not reversed_ else ReportStatus.FAILED
     value_date = _date(head, "ValDt") or _date(head, "BookgDt")
-    details = [tx for d in entry if _local(d.tag) == "NtryDtls" for tx in d if _local(tx.tag) == "TxDtls"]
     entry_amount = head.get(("Amt",))
     entry_txn = _text(head, "AcctSvcrRef") or _text(head, "NtryRef")
     entry_message = _text(head, "AddtlNtryInf")[:255]
-    for tx in details or [entry]:
+    for fields in details or [head]:
         counts.rows += 1
         line = counts.rows  # the transaction's number in the statement (XML may be one line)
-        paths = _paths(tx) if details else head
-        amount_node = paths.get(("AmtDtls", "TxAmt", "Amt"))
+        amount_node = fields.get(("AmtDtls", "TxAmt", "Amt"))
         if amount_node is None:
-            amount_node = paths.get(("Amt",))
+            amount_node = fields.get(("Amt",))
         if amount_node is None:
             amount_node = entry_amount
         try:
@@ -203,15 +174,15 @@ def _walk_entry(entry: Any, counts: Counts) -> Iterator[Row]:
             counts.issues.append(RowIssue(line, "Amt", E.INVALID_AMOUNT, f"Entry at line {line}: the amount is "
                                           "not a number.", ""))
             continue
-        reference = _text(paths, "Refs", "EndToEndId")
-        account = (_text(paths, "RltdPties", "CdtrAcct", "Id", "IBAN") or
-                   _text(paths, "RltdPties", "CdtrAcct", "Id", "Othr", "Id"))
-        txn = _text(paths, "Refs", "AcctSvcrRef") or _text(paths, "Refs", "TxId") or entry_txn
+        reference = _text(fields, "Refs", "EndToEndId")
+        account = (_text(fields, "RltdPties", "CdtrAcct", "Id", "IBAN") or
+                   _text(fields, "RltdPties", "CdtrAcct", "Id", "Othr", "Id"))
+        txn = _text(fields, "Refs", "AcctSvcrRef") or _text(fields, "Refs", "TxId") or entry_txn
         yield Row(line=line, reference="" if reference.upper() in NO_REFERENCE else reference[:100], status=status,
                   provider_transaction_id=txn[:100], amount=amount,
                   currency=(amount_node.get("Ccy", "") if amount_node is not None else "").upper()[:3],
                   value_date=value_date, account=account[:100],
-                  message=_text(paths, "RmtInf", "Ustrd")[:255] or entry_message,
+                  message=_text(fields, "RmtInf", "Ustrd")[:255] or entry_message,
                   raw=f"Ntry@{line} {reference} {amount} {txn}"[:2000])
 
 

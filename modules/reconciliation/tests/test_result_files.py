@@ -123,3 +123,29 @@ def test_a_providers_own_columns_and_excel_dates(sent_payroll, provider_files, u
         assert missing.status == "FAIL" and "no column 'Ref Client'" in missing.error["file"]
     finally:
         config.pop("points")
+
+
+def test_ingesting_keeps_the_row_counters_exact(sent_payroll, provider_files, upload_result):
+    """The outcomes applied to the payments, the ledger and the cases are written set-based in
+    SQL; the row counters (``core_row_count``) must still equal the live rows they count."""
+    from django.db import connection
+
+    from core.row_counts import counted_columns
+
+    sent = sent_payroll
+    a = sent.references[0]
+    rows = rows_for(sent)
+    rows[0] = [a, "PAID", "TX-0", sent.amounts[a] - 1, "BIF", "2026-01-15", sent.phones[a]]  # held: a mismatch
+    upload_result(sent.user, provider_files.csv(HEADER, rows), point="BANK")
+    upload_result(sent.user, provider_files.camt053([{"reference": r, "amount": sent.amounts[r], "txn": f"BK-{n}",
+                                                      "account": sent.phones[r]}
+                                                     for n, r in enumerate(sent.references)]), point="BANK")
+    assert BenefitConsumption.objects.filter(payroll=sent.payroll, status="PAID").count() == 5
+    with connection.cursor() as cursor:
+        for table, column in sorted(counted_columns()):
+            cursor.execute("SELECT key, live FROM core_row_count WHERE table_name = %s AND column_name = %s "
+                           "AND live <> 0", [table, column])
+            counters = dict(cursor.fetchall())
+            cursor.execute(f"SELECT {column}, count(*) FROM {table} WHERE NOT is_deleted AND {column} IS NOT NULL "
+                           "GROUP BY 1")
+            assert counters == dict(cursor.fetchall()), (table, column)

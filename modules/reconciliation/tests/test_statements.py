@@ -51,7 +51,7 @@ def test_a_cut_camt053_keeps_the_entries_before_the_cut(sent_payroll, provider_f
     assert file.status == "PARTIAL_SUCCESS", file.error
     assert 0 < file.stored < 6 and "cut" in " ".join(file.error.values())
 
-CAMT_ENTRIES = [  # each shape a bank writes; the one-XPath read and the element walk must agree
+CAMT_ENTRIES = [  # each shape a bank writes
     '<Ntry><Amt Ccy="BIF">9000</Amt><CdtDbtInd>DBIT</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts><ValDt><Dt>2026-01-02</Dt>'
     '</ValDt><NtryDtls><TxDtls><Refs><AcctSvcrRef>S-1</AcctSvcrRef><EndToEndId>PAY-1</EndToEndId></Refs>'
     '<RltdPties><CdtrAcct><Id><Othr><Id>25771000001</Id></Othr></Id></CdtrAcct></RltdPties></TxDtls></NtryDtls>'
@@ -80,22 +80,28 @@ CAMT_ENTRIES = [  # each shape a bank writes; the one-XPath read and the element
 ]
 
 
-def test_a_camt053_entry_reads_the_same_by_xpath_and_by_walking(tmp_path):
-    from lxml import etree
-
+def test_each_shape_of_camt053_entry_is_read(tmp_path):
     from modules.reconciliation import statements
     from modules.reconciliation.reading import Counts
 
     path = tmp_path / "statement.xml"
+    # a comment, a balance and a bank transaction code (an Amt, a Cd and an Id nobody reads) around
+    # the entries, which must not be mistaken for their fields
     path.write_text('<?xml version="1.0"?><Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.08">'
-                    f'<BkToCstmrStmt><Stmt>{"".join(CAMT_ENTRIES)}</Stmt></BkToCstmrStmt></Document>')
-    fast, walked = Counts(), Counts()
-    rows = list(statements.read_camt053(path, fast))
-    expected = [row for _, entry in etree.iterparse(str(path), tag="{*}Ntry")
-                for row in statements._walk_entry(entry, walked)]
-    assert rows == expected and (fast.rows, fast.ignored) == (walked.rows, walked.ignored) == (8, 1)
-    assert [(i.line, i.code) for i in fast.issues] == [(i.line, i.code) for i in walked.issues] == [
-        (7, "INVALID_AMOUNT"), (8, "INVALID_AMOUNT")]
-    assert [(r.reference, r.status, r.amount, r.currency, r.provider_transaction_id) for r in rows[:2]] == [
-        ("PAY-1", "PAID", 9000, "BIF", "S-1"), ("PAY-2", "FAILED", Decimal("10.5"), "USD", "T-2")]
-    assert rows[1].account.startswith("BI42") and rows[1].value_date == datetime.date(2026, 1, 3)
+                    '<BkToCstmrStmt><Stmt><Id>S</Id><Bal><Amt Ccy="BIF">1</Amt></Bal><!-- booked -->'
+                    f'{"".join(CAMT_ENTRIES)}</Stmt></BkToCstmrStmt></Document>'.replace(
+                        "<CdtDbtInd>", "<BkTxCd><Domn><Cd>PMNT</Cd></Domn></BkTxCd><CdtDbtInd>", 1))
+    counts = Counts()
+    rows = list(statements.read_camt053(path, counts))
+    assert (counts.rows, counts.ignored) == (8, 1)
+    assert [(i.line, i.code) for i in counts.issues] == [(7, "INVALID_AMOUNT"), (8, "INVALID_AMOUNT")]
+    assert [(r.line, r.reference, r.status, r.amount, r.currency, r.provider_transaction_id, r.account,
+             r.value_date, r.message) for r in rows] == [
+        (1, "PAY-1", "PAID", 9000, "BIF", "S-1", "25771000001", datetime.date(2026, 1, 2), ""),
+        (2, "PAY-2", "FAILED", Decimal("10.5"), "USD", "T-2", "BI4220001000010000123456",
+         datetime.date(2026, 1, 3), "returned"),
+        (4, "", "FAILED", 500, "BIF", "S-4", "", None, "came back"),
+        (5, "PAY-5", "PAID", 1000, "BIF", "", "", datetime.date(2026, 1, 4), ""),
+        (6, "", "PAID", 2000, "BIF", "", "", datetime.date(2026, 1, 4), "")]
+    # the first entry's text names its reference, amount and transaction
+    assert rows[0].raw == "Ntry@1 PAY-1 9000 S-1"
