@@ -131,11 +131,20 @@ def record_outcomes_from(select: str, params: list[Any], user: User) -> int:
 
 def settle(payroll_id: Any, user: User) -> None:
     """Move a sent payroll to PAID (every payment paid) or PARTIALLY_PAID (all final, some
-    failed) once nothing is pending."""
+    failed) once nothing is pending.
+
+    An APPROVED payroll whose payments get a provider's word was paid outside coremis's sending
+    (openIMIS's offline payment: the officer takes the payment list, the provider pays, the
+    filled reconciliation file comes back; or a pull-API provider fetched it): it is SENT from
+    then on, and settles as any sent payroll."""
     payroll = Payroll.objects.select_for_update().get(pk=payroll_id)
+    rows = BenefitConsumption.objects.filter(payroll=payroll)
+    if payroll.status == PayrollStatus.APPROVED and rows.exclude(status=UNSENT).exists():
+        Payroll.objects.filter(pk=payroll.pk).update(status=PayrollStatus.SENT, version=F("version") + 1,
+                                                     date_updated=timezone.now(), user_updated_id=user.pk)
+        payroll.status = PayrollStatus.SENT
     if payroll.status not in (PayrollStatus.SENT, PayrollStatus.PARTIALLY_PAID):
         return
-    rows = BenefitConsumption.objects.filter(payroll=payroll)
     if rows.filter(status__in=(UNSENT, InstructionStatus.SENT)).exists():
         return
     target = PayrollStatus.PARTIALLY_PAID if rows.filter(status=InstructionStatus.FAILED).exists() else PayrollStatus.PAID

@@ -289,3 +289,27 @@ def test_payroll_mutations_take_openimis_ids_form_with_one_payroll(sent_payroll,
     one = api.ok(CLOSE, {"i": {"ids": [str(sent.payroll.pk)]}})["closePayroll"]
     assert one["errors"][0]["code"] in ("INVALID_PAYROLL_STATUS", "NOT_RECONCILED"), one
     assert Payroll.objects.get(pk=sent.payroll.pk).status == "SENT"
+
+
+def test_an_approved_payroll_paid_offline_is_reconciled_from_the_filled_file(make_payroll, client, gql, upload_result,
+                                                                            provider_files):
+    """openIMIS's offline payment: the payroll is approved, never sent through coremis; the
+    officer downloads the list, the provider pays, the filled file comes back. The first word
+    makes the payroll SENT, the last one PAID, and it then closes as any sent payroll."""
+    approved = make_payroll(send=False)
+    assert Payroll.objects.get(pk=approved.payroll.pk).status == "APPROVED"
+    table = blank(client, approved.user, approved.payroll.pk)
+    first, rest = table[1:3], table[3:]
+    for row in first:
+        row[5], row[6] = "Yes", f"R-{row[0]}"
+    assert upload_result(approved.user, provider_files.csv(table[0], first), payroll_id=approved.payroll.pk,
+                         openimis=True).status == "SUCCESS"
+    assert Payroll.objects.get(pk=approved.payroll.pk).status == "SENT"
+    assert BenefitConsumption.objects.filter(payroll=approved.payroll, status="PAID").count() == 2
+    for row in rest:
+        row[5], row[6] = "Yes", f"R-{row[0]}"
+    assert upload_result(approved.user, provider_files.csv(table[0], rest), payroll_id=approved.payroll.pk,
+                         openimis=True).status == "SUCCESS"
+    assert Payroll.objects.get(pk=approved.payroll.pk).status == "PAID"
+    closed = gql(approved.user).ok(CLOSE, {"i": {"ids": [str(approved.payroll.pk)]}})["closePayroll"]
+    assert closed["errors"] == [] and closed["payroll"]["status"] == "RECONCILED"
