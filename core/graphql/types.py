@@ -73,9 +73,17 @@ class CoreNode(DjangoObjectType):
 class UserType(CoreNode):
     """Who created or changed something; only the name is exposed through other objects."""
 
+    # The user's Relay id, the same one the users list (``UserGQLType``) gives, as every other
+    # object's ``id`` is: openIMIS's screens decode it (a task's checkers, a ticket's attending
+    # staff) and compare it with ``current_user``'s id; ``uuid`` is the bare key.
+    id = graphene.ID(required=True, description="the user's Relay id (as the users list gives it)")
+
     class Meta:
         model = User
         fields = ("id", "username", "first_name", "last_name")
+
+    def resolve_id(self, info: Any) -> str:
+        return relay.Node.to_global_id("UserGQLType", str(self.pk))
 
 
 class JSONString(graphene.JSONString):
