@@ -335,6 +335,8 @@ def test_the_journal_shows_the_code_a_mutation_gave_without_reading_other_tables
 # its data, and what openIMIS's backend checks: the gql_*_perms of its modules' apps.py) and the
 # coremis permission that grants it.
 SCREEN_RIGHTS = [
+    ("payroll page, where a checker decides its approval", "payroll.payroll.approve", 202002),
+    ("payroll page, where a checker decides its close", "payroll.payroll.close", 202002),
     ("individuals", "individual.registry.search", 159001),
     ("groups", "individual.registry.search", 180001),
     ("individual restore", "individual.registry.delete", 159005),

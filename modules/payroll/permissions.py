@@ -22,9 +22,12 @@ PROVIDER_MANAGE = Permission("payroll.provider.manage",
                              openimis=(201002, 201003, 201004))
 PAYROLL_CREATE = Permission("payroll.payroll.create", "Generate payrolls and re-issue failed payments",
                             openimis=(202002,))
-# (openIMIS has no 202003: its payroll approval is a task, decided under the task rights)
-PAYROLL_APPROVE = Permission("payroll.payroll.approve", "Approve or reject payrolls")
+# (openIMIS has no 202003: its payroll approval is a task, decided under the task rights.) Its
+# checker decides on the payroll's own page, which openIMIS shows only to holders of 202002, so
+# approving and closing grant 202002 too: the page's create button then shows to a checker, and
+# a payroll created without PAYROLL_CREATE is refused by the API.
+PAYROLL_APPROVE = Permission("payroll.payroll.approve", "Approve or reject payrolls", openimis=(202002,))
 PAYROLL_PAY = Permission("payroll.payroll.pay", "Send approved payrolls to payment providers")
-PAYROLL_CLOSE = Permission("payroll.payroll.close", "Close (reconcile) paid payrolls")
+PAYROLL_CLOSE = Permission("payroll.payroll.close", "Close (reconcile) paid payrolls", openimis=(202002,))
 PAYROLL_DELETE = Permission("payroll.payroll.delete", "Delete payrolls from which nothing was sent",
                             openimis=(202004,))
