@@ -130,6 +130,26 @@ def test_the_token_check_reads_the_codes_of_live_roles_only_in_one_statement(cli
     assert not post(client, "{ jobs { totalCount } }", token=token).get("errors")
 
 
+def test_a_token_stops_working_when_its_user_is_deactivated_or_its_session_revoked(
+        client: Any, make_user: Any) -> None:
+    """The token check (read on a plain cursor, the user made from its row) still refuses a user
+    deactivated after log-in and a revoked session, and the user it makes is the saved row."""
+    from core.auth.tokens import decode
+    from core.models import LoginSession
+
+    user = make_user(["core.mutation_log.view"], username="leaving")
+    token = tokens_of(client, "leaving")["token"]
+    assert not post(client, PROTECTED, token=token).get("errors")
+    decoded, _ = decode(token)
+    assert decoded.pk == user.pk and not decoded._state.adding and decoded.username == "leaving"
+    User.objects.filter(pk=user.pk).update(is_active=False)
+    assert only_error(post(client, PROTECTED, token=token))["extensions"]["code"] == "TOKEN_INVALID"
+    User.objects.filter(pk=user.pk).update(is_active=True)
+    assert not post(client, PROTECTED, token=token).get("errors")
+    LoginSession.objects.filter(user=user).update(revoked_at=timezone.now())
+    assert only_error(post(client, PROTECTED, token=token))["extensions"]["code"] == "TOKEN_INVALID"
+
+
 def test_refresh_gives_a_new_working_access_token(client: Any, reader: User) -> None:
     issued = tokens_of(client, "reader")
     result = post(client, REFRESH, {"t": issued["refreshToken"]})

@@ -21,7 +21,7 @@ from typing import Any
 
 import jwt
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from core.auth.errors import AuthErrorCode
@@ -209,9 +209,24 @@ def _token_user_sql() -> str:
             WHERE s.id = %s AND s.user_id = u.id AND s.revoked_at IS NULL)"""
 
 
+@lru_cache(maxsize=1)
+def _user_attnames() -> tuple[str, ...]:
+    return tuple(f.attname for f in User._meta.concrete_fields)
+
+
 def _token_user(user_id: uuid.UUID, session_id: uuid.UUID) -> User | None:
-    found = list(User.objects.raw(_token_user_sql(), [user_id, session_id]))
-    return found[0] if found else None
+    """Read on a plain cursor and built with ``from_db``: a ``RawQuerySet`` maps its columns to
+    the model and looks for annotations on every request (about 0.4 ms of CPU, for a row
+    whose columns are always the same)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_token_user_sql(), [user_id, session_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    names = _user_attnames()
+    user = User.from_db(connection.alias, names, row[: len(names)])
+    user.role_codes = row[len(names)] or []  # type: ignore[attr-defined]
+    return user
 
 
 def decode(token: str) -> tuple[User, dict[str, Any]]:

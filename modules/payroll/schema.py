@@ -485,10 +485,9 @@ class BenefitAttachmentGQLType(CoreNode):
 
 
 def _by_payroll(queryset: QuerySet, info: Any, args: dict[str, Any]) -> QuerySet:
-    payroll = selectors.visible_payrolls(info.context.user, Payroll.objects.filter(pk=args["payroll_uuid"])).first()
-    if payroll is None:
+    if not selectors.is_visible_payroll(info.context.user, args["payroll_uuid"]):
         return queryset.none()
-    queryset = queryset.filter(payroll=payroll)
+    queryset = queryset.filter(payroll_id=args["payroll_uuid"])
     if args.get("filter_only_unpaid"):
         queryset = queryset.exclude(status__in=(InstructionStatus.PAID, InstructionStatus.RECONCILED))
     return queryset

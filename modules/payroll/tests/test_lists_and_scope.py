@@ -55,3 +55,30 @@ def test_a_user_limited_to_a_commune_sees_only_payrolls_paying_there(gql, make_u
     page = local.ok("query($p: UUID!) { benefitConsumptionByPayroll(payrollUuid: $p) { totalCount } }",
                     {"p": everywhere["uuid"]})["benefitConsumptionByPayroll"]
     assert page["totalCount"] == 4
+
+
+def test_a_payrolls_payments_are_listed_only_while_the_payroll_is_live_and_visible(
+        gql, make_user, admin_user, group_plan, country, create_payroll, ok, payroll_rights, setup_payments):
+    # the check that starts both lists of one payroll's payments (written out for national users)
+    from modules.payroll.models import Payroll
+
+    national = gql(make_user(payroll_rights))
+    ids = setup_payments(national, group_plan)
+    in_c2 = ok(create_payroll(national, ids, name="C2", locationIds=[str(country["C2"].pk)]))["payroll"]
+    local_user = make_user([p for p in payroll_rights if p != "location.scope.national"])
+    set_user_locations(admin_user, local_user, [country["C1"].pk])
+    local = gql(local_user)
+    lists = ("benefitConsumptionByPayroll", "benefitAttachmentByPayroll")
+
+    def listed(client: Any, field: str) -> tuple[int, int]:
+        page = client.ok(f"query($p: UUID!) {{ {field}(payrollUuid: $p) {{ totalCount edges {{ node {{ id }} }} }} }}",
+                         {"p": in_c2["uuid"]})[field]
+        return page["totalCount"], len(page["edges"])
+
+    for field in lists:
+        total, shown = listed(national, field)
+        assert total == shown > 0
+        assert listed(local, field) == (0, 0)  # a payroll paying only outside their commune
+    Payroll.all_objects.filter(pk=in_c2["uuid"]).update(is_deleted=True)
+    for field in lists:
+        assert listed(national, field) == (0, 0)
