@@ -17,7 +17,13 @@ officer opens costs more than the page. The rule:
   from the counters triggers keep exact (``core.row_counts``): a province of 350,000 people is a
   sum over its collines' counter rows, not a scan of the people.
 
-Its page is read after the count, so the count also chooses the page's plan: a list of at most
+A counted list (the third case) on a forward page reads its count and its page's keys in one
+statement (:func:`count_and_window`, :func:`_counted_keys`): its matches, read once through the
+filters' indexes into a materialized CTE of at most ``SORT_FROM_MATCHES_LIMIT`` + 1 rows, are
+both counted and top-N sorted there; when the CTE is full, the list has more matches than
+that, and it is counted on its own and paged by walking the ordering's index as below.
+
+Otherwise its page is read after the count, so the count also chooses the page's plan: a list of at most
 ``SORT_FROM_MATCHES_LIMIT`` matching rows that is not a whole table is sorted from its
 matches (top-N) instead of walking the ordering's index, which costs a walk past every row
 that does not match when the matches sit at the far end of the ordering (a name filter whose
