@@ -137,3 +137,29 @@ def test_other_page_shapes_and_pages_past_the_end(gql: Any, make_user: Any, regi
         if not end["edges"]:
             break
     assert end["edges"] == [] and end["pageInfo"]["hasNextPage"] is False
+
+
+GROUPS = ("query($n: Int, $after: String) { group(first: $n, after: $after, code_Icontains: \"hh-a\", "
+          "orderBy: [\"-dateCreated\"]) { totalCount pageInfo { hasNextPage endCursor } edges { node { uuid code } } } }")
+
+
+def test_a_household_search_pages_the_same_way(gql: Any, make_user: Any, admin_user: Any, places: Any,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    for i in range(9):
+        services.create_group(admin_user, code=f"HH-{'A' if i % 3 else 'B'}{i}", location_id=places["H1"].pk)
+    client = gql(make_user(SEARCH))
+
+    def walk() -> tuple[list[int], list[str]]:
+        counts, seen, after = [], [], None
+        while True:
+            page = client.ok(GROUPS, {"n": 2, "after": after})["group"]
+            counts.append(page["totalCount"])
+            seen += [edge["node"]["code"] for edge in page["edges"]]
+            if not page["pageInfo"]["hasNextPage"]:
+                return counts, seen
+            after = page["pageInfo"]["endCursor"]
+
+    counts, seen = walk()
+    assert set(counts) == {6} and sorted(seen) == sorted(f"HH-A{i}" for i in range(9) if i % 3)
+    _plain(monkeypatch)
+    assert (counts, seen) == walk()
