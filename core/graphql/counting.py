@@ -17,7 +17,13 @@ officer opens costs more than the page. The rule:
   from the counters triggers keep exact (``core.row_counts``): a province of 350,000 people is a
   sum over its collines' counter rows, not a scan of the people.
 
-Its page is read after the count, so the count also chooses the page's plan: a list of at most
+A counted list (the third case) on a forward page reads its count and its page's keys in one
+statement (:func:`count_and_window`, :func:`_counted_keys`): its matches, read once through the
+filters' indexes into a materialized CTE of at most ``SORT_FROM_MATCHES_LIMIT`` + 1 rows, are
+both counted and top-N sorted there; when the CTE is full, the list has more matches than
+that, and it is counted on its own and paged by walking the ordering's index as below.
+
+Otherwise its page is read after the count, so the count also chooses the page's plan: a list of at most
 ``SORT_FROM_MATCHES_LIMIT`` matching rows that is not a whole table is sorted from its
 matches (top-N) instead of walking the ordering's index, which costs a walk past every row
 that does not match when the matches sit at the far end of the ordering (a name filter whose
@@ -34,6 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import FieldDoesNotExist
 from django.db import connections
 from django.db.models import F, Q, QuerySet, Sum
 from django.db.models.expressions import Col, OrderBy
@@ -192,17 +199,101 @@ def _summed(db: str, table: str, column: str, keys: list[uuid.UUID]) -> int | No
 
 
 def total_count(queryset: QuerySet) -> Count:
+    return count_and_window(queryset, None)[0]
+
+
+def count_and_window(queryset: QuerySet, window: tuple[int, int] | None) -> tuple[Count, list[Any] | None]:
+    """The list's count and, when ``window`` (start, size) is given and the list is counted and
+    sorted from its matches, the keys of the rows ``[start, start + size)`` read by the same
+    statement (:func:`_counted_keys`); ``None`` keys when the page is still to be read."""
     unordered = queryset.order_by()
     maintained = maintained_count(unordered)
     if maintained is not None:
-        return Count(maintained, False)
+        return Count(maintained, False), None
     if not selects_whole_table(unordered):
-        return Count(unordered.count(), False)  # one statement, as exact as it is fast
+        if window is not None:
+            found = _counted_keys(queryset, *window)
+            if found is not None:
+                return Count(found[0], False), found[1]
+        return Count(unordered.count(), False), None  # one statement, as exact as it is fast
     limit = exact_limit()
     bounded = unordered.values("pk")[: limit + 1].count()
     if bounded <= limit:
-        return Count(bounded, False)
-    return Count(max(estimate(unordered), limit + 1), True)
+        return Count(bounded, False), None
+    return Count(max(estimate(unordered), limit + 1), True), None
+
+
+def _sort_columns(queryset: QuerySet) -> tuple[list[str], list[tuple[int, bool]]] | None:
+    """The paths the list's ordering reads besides the key, and per ordering term the index of
+    its column among (key, *paths) and whether it descends; None for an ordering a plain
+    column cannot reproduce (an expression, a random order, a relation sorted by its own
+    ``Meta.ordering``, a path through a set)."""
+    model = queryset.model
+    paths: list[str] = []
+    terms: list[tuple[int, bool]] = []
+    for term in queryset.query.order_by:
+        if not isinstance(term, str) or term == "?" or term.startswith("+"):
+            return None
+        path = term.lstrip("-")
+        if path in ("pk", model._meta.pk.name):
+            terms.append((0, term.startswith("-")))
+            continue
+        if not _column_path(model, path):
+            return None
+        if path not in paths:
+            paths.append(path)
+        terms.append((1 + paths.index(path), term.startswith("-")))
+    return (paths, terms) if terms else None
+
+
+def _column_path(model: Any, path: str) -> bool:
+    """``path`` reaches a concrete column through forward foreign keys only (one value a row)."""
+    names = path.split("__")
+    for position, name in enumerate(names):
+        try:
+            field = model._meta.get_field(name)
+        except FieldDoesNotExist:
+            return False
+        last = position == len(names) - 1
+        if last:
+            return bool(field.concrete and not field.is_relation)
+        if not (field.concrete and (field.many_to_one or field.one_to_one)):
+            return False
+        model = field.related_model
+    return False
+
+
+def _counted_keys(queryset: QuerySet, start: int, size: int) -> tuple[int, list[Any]] | None:
+    """(count, the keys of rows ``[start, start + size)`` in the list's order) in one statement,
+    or None when the list has more than ``SORT_FROM_MATCHES_LIMIT`` matches (the statement
+    then stopped reading at one more) or a shape this cannot sort (:func:`_sort_columns`).
+
+    The matching keys and sort columns are read once, through the filters' indexes, into a
+    materialized CTE; the count and the top-N sort of the page are both taken from it. Sorted
+    from its matches, a filtered list no longer reads them twice (once to count, once to sort)
+    nor walks the ordering's index past every row that does not match."""
+    query = queryset.query
+    if query.distinct or query.group_by or query.combinator or query.is_sliced or start < 0 or size < 0:
+        return None
+    columns = _sort_columns(queryset)
+    if columns is None:
+        return None
+    paths, terms = columns
+    inner, params = queryset.order_by().values_list("pk", *paths).query.sql_with_params()
+    names = ", ".join(f"c{i}" for i in range(len(paths) + 1))
+    order = ", ".join(f"c{index} {'DESC' if descending else 'ASC'}" for index, descending in terms)
+    limit = SORT_FROM_MATCHES_LIMIT
+    sql = (f"WITH matches ({names}) AS MATERIALIZED ({inner} LIMIT {limit + 1}) "
+           "SELECT counted.n, page.c0 FROM (SELECT count(*) AS n FROM matches) AS counted "
+           f"LEFT JOIN LATERAL (SELECT c0 FROM matches WHERE counted.n <= {limit} "
+           f"ORDER BY {order} LIMIT %s OFFSET %s) AS page ON true")
+    with connections[queryset.db].cursor() as cursor:
+        cursor.execute(sql, [*params, size, start])
+        rows = cursor.fetchall()
+    total = int(rows[0][0])
+    if total > limit:
+        return None
+    return total, [key for _, key in rows if key is not None]
 
 
 def page(queryset: QuerySet, count: Count, item: Any) -> Any:
@@ -239,6 +330,24 @@ class KeyedRows:
         if end is not None and end <= begin:
             return []
         keys = list(self.sorted_keys[begin:end])
+        if not keys:
+            return []
+        # the rows keep the list's own ordering, so they come back in the keys' order
+        return self.queryset.filter(pk__in=keys)
+
+
+class ReadKeys:
+    """The rows of ``queryset`` whose keys were already read, in the list's order, from the
+    first of ``keys`` on: a cut reads its keys' rows in one statement."""
+
+    def __init__(self, queryset: QuerySet, keys: list[Any]) -> None:
+        self.queryset, self.keys = queryset, keys
+
+    def __getitem__(self, item: slice) -> Any:
+        if not isinstance(item, slice) or item.step not in (None, 1) or (item.start or 0) < 0 or (
+                item.stop is not None and item.stop < 0):
+            raise TypeError("a list's rows are cut by a slice of non-negative bounds")
+        keys = self.keys[item]
         if not keys:
             return []
         # the rows keep the list's own ordering, so they come back in the keys' order

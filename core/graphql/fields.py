@@ -20,6 +20,7 @@ from graphql import (
     InlineFragmentNode,
     get_named_type,
 )
+from graphql_relay import get_offset_with_default
 
 from core import custom_filters
 from core.errors import CoreErrorCode, ServiceError
@@ -278,8 +279,9 @@ class ProtectedConnectionField(DjangoFilterConnectionField):
         a limit, a flagged estimate above it for whole tables) instead of a full ``count()``."""
         if not isinstance(iterable, QuerySet):
             return super().resolve_connection(connection, args, iterable, max_limit)
-        count = counting.total_count(iterable)
-        counted = _Counted(iterable, count)
+        window = _window(args, max_limit)
+        count, keys = counting.count_and_window(iterable, window)
+        counted = _Counted(iterable, count, None if window is None or keys is None else (window[0], keys))
         result = super().resolve_connection(connection, args, counted, max_limit)
         result.iterable = iterable
         result.length_is_estimate = count.is_estimate
@@ -333,16 +335,36 @@ def once_per_page(node: Any, key: str, compute: Callable[[list[Any]], T]) -> T:
     return cast(T, page.memo[key])
 
 
-class _Counted:
-    """A queryset whose length is already known: graphene-django slices it and takes ``len``."""
+def _window(args: dict[str, Any], max_limit: int | None) -> tuple[int, int] | None:
+    """(start, size) of the page graphene-django will cut for a forward page (``first``, and
+    ``after``), known before the count; None for the other shapes (``last``, ``before``,
+    ``offset``), whose page depends on the count."""
+    if args.get("last") is not None or args.get("before") is not None or args.get("offset"):
+        return None
+    first = args.get("first")
+    if first is None:
+        first = max_limit
+    if not isinstance(first, int) or first < 0:
+        return None
+    return get_offset_with_default(args.get("after"), -1) + 1, first
 
-    def __init__(self, queryset: QuerySet, count: counting.Count) -> None:
-        self.queryset, self.count = queryset, count
+
+class _Counted:
+    """A queryset whose length is already known: graphene-django slices it and takes ``len``.
+    With ``window`` (start, keys), the keys of the page from ``start`` on were read with the
+    count; the cut from ``start`` reads only their rows."""
+
+    def __init__(self, queryset: QuerySet, count: counting.Count,
+                 window: tuple[int, list[Any]] | None = None) -> None:
+        self.queryset, self.count, self.window = queryset, count, window
 
     def __len__(self) -> int:
         return self.count.value
 
     def __getitem__(self, item: Any) -> Any:
+        if (self.window is not None and isinstance(item, slice) and item.start == self.window[0]
+                and item.stop is None and item.step is None):
+            return counting.ReadKeys(self.queryset, self.window[1])
         return counting.page(self.queryset, self.count, item)
 
 
