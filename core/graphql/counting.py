@@ -68,6 +68,8 @@ def exact_limit() -> int:
 def selects_whole_table(queryset: QuerySet) -> bool:
     """No condition but the soft-delete one, no DISTINCT, no grouping: the table's live rows."""
     query = queryset.query
+    if query.is_empty():  # ``.none()`` (a payroll the caller may not see): nothing to read
+        return 0, []
     if query.distinct or query.group_by or query.combinator or query.is_sliced:
         return False
     for child in query.where.children:
