@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import FieldDoesNotExist
+from django.core.exceptions import EmptyResultSet, FieldDoesNotExist
 from django.db import connections
 from django.db.models import F, Q, QuerySet, Sum
 from django.db.models.expressions import Col, OrderBy
@@ -281,7 +281,10 @@ def _counted_keys(queryset: QuerySet, start: int, size: int) -> tuple[int, list[
     if columns is None:
         return None
     paths, terms = columns
-    inner, params = queryset.order_by().values_list("pk", *paths).query.sql_with_params()
+    try:
+        inner, params = queryset.order_by().values_list("pk", *paths).query.sql_with_params()
+    except EmptyResultSet:  # a filter no row can match (``id__in=[]``: a scope with no places)
+        return 0, []
     names = ", ".join(f"c{i}" for i in range(len(paths) + 1))
     order = ", ".join(f"c{index} {'DESC' if descending else 'ASC'}" for index, descending in terms)
     limit = SORT_FROM_MATCHES_LIMIT
