@@ -68,8 +68,6 @@ def exact_limit() -> int:
 def selects_whole_table(queryset: QuerySet) -> bool:
     """No condition but the soft-delete one, no DISTINCT, no grouping: the table's live rows."""
     query = queryset.query
-    if query.is_empty():  # ``.none()`` (a payroll the caller may not see): nothing to read
-        return 0, []
     if query.distinct or query.group_by or query.combinator or query.is_sliced:
         return False
     for child in query.where.children:
@@ -283,7 +281,7 @@ def _counted_keys(queryset: QuerySet, start: int, size: int) -> tuple[int, list[
     paths, terms = columns
     try:
         inner, params = queryset.order_by().values_list("pk", *paths).query.sql_with_params()
-    except EmptyResultSet:  # a filter no row can match (``id__in=[]``: a scope with no places)
+    except EmptyResultSet:  # no row can match: ``.none()``, ``id__in=[]`` (a scope with no places)
         return 0, []
     names = ", ".join(f"c{i}" for i in range(len(paths) + 1))
     order = ", ".join(f"c{index} {'DESC' if descending else 'ASC'}" for index, descending in terms)
