@@ -184,19 +184,24 @@ class TaskGQLType(CoreNode):
     # --- openIMIS frontend: the task list's "entity" column and its json_ext
     entity_string = graphene.String(required=True, description="the entity in a few words: the action's "
                                                               "description, else '<entity type> <id>'")
-    json_ext = graphene.JSONString(description="openIMIS's json_ext of a task: the proposal and the result")
+    json_ext = graphene.JSONString(description="openIMIS's json_ext of a task: what its checkers added when "
+                                               "they decided; none here (the proposal is businessData, the "
+                                               "outcome result and error)")
 
     # the wide columns these resolvers read (core.graphql.fields.select_selection); an action's
     # describe and current_data read the proposal
     selection_reads = {"businessData": ("data",), "description": ("data",), "entityString": ("data",),
-                       "currentEntityData": ("data",), "jsonExt": ("data", "result", "error")}
+                       "currentEntityData": ("data",)}
 
     def resolve_entity_string(self, info: Any) -> str:
         described = TaskGQLType.resolve_description(self, info)
         return described or f"{self.entity_type} {self.entity_id}"
 
-    def resolve_json_ext(self, info: Any) -> dict[str, Any]:
-        return {"data": self.data, "result": self.result, "error": self.error}
+    def resolve_json_ext(self, info: Any) -> None:
+        # openIMIS keeps only the checkers' additional resolve data there. Its task page draws a
+        # task's "current data" row whenever jsonExt is not empty, and for a payroll task that row
+        # is a payroll page with no payroll, which sends the browser away from the task.
+        return None
 
     def resolve_source(self, info: Any) -> str:
         return self.module

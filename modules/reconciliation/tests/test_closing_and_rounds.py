@@ -32,7 +32,7 @@ def test_closing_waits_for_a_checker_when_routed(sent_payroll, gql, make_user, p
     assert early["errors"][0]["code"] == "INVALID_PAYROLL_STATUS" and early["task"] is None  # nothing paid yet
     pay_all(sent, provider_files, upload_result)
     asked = api.ok(CLOSE, {"i": {"id": str(sent.payroll.pk)}})["closePayroll"]
-    assert asked["errors"] == [] and asked["task"]["status"] == "RECEIVED" and asked["payroll"]["status"] == "PAID"
+    assert asked["errors"] == [] and asked["task"]["status"] == "ACCEPTED" and asked["payroll"]["status"] == "PAID"
     assert Payroll.objects.get(pk=sent.payroll.pk).status == "PAID"
     resolve_task(checker, asked["task"]["uuid"], "APPROVED")
     assert Payroll.objects.get(pk=sent.payroll.pk).status == "RECONCILED"
