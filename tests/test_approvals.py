@@ -8,6 +8,7 @@ import json
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -26,11 +27,12 @@ from core.approvals.services import (
     resolve_task,
 )
 from core.errors import ModuleConfigurationError, ServiceError
+from core.graphql.fields import touched_by
 from core.history import history_of
 from core.hooks import hookimpl
 from core.jobs import run_job
 from core.loader import LoadedModule, get_registry, validate_config
-from core.models import ApprovalRoute, ApprovalTask, Job, Role, TaskGroup
+from core.models import ApprovalRoute, ApprovalTask, HistoryEntry, Job, Role, TaskGroup
 from core.module import ModuleSpec
 
 MODULE = "testapprovals"
@@ -476,6 +478,26 @@ def test_a_new_task_is_one_the_openimis_task_page_lets_its_checker_decide(
     me = client.get("/api/core/users/current_user/", HTTP_AUTHORIZATION=f"Bearer {token}").json()
     assert executors == [me["id"]]
     assert ApprovalTask.objects.get(pk=task.pk).status == ApprovalTask.ACCEPTED
+
+
+def test_the_task_a_mutation_touched_is_read_back_by_its_client_mutation_id(
+        gql: Any, make_user: Any, checkers: Any) -> None:
+    # openIMIS's task page reads the task again with task(clientMutationId: …) after resolveTask
+    a, b = checkers(2)
+    group(TaskGroup.ANY, [a, b])
+    task, other = propose(make_user()), propose(make_user(), name="Other role")
+    status = '{"%s": "APPROVED"}' % a.pk
+    assert gql(a).ok(RESOLVE, {"id": str(task.pk), "status": status, "key": "k-1"})["resolveTask"]["errors"] == []
+    read = 'query ($key: String) { task(clientMutationId: $key) { totalCount edges { node { uuid status } } } }'
+    assert gql(a).ok(read, {"key": "k-1"})["task"] == {
+        "totalCount": 1, "edges": [{"node": {"uuid": str(task.pk), "status": "COMPLETED"}}]}
+    # another checker's key, or one never sent, finds nothing; the other task is untouched
+    assert gql(b).ok(read, {"key": "k-1"})["task"]["totalCount"] == 0
+    assert gql(a).ok(read, {"key": "never-sent"})["task"]["totalCount"] == 0
+    assert ApprovalTask.objects.get(pk=other.pk).status == ApprovalTask.ACCEPTED
+    # a list of another table, with integer keys, leaves the task's key out instead of failing
+    caller = SimpleNamespace(context=SimpleNamespace(user=a))
+    assert touched_by(caller, "k-1", HistoryEntry) == [] and touched_by(caller, "k-1", ApprovalTask) == [task.pk]
 
 
 def test_resolve_task_refuses_a_decision_for_someone_else(gql: Any, make_user: Any, checkers: Any) -> None:
