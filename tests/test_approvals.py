@@ -8,6 +8,7 @@ import json
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -26,11 +27,12 @@ from core.approvals.services import (
     resolve_task,
 )
 from core.errors import ModuleConfigurationError, ServiceError
+from core.graphql.fields import touched_by
 from core.history import history_of
 from core.hooks import hookimpl
 from core.jobs import run_job
 from core.loader import LoadedModule, get_registry, validate_config
-from core.models import ApprovalRoute, ApprovalTask, Job, Role, TaskGroup
+from core.models import ApprovalRoute, ApprovalTask, HistoryEntry, Job, Role, TaskGroup
 from core.module import ModuleSpec
 
 MODULE = "testapprovals"
@@ -206,7 +208,7 @@ def test_the_same_change_cannot_wait_for_approval_twice(make_user: Any, checkers
     first = propose(maker, entity_id=entity)
     refused("APPROVAL_PENDING", lambda: propose(maker, name="Other", entity_id=entity))
     resolve_task(checker, first.pk, "APPROVED")
-    assert propose(maker, name="Again", entity_id=entity).status == ApprovalTask.RECEIVED
+    assert propose(maker, name="Again", entity_id=entity).status == ApprovalTask.ACCEPTED
 
 
 # --- policies --------------------------------------------------------------------------------
@@ -218,7 +220,7 @@ def test_any_one_approval_runs_the_action_as_the_maker(make_user: Any, checkers:
     maker = make_user()
     task = propose(maker)
     assert (task.status, task.maker_id, task.module, roles_named()) == (
-        ApprovalTask.RECEIVED, maker.pk, MODULE, 0)
+        ApprovalTask.ACCEPTED, maker.pk, MODULE, 0)
 
     task = resolve_task(second, task.pk, "APPROVED", "checked the list")
     assert task.status == ApprovalTask.COMPLETED
@@ -284,7 +286,7 @@ def test_the_maker_cannot_approve_their_own_task(make_user: Any, checkers: Any) 
     task = propose(maker)
     refused("SELF_APPROVAL", lambda: resolve_task(maker, task.pk, "APPROVED"))
     task.refresh_from_db()
-    assert (task.status, task.decisions.count(), roles_named()) == (ApprovalTask.RECEIVED, 0, 0)
+    assert (task.status, task.decisions.count(), roles_named()) == (ApprovalTask.ACCEPTED, 0, 0)
 
 
 def test_only_checkers_of_the_group_decide(make_user: Any, checkers: Any) -> None:
@@ -295,7 +297,7 @@ def test_only_checkers_of_the_group_decide(make_user: Any, checkers: Any) -> Non
     refused("NOT_A_CHECKER", lambda: resolve_task(outsider, task.pk, "APPROVED"))
     no_permission = make_user()
     refused("PERMISSION_DENIED", lambda: resolve_task(no_permission, task.pk, "APPROVED"))
-    assert (ApprovalTask.objects.get(pk=task.pk).status, roles_named()) == (ApprovalTask.RECEIVED, 0)
+    assert (ApprovalTask.objects.get(pk=task.pk).status, roles_named()) == (ApprovalTask.ACCEPTED, 0)
 
 
 def test_an_action_can_require_a_permission_of_its_checkers(make_user: Any, checkers: Any) -> None:
@@ -453,6 +455,49 @@ def test_resolve_task_takes_the_openimis_business_status(gql: Any, make_user: An
     executor = node["taskGroup"]["taskexecutorSet"]["edges"][0]["node"]["user"]
     assert base64.b64decode(executor["id"]).decode() == f"UserGQLType:{checker.pk}"
     assert roles_named() == 1
+
+
+# The openIMIS task page (tasks_management) offers approve and reject only to a checker of the
+# task's group (the decoded Relay id of an executor equals current_user's id) and only while the
+# task is ACCEPTED; it draws a "current data" row, which for a payroll is a payroll page that
+# leaves the task, whenever jsonExt is not empty.
+OPENIMIS_TASK = """query ($id: ID) { task(id: $id) { edges { node { id status source businessData jsonExt
+  businessStatus taskGroup { id taskexecutorSet { edges { node { id user { id } } } } } } } } }"""
+
+
+def test_a_new_task_is_one_the_openimis_task_page_lets_its_checker_decide(
+        gql: Any, client: Any, make_user: Any, checkers: Any) -> None:
+    (checker,) = checkers(1)
+    group(TaskGroup.ANY, [checker])
+    task = propose(make_user())
+    node = gql(checker).ok(OPENIMIS_TASK, {"id": str(task.pk)})["task"]["edges"][0]["node"]
+    assert (node["status"], node["jsonExt"], node["businessStatus"]) == ("ACCEPTED", None, "{}")
+    executors = [base64.b64decode(e["node"]["user"]["id"]).decode().split(":", 1)[1]
+                 for e in node["taskGroup"]["taskexecutorSet"]["edges"]]
+    token = gql(checker).token()
+    me = client.get("/api/core/users/current_user/", HTTP_AUTHORIZATION=f"Bearer {token}").json()
+    assert executors == [me["id"]]
+    assert ApprovalTask.objects.get(pk=task.pk).status == ApprovalTask.ACCEPTED
+
+
+def test_the_task_a_mutation_touched_is_read_back_by_its_client_mutation_id(
+        gql: Any, make_user: Any, checkers: Any) -> None:
+    # openIMIS's task page reads the task again with task(clientMutationId: …) after resolveTask
+    a, b = checkers(2)
+    group(TaskGroup.ANY, [a, b])
+    task, other = propose(make_user()), propose(make_user(), name="Other role")
+    status = '{"%s": "APPROVED"}' % a.pk
+    assert gql(a).ok(RESOLVE, {"id": str(task.pk), "status": status, "key": "k-1"})["resolveTask"]["errors"] == []
+    read = 'query ($key: String) { task(clientMutationId: $key) { totalCount edges { node { uuid status } } } }'
+    assert gql(a).ok(read, {"key": "k-1"})["task"] == {
+        "totalCount": 1, "edges": [{"node": {"uuid": str(task.pk), "status": "COMPLETED"}}]}
+    # another checker's key, or one never sent, finds nothing; the other task is untouched
+    assert gql(b).ok(read, {"key": "k-1"})["task"]["totalCount"] == 0
+    assert gql(a).ok(read, {"key": "never-sent"})["task"]["totalCount"] == 0
+    assert ApprovalTask.objects.get(pk=other.pk).status == ApprovalTask.ACCEPTED
+    # a list of another table, with integer keys, leaves the task's key out instead of failing
+    caller = SimpleNamespace(context=SimpleNamespace(user=a))
+    assert touched_by(caller, "k-1", HistoryEntry) == [] and touched_by(caller, "k-1", ApprovalTask) == [task.pk]
 
 
 def test_resolve_task_refuses_a_decision_for_someone_else(gql: Any, make_user: Any, checkers: Any) -> None:

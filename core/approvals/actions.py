@@ -76,6 +76,10 @@ class ApprovalAction:
     admits it; without ``in_scope`` every task routed to the group is visible to its checkers,
     which is right only for actions whose entity has no place (a role, a plan). The maker always
     sees their own tasks; ``core.task.view_all`` sees every task.
+
+    ``source`` is the task source openIMIS's screens file this action's tasks under, when it is
+    not the module's name (a payroll's closing is ``payroll_reconciliation`` there, its approval
+    ``payroll``); a task's ``source`` field and filter use it.
     """
 
     execute: Callable[[ApprovalTask, ApprovalContext], Any]
@@ -86,6 +90,7 @@ class ApprovalAction:
     check_decider: Callable[[ApprovalTask, User], None] | None = None
     in_scope: Callable[[User], Q] | None = None
     rejected: Callable[[ApprovalTask, User, str], None] | None = None
+    source: str | None = None
 
     def is_large(self, task: ApprovalTask) -> bool:
         return bool(self.large(task)) if callable(self.large) else self.large
@@ -136,3 +141,23 @@ def get_action(name: str) -> tuple[str, ApprovalAction]:
             f"No enabled module declares the approval action '{name}'.", "action",
         )
     return found
+
+
+def task_source(module: str, action: str) -> str:
+    """A task's openIMIS source: its action's ``source``, else the module that asked."""
+    found = approval_actions().get(action)
+    return (found[1].source if found is not None else None) or module
+
+
+def tasks_of_source(value: str, lookup: str = "exact") -> Q:
+    """The tasks whose :func:`task_source` matches ``value`` (``exact`` or ``icontains``): an
+    action declaring its own source is found by that name only, the others by their module's."""
+    from django.db.models import Q
+
+    def matches(name: str) -> bool:
+        return name == value if lookup == "exact" else value.lower() in name.lower()
+
+    sourced = {name: action.source for name, (_, action) in approval_actions().items() if action.source}
+    named = Q(action__in=sorted(name for name, source in sourced.items() if matches(source)))
+    by_module = Q(**{f"module__{lookup}": value}) & ~Q(action__in=sorted(sourced))
+    return named | by_module

@@ -138,8 +138,7 @@ def do_resolve_task(request: ResolveRequest) -> ApprovalTask:
         elif _policy_met(group, approvers, _eligible_checkers(group, task.maker_id)):
             if _move(task, user, ApprovalTask.COMPLETED, ApprovalTask.OPEN_STATUSES):
                 _run(task, user, action.is_large(task))
-        else:
-            _move(task, user, ApprovalTask.ACCEPTED, [ApprovalTask.RECEIVED])
+        # else the task stays ACCEPTED: its decisions say who has approved so far
     task.refresh_from_db()
     return task
 

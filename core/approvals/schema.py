@@ -15,7 +15,7 @@ from graphene_django.filter import ListFilter, TypedFilter
 from graphql_relay import from_global_id
 
 from core.approvals import services
-from core.approvals.actions import approval_actions
+from core.approvals.actions import approval_actions, task_source, tasks_of_source
 from core.approvals.errors import ApprovalErrorCode
 from core.errors import CoreErrorCode, FieldError, ServiceError, ValidationFailed
 from core.graphql.fields import ProtectedConnectionField, ProtectedField, selects
@@ -137,12 +137,21 @@ class TaskFilter(django_filters.FilterSet):
     task_group__id = django_filters.UUIDFilter(field_name="task_group_id")
     task_group_id = django_filters.UUIDFilter(field_name="task_group_id",
                                               label="the openIMIS name of taskGroup_Id")
-    source = django_filters.CharFilter(field_name="module", label="the module that asked")
-    source__icontains = django_filters.CharFilter(field_name="module", lookup_expr="icontains")
+    # (field_name: what the filter narrows, besides the action, for the index test to see)
+    source = django_filters.CharFilter(field_name="module", method="_source",
+                                       label="the task source (see TaskGQLType.source)")
+    source__icontains = django_filters.CharFilter(field_name="module", lookup_expr="icontains",
+                                                  method="_source_icontains")
     business_event = django_filters.CharFilter(field_name="action", label="the action")
     business_event__icontains = django_filters.CharFilter(field_name="action", lookup_expr="icontains")
     entity_ids = ListFilter(field_name="entity_id", lookup_expr="in",
                             input_type=graphene.List(graphene.NonNull(graphene.String)))
+
+    def _source(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        return queryset.filter(tasks_of_source(value)) if value else queryset
+
+    def _source_icontains(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        return queryset.filter(tasks_of_source(value, "icontains")) if value else queryset
 
     class Meta:
         model = ApprovalTask
@@ -171,7 +180,9 @@ class TaskGQLType(CoreNode):
                   "date_created", "date_updated")
 
     status = graphene.Field(TaskStatus, required=True)
-    source = graphene.String(required=True, description="the module that asked for approval")
+    source = graphene.String(required=True, description="openIMIS's task source: the module that asked for "
+                                                        "approval, or the name its screens use for the action "
+                                                        "(payroll_reconciliation for a payroll's closing)")
     business_event = graphene.String(required=True, description="the action (openIMIS name)")
     executor_action_event = graphene.String(required=True)
     business_status = graphene.JSONString(required=True)
@@ -184,22 +195,27 @@ class TaskGQLType(CoreNode):
     # --- openIMIS frontend: the task list's "entity" column and its json_ext
     entity_string = graphene.String(required=True, description="the entity in a few words: the action's "
                                                               "description, else '<entity type> <id>'")
-    json_ext = graphene.JSONString(description="openIMIS's json_ext of a task: the proposal and the result")
+    json_ext = graphene.JSONString(description="openIMIS's json_ext of a task: what its checkers added when "
+                                               "they decided; none here (the proposal is businessData, the "
+                                               "outcome result and error)")
 
     # the wide columns these resolvers read (core.graphql.fields.select_selection); an action's
     # describe and current_data read the proposal
     selection_reads = {"businessData": ("data",), "description": ("data",), "entityString": ("data",),
-                       "currentEntityData": ("data",), "jsonExt": ("data", "result", "error")}
+                       "currentEntityData": ("data",)}
 
     def resolve_entity_string(self, info: Any) -> str:
         described = TaskGQLType.resolve_description(self, info)
         return described or f"{self.entity_type} {self.entity_id}"
 
-    def resolve_json_ext(self, info: Any) -> dict[str, Any]:
-        return {"data": self.data, "result": self.result, "error": self.error}
+    def resolve_json_ext(self, info: Any) -> None:
+        # openIMIS keeps only the checkers' additional resolve data there. Its task page draws a
+        # task's "current data" row whenever jsonExt is not empty, and for a payroll task that row
+        # is a payroll page with no payroll, which sends the browser away from the task.
+        return None
 
     def resolve_source(self, info: Any) -> str:
-        return self.module
+        return task_source(self.module, self.action)
 
     def resolve_business_event(self, info: Any) -> str:
         return self.action

@@ -210,6 +210,26 @@ def select_list_selection(queryset: QuerySet, info: Any, depth: int = 2) -> Quer
     return queryset.defer(*sorted(deferred)) if deferred else queryset
 
 
+def touched_by(info: Any, client_mutation_id: str, model: Any) -> list[Any]:
+    """The keys of ``model``'s rows the caller's mutations sent with ``client_mutation_id``
+    touched (their log's ``affected_ids``, which may name rows of other tables: a key that is
+    not one of ``model``'s is left out); another user's key finds nothing."""
+    from core.models import MutationLog
+
+    user = getattr(info.context, "user", None)
+    if user is None or not user.is_authenticated:
+        return []
+    logs = MutationLog.objects.filter(user=user, client_mutation_id=client_mutation_id[:255])
+    keys = []
+    for ids in logs.values_list("affected_ids", flat=True):
+        for raw in ids or []:
+            try:
+                keys.append(model._meta.pk.to_python(raw))
+            except ValidationError:
+                continue
+    return keys
+
+
 class ProtectedConnectionField(DjangoFilterConnectionField):
     """A filterable, orderable, counted connection that needs ``permission``.
 
@@ -235,6 +255,10 @@ class ProtectedConnectionField(DjangoFilterConnectionField):
         # DjangoFilterConnectionField swallows a keyword named order_by, hence the camelCase key.
         kwargs.setdefault("orderBy", graphene.List(graphene.String))
         model = _type._meta.model
+        if model._meta.label != "core.MutationLog":  # (whose own filter of that name is the log itself)
+            kwargs.setdefault("clientMutationId", graphene.String(
+                description="only the rows the caller's mutation with this clientMutationId touched (as "
+                            "openIMIS's screens read back what they just saved)"))
         self.soft_delete = any(f.name == "is_deleted" for f in model._meta.fields)
         if self.soft_delete:
             # Start from every row so isDeleted: true can find deleted ones; live rows are the
@@ -267,6 +291,8 @@ class ProtectedConnectionField(DjangoFilterConnectionField):
                     raise GraphQLError(exc.message, extensions={"code": exc.code}) from exc
             if self.queryset_hook is not None:
                 queryset = self.queryset_hook(queryset, info, args)
+            if args.get("clientMutationId") and isinstance(queryset, QuerySet):
+                queryset = queryset.filter(pk__in=touched_by(info, args["clientMutationId"], queryset.model))
             if isinstance(queryset, QuerySet) and not queryset.query.combinator:  # (a union takes neither)
                 queryset = select_selection(queryset, info)
             return apply_order_by(queryset, args.get("orderBy"), self.order_fields)

@@ -72,7 +72,10 @@ class TaskGroupChecker(models.Model):
 class ApprovalTask(CoreModel):
     """A proposed action on an entity, waiting for (or done with) its checkers' decisions.
 
-    ``RECEIVED``: no approval yet. ``ACCEPTED``: approved by some checkers, more are needed.
+    ``ACCEPTED``: with its task group, waiting for its checkers' decisions (what openIMIS calls a
+    task a group has taken; every task is routed to its group when it is made, so it starts
+    here; partial approvals show in its decisions). ``RECEIVED``: openIMIS's state before a
+    group takes the task; no task is made in it (kept for the tasks of earlier versions).
     ``COMPLETED``: approved; the action ran (``executed_at``) or runs in ``job``.
     ``FAILED``: a checker rejected it; nothing ran. ``ERROR``: the action itself failed after
     approval; its changes were rolled back and ``error`` says why.
@@ -95,7 +98,7 @@ class ApprovalTask(CoreModel):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     task_group = models.ForeignKey(TaskGroup, on_delete=models.PROTECT, related_name="tasks")
-    status = models.CharField(max_length=20, choices=STATUSES, default=RECEIVED)
+    status = models.CharField(max_length=20, choices=STATUSES, default=ACCEPTED)
     executed_at = models.DateTimeField(null=True, blank=True)
     job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     result = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)

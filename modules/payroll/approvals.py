@@ -75,7 +75,8 @@ def _tasks_in_scope(user: Any) -> Q:
 
 ACTIONS: dict[str, ApprovalAction] = {
     RECONCILE: ApprovalAction(execute=_reconcile, describe=_describe_close, permission=PAYROLL_CLOSE,
-                              check_decider=_check_closer, in_scope=_tasks_in_scope),
+                              check_decider=_check_closer, in_scope=_tasks_in_scope,
+                              source="payroll_reconciliation"),
     APPROVE: ApprovalAction(execute=_approve, describe=_describe, permission=PAYROLL_APPROVE,
                             check_decider=_check_checker, in_scope=_tasks_in_scope),
 }

@@ -69,14 +69,14 @@ def test_an_import_waits_for_a_checkers_approval_and_the_uploader_cannot_give_it
     assert not Individual.objects.exists()
     task = task_of(job)
     assert (task.status, task.maker, task.task_group.code, task.module) == (
-        ApprovalTask.RECEIVED, importer, "IMPORT-CHECKERS", "individual")
+        ApprovalTask.ACCEPTED, importer, "IMPORT-CHECKERS", "individual")
     assert task.data["valid"] == 4 and task.data["file_name"].endswith(".csv")
     details = gql(approver).ok(DETAILS, {"id": str(job.pk)})["individualImport"]
     assert (details["phase"], details["needsApproval"], details["job"]["state"]) == ("WAITING", True, "WAITING")
 
     refused = gql(importer).ok(APPROVE, {"input": {"jobId": str(job.pk)}})["approveIndividualImport"]
     assert [(e["code"], e["field"]) for e in refused["errors"]] == [("SELF_APPROVAL", "jobId")]
-    assert refresh(job).state == Job.WAITING and task_of(job).status == ApprovalTask.RECEIVED
+    assert refresh(job).state == Job.WAITING and task_of(job).status == ApprovalTask.ACCEPTED
 
     with django_capture_on_commit_callbacks(execute=True):
         approved = gql(approver).ok(APPROVE, {"input": {"jobId": str(job.pk)}})["approveIndividualImport"]
@@ -172,7 +172,7 @@ def test_only_a_checker_of_the_group_whose_locations_cover_the_rows_decides(
     refused = gql(local).ok(APPROVE, {"input": {"jobId": str(job.pk)}})["approveIndividualImport"]
     assert [(e["code"], e["field"]) for e in refused["errors"]] == [("OUT_OF_SCOPE", "jobId")]
     assert "1 of the rows" in refused["errors"][0]["message"]
-    assert refresh(job).state == Job.WAITING and task_of(job).status == ApprovalTask.RECEIVED
+    assert refresh(job).state == Job.WAITING and task_of(job).status == ApprovalTask.ACCEPTED
 
 
 def test_an_import_nobody_could_approve_is_refused_before_it_starts(gql, start, importer, approver, import_approval,

@@ -51,7 +51,7 @@ def test_the_shipped_configuration_needs_a_checker_for_every_payroll(gql, make_u
     checker = make_user(["core.task.view", "core.task.resolve", "payroll.payroll.approve", "location.scope.national"])
     create_task_group(admin_user, code="PAYROLL-CHECKERS", completion_policy="ANY", checker_ids=[checker.pk])
     created = create_payroll(maker, ids)
-    assert created["payroll"]["status"] == "PENDING_APPROVAL" and created["task"]["status"] == "RECEIVED"
+    assert created["payroll"]["status"] == "PENDING_APPROVAL" and created["task"]["status"] == "ACCEPTED"
     early = mutate(maker, "makePaymentForPayroll", {"id": created["payroll"]["uuid"]}, "job { uuid }")
     assert [e["code"] for e in early["errors"]] == ["INVALID_PAYROLL_STATUS"]
     assert gql(checker).ok(RESOLVE, {"i": {"id": created["task"]["uuid"], "businessStatus": "APPROVED"}})[

@@ -166,7 +166,7 @@ def test_maker_checker_approval_and_control_totals(gql, make_user, group_plan, c
     maker = gql(make_user(payroll_rights))
     ids = setup_payments(maker, group_plan)
     created = ok(create_payroll(maker, ids))
-    assert created["payroll"]["status"] == "PENDING_APPROVAL" and created["task"]["status"] == "RECEIVED"
+    assert created["payroll"]["status"] == "PENDING_APPROVAL" and created["task"]["status"] == "ACCEPTED"
     cannot_pay = mutate(maker, "makePaymentForPayroll", {"id": created["payroll"]["uuid"]}, "job { uuid }")
     assert cannot_pay["errors"][0]["code"] == "INVALID_PAYROLL_STATUS"
 

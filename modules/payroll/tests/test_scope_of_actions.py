@@ -122,7 +122,7 @@ def test_a_checker_approves_only_a_payroll_wholly_in_their_scope(
     resolve = "mutation($i: ResolveTaskMutationInput!) { resolveTask(input: $i) { errors { code message } } }"
     refused = gql(deciders["C1"]).ok(resolve, {"i": {"id": task, "businessStatus": "APPROVED"}})["resolveTask"]
     assert [e["code"] for e in refused["errors"]] == ["OUT_OF_SCOPE"]
-    assert ApprovalTask.objects.get(pk=task).status == "RECEIVED" and not ApprovalDecision.objects.exists()
+    assert ApprovalTask.objects.get(pk=task).status == "ACCEPTED" and not ApprovalDecision.objects.exists()
     assert Payroll.objects.get(pk=created["payroll"]["uuid"]).status == "PENDING_APPROVAL"
 
     approved = gql(deciders[None]).ok(resolve, {"i": {"id": task, "businessStatus": "APPROVED"}})["resolveTask"]
@@ -150,7 +150,7 @@ def test_a_checker_does_not_see_the_task_of_a_payroll_paying_only_elsewhere(
     resolve = "mutation($i: ResolveTaskMutationInput!) { resolveTask(input: $i) { errors { code } } }"
     refused = gql(checker).ok(resolve, {"i": {"id": elsewhere, "businessStatus": "APPROVED"}})["resolveTask"]
     assert [e["code"] for e in refused["errors"]] == ["NOT_FOUND"]
-    assert ApprovalTask.objects.get(pk=elsewhere).status == "RECEIVED" and not ApprovalDecision.objects.exists()
+    assert ApprovalTask.objects.get(pk=elsewhere).status == "ACCEPTED" and not ApprovalDecision.objects.exists()
 
 
 def test_cycles_and_payment_plans_are_configured_nationally(gql, officer, group_plan, mutate):

@@ -23,7 +23,8 @@ def test_closing_waits_for_a_checker_when_routed(sent_payroll, gql, make_user, p
     from core.approvals.services import create_task_group, resolve_task, set_approval_route
 
     sent = sent_payroll
-    checker = make_user(["payroll.payroll.close", "payroll.payroll.search", "location.scope.national", "core.task.resolve"])
+    checker = make_user(["payroll.payroll.close", "payroll.payroll.search", "location.scope.national", "core.task.resolve",
+                         "core.task.view"])
     create_task_group(system_actor(), code="RECON-CHECKERS", name="Reconciliation checkers", completion_policy="ANY",
                       checker_ids=[checker.pk])
     set_approval_route(system_actor(), "payroll.reconcile", "RECON-CHECKERS", "tests: a checker closes")
@@ -32,8 +33,15 @@ def test_closing_waits_for_a_checker_when_routed(sent_payroll, gql, make_user, p
     assert early["errors"][0]["code"] == "INVALID_PAYROLL_STATUS" and early["task"] is None  # nothing paid yet
     pay_all(sent, provider_files, upload_result)
     asked = api.ok(CLOSE, {"i": {"id": str(sent.payroll.pk)}})["closePayroll"]
-    assert asked["errors"] == [] and asked["task"]["status"] == "RECEIVED" and asked["payroll"]["status"] == "PAID"
+    assert asked["errors"] == [] and asked["task"]["status"] == "ACCEPTED" and asked["payroll"]["status"] == "PAID"
     assert Payroll.objects.get(pk=sent.payroll.pk).status == "PAID"
+    # openIMIS's task screens file a closing under the source payroll_reconciliation, apart from
+    # the payroll approvals (source payroll)
+    sources = 'query ($s: String) { task(source: $s) { edges { node { uuid source businessEvent } } } }'
+    assert gql(checker).ok(sources, {"s": "payroll_reconciliation"})["task"]["edges"] == [
+        {"node": {"uuid": asked["task"]["uuid"], "source": "payroll_reconciliation",
+                  "businessEvent": "payroll.reconcile"}}]
+    assert gql(checker).ok(sources, {"s": "payroll"})["task"]["edges"] == []
     resolve_task(checker, asked["task"]["uuid"], "APPROVED")
     assert Payroll.objects.get(pk=sent.payroll.pk).status == "RECONCILED"
 

@@ -35,7 +35,7 @@ def test_enrollment_waits_for_a_checker_then_runs_once(gql, make_user, household
     with django_capture_on_commit_callbacks(execute=True):
         proposed = client.ok("""mutation { confirmGroupEnrollment(input: {benefitPlanId: "%s", status: "ACTIVE"}) {
             errors { code } job { uuid } task { uuid status } } }""" % plan["uuid"])["confirmGroupEnrollment"]
-    assert proposed["job"] is None and proposed["task"]["status"] == "RECEIVED"
+    assert proposed["job"] is None and proposed["task"]["status"] == "ACCEPTED"
     run_jobs()
     assert GroupBeneficiary.objects.count() == 0  # nothing happens before approval
 
@@ -137,7 +137,7 @@ def test_a_status_change_task_is_seen_and_decided_only_where_the_beneficiary_liv
     assert gql(far).ok(tasks)["task"]["edges"] == []
     refused = gql(far).ok(RESOLVE, {"i": {"id": task, "businessStatus": "APPROVED"}})["resolveTask"]
     assert [e["code"] for e in refused["errors"]] == ["NOT_FOUND"]
-    assert ApprovalTask.objects.get(pk=task).status == "RECEIVED"
+    assert ApprovalTask.objects.get(pk=task).status == "ACCEPTED"
     assert gql(near).ok(RESOLVE, {"i": {"id": task, "businessStatus": "APPROVED"}})["resolveTask"]["errors"] == []
     row.refresh_from_db()
     assert row.status == "ACTIVE"

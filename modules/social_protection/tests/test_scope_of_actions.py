@@ -76,7 +76,7 @@ def test_nor_ask_a_checker_to_close_it_and_a_scoped_checker_cannot_approve_it(
     with django_capture_on_commit_callbacks(execute=True):
         decided = gql(local_checker).ok(RESOLVE, {"i": {"id": task, "businessStatus": "APPROVED"}})["resolveTask"]
     assert [e["code"] for e in decided["errors"]] == ["OUT_OF_SCOPE"]
-    assert ApprovalTask.objects.get(pk=task).status == "RECEIVED" and not ApprovalDecision.objects.exists()
+    assert ApprovalTask.objects.get(pk=task).status == "ACCEPTED" and not ApprovalDecision.objects.exists()
     assert statuses() == {"ACTIVE": 24}
 
 
