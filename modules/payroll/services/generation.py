@@ -21,7 +21,7 @@ from core.errors import CoreErrorCode, FieldError, ServiceError, ValidationFaile
 from core.jobs import start_job
 from core.models import Job, User
 from core.permissions import require
-from modules.individual.models import Group, GroupIndividual, Individual
+from modules.individual.models import GroupIndividual, Individual
 from modules.location.models import Location
 from modules.location.services import in_scope, scope_queryset, within_paths
 from modules.payroll import adaptors, rules
@@ -133,17 +133,24 @@ def _generation_sql(user: User, payroll: Payroll, selection: QuerySet | None) ->
     points = [payroll.payment_point] if payroll.payment_point_id else [p for p, _ in routing]
     needs = {str(p.pk): keys for p in points if (keys := adaptors.recipient_identifiers(p))}
     columns: dict[str, Any] = {"x_id": F("pk"), "x_subject": F(subject)}
+    if plan_type == PlanType.GROUP:  # through the household join the candidates already make
+        columns["x_head"] = F("group__head_id")
     if needs and routing:
         columns["x_path"] = F(f"{location}__path")
     base = _routed(user, payroll, selection).values("x_point", **columns)
     base_sql, base_params = base.query.sql_with_params()
-    joins, amount, amount_params = rules.amount_sql(compiled, plan_type, "c.x_subject")
     if plan_type == PlanType.GROUP:
-        joins += (f" JOIN {Group._meta.db_table} g ON g.id = c.x_subject"
-                  f" LEFT JOIN {GroupIndividual._meta.db_table} p ON p.group_id = c.x_subject"
-                  " AND p.recipient_type = 'PRIMARY' AND NOT p.is_deleted")
-        recipient, group = "coalesce(p.individual_id, g.head_id)", "c.x_subject"
+        joins, amount, amount_params = rules.amount_sql(compiled, plan_type, "c.x_subject", members="hh.n")
+        # the household size and its PRIMARY recipient in one pass over the live memberships
+        # (``array_agg … [1]``: at most one live PRIMARY per household, and PostgreSQL before
+        # 16 has no ``any_value``)
+        joins += (" LEFT JOIN (SELECT m.group_id, count(*) AS n, (array_agg(m.individual_id) FILTER "
+                  "(WHERE m.recipient_type = 'PRIMARY'))[1] AS primary_id "
+                  f"FROM {GroupIndividual._meta.db_table} m WHERE NOT m.is_deleted GROUP BY m.group_id) hh "
+                  "ON hh.group_id = c.x_subject")
+        recipient, group = "coalesce(hh.primary_id, c.x_head)", "c.x_subject"
     else:
+        joins, amount, amount_params = rules.amount_sql(compiled, plan_type, "c.x_subject")
         recipient, group = "c.x_subject", "NULL::uuid"
     pay, pay_params = "c.x_point", []
     # the recipient's row: its place (``x_place``) and the identifiers points pay to
