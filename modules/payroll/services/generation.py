@@ -223,6 +223,11 @@ def generate(user: User, payroll: Payroll, selection: QuerySet | None = None) ->
     generation for the same cycle cannot pay anyone twice: the second one skips them. A
     beneficiary no payment point serves is counted by the same statement and refuses the
     whole generation (``NO_PAYMENT_POINT``); call it inside a transaction.
+
+    The statement guarantees what the instruction table's reference trigger checks (the payroll
+    was just created, the points are held, the recipient and household come from joins), so it
+    runs with ``coremis.payroll_generation`` set for its own duration (migration 0010), and
+    every other write keeps the full check.
     """
     plan = payroll.payment_plan
     select_sql, params, points = _generation_sql(user, payroll, selection)
@@ -233,6 +238,7 @@ def generate(user: User, payroll: Payroll, selection: QuerySet | None = None) ->
         # Compiling this one statement to machine code costs about a second and saves less.
         cursor.execute("SET LOCAL jit = off")
         cursor.execute(f"SET LOCAL work_mem = '{GENERATION_WORK_MEM}'")
+        cursor.execute("SELECT set_config('coremis.payroll_generation', 'on', true)")
         cursor.execute(
             f"WITH candidates AS MATERIALIZED ({select_sql}), "
             f"inserted AS (INSERT INTO {table} (id, date_created, date_updated, user_created_id, "
@@ -256,6 +262,7 @@ def generate(user: User, payroll: Payroll, selection: QuerySet | None = None) ->
             [*params, uid, uid, payroll.pk, payroll.payment_cycle_id, plan.currency, ceiling, LISTED_REFUSALS],
         )
         count, total, no_recipient, unrouted, over_ceiling, largest, unpayable, listed = cursor.fetchone()
+        cursor.execute("SELECT set_config('coremis.payroll_generation', '', true)")
     # On a refusal, the caller's transaction takes the inserted rows back.
     _refuse_count(int(unrouted))
     if over_ceiling:
