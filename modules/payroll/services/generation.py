@@ -217,17 +217,21 @@ def validity_problem(plan: PaymentPlan, cycle: PaymentCycle) -> FieldError | Non
 
 def generate(user: User, payroll: Payroll, selection: QuerySet | None = None) -> dict[str, int]:
     """Insert one CREATED instruction per candidate in one ``INSERT … SELECT`` and set the
-    payroll's control totals from what was inserted.
+    payroll's control totals from what was inserted. Call it inside a transaction.
 
-    ``ON CONFLICT DO NOTHING`` on the one-payment-per-cycle index means a concurrent
-    generation for the same cycle cannot pay anyone twice: the second one skips them. A
-    beneficiary no payment point serves is counted by the same statement and refuses the
-    whole generation (``NO_PAYMENT_POINT``); call it inside a transaction.
+    Locking: generations of one payment cycle run one at a time. Each takes the cycle's
+    transaction-level advisory lock (:func:`cycle_lock_name`) before its statement reads the
+    candidates, so a second one waits for the first to commit or roll back, and its statement
+    (a new snapshot, READ COMMITTED) then sees the payments the first made and leaves those
+    beneficiaries out: nobody is paid twice, and with everyone paid it inserts nothing
+    (``NOTHING_TO_PAY``). The one-payment-per-cycle unique index stays the last word: a plain
+    INSERT that met a live payment anyway (a write that bypassed the lock) fails whole.
 
     The statement guarantees what the instruction table's reference trigger checks (the payroll
     was just created, the points are held, the recipient and household come from joins), so it
     runs with ``coremis.payroll_generation`` set for its own duration (migration 0010), and
-    every other write keeps the full check.
+    every other write keeps the full check. A beneficiary no payment point serves is counted by
+    the same statement and refuses the whole generation (``NO_PAYMENT_POINT``).
     """
     plan = payroll.payment_plan
     select_sql, params, points = _generation_sql(user, payroll, selection)
@@ -235,6 +239,8 @@ def generate(user: User, payroll: Payroll, selection: QuerySet | None = None) ->
     uid = getattr(user, "pk", None)
     table = BenefitConsumption._meta.db_table
     with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                       [cycle_lock_name(payroll.payment_cycle_id)])
         # Compiling this one statement to machine code costs about a second and saves less.
         cursor.execute("SET LOCAL jit = off")
         cursor.execute(f"SET LOCAL work_mem = '{GENERATION_WORK_MEM}'")
@@ -248,9 +254,7 @@ def generate(user: User, payroll: Payroll, selection: QuerySet | None = None) ->
             "SELECT coremis_uuid7(), now(), now(), %s, %s, 1, false, "
             "'PAY-' || upper(replace(coremis_uuid7()::text, '-', '')), %s, %s, s.x_id, "
             "s.x_recipient, s.x_group, s.x_place, s.x_point, s.x_amount, %s, 'CREATED', 0, '', '' "
-            "FROM candidates s WHERE s.x_recipient IS NOT NULL AND s.x_point IS NOT NULL "
-            "ON CONFLICT (payment_cycle_id, beneficiary_id) WHERE NOT is_deleted "
-            "AND NOT status IN ('FAILED', 'CANCELLED') DO NOTHING RETURNING amount) "
+            "FROM candidates s WHERE s.x_recipient IS NOT NULL AND s.x_point IS NOT NULL RETURNING amount) "
             "SELECT (SELECT count(*) FROM inserted), (SELECT coalesce(sum(amount), 0) FROM inserted), "
             "(SELECT count(*) FROM candidates WHERE x_recipient IS NULL), "
             "(SELECT count(*) FROM candidates WHERE NOT x_routed), "
@@ -280,6 +284,13 @@ def generate(user: User, payroll: Payroll, selection: QuerySet | None = None) ->
     Payroll.objects.filter(pk=payroll.pk).update(control_count=count, control_sum=total, generation_report=report)
     payroll.control_count, payroll.control_sum, payroll.generation_report = int(count), int(total), report
     return {"count": int(count), "sum": int(total), **report}
+
+
+def cycle_lock_name(cycle_id: Any) -> str:
+    """The name of the transaction-level advisory lock that lets one generation at a time pay
+    in the cycle ``cycle_id`` (taken as ``hashtextextended(name, 0)``, like ``payroll.send``'s;
+    a collision with another lock only makes a generation wait, never pay twice)."""
+    return f"payroll.generate:{cycle_id}"
 
 
 # Routed (some point serves the location), with a recipient, but no point there can pay them.

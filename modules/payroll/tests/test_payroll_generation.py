@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime
 import json
+import threading
 import uuid
 from typing import Any
 
 import pytest
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, connections, transaction
 
 from core.approvals.services import create_task_group
 from core.history import acting_as
@@ -311,3 +312,59 @@ def test_writes_after_a_generation_get_the_full_reference_check(make_user, group
             BenefitConsumption.objects.create(**{**fields, "code": "PAY-TWICE", "beneficiary_id": row.beneficiary_id})
     assert BenefitConsumption.objects.filter(payroll=payroll).count() == 8
 
+
+@pytest.mark.django_db(transaction=True)
+def test_two_generations_of_one_cycle_never_both_pay(make_user, group_plan, blocked_by, generation_rule, payroll_rights):
+    """A second generation in a cycle waits for the first one's advisory lock, then finds
+    everyone paid: NOTHING_TO_PAY, and every beneficiary holds one payment."""
+    user = make_user(payroll_rights)
+    ids = _payment_setup(user, generation_rule, group_plan)
+    generated, release = threading.Event(), threading.Event()
+    outcome: dict[str, Any] = {}
+
+    def first() -> None:
+        try:
+            with transaction.atomic(), acting_as(user):
+                outcome["first"] = generation.create_payroll(user, name="January", **ids)
+                holder = connections["default"]  # this thread's session (not the proxy)
+                holder.inc_thread_sharing()  # the test asks who waits on it
+                outcome["holder"] = holder
+                generated.set()
+                release.wait(30)
+        except Exception as exc:  # pragma: no cover - reported by the assertions below
+            outcome["first_error"] = exc
+        finally:
+            generated.set()
+            if "holder" in outcome:
+                outcome["holder"].dec_thread_sharing()
+            connection.close()
+
+    def second() -> None:
+        try:
+            with acting_as(user):
+                outcome["second"] = generation.create_payroll(user, name="January again", **ids)
+        except Exception as exc:
+            outcome["second_error"] = exc
+        finally:
+            connection.close()
+
+    workers = [threading.Thread(target=first), threading.Thread(target=second)]
+    workers[0].start()
+    assert generated.wait(30) and "first_error" not in outcome, outcome
+    try:
+        workers[1].start()
+        assert blocked_by(outcome["holder"]), outcome  # the second generation waits for the first
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+            assert cursor.fetchone()[0] == 1  # on the cycle's advisory lock
+        assert workers[1].is_alive(), outcome
+    finally:
+        release.set()
+        for worker in workers:
+            worker.join(30)
+    assert outcome["first"][1]["count"] == 8
+    assert getattr(outcome.get("second_error"), "code", None) == "NOTHING_TO_PAY", outcome
+    assert Payroll.objects.count() == 1
+    paid = list(BenefitConsumption.objects.filter(payment_cycle_id=ids["payment_cycle_id"])
+                .values_list("beneficiary_id", flat=True))
+    assert len(paid) == len(set(paid)) == 8
