@@ -261,15 +261,16 @@ def generate(user: User, payroll: Payroll, selection: QuerySet | None = None) ->
             "'PAY-' || upper(replace(coremis_uuid7()::text, '-', '')), %s, %s, s.x_id, "
             "s.x_recipient, s.x_group, s.x_place, s.x_point, s.x_amount, %s, 'CREATED', 0, '', '' "
             "FROM candidates s WHERE s.x_recipient IS NOT NULL AND s.x_point IS NOT NULL RETURNING amount) "
-            "SELECT (SELECT count(*) FROM inserted), (SELECT coalesce(sum(amount), 0) FROM inserted), "
-            "(SELECT count(*) FROM candidates WHERE x_recipient IS NULL), "
-            "(SELECT count(*) FROM candidates WHERE NOT x_routed), "
-            "(SELECT count(*) FROM inserted WHERE amount > %s), (SELECT max(amount) FROM inserted), "
-            f"(SELECT count(*) FROM candidates WHERE {UNPAYABLE}), "
+            # one pass over what was inserted and one over the candidates, not one per figure
+            "SELECT i.n, i.total, c.no_recipient, c.unrouted, i.over_ceiling, i.largest, c.unpayable, "
             "(SELECT coalesce(json_agg(t), '[]') FROM (SELECT x_id AS beneficiary_id, x_recipient AS recipient_id, "
             f"x_group AS household_id, x_wanted AS point FROM candidates WHERE {UNPAYABLE} ORDER BY x_id "
-            "LIMIT %s) t)",
-            [*params, uid, uid, payroll.pk, payroll.payment_cycle_id, plan.currency, ceiling, LISTED_REFUSALS],
+            "LIMIT %s) t) "
+            "FROM (SELECT count(*) AS n, coalesce(sum(amount), 0) AS total, count(*) FILTER (WHERE amount > %s) "
+            "AS over_ceiling, max(amount) AS largest FROM inserted) i, "
+            "(SELECT count(*) FILTER (WHERE x_recipient IS NULL) AS no_recipient, count(*) FILTER (WHERE NOT x_routed) "
+            f"AS unrouted, count(*) FILTER (WHERE {UNPAYABLE}) AS unpayable FROM candidates) c",
+            [*params, uid, uid, payroll.pk, payroll.payment_cycle_id, plan.currency, LISTED_REFUSALS, ceiling],
         )
         count, total, no_recipient, unrouted, over_ceiling, largest, unpayable, listed = cursor.fetchone()
         cursor.execute("SELECT set_config('coremis.payroll_generation', '', true)")
