@@ -106,24 +106,29 @@ def compile_rule(rule: Any, plan_type: str, minor_unit: int) -> dict[str, Any]:
     return compiled
 
 
-def amount_sql(compiled: dict[str, Any], plan_type: str, subject: str) -> tuple[str, str, list[Any]]:
+def amount_sql(compiled: dict[str, Any], plan_type: str, subject: str,
+               members: str | None = None) -> tuple[str, str, list[Any]]:
     """The amount of one beneficiary, in minor units, as SQL over ``subject`` (the column
     holding the household id for GROUP plans, the person id otherwise).
 
-    Returns ``(joins, expression, params)``: the household size is a ``LATERAL`` count (an
-    index lookup per row) and each top-up a ``LEFT JOIN`` to the set its criteria select, so
-    PostgreSQL joins a national payroll by hashing instead of probing once per row and rule.
-    ``params`` belong to ``joins`` (the expression itself has none).
+    Returns ``(joins, expression, params)``: each top-up is a ``LEFT JOIN`` to the set its
+    criteria select, so PostgreSQL joins a national payroll by hashing instead of probing once
+    per row and rule. The household size is ``members`` when the caller already has it (SQL:
+    the live members of ``subject``, NULL for none; generation reads it from the same aggregate
+    as the recipient), else a ``LATERAL`` count. ``params`` belong to ``joins`` (the expression
+    itself has none).
     """
     joins: list[str] = []
     params: list[Any] = []
     parts = [str(int(compiled["fixed"]))]
     per = compiled.get("per_member")
     if per and plan_type == PlanType.GROUP:
-        table = GroupIndividual._meta.db_table
-        joins.append(f"LEFT JOIN LATERAL (SELECT count(*) AS n FROM {table} m WHERE m.group_id = {subject} "
-                     "AND NOT m.is_deleted) members ON true")
-        part = f"coalesce(members.n, 0) * {int(per['amount'])}"
+        if members is None:
+            table = GroupIndividual._meta.db_table
+            joins.append(f"LEFT JOIN LATERAL (SELECT count(*) AS n FROM {table} m WHERE m.group_id = {subject} "
+                         "AND NOT m.is_deleted) members ON true")
+            members = "members.n"
+        part = f"coalesce({members}, 0) * {int(per['amount'])}"
         if per.get("cap") is not None:
             part = f"least({part}, {int(per['cap'])})"
         parts.append(part)

@@ -21,7 +21,7 @@ from core.errors import CoreErrorCode, FieldError, ServiceError, ValidationFaile
 from core.jobs import start_job
 from core.models import Job, User
 from core.permissions import require
-from modules.individual.models import Group, GroupIndividual, Individual
+from modules.individual.models import GroupIndividual, Individual
 from modules.location.models import Location
 from modules.location.services import in_scope, scope_queryset, within_paths
 from modules.payroll import adaptors, rules
@@ -133,17 +133,30 @@ def _generation_sql(user: User, payroll: Payroll, selection: QuerySet | None) ->
     points = [payroll.payment_point] if payroll.payment_point_id else [p for p, _ in routing]
     needs = {str(p.pk): keys for p in points if (keys := adaptors.recipient_identifiers(p))}
     columns: dict[str, Any] = {"x_id": F("pk"), "x_subject": F(subject)}
+    if plan_type == PlanType.GROUP:  # through the household join the candidates already make
+        columns["x_head"] = F("group__head_id")
     if needs and routing:
         columns["x_path"] = F(f"{location}__path")
     base = _routed(user, payroll, selection).values("x_point", **columns)
     base_sql, base_params = base.query.sql_with_params()
-    joins, amount, amount_params = rules.amount_sql(compiled, plan_type, "c.x_subject")
     if plan_type == PlanType.GROUP:
-        joins += (f" JOIN {Group._meta.db_table} g ON g.id = c.x_subject"
-                  f" LEFT JOIN {GroupIndividual._meta.db_table} p ON p.group_id = c.x_subject"
-                  " AND p.recipient_type = 'PRIMARY' AND NOT p.is_deleted")
-        recipient, group = "coalesce(p.individual_id, g.head_id)", "c.x_subject"
+        joins, amount, amount_params = rules.amount_sql(compiled, plan_type, "c.x_subject", members="hh.n")
+        # The household size and its PRIMARY recipient in one aggregate over the live
+        # memberships (``array_agg … [1]``: at most one live PRIMARY per household, and
+        # PostgreSQL before 16 has no ``any_value``), hashed once and joined, instead of a
+        # LATERAL probe per household. Only the households of the plan's active beneficiaries
+        # are aggregated, so a small plan does not read the whole registry's memberships.
+        members = GroupIndividual._meta.db_table
+        plan_households = (f"SELECT b.group_id FROM {beneficiary_model(plan.benefit_plan)._meta.db_table} b "
+                           "WHERE b.benefit_plan_id = %s AND b.status = %s AND NOT b.is_deleted")
+        joins += (" LEFT JOIN (SELECT m.group_id, count(*) AS n, (array_agg(m.individual_id) FILTER "
+                  f"(WHERE m.recipient_type = 'PRIMARY'))[1] AS primary_id FROM {members} m "
+                  f"WHERE NOT m.is_deleted AND m.group_id IN ({plan_households}) GROUP BY m.group_id) hh "
+                  "ON hh.group_id = c.x_subject")
+        amount_params = [*amount_params, plan.benefit_plan_id, BeneficiaryStatus.ACTIVE.value]
+        recipient, group = "coalesce(hh.primary_id, c.x_head)", "c.x_subject"
     else:
+        joins, amount, amount_params = rules.amount_sql(compiled, plan_type, "c.x_subject")
         recipient, group = "c.x_subject", "NULL::uuid"
     pay, pay_params = "c.x_point", []
     # the recipient's row: its place (``x_place``) and the identifiers points pay to
@@ -210,12 +223,21 @@ def validity_problem(plan: PaymentPlan, cycle: PaymentCycle) -> FieldError | Non
 
 def generate(user: User, payroll: Payroll, selection: QuerySet | None = None) -> dict[str, int]:
     """Insert one CREATED instruction per candidate in one ``INSERT … SELECT`` and set the
-    payroll's control totals from what was inserted.
+    payroll's control totals from what was inserted. Call it inside a transaction.
 
-    ``ON CONFLICT DO NOTHING`` on the one-payment-per-cycle index means a concurrent
-    generation for the same cycle cannot pay anyone twice: the second one skips them. A
-    beneficiary no payment point serves is counted by the same statement and refuses the
-    whole generation (``NO_PAYMENT_POINT``); call it inside a transaction.
+    Locking: generations of one payment cycle run one at a time. Each takes the cycle's
+    transaction-level advisory lock (:func:`cycle_lock_name`) before its statement reads the
+    candidates, so a second one waits for the first to commit or roll back, and its statement
+    (a new snapshot, READ COMMITTED) then sees the payments the first made and leaves those
+    beneficiaries out: nobody is paid twice, and with everyone paid it inserts nothing
+    (``NOTHING_TO_PAY``). The one-payment-per-cycle unique index stays the last word: a plain
+    INSERT that met a live payment anyway (a write that bypassed the lock) fails whole.
+
+    The statement guarantees what the instruction table's reference trigger checks (the payroll
+    was just created, the points are held, the recipient and household come from joins), so it
+    runs with ``coremis.payroll_generation`` set for its own duration (migration 0010), and
+    every other write keeps the full check. A beneficiary no payment point serves is counted by
+    the same statement and refuses the whole generation (``NO_PAYMENT_POINT``).
     """
     plan = payroll.payment_plan
     select_sql, params, points = _generation_sql(user, payroll, selection)
@@ -223,9 +245,12 @@ def generate(user: User, payroll: Payroll, selection: QuerySet | None = None) ->
     uid = getattr(user, "pk", None)
     table = BenefitConsumption._meta.db_table
     with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                       [cycle_lock_name(payroll.payment_cycle_id)])
         # Compiling this one statement to machine code costs about a second and saves less.
         cursor.execute("SET LOCAL jit = off")
         cursor.execute(f"SET LOCAL work_mem = '{GENERATION_WORK_MEM}'")
+        cursor.execute("SELECT set_config('coremis.payroll_generation', 'on', true)")
         cursor.execute(
             f"WITH candidates AS MATERIALIZED ({select_sql}), "
             f"inserted AS (INSERT INTO {table} (id, date_created, date_updated, user_created_id, "
@@ -235,20 +260,20 @@ def generate(user: User, payroll: Payroll, selection: QuerySet | None = None) ->
             "SELECT coremis_uuid7(), now(), now(), %s, %s, 1, false, "
             "'PAY-' || upper(replace(coremis_uuid7()::text, '-', '')), %s, %s, s.x_id, "
             "s.x_recipient, s.x_group, s.x_place, s.x_point, s.x_amount, %s, 'CREATED', 0, '', '' "
-            "FROM candidates s WHERE s.x_recipient IS NOT NULL AND s.x_point IS NOT NULL "
-            "ON CONFLICT (payment_cycle_id, beneficiary_id) WHERE NOT is_deleted "
-            "AND NOT status IN ('FAILED', 'CANCELLED') DO NOTHING RETURNING amount) "
-            "SELECT (SELECT count(*) FROM inserted), (SELECT coalesce(sum(amount), 0) FROM inserted), "
-            "(SELECT count(*) FROM candidates WHERE x_recipient IS NULL), "
-            "(SELECT count(*) FROM candidates WHERE NOT x_routed), "
-            "(SELECT count(*) FROM inserted WHERE amount > %s), (SELECT max(amount) FROM inserted), "
-            f"(SELECT count(*) FROM candidates WHERE {UNPAYABLE}), "
+            "FROM candidates s WHERE s.x_recipient IS NOT NULL AND s.x_point IS NOT NULL RETURNING amount) "
+            # one pass over what was inserted and one over the candidates, not one per figure
+            "SELECT i.n, i.total, c.no_recipient, c.unrouted, i.over_ceiling, i.largest, c.unpayable, "
             "(SELECT coalesce(json_agg(t), '[]') FROM (SELECT x_id AS beneficiary_id, x_recipient AS recipient_id, "
             f"x_group AS household_id, x_wanted AS point FROM candidates WHERE {UNPAYABLE} ORDER BY x_id "
-            "LIMIT %s) t)",
-            [*params, uid, uid, payroll.pk, payroll.payment_cycle_id, plan.currency, ceiling, LISTED_REFUSALS],
+            "LIMIT %s) t) "
+            "FROM (SELECT count(*) AS n, coalesce(sum(amount), 0) AS total, count(*) FILTER (WHERE amount > %s) "
+            "AS over_ceiling, max(amount) AS largest FROM inserted) i, "
+            "(SELECT count(*) FILTER (WHERE x_recipient IS NULL) AS no_recipient, count(*) FILTER (WHERE NOT x_routed) "
+            f"AS unrouted, count(*) FILTER (WHERE {UNPAYABLE}) AS unpayable FROM candidates) c",
+            [*params, uid, uid, payroll.pk, payroll.payment_cycle_id, plan.currency, LISTED_REFUSALS, ceiling],
         )
         count, total, no_recipient, unrouted, over_ceiling, largest, unpayable, listed = cursor.fetchone()
+        cursor.execute("SELECT set_config('coremis.payroll_generation', '', true)")
     # On a refusal, the caller's transaction takes the inserted rows back.
     _refuse_count(int(unrouted))
     if over_ceiling:
@@ -266,6 +291,13 @@ def generate(user: User, payroll: Payroll, selection: QuerySet | None = None) ->
     Payroll.objects.filter(pk=payroll.pk).update(control_count=count, control_sum=total, generation_report=report)
     payroll.control_count, payroll.control_sum, payroll.generation_report = int(count), int(total), report
     return {"count": int(count), "sum": int(total), **report}
+
+
+def cycle_lock_name(cycle_id: Any) -> str:
+    """The name of the transaction-level advisory lock that lets one generation at a time pay
+    in the cycle ``cycle_id`` (taken as ``hashtextextended(name, 0)``, like ``payroll.send``'s;
+    a collision with another lock only makes a generation wait, never pay twice)."""
+    return f"payroll.generate:{cycle_id}"
 
 
 # Routed (some point serves the location), with a recipient, but no point there can pay them.

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import datetime
 import json
+import threading
+import uuid
 from typing import Any
 
 import pytest
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, connections, transaction
 
 from core.approvals.services import create_task_group
+from core.history import acting_as
 from core.models import ApprovalTask, HistoryEntry
 from modules.payroll.adaptors.base import config_problems
 from modules.payroll.models import BenefitConsumption, Payroll
+from modules.payroll.services import configuration, generation
 from modules.social_protection.models import GroupBeneficiary
 
 pytestmark = pytest.mark.django_db
@@ -271,3 +276,95 @@ def test_refusals_come_from_the_mutation_and_start_nothing(gql, make_user, group
                                                "paymentCycleId": ids["cycle"]}, "job { uuid }")
     assert no_name["errors"][0]["code"] == "REQUIRED"
     assert not Job.objects.filter(kind="payroll.generate").exists() and not Payroll.objects.exists()
+
+
+# --- what generation trusts, and what it never gives up ---------------------------------------
+
+
+def _payment_setup(user: Any, rule: dict[str, Any], group_plan: Any) -> dict[str, Any]:
+    with acting_as(user):
+        cycle = configuration.create_cycle(user, code="2026-01", start_date=datetime.date(2026, 1, 1),
+                                           end_date=datetime.date(2026, 1, 31))
+        plan = configuration.create_plan(user, code="PP-1", name="Monthly", benefit_plan_id=group_plan.pk,
+                                         calculation_rule=rule, currency="BIF", minor_unit=0)
+        point = configuration.create_point(user, code="BANK", adaptor="file")
+    return {"payment_plan_id": plan.pk, "payment_cycle_id": cycle.pk, "payment_point_id": point.pk}
+
+
+def test_writes_after_a_generation_get_the_full_reference_check(make_user, group_plan, generation_rule, payroll_rights):
+    """Generation skips the reference trigger for its own statement only: later in the same
+    transaction, an orphan or a second live payment for a beneficiary is still refused."""
+    user = make_user(payroll_rights)
+    ids = _payment_setup(user, generation_rule, group_plan)
+    with transaction.atomic(), acting_as(user):
+        payroll, totals = generation.create_payroll(user, name="January", **ids)
+        assert totals["count"] == 8
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT current_setting('coremis.payroll_generation', true)")
+            assert cursor.fetchone()[0] == ""
+        row = BenefitConsumption.objects.filter(payroll=payroll).first()
+        fields = {"payroll_id": payroll.pk, "payment_cycle_id": row.payment_cycle_id, "amount": 1, "currency": "BIF",
+                  "individual_id": row.individual_id, "payment_point_id": row.payment_point_id}
+        with pytest.raises(IntegrityError, match="missing individual"), transaction.atomic():
+            BenefitConsumption.objects.create(**{**fields, "code": "PAY-ORPHAN", "beneficiary_id": uuid.uuid4(),
+                                                 "individual_id": uuid.uuid4()})
+        with pytest.raises(IntegrityError, match="payroll_one_payment_per_cycle"), transaction.atomic():
+            BenefitConsumption.objects.create(**{**fields, "code": "PAY-TWICE", "beneficiary_id": row.beneficiary_id})
+    assert BenefitConsumption.objects.filter(payroll=payroll).count() == 8
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_generations_of_one_cycle_never_both_pay(make_user, group_plan, blocked_by, generation_rule, payroll_rights):
+    """A second generation in a cycle waits for the first one's advisory lock, then finds
+    everyone paid: NOTHING_TO_PAY, and every beneficiary holds one payment."""
+    user = make_user(payroll_rights)
+    ids = _payment_setup(user, generation_rule, group_plan)
+    generated, release = threading.Event(), threading.Event()
+    outcome: dict[str, Any] = {}
+
+    def first() -> None:
+        try:
+            with transaction.atomic(), acting_as(user):
+                outcome["first"] = generation.create_payroll(user, name="January", **ids)
+                holder = connections["default"]  # this thread's session (not the proxy)
+                holder.inc_thread_sharing()  # the test asks who waits on it
+                outcome["holder"] = holder
+                generated.set()
+                release.wait(30)
+        except Exception as exc:  # pragma: no cover - reported by the assertions below
+            outcome["first_error"] = exc
+        finally:
+            generated.set()
+            if "holder" in outcome:
+                outcome["holder"].dec_thread_sharing()
+            connection.close()
+
+    def second() -> None:
+        try:
+            with acting_as(user):
+                outcome["second"] = generation.create_payroll(user, name="January again", **ids)
+        except Exception as exc:
+            outcome["second_error"] = exc
+        finally:
+            connection.close()
+
+    workers = [threading.Thread(target=first), threading.Thread(target=second)]
+    workers[0].start()
+    assert generated.wait(30) and "first_error" not in outcome, outcome
+    try:
+        workers[1].start()
+        assert blocked_by(outcome["holder"]), outcome  # the second generation waits for the first
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+            assert cursor.fetchone()[0] == 1  # on the cycle's advisory lock
+        assert workers[1].is_alive(), outcome
+    finally:
+        release.set()
+        for worker in workers:
+            worker.join(30)
+    assert outcome["first"][1]["count"] == 8
+    assert getattr(outcome.get("second_error"), "code", None) == "NOTHING_TO_PAY", outcome
+    assert Payroll.objects.count() == 1
+    paid = list(BenefitConsumption.objects.filter(payment_cycle_id=ids["payment_cycle_id"])
+                .values_list("beneficiary_id", flat=True))
+    assert len(paid) == len(set(paid)) == 8
