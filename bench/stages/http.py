@@ -256,8 +256,13 @@ def _statements(ctx: Context, case: ListCase) -> list[str]:
 
     client = Client(HTTP_HOST="127.0.0.1", HTTP_AUTHORIZATION=f"Bearer {issue(_user(ctx, case)).token}")
     variables = case.variables(ctx) if case.variables else {}
+    body = {"query": case.query, "variables": variables}
+    # the second request's statements: what a warmed-up server sends for every page (a whole
+    # table above the exact-count limit is remembered as large for a few seconds, and not
+    # counted again; core/graphql/counting.py)
+    client.post("/graphql", body, content_type="application/json")
     with CaptureQueriesContext(connection) as captured:
-        answer = client.post("/graphql", {"query": case.query, "variables": variables}, content_type="application/json")
+        answer = client.post("/graphql", body, content_type="application/json")
     assert answer.status_code == 200 and not answer.json().get("errors"), answer.content[:300]
     # a counted list's count and page keys are one WITH … SELECT (core/graphql/counting.py)
     return [q["sql"] for q in captured.captured_queries if q["sql"].lstrip().upper().startswith(("SELECT", "WITH"))]
