@@ -515,3 +515,18 @@ def test_plan_replacement_and_beneficiary_project_are_null(client: Any, make_use
     beneficiaries = body["data"]["beneficiary"]["edges"]
     assert len(beneficiaries) == 1 and beneficiaries[0]["node"]["project"] is None
     assert beneficiaries[0]["node"]["individual"]["id"]
+
+
+def test_only_a_browser_is_given_the_csrf_cookie(browser: Client, officer: User) -> None:
+    """A client sending a bearer token and no JWT cookie is answered without a ``csrftoken``
+    cookie (it never needs one); a browser before log-in and after it still gets it."""
+    from core.auth.tokens import issue
+
+    api = Client()
+    answer = gql(api, JOURNAL, HTTP_AUTHORIZATION=f"Bearer {issue(officer).token}")
+    assert "errors" not in answer.json(), answer.json()
+    assert "csrftoken" not in answer.cookies
+    assert "csrftoken" in gql(Client(), JOURNAL).cookies  # not logged in: as a browser's first request
+    browser_login(browser, "officer")
+    answer = gql(browser, JOURNAL, HTTP_ORIGIN=ORIGIN, HTTP_AUTHORIZATION="JWT undefined")
+    assert "csrftoken" in answer.cookies  # the frontend's header beside its cookie: a browser

@@ -88,3 +88,80 @@ def test_a_page_sorted_from_its_matches_reads_only_its_own_keys(gql: Any, admin_
         after = page["edges"][-1]["cursor"]
     assert seen == [m.name for m in ngozi[:12]]
     assert statements[2] == statements[5]
+
+
+def _counted(captured: Any) -> list[str]:
+    """The statements that counted a whole table or asked the planner for its estimate."""
+    return [q["sql"] for q in captured.captured_queries if "COUNT(" in q["sql"].upper() or q["sql"].startswith("EXPLAIN")]
+
+
+def _analyzed(admin_user: Any, count: int) -> None:
+    _made(admin_user, count)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE location_location")
+
+
+def test_a_large_table_is_remembered_for_a_few_seconds(gql: Any, admin_user: Any, small_limit: None,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Far above the limit (12 rows, limit 3), the next pages answer the same flagged estimate
+    without counting again; once the seconds are over the table is counted again."""
+    from core.graphql import counting
+
+    _analyzed(admin_user, 12)
+    client = gql(admin_user)
+    with CaptureQueriesContext(connection) as first:
+        whole = client.ok(LIST)["locations"]
+    assert whole["totalCountIsEstimate"] is True and len(_counted(first)) == 2  # bounded count, EXPLAIN
+    with CaptureQueriesContext(connection) as again:
+        remembered = client.ok(LIST)["locations"]
+    assert _counted(again) == []
+    assert (remembered["totalCount"], remembered["totalCountIsEstimate"]) == (whole["totalCount"], True)
+    assert len(remembered["edges"]) == 2
+    # a filtered list is still counted exactly beside it
+    assert client.ok(LIST, {"f": "ngozi"})["locations"]["totalCount"] == 6
+    now = counting.time.monotonic()
+    monkeypatch.setattr(counting.time, "monotonic", lambda: now + counting.LARGE_TABLE_SECONDS + 1)
+    with CaptureQueriesContext(connection) as later:
+        client.ok(LIST)
+    assert len(_counted(later)) == 2
+
+
+def test_after_the_seconds_a_table_that_shrank_is_counted_exactly(gql: Any, admin_user: Any, small_limit: None,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.graphql import counting
+    from modules.location.models import Location
+
+    _analyzed(admin_user, 12)
+    client = gql(admin_user)
+    assert client.ok(LIST)["locations"]["totalCountIsEstimate"] is True
+    Location.objects.exclude(code__in=["TC00", "TC01"]).update(is_deleted=True)
+    now = counting.time.monotonic()
+    monkeypatch.setattr(counting.time, "monotonic", lambda: now + counting.LARGE_TABLE_SECONDS + 1)
+    page = client.ok(LIST)["locations"]
+    assert (page["totalCount"], page["totalCountIsEstimate"]) == (2, False)
+    with CaptureQueriesContext(connection) as next_page:
+        client.ok(LIST)
+    assert len(_counted(next_page)) == 1  # a table under the limit is never remembered
+
+
+def test_under_the_limit_or_near_it_every_page_counts(gql: Any, admin_user: Any, settings: Any) -> None:
+    """Below the limit each page counts exactly; just above it (below twice the limit) the
+    estimate is asked for on every page too, as a few deletions would bring it under."""
+    settings.COREMIS = {**settings.COREMIS, "EXACT_COUNT_LIMIT": 5}
+    _analyzed(admin_user, 4)
+    client = gql(admin_user)
+    for _ in range(2):
+        with CaptureQueriesContext(connection) as captured:
+            page = client.ok(LIST)["locations"]
+        assert (page["totalCount"], page["totalCountIsEstimate"]) == (4, False)
+        assert len(_counted(captured)) == 1
+    from modules.location.services import create_location
+
+    for i in range(4):
+        create_location(admin_user, code=f"TD{i}", name=f"Muyinga{i}", type="Province")
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE location_location")
+    for _ in range(2):
+        with CaptureQueriesContext(connection) as captured:
+            page = client.ok(LIST)["locations"]
+        assert page["totalCountIsEstimate"] is True and len(_counted(captured)) == 2

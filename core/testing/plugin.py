@@ -65,6 +65,17 @@ def _progress_on_the_test_connection(request: pytest.FixtureRequest, settings: A
         settings.COREMIS = {**settings.COREMIS, "PROGRESS_DB": "default"}
 
 
+@pytest.fixture(autouse=True)
+def _whole_tables_counted_afresh() -> Iterator[None]:
+    """Each test's tables are its own (rolled back after it): a table the previous test made
+    large is not remembered as large in the next (``core.graphql.counting``)."""
+    from core.graphql.counting import forget_large_tables
+
+    forget_large_tables()
+    yield
+    forget_large_tables()
+
+
 @pytest.fixture
 def make_user(db: Any) -> Callable[..., Any]:
     """``make_user(["location.search"])``: a user whose one role grants those codes."""
