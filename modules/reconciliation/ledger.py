@@ -31,7 +31,17 @@ MISMATCH = "reconciliation_mismatch"
 EVENT = "reconciliation_mismatchevent"
 PAYMENT = "payroll_benefitconsumption"
 STAGED = ("seq", "line", "reference", "provider_transaction_id", "amount", "currency", "status", "value_date", "account",
-          "message", "raw", "checksum")
+          "message", "raw")
+# A line's checksum: the statement as the provider meant it, whichever file or line number it
+# came in (source, point, reference, transaction id, status, amount without trailing zeros,
+# currency, ISO date, account, joined by "|"), as the first 128 bits of its SHA-256 spelled as a
+# uuid. Computed by PostgreSQL over the staged lines rather than per row in Python: at 315,000
+# lines the per-row hashing was a third of the Python time of reading a CSV (1.1 of 3.4 s of
+# CPU). The two parameters are the source and the point's id (text, empty without one).
+CHECKSUM = ("encode(substr(sha256(convert_to(concat_ws('|', %s::text, %s::text, coalesce(s.reference, ''), "
+            "coalesce(s.provider_transaction_id, ''), coalesce(s.status, ''), coalesce(trim_scale(s.amount)::text, ''), "
+            "coalesce(s.currency, ''), coalesce(to_char(s.value_date, 'YYYY-MM-DD'), ''), coalesce(s.account, '')), "
+            "'UTF8')), 1, 16), 'hex')::uuid")
 # The columns of the lines a run added that matching reads (``recon_new``).
 NEW = (("id", "bigint"), ("reference", "text"), ("payment_point_id", "uuid"), ("amount", "numeric"),
        ("currency", "text"), ("account", "text"), ("payment_id", "uuid"), ("status", "text"),
@@ -60,13 +70,12 @@ def store(rows: Iterable[Row], *, source: str, point_id: Any, file_id: Any, user
         cursor.execute(f"SET LOCAL work_mem = '{MATCH_WORK_MEM}'")
         cursor.execute("CREATE TEMP TABLE recon_stage (seq int, line int, reference text, provider_transaction_id text, "
                        "amount numeric, currency text, status text, value_date date, account text, message text, "
-                       "raw text, checksum uuid) ON COMMIT DROP")
+                       "raw text) ON COMMIT DROP")
         staged = 0
         with cursor.copy(f"COPY recon_stage ({', '.join(STAGED)}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row((staged, row.line, row.reference, row.provider_transaction_id, row.amount, row.currency,
-                                row.status, row.value_date, row.account, row.message, row.raw,
-                                row.checksum(source, point_id)))
+                                row.status, row.value_date, row.account, row.message, row.raw))
                 staged += 1
         # (autovacuum never sees a temporary table: without this the joins below are planned
         # for a guess of its size)
@@ -86,7 +95,8 @@ def store(rows: Iterable[Row], *, source: str, point_id: Any, file_id: Any, user
         cursor.execute(f"""
             WITH matched AS MATERIALIZED (
                 SELECT s.seq, s.line, s.reference, s.provider_transaction_id, s.amount, s.currency, s.status,
-                       s.value_date, s.account, s.message, s.raw, s.checksum, b.id AS payment_id, b.payroll_id
+                       s.value_date, s.account, s.message, s.raw, {CHECKSUM} AS checksum, b.id AS payment_id,
+                       b.payroll_id
                 FROM recon_stage s LEFT JOIN {PAYMENT} b ON b.code = s.reference AND NOT b.is_deleted),
             added AS (
                 INSERT INTO {LEDGER} (source, payment_point_id, file_id, line, received_at, reference,
@@ -103,7 +113,7 @@ def store(rows: Iterable[Row], *, source: str, point_id: Any, file_id: Any, user
             SELECT NULL::int, NULL::text, (SELECT count(*) FROM kept)
             UNION ALL
             SELECT line, reference, NULL FROM matched WHERE payment_id IS NULL""",
-                       [source, point_id, file_id, received_at])
+                       [source, str(point_id or ""), source, point_id, file_id, received_at])
         answered = cursor.fetchall()
         stored = int(next(count for line, _, count in answered if line is None))
         unknown = sorted((line, ref) for line, ref, _ in answered if line is not None)
