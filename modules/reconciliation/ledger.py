@@ -215,9 +215,11 @@ def _match(cursor: Any, uid: Any, *, apply: bool, user: Any, clock: _Clock) -> i
     # What one paid line shows, in one pass over the new lines (each class a branch of one
     # UNION ALL over them, read once). An account or phone the provider paid to is compared
     # with the recipient's (letters and digits only; a country code in front of one of them is
-    # tolerated). Each value is normalised once, in the materialised pass: PostgreSQL does not
-    # share a repeated expression, and the comparison written over the raw values ran the
-    # regular expression six to fifteen times per line.
+    # tolerated). An account written exactly as the recipient's phone or account is the same
+    # one whatever its spelling, so only the other lines are normalised (a regular expression
+    # per value: three per line over a national file, 0.9 of the pass's 3.3 s, when nearly
+    # every provider writes the number as it was sent). Each value is normalised once, in a
+    # materialised pass: PostgreSQL does not share a repeated expression.
     norm = "regexp_replace(upper(coalesce({0}, '')), '[^0-9A-Z]', '', 'g')"
     same = " OR ".join(f"({k} <> '' AND ({k} = paid_to OR (length({k}) >= 8 AND length(paid_to) >= 8 AND "
                        f"(right({k}, length(paid_to)) = paid_to OR right(paid_to, length({k})) = {k}))))"
@@ -228,13 +230,17 @@ def _match(cursor: Any, uid: Any, *, apply: bool, user: Any, clock: _Clock) -> i
                    b.id AS payment_id,
                    b.payroll_id, b.amount AS ordered, b.currency AS ordered_currency,
                    round(r.amount * power(10::numeric, pp.minor_unit)) AS reported,
-                   {norm.format("r.account")} AS paid_to, i.id AS recipient,
-                   CASE WHEN i.id IS NOT NULL THEN {norm.format("i.json_ext->>'phone'")} END AS phone,
-                   CASE WHEN i.id IS NOT NULL THEN {norm.format("i.json_ext->>'account'")} END AS account_of
+                   i.id AS recipient, i.json_ext->>'phone' AS phone_given, i.json_ext->>'account' AS account_given
             {new} LEFT JOIN {PAYMENT} b ON b.id = r.payment_id
             LEFT JOIN payroll_payroll p ON p.id = b.payroll_id LEFT JOIN payroll_paymentplan pp ON pp.id = p.payment_plan_id
             LEFT JOIN individual_individual i ON i.id = b.individual_id AND r.account <> ''
-            WHERE r.status = 'PAID')
+            WHERE r.status = 'PAID'),
+        spelled_otherwise AS MATERIALIZED (
+            SELECT id, payment_id, payroll_id, payment_point_id, reference, account,
+                   {norm.format("account")} AS paid_to, {norm.format("phone_given")} AS phone,
+                   {norm.format("account_given")} AS account_of
+            FROM line WHERE payment_id IS NOT NULL AND recipient IS NOT NULL
+              AND account IS DISTINCT FROM phone_given AND account IS DISTINCT FROM account_given)
         SELECT 'UNKNOWN_REFERENCE', id::text, NULL::uuid, NULL::uuid, payment_point_id, id, reference,
                'no payment has the reference ' || reference
         FROM line WHERE named IS NULL
@@ -249,7 +255,7 @@ def _match(cursor: Any, uid: Any, *, apply: bool, user: Any, clock: _Clock) -> i
         UNION ALL
         SELECT 'WRONG_RECIPIENT', id::text, payment_id, payroll_id, payment_point_id, id, reference,
                'paid to ' || account
-        FROM line WHERE payment_id IS NOT NULL AND paid_to <> '' AND recipient IS NOT NULL AND NOT ({same})""")
+        FROM spelled_otherwise WHERE paid_to <> '' AND NOT ({same})""")
     # Per payment, over everything the ledger holds about the payments this run touched.
     cursor.execute("CREATE TEMP TABLE recon_touched ON COMMIT DROP AS "
                    f"SELECT DISTINCT r.payment_id AS id {new} WHERE r.payment_id IS NOT NULL")
