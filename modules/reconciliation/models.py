@@ -97,7 +97,7 @@ class ProviderReport(models.Model):
     account = models.CharField(max_length=100, blank=True, default="")
     message = models.CharField(max_length=255, blank=True, default="")
     raw = models.TextField(blank=True, default="")
-    # The first 128 bits of the line's SHA-256 (``reading.Row.checksum``), as a uuid: its unique
+    # The first 128 bits of the line's SHA-256 (``ledger.CHECKSUM``), as a uuid: its unique
     # index is a third of the 64-character text's, and every one of a national file's 315,000
     # lines is inserted into (or looked up in) it.
     checksum = models.UUIDField()

@@ -11,9 +11,7 @@ from __future__ import annotations
 import codecs
 import csv
 import datetime
-import hashlib
 import io
-import uuid
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -87,14 +85,6 @@ class Row:
     account: str = ""
     message: str = ""
     raw: str = ""
-
-    def checksum(self, source: str, point_id: Any) -> str:
-        """The statement as the provider meant it, whichever file or line it came in: the first
-        128 bits of its SHA-256, spelled as a uuid (the ledger's ``checksum``)."""
-        text = "|".join([source, str(point_id or ""), self.reference, self.provider_transaction_id, self.status,
-                         "" if self.amount is None else format(self.amount.normalize(), "f"), self.currency,
-                         self.value_date.isoformat() if self.value_date else "", self.account])
-        return str(uuid.UUID(bytes=hashlib.sha256(text.encode()).digest()[:16]))
 
 
 @dataclass
