@@ -107,7 +107,7 @@ def compile_rule(rule: Any, plan_type: str, minor_unit: int) -> dict[str, Any]:
 
 
 def amount_sql(compiled: dict[str, Any], plan_type: str, subject: str,
-               members: str | None = None) -> tuple[str, str, list[Any]]:
+               members: str | None = None, head: str | None = None) -> tuple[str, str, list[Any]]:
     """The amount of one beneficiary, in minor units, as SQL over ``subject`` (the column
     holding the household id for GROUP plans, the person id otherwise).
 
@@ -116,7 +116,9 @@ def amount_sql(compiled: dict[str, Any], plan_type: str, subject: str,
     per row and rule. The household size is ``members`` when the caller already has it (SQL:
     the live members of ``subject``, NULL for none; generation reads it from the same aggregate
     as the recipient), else a ``LATERAL`` count. ``params`` belong to ``joins`` (the expression
-    itself has none).
+    itself has none). With ``head`` (SQL: the household's head, for GROUP plans), a top-up
+    whose every condition is about the head selects those people and joins on the head's id,
+    instead of joining every household to its head and then each household to the set.
     """
     joins: list[str] = []
     params: list[Any] = []
@@ -133,10 +135,19 @@ def amount_sql(compiled: dict[str, Any], plan_type: str, subject: str,
             part = f"least({part}, {int(per['cap'])})"
         parts.append(part)
     for index, top_up in enumerate(compiled.get("top_ups", [])):
-        condition = targeting.build(plan_type, top_up["criteria"])
-        model = Group if plan_type == PlanType.GROUP else Individual
-        matching, matching_params = model.objects.filter(condition).values(matched=F("pk")).distinct().query.sql_with_params()
-        joins.append(f"LEFT JOIN ({matching}) top_up_{index} ON top_up_{index}.matched = {subject}")
+        on_head = targeting.as_head(top_up["criteria"]) if head and plan_type == PlanType.GROUP else None
+        if on_head is not None:
+            # (every person, deleted or not: the household-side set joins its head regardless too)
+            people = Individual.all_objects.filter(targeting.build(PlanType.INDIVIDUAL, on_head))
+            matching, matching_params = people.values(matched=F("pk")).query.sql_with_params()
+            key = head
+        else:
+            condition = targeting.build(plan_type, top_up["criteria"])
+            model = Group if plan_type == PlanType.GROUP else Individual
+            rows = model.objects.filter(condition).values(matched=F("pk")).distinct()
+            matching, matching_params = rows.query.sql_with_params()
+            key = subject
+        joins.append(f"LEFT JOIN ({matching}) top_up_{index} ON top_up_{index}.matched = {key}")
         params += list(matching_params)
         parts.append(f"CASE WHEN top_up_{index}.matched IS NULL THEN 0 ELSE {int(top_up['amount'])} END")
     return " ".join(joins), " + ".join(parts), params

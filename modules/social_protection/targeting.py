@@ -151,6 +151,31 @@ def build(plan_type: str, criteria: Any) -> Q:
     return condition
 
 
+def as_head(criteria: Any) -> Any | None:
+    """GROUP-plan ``criteria`` whose every condition is ``"on": "head"``, rewritten as
+    INDIVIDUAL-plan criteria over the head alone (the same conditions without ``on``), so a
+    caller holding the head's id can select the matching people directly instead of joining
+    every household to its head. ``None`` when some condition is about the household itself
+    or the document is empty (it matches every household, head or not)."""
+
+    def rewritten(node: Any) -> Any | None:
+        if not isinstance(node, dict):
+            return None
+        if "conditions" in node or "combine" in node:
+            conditions = node.get("conditions", [])
+            if not isinstance(conditions, list) or not conditions:
+                return None
+            parts = [rewritten(item) for item in conditions]
+            if any(part is None for part in parts):
+                return None
+            return {**node, "conditions": parts}
+        if node.get("on") != "head":
+            return None
+        return {key: value for key, value in node.items() if key != "on"}
+
+    return rewritten(criteria)
+
+
 def validate(plan_type: str, criteria: Any) -> list[FieldError]:
     try:
         build(plan_type, criteria)

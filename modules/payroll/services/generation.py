@@ -140,17 +140,19 @@ def _generation_sql(user: User, payroll: Payroll, selection: QuerySet | None) ->
     base = _routed(user, payroll, selection).values("x_point", **columns)
     base_sql, base_params = base.query.sql_with_params()
     if plan_type == PlanType.GROUP:
-        joins, amount, amount_params = rules.amount_sql(compiled, plan_type, "c.x_subject", members="hh.n")
+        joins, amount, amount_params = rules.amount_sql(compiled, plan_type, "c.x_subject", members="hh.n",
+                                                        head="c.x_head")
         # The household size and its PRIMARY recipient in one aggregate over the live
-        # memberships (``array_agg … [1]``: at most one live PRIMARY per household, and
-        # PostgreSQL before 16 has no ``any_value``), hashed once and joined, instead of a
+        # memberships (at most one live PRIMARY per household: ``any_value``, or before
+        # PostgreSQL 16 the dearer ``array_agg … [1]``), hashed once and joined, instead of a
         # LATERAL probe per household. Only the households of the plan's active beneficiaries
         # are aggregated, so a small plan does not read the whole registry's memberships.
         members = GroupIndividual._meta.db_table
+        primary = "m.individual_id) FILTER (WHERE m.recipient_type = 'PRIMARY')"
+        primary = f"any_value({primary}" if connection.pg_version >= 160000 else f"(array_agg({primary})[1]"
         plan_households = (f"SELECT b.group_id FROM {beneficiary_model(plan.benefit_plan)._meta.db_table} b "
                            "WHERE b.benefit_plan_id = %s AND b.status = %s AND NOT b.is_deleted")
-        joins += (" LEFT JOIN (SELECT m.group_id, count(*) AS n, (array_agg(m.individual_id) FILTER "
-                  f"(WHERE m.recipient_type = 'PRIMARY'))[1] AS primary_id FROM {members} m "
+        joins += (f" LEFT JOIN (SELECT m.group_id, count(*) AS n, {primary} AS primary_id FROM {members} m "
                   f"WHERE NOT m.is_deleted AND m.group_id IN ({plan_households}) GROUP BY m.group_id) hh "
                   "ON hh.group_id = c.x_subject")
         amount_params = [*amount_params, plan.benefit_plan_id, BeneficiaryStatus.ACTIVE.value]

@@ -113,3 +113,61 @@ def test_a_cycle_outside_the_plans_validity_pays_nobody(gql, make_user, group_pl
     job = Job.objects.get(pk=started["job"]["uuid"])
     assert job.state == "FAILED" and "not within the validity of benefit plan CT-G" in job.message
     assert not Payroll.all_objects.exists()
+
+
+# Top-ups about the head alone are selected among people and joined on the head's id
+# (``rules.amount_sql(head=…)``); every other criteria document joins households to their head.
+# Both must pay the same households: here each document is evaluated both ways.
+HEAD_CRITERIA = [
+    {"on": "head", "filter": "disability__exact__boolean=true"},
+    {"combine": "OR", "conditions": [{"on": "head", "field": "first_name", "lookup": "exact", "value": "P2-0"},
+                                     {"on": "head", "filter": "disability__exact__boolean=true"}]},
+    {"combine": "AND", "conditions": [{"on": "head", "location": ["{H2}", "{H4}"]},
+                                      {"combine": "OR", "conditions": [
+                                          {"on": "head", "field": "dob", "lookup": "lt", "value": "1990-01-01"}]}]},
+]
+MIXED_CRITERIA = [
+    {"combine": "AND", "conditions": [{"on": "head", "filter": "disability__exact__boolean=true"},
+                                      {"field": "code", "lookup": "in", "value": ["HH-001", "HH-002"]}]},
+    {"location": ["{C1}"]},
+    {"combine": "AND", "conditions": []},
+]
+
+
+def _amounts(group_plan: Any, criteria: Any, head: str | None) -> dict[str, int]:
+    from django.db import connection
+
+    from modules.individual.models import Group
+    from modules.payroll import rules
+
+    compiled = rules.compile_rule({"top_ups": [{"criteria": criteria, "amount": 7}]}, "GROUP", 0)
+    joins, amount, params = rules.amount_sql(compiled, "GROUP", "g.id", members="1", head=head)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT g.code, {amount} FROM {Group._meta.db_table} g {joins} WHERE NOT g.is_deleted "
+                       "ORDER BY g.code", params)
+        return dict(cursor.fetchall())
+
+
+def _placed(criteria: Any, country: dict[str, Any]) -> Any:
+    import json
+
+    text = json.dumps(criteria)
+    for code, location in country.items():
+        text = text.replace("{" + code + "}", str(location.pk))
+    return json.loads(text)
+
+
+@pytest.mark.parametrize("criteria", HEAD_CRITERIA + MIXED_CRITERIA)
+def test_a_top_up_about_the_head_pays_the_same_households_joined_either_way(group_plan, households, country, criteria):
+    from modules.individual.models import Individual
+    from modules.social_protection import targeting
+
+    criteria = _placed(criteria, country)
+    assert (targeting.as_head(criteria) is not None) == (criteria in [_placed(c, country) for c in HEAD_CRITERIA])
+    # a head marked deleted in a live household still counts, as it does through the household
+    Individual.all_objects.filter(first_name="P3-0").update(is_deleted=True)
+    by_head, by_household = _amounts(group_plan, criteria, "g.head_id"), _amounts(group_plan, criteria, None)
+    assert by_head == by_household
+    assert len(by_head) == 8
+    # each document but the empty one (everyone) pays some households and not others
+    assert set(by_head.values()) == ({7} if criteria == MIXED_CRITERIA[-1] else {0, 7})

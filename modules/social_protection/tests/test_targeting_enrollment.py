@@ -211,3 +211,20 @@ def test_enrollment_and_bulk_status_jobs_run_again_change_nothing(gql, make_user
     again = run_again(changed)
     assert again.state == "SUCCEEDED" and again.result["changed"] == 0
     assert sorted(Beneficiary.objects.filter(benefit_plan_id=plan["uuid"]).values_list("version", flat=True)) == versions
+
+
+def test_criteria_about_the_head_alone_read_as_criteria_on_a_person():
+    from modules.social_protection.targeting import as_head
+
+    leaf = {"on": "head", "field": "sex", "lookup": "exact", "value": "F"}
+    assert as_head(leaf) == {"field": "sex", "lookup": "exact", "value": "F"}
+    nested = {"combine": "OR", "conditions": [leaf, {"combine": "AND", "conditions": [
+        {"on": "head", "filter": "disability__exact__boolean=true"}]}]}
+    assert as_head(nested) == {"combine": "OR", "conditions": [
+        {"field": "sex", "lookup": "exact", "value": "F"},
+        {"combine": "AND", "conditions": [{"filter": "disability__exact__boolean=true"}]}]}
+    # anything about the household itself, an empty document (everyone) or a malformed one: no
+    for other in ({"combine": "AND", "conditions": [leaf, {"field": "code", "value": "HH-1"}]},
+                  {"on": "self", "filter": "x__exact__integer=1"}, {}, {"combine": "AND", "conditions": []},
+                  {"conditions": "nope"}, [leaf], None):
+        assert as_head(other) is None
