@@ -91,8 +91,11 @@ USER_DELETE = Permission("core.user.delete", "Deactivate and reactivate users", 
 TASK_VIEW = Permission("core.task.view", "See approval tasks one made or may decide on", openimis=(191001, 191005))
 TASK_VIEW_ALL = Permission("core.task.view_all", "See every approval task", openimis=(191001, 191005))
 TASK_RESOLVE = Permission("core.task.resolve", "Approve or reject tasks of one's task groups")
-TASK_GROUP_MANAGE = Permission("core.task_group.manage", "List, create and change task groups and their checkers",
-                               openimis=(190001, 190002, 190003, 190004))
+# Listing task groups is its own code (openIMIS's 190001): a checker's task screen shows the
+# task's group in a picker that lists them, and a checker must not need the right to change them.
+TASK_GROUP_SEARCH = Permission("core.task_group.search", "List task groups and their checkers", openimis=(190001,))
+TASK_GROUP_MANAGE = Permission("core.task_group.manage", "Create and change task groups and their checkers",
+                               openimis=(190002, 190003, 190004))
 APPROVAL_ROUTE_MANAGE = Permission(
     "core.approval_route.manage",
     "See which task group approves each action, and route or unroute actions at run time")

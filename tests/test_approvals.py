@@ -630,7 +630,7 @@ mutation ($input: UpdateTaskGroupMutationInput!) {
 
 
 def test_task_groups_are_managed_over_graphql(gql: Any, make_user: Any, checkers: Any) -> None:
-    manager = make_user(["core.task_group.manage"])
+    manager = make_user(["core.task_group.manage", "core.task_group.search"])
     a, b, c = checkers(3)
     too_many = {"code": "payroll", "completionPolicy": "N_OF", "requiredApprovals": 3,
                 "userIds": [str(a.pk), str(b.pk)]}
@@ -714,3 +714,31 @@ def test_only_a_user_with_the_right_routes_approvals(gql: Any, make_user: Any) -
     assert attempt["errors"][0]["extensions"] == {"code": "PERMISSION_DENIED", "permission": "core.approval_route.manage"}
     assert client.execute(LIST_ROUTES)["errors"][0]["extensions"]["code"] == "PERMISSION_DENIED"
     assert not ApprovalRoute.all_objects.exists() and needs_approval(CREATE_ROLE)
+
+
+def test_listing_task_groups_is_its_own_right_and_roles_that_managed_them_keep_it(gql: Any, make_user: Any,
+                                                                                   checkers: Any) -> None:
+    """A checker's task screen lists task groups (its group picker): core.task_group.search
+    (openIMIS's 190001) lets them, without the right to change groups."""
+    import importlib
+
+    from django.apps import apps
+
+    from core.models import Role
+
+    group(TaskGroup.ANY, checkers(1))
+    reader = gql(make_user(["core.task.view", "core.task_group.search"]))
+    assert reader.ok("{ taskGroup { totalCount edges { node { code } } } }")["taskGroup"]["totalCount"] == 1
+    refused = reader.execute(CREATE_GROUP, {"input": {"code": "x", "completionPolicy": "ANY", "userIds": []}})
+    assert refused["errors"][0]["extensions"]["code"] == "PERMISSION_DENIED"
+    viewer = gql(make_user(["core.task.view"])).execute("{ taskGroup { totalCount } }")
+    assert viewer["errors"][0]["extensions"] == {"code": "PERMISSION_DENIED", "permission": "core.task_group.search"}
+
+    managing = Role.objects.create(name="Group admins", permissions=["core.task_group.manage", "core.user.view"])
+    other = Role.objects.create(name="Others", permissions=["core.user.view"])
+    importlib.import_module("core.migrations.0019_task_group_search").grant_search(apps, None)
+    importlib.import_module("core.migrations.0019_task_group_search").grant_search(apps, None)  # once only
+    managing.refresh_from_db()
+    other.refresh_from_db()
+    assert managing.permissions == ["core.task_group.manage", "core.user.view", "core.task_group.search"]
+    assert other.permissions == ["core.user.view"]

@@ -353,7 +353,7 @@ SCREEN_RIGHTS = [
     ("csv reconciliation", "reconciliation.report.search", 206001),
     ("tasks (both menu entries)", "core.task.view", 191005),
     ("task list", "core.task.view", 191001),
-    ("task groups", "core.task_group.manage", 190001),
+    ("task groups", "core.task_group.search", 190001),
     ("task group edit", "core.task_group.manage", 190003),
     ("grievance tickets", "grievance.ticket.search", 127000),
     ("grievance comments", "grievance.comment.create", 127005),

@@ -24,7 +24,13 @@ from core.graphql.mutations import CoreMutation
 from core.graphql.scalars import UUID
 from core.graphql.types import CoreNode, CountableConnection, UserType
 from core.models import ApprovalDecision, ApprovalRoute, ApprovalTask, TaskGroup, TaskGroupChecker
-from core.permissions import APPROVAL_ROUTE_MANAGE, TASK_GROUP_MANAGE, TASK_RESOLVE, TASK_VIEW
+from core.permissions import (
+    APPROVAL_ROUTE_MANAGE,
+    TASK_GROUP_MANAGE,
+    TASK_GROUP_SEARCH,
+    TASK_RESOLVE,
+    TASK_VIEW,
+)
 
 # What openIMIS frontends read in executorActionEvent: the executors' job is to approve.
 EXECUTOR_ACTION_EVENT = "approve"
@@ -305,7 +311,7 @@ class Query(graphene.ObjectType):
         order_fields=["date_created", "date_updated", "status", "action", "module", "entity_type"],
     )
     task_group = ProtectedConnectionField(
-        TaskGroupGQLType, permission=TASK_GROUP_MANAGE,
+        TaskGroupGQLType, permission=TASK_GROUP_SEARCH,
         order_fields=["code", "name", "date_created"],
     )
 

@@ -1,5 +1,6 @@
 """openIMIS's frontend shapes over benefit plans that need more than a field: whether a plan
-has payment plans (another module's answer) and ``benefitPlanSchemaField``. Its answer to
+has payment plans (another module's answer), ``benefitPlanSchemaField`` and the core's
+``customFilters`` for a plan's beneficiaries (``custom_filter_schema``). Its answer to
 ``workflow(group: "socialProtection")`` (the core's field) is empty: see ``upload_workflows``."""
 
 from __future__ import annotations
@@ -87,6 +88,50 @@ class Query(graphene.ObjectType):
         for schema in plans.values_list("beneficiary_data_schema", flat=True):
             names.update(((schema or {}).get("properties") or {}).keys())
         return SchemaFieldsType(schema_fields=sorted(names))
+
+
+def custom_filter_schema(actor: Any, module_name: str, object_type_name: str, uuid_of_object: Any,
+                         additional_params: dict[str, Any]) -> dict[str, Any] | None:
+    """openIMIS's ``customFilters(moduleName: "social_protection", objectTypeName: "BenefitPlan",
+    uuidOfObject: <plan>)``, which its benefit plan screens ask for before they filter the plan's
+    beneficiaries: the properties ``customFilters`` on ``beneficiary`` / ``groupBeneficiary``
+    can compare, which are the person's or household's ``json_ext`` (the registry's schema for
+    the plan's type), with the plan's own ``beneficiaryDataSchema`` properties beside them (its
+    types win where both name a property). None for any other object type."""
+    import uuid
+
+    from graphql_relay import from_global_id
+
+    from core.errors import CoreErrorCode, ServiceError
+    from core.permissions import require
+    from modules.individual.validation import group_schema, individual_schema
+    from modules.social_protection.models import BenefitPlan, PlanType
+    from modules.social_protection.permissions import BENEFICIARY_SEARCH
+
+    if module_name != "social_protection" or object_type_name.lower() != "benefitplan":
+        return None
+    require(actor, BENEFICIARY_SEARCH)
+    if not uuid_of_object:
+        raise ServiceError(CoreErrorCode.REQUIRED, "uuidOfObject names the benefit plan whose beneficiaries "
+                           "are filtered.", "uuidOfObject")
+    text = str(uuid_of_object)
+    try:
+        plan_id = uuid.UUID(text)
+    except ValueError:
+        try:
+            kind, raw = from_global_id(text)
+            plan_id = uuid.UUID(raw) if kind == "BenefitPlanGQLType" else None
+        except (ValueError, TypeError, UnicodeDecodeError):
+            plan_id = None
+    if plan_id is None:
+        raise ServiceError(CoreErrorCode.INVALID_ID, f"'{text[:60]}' is neither a UUID nor a benefit plan id.",
+                           "uuidOfObject")
+    plan = BenefitPlan.objects.filter(pk=plan_id).only("type", "beneficiary_data_schema").first()
+    if plan is None:
+        raise ServiceError(CoreErrorCode.NOT_FOUND, f"No benefit plan has the id {plan_id}.", "uuidOfObject")
+    registry = (group_schema() if plan.type == PlanType.GROUP else individual_schema()).schema
+    own = (plan.beneficiary_data_schema or {}).get("properties") or {}
+    return {"properties": {**(registry.get("properties") or {}), **own}}
 
 
 def upload_workflows(group: str) -> list[tuple[str, str]] | None:

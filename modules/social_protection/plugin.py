@@ -100,6 +100,14 @@ def grievance_beneficiaries(beneficiary_ids: list[Any]) -> dict[Any, dict[str, A
 
 
 @hookimpl
+def coremis_custom_filter_schema(actor: Any, module_name: str, object_type_name: str, uuid_of_object: Any,
+                                 additional_params: dict[str, Any]) -> dict[str, Any] | None:
+    from modules.social_protection.openimis import custom_filter_schema
+
+    return custom_filter_schema(actor, module_name, object_type_name, uuid_of_object, additional_params)
+
+
+@hookimpl
 def coremis_upload_workflows(actor: Any, group: str) -> list[tuple[str, str]] | None:
     from modules.social_protection.openimis import upload_workflows
 

@@ -228,3 +228,35 @@ def test_criteria_about_the_head_alone_read_as_criteria_on_a_person():
                   {"on": "self", "filter": "x__exact__integer=1"}, {}, {"combine": "AND", "conditions": []},
                   {"conditions": "nope"}, [leaf], None):
         assert as_head(other) is None
+
+
+CUSTOM_FILTERS = """query($id: String, $params: String) { customFilters(moduleName: "social_protection",
+    objectTypeName: "BenefitPlan", uuidOfObject: $id, additionalParams: $params) {
+    type code possibleFilters { field filter type } } }"""
+
+
+def test_a_plans_custom_filters_are_what_its_beneficiary_lists_filter_on(gql, make_user, create_plan, plan_officer_rights):
+    """openIMIS's benefit plan screens ask which json_ext properties the plan's beneficiaries
+    can be filtered on: the registry's for the plan's type, and the plan's own data schema."""
+    from graphql_relay import to_global_id
+
+    client = gql(make_user(plan_officer_rights))
+    schema = {"type": "object", "properties": {"school_grade": {"type": "integer"}}}
+    plan = create_plan(client, code="CT-S", type="GROUP", beneficiaryDataSchema=json.dumps(schema))
+    for ident in (plan["uuid"], to_global_id("BenefitPlanGQLType", plan["uuid"])):
+        found = client.ok(CUSTOM_FILTERS, {"id": ident, "params": '{"type":"GROUP"}'})["customFilters"]
+        codes = {f["code"]: f for f in found}
+        assert {"livelihood", "house_type", "school_grade"} <= set(codes)
+        assert codes["school_grade"]["type"] == "integer"
+        assert {"field": "school_grade", "filter": "gte", "type": "integer"} in codes["school_grade"]["possibleFilters"]
+    person_plan = create_plan(client, code="CT-P", name="Cash transfer to people")
+    codes = {f["code"] for f in client.ok(CUSTOM_FILTERS, {"id": person_plan["uuid"]})["customFilters"]}
+    assert "vulnerability_score" in codes and "livelihood" not in codes
+    # a missing, malformed or unknown plan is a specific error; a caller without the right is refused
+    for ident, code in ((None, "REQUIRED"), ("nope", "INVALID_ID"),
+                        ("00000000-0000-0000-0000-000000000000", "NOT_FOUND")):
+        answer = client.execute(CUSTOM_FILTERS, {"id": ident})
+        assert answer["data"]["customFilters"] is None
+        assert answer["errors"][0]["extensions"]["code"] == code, answer
+    stranger = gql(make_user([])).execute(CUSTOM_FILTERS, {"id": plan["uuid"]})
+    assert stranger["errors"][0]["extensions"]["code"] == "PERMISSION_DENIED"
