@@ -151,8 +151,10 @@ def run_ingest(ctx: JobContext) -> dict[str, Any]:
             rows = statements.read_statement(file.source, path, counts)
         else:
             rows = read_rows(path, layout_for(file.source, point_code), counts)
+        # (a statement's reader is the slow half: it reads the next chunk while one is stored)
         result = ledger.store(rows, source=file.source, point_id=file.payment_point_id, file_id=file.pk,
-                              user=ctx.user, payroll_id=file.payroll_id, scope=scope_paths(ctx.user))
+                              user=ctx.user, payroll_id=file.payroll_id, scope=scope_paths(ctx.user),
+                              chunk=ledger.STAGE_CHUNK if file.source in (Source.CAMT053, Source.MT940) else None)
     except ServiceError as exc:
         ReportFile.objects.filter(pk=file.pk).update(status=FileStatus.FAIL, error={"file": exc.message},
                                                      rows=counts.rows)

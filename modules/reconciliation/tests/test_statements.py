@@ -105,3 +105,60 @@ def test_each_shape_of_camt053_entry_is_read(tmp_path):
         (6, "", "PAID", 2000, "BIF", "", "", datetime.date(2026, 1, 4), "")]
     # the first entry's text names its reference, amount and transaction
     assert rows[0].raw == "Ntry@1 PAY-1 9000 S-1"
+
+
+class Rollback(Exception):
+    pass
+
+
+def _stored_and_flagged(sent, path, chunk):
+    """What storing the statement in chunks of ``chunk`` lines leaves: the ledger's lines, the
+    cases and the payments' statuses (then rolled back)."""
+    from django.db import transaction
+
+    from modules.reconciliation import ledger, statements
+    from modules.reconciliation.reading import Counts
+
+    try:
+        with transaction.atomic():
+            result = ledger.store(statements.read_camt053(path, Counts()), source="CAMT053", point_id=sent.point.pk,
+                                  file_id=None, user=sent.user, chunk=chunk)
+            seen = (sorted(ProviderReport.objects.values_list("line", "reference", "status", "amount", "checksum",
+                                                               "payment__code")),
+                    sorted(Mismatch.objects.values_list("klass", "reference", "detail", "report__line")),
+                    sorted(BenefitConsumption.objects.values_list("code", "status", "provider_transaction_id")),
+                    {k: v for k, v in result.items() if k != "seconds"})
+            raise Rollback
+    except Rollback:
+        return seen
+
+
+def test_a_statement_stored_chunk_by_chunk_leaves_what_one_chunk_does(sent_payroll, provider_files):
+    sent = sent_payroll
+    refs = sent.references
+    lines = entries(sent, e0={"amount": sent.amounts[refs[0]] - 1000}, e1={"reference": ""}, e2={"reversal": True},
+                    e3={"reference": "", "account": "+25771000000"})
+    lines += [dict(lines[4]), {**lines[5], "txn": "BK-OTHER"}]  # the same line again; a second transaction id
+    path = provider_files.camt053(lines)
+    whole = _stored_and_flagged(sent, path, None)
+    assert whole[3]["stored"] == 7 and {klass for klass, *_ in whole[1]} == {"AMOUNT_DIFFERS", "UNKNOWN_REFERENCE",
+                                                                             "PAID_TWICE"}
+    assert _stored_and_flagged(sent, path, 2) == _stored_and_flagged(sent, path, 1) == whole
+
+
+def test_a_reader_failing_half_way_stores_nothing(sent_payroll):
+    from core.errors import ServiceError
+    from modules.reconciliation import ledger
+    from modules.reconciliation.errors import ReconciliationErrorCode as E
+    from modules.reconciliation.reading import Row
+
+    sent = sent_payroll
+
+    def rows():
+        for n, ref in enumerate(sent.references[:3], start=1):
+            yield Row(line=n, reference=ref, status="PAID", amount=Decimal(sent.amounts[ref]))
+        raise ServiceError(E.UNREADABLE_FILE, "The file is cut short.", "file")
+
+    with pytest.raises(ServiceError, match="cut short"):
+        ledger.store(rows(), source="RESULT_FILE", point_id=sent.point.pk, file_id=None, user=sent.user, chunk=2)
+    assert not ProviderReport.objects.exists() and not Mismatch.objects.exists()
