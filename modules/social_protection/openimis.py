@@ -98,11 +98,8 @@ def custom_filter_schema(actor: Any, module_name: str, object_type_name: str, uu
     can compare, which are the person's or household's ``json_ext`` (the registry's schema for
     the plan's type), with the plan's own ``beneficiaryDataSchema`` properties beside them (its
     types win where both name a property). None for any other object type."""
-    import uuid
-
-    from graphql_relay import from_global_id
-
     from core.errors import CoreErrorCode, ServiceError
+    from core.graphql.scalars import parse_uuid
     from core.permissions import require
     from modules.individual.validation import group_schema, individual_schema
     from modules.social_protection.models import BenefitPlan, PlanType
@@ -114,18 +111,7 @@ def custom_filter_schema(actor: Any, module_name: str, object_type_name: str, uu
     if not uuid_of_object:
         raise ServiceError(CoreErrorCode.REQUIRED, "uuidOfObject names the benefit plan whose beneficiaries "
                            "are filtered.", "uuidOfObject")
-    text = str(uuid_of_object)
-    try:
-        plan_id = uuid.UUID(text)
-    except ValueError:
-        try:
-            kind, raw = from_global_id(text)
-            plan_id = uuid.UUID(raw) if kind == "BenefitPlanGQLType" else None
-        except (ValueError, TypeError, UnicodeDecodeError):
-            plan_id = None
-    if plan_id is None:
-        raise ServiceError(CoreErrorCode.INVALID_ID, f"'{text[:60]}' is neither a UUID nor a benefit plan id.",
-                           "uuidOfObject")
+    plan_id = parse_uuid(str(uuid_of_object))  # (INVALID_ID for neither a UUID nor an id)
     plan = BenefitPlan.objects.filter(pk=plan_id).only("type", "beneficiary_data_schema").first()
     if plan is None:
         raise ServiceError(CoreErrorCode.NOT_FOUND, f"No benefit plan has the id {plan_id}.", "uuidOfObject")
